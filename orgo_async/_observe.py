@@ -1,0 +1,40 @@
+"""A context-local observer of retries, so a fleet can react to the 429s of its requests."""
+
+from __future__ import annotations
+
+import contextvars
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Protocol
+
+from .errors import OrgoError
+
+
+class RetryObserver(Protocol):
+    """Told about every retry of the requests made in its context (see :func:`observe_retries`)."""
+
+    def on_retry(self, failure: OrgoError, delay: float) -> None: ...
+
+
+_observer: contextvars.ContextVar[RetryObserver | None] = contextvars.ContextVar(
+    "orgo_async_retry_observer", default=None
+)
+
+
+@contextmanager
+def observe_retries(observer: RetryObserver) -> Iterator[None]:
+    """Report the retries of every request made in this context (and tasks it starts).
+
+    The fleet uses it to slow the whole fleet down on a 429, and launches to
+    count their create retries.
+    """
+    token = _observer.set(observer)
+    try:
+        yield
+    finally:
+        _observer.reset(token)
+
+
+def current_observer() -> RetryObserver | None:
+    """The observer of the current context, if any."""
+    return _observer.get()

@@ -1,0 +1,528 @@
+"""Launching many computers at once, leaving none behind.
+
+:class:`Fleet` creates computers with bounded concurrency (and optionally a
+create rate), waits for each to become ready, and hands them over one by one
+as they are ready. Every computer the caller has not received when the
+launch ends (by cancellation, a deadline, a fatal error, or leaving the
+``async with`` block early) is deleted, creates still in flight included, in
+a cleanup that cannot itself be cancelled half way.
+
+One :class:`AdaptiveLimiter` paces the whole fleet: a 429 on any create slows
+every create down, and the pace recovers with each success.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import secrets
+from collections.abc import Sequence
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Final
+
+import attrs
+
+from ._aio import run_shielded
+from ._observe import observe_retries
+from .errors import (
+    APIConnectionError,
+    APIError,
+    APITimeoutError,
+    AuthenticationError,
+    ClientClosedError,
+    CreateOutcomeUnknown,
+    FleetError,
+    OrgoError,
+    PaymentRequiredError,
+    PermissionDeniedError,
+    RateLimitError,
+)
+from .models import Computer, ComputerSpec, LaunchedComputer, LaunchTiming
+
+if TYPE_CHECKING:
+    from ._client import Orgo
+
+__all__ = ["AdaptiveLimiter", "Fleet", "FleetFailure", "FleetResult"]
+
+log = logging.getLogger("orgo_async.fleet")
+
+# Errors after which no other create can succeed: they end the whole launch.
+_FATAL: Final = (
+    AuthenticationError,
+    PaymentRequiredError,
+    PermissionDeniedError,
+    ClientClosedError,
+)
+
+
+class _Abandoned(Exception):
+    """Raised inside a create's retry wait once the fleet is stopping."""
+
+
+@attrs.frozen(kw_only=True)
+class FleetFailure:
+    """One computer of a fleet that did not become ready.
+
+    Attributes:
+        index: Its position in the fleet's specs.
+        name: Its name.
+        error: Why (``ReadyTimeout``, ``ComputerFailedError``, an ``APIError``...).
+        computer_id: Its id, if it was created (it has been deleted since).
+    """
+
+    index: int
+    name: str
+    error: Exception
+    computer_id: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class FleetResult:
+    """The outcome of a collect-all launch: every ready computer and every failure."""
+
+    ready: tuple[LaunchedComputer, ...]
+    failures: tuple[FleetFailure, ...]
+
+
+class AdaptiveLimiter:
+    """Paces creates for a whole fleet; halves the pace on a 429, regains it on success.
+
+    Args:
+        rate: The highest create rate per second; ``None`` starts unpaced.
+        min_rate: The pace never drops below this.
+    """
+
+    def __init__(self, rate: float | None = None, *, min_rate: float = 0.5) -> None:
+        if rate is not None and not rate > 0:
+            raise ValueError(f"rate must be > 0 creates per second or None; got {rate!r}")
+        self.max_rate = rate
+        self.min_rate = min_rate
+        self.rate = rate
+        self.rate_limited = 0
+        self._next_slot = 0.0
+        self._paused_until = 0.0
+        self._last_cut = -1e9
+        self._starts: collections.deque[float] = collections.deque(maxlen=64)
+
+    def __repr__(self) -> str:
+        return f"<AdaptiveLimiter rate={self.rate} rate_limited={self.rate_limited}>"
+
+    async def acquire(self) -> None:
+        """Wait for this create's turn."""
+        loop = asyncio.get_running_loop()
+        # The pause end moves when more 429s arrive, so re-check it after each sleep.
+        while (pause := self._paused_until - loop.time()) > 0:  # noqa: ASYNC110
+            await asyncio.sleep(pause)
+        if self.rate is not None:
+            now = loop.time()
+            slot = max(now, self._next_slot)
+            self._next_slot = slot + 1.0 / self.rate
+            if slot > now:
+                await asyncio.sleep(slot - now)
+        self._starts.append(loop.time())
+
+    def on_retry(self, failure: OrgoError, delay: float) -> None:
+        """A request of the fleet will be retried: on a 429, slow the whole fleet."""
+        if isinstance(failure, RateLimitError):
+            self.on_rate_limited(failure.retry_after)
+
+    def on_rate_limited(self, retry_after: float | None) -> None:
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        self.rate_limited += 1
+        wait = retry_after if retry_after is not None else 1.0
+        self._paused_until = max(self._paused_until, now + wait)
+        # One cut per burst of 429s: the requests in flight all see the same limit.
+        if now - self._last_cut < max(wait, 0.2):
+            return
+        self._last_cut = now
+        current = self.rate if self.rate is not None else self._observed_rate(now)
+        self.rate = max(self.min_rate, current / 2)
+
+    def on_success(self) -> None:
+        if self.rate is None:
+            return
+        ceiling = self.max_rate
+        grown = self.rate + max(0.1, self.rate * 0.05)
+        self.rate = grown if ceiling is None else min(ceiling, grown)
+
+    def _observed_rate(self, now: float) -> float:
+        recent = [t for t in self._starts if now - t <= 1.0]
+        return float(max(len(recent), 1))
+
+
+_END: Final = object()
+
+
+@attrs.define
+class _Item:
+    index: int
+    spec: ComputerSpec
+    computer: Computer | None = None
+    create: asyncio.Task[Computer] | None = None
+    queued: bool = False
+    done: bool = False
+
+
+class Fleet:
+    """Launch computers concurrently; iterate to receive each as it becomes ready.
+
+    Use it as an async context manager, and iterate inside it::
+
+        async with orgo.fleet(workspace_id, count=50, concurrency=16) as fleet:
+            async for launched in fleet:
+                print(launched.computer.name, launched.timing.total_seconds)
+        print(fleet.failures)
+
+    Leaving the block, normally or not, deletes every computer you were not
+    handed. The iterator ends when every computer is ready or has failed;
+    failures do not interrupt it (see :attr:`failures`), fatal errors (a bad
+    key, a plan limit) do: they end the launch and are raised.
+
+    Get one with :meth:`Orgo.fleet <orgo_async.Orgo.fleet>`.
+    """
+
+    def __init__(
+        self,
+        client: Orgo,
+        specs: Sequence[ComputerSpec],
+        *,
+        concurrency: int = 16,
+        rate: float | None = None,
+        ready_timeout: float | None = 120.0,
+        deadline: float | None = None,
+        limiter: AdaptiveLimiter | None = None,
+    ) -> None:
+        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+            raise ValueError(f"concurrency must be an int >= 1; got {concurrency!r}")
+        if deadline is not None and not deadline > 0:
+            raise ValueError(f"deadline must be > 0 seconds or None; got {deadline!r}")
+        names = [s.name for s in specs]
+        if len(set(zip(names, (s.workspace_id for s in specs), strict=True))) != len(names):
+            raise ValueError("every computer of a fleet needs its own name in its workspace")
+        self._client = client
+        self._items = [_Item(i, spec) for i, spec in enumerate(specs)]
+        self._concurrency = concurrency
+        self._ready_timeout = ready_timeout
+        self._deadline = deadline
+        self.limiter = limiter if limiter is not None else AdaptiveLimiter(rate)
+        """The limiter pacing this fleet's creates."""
+        self.failures: list[FleetFailure] = []
+        """The computers that failed so far (each already deleted)."""
+        self._queue: asyncio.Queue[Any] = asyncio.Queue()
+        self._stopping = asyncio.Event()
+        self._supervisor: asyncio.Task[None] | None = None
+        self._finished = False
+        self._received: dict[str, _Item] = {}
+        self._retry = attrs.evolve(client.retry, sleep=self._retry_sleep)
+
+    def __repr__(self) -> str:
+        return (
+            f"<Fleet size={len(self._items)} concurrency={self._concurrency} "
+            f"failures={len(self.failures)}>"
+        )
+
+    # -- public -------------------------------------------------------------------
+
+    async def __aenter__(self) -> Fleet:
+        if self._supervisor is not None:
+            raise RuntimeError("a Fleet can be entered once")
+        self._client._check_open()
+        self._supervisor = asyncio.get_running_loop().create_task(self._supervise())
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await run_shielded(self._shutdown())
+
+    def __aiter__(self) -> Fleet:
+        return self
+
+    async def __anext__(self) -> LaunchedComputer:
+        """The next computer to become ready.
+
+        Cancel-safe: a computer is handed over only when this returns it.
+
+        Raises:
+            StopAsyncIteration: every computer is ready or failed.
+            OrgoError: a fatal error ended the launch.
+        """
+        if self._supervisor is None:
+            raise RuntimeError("iterate a Fleet inside `async with orgo.fleet(...) as fleet:`")
+        if self._finished:
+            raise StopAsyncIteration
+        item = await self._queue.get()
+        if item is _END:
+            self._finished = True
+            raise StopAsyncIteration
+        if isinstance(item, BaseException):
+            self._finished = True
+            raise item
+        launched, slot = item
+        # Received: from now on the computer is the caller's, and no cleanup touches it.
+        slot.queued = False
+        slot.computer = None
+        self._received[launched.computer.id] = slot
+        return launched  # type: ignore[no-any-return]
+
+    def _give_back(self, computer: Computer) -> None:
+        """Return a received computer, so that the cleanup deletes it."""
+        item = self._received.pop(computer.id)
+        item.computer = computer
+        item.queued = True
+
+    # -- the launch -----------------------------------------------------------------
+
+    async def _supervise(self) -> None:
+        pending = collections.deque(self._items)
+        end: object = _END
+        try:
+            async with asyncio.timeout(self._deadline):
+                async with asyncio.TaskGroup() as group:
+                    for _ in range(min(self._concurrency, len(pending))):
+                        group.create_task(self._worker(pending))
+        except TimeoutError:
+            self._fail_unfinished(
+                lambda: APITimeoutError(phase="fleet deadline", seconds=self._deadline)
+            )
+        except BaseExceptionGroup as group_error:
+            fatal = _first_fatal(group_error)
+            if fatal is None:
+                raise
+            self._fail_unfinished(lambda: fatal)
+            end = fatal
+        finally:
+            self._stopping.set()
+            # Deadline or fatal error: take back what nobody will receive.
+            await run_shielded(self._reclaim(include_queued=False))
+            self._queue.put_nowait(end)
+
+    async def _worker(self, pending: collections.deque[_Item]) -> None:
+        while pending:
+            await self._launch_one(pending.popleft())
+
+    async def _launch_one(self, item: _Item) -> None:
+        client = self._client
+        loop = asyncio.get_running_loop()
+        retries = 0
+        while True:
+            await self.limiter.acquire()
+            sent = loop.time()
+            item.create = loop.create_task(self._create(item.spec))
+            # Shielded: a create in flight finishes even if the launch is cancelled,
+            # so that the cleanup knows what it made.
+            try:
+                computer = await asyncio.shield(item.create)
+            except RateLimitError as exc:
+                item.create = None
+                retries += 1
+                self.limiter.on_rate_limited(exc.retry_after)
+                continue
+            except _FATAL:
+                item.create = None
+                raise
+            except _Abandoned:
+                return  # the fleet is stopping; the cleanup resolves this create
+            except (APIError, APIConnectionError) as exc:
+                item.create = None
+                self._fail(item, exc)
+                return
+            item.create = None
+            break
+        answered = loop.time()
+        item.computer = computer
+        self.limiter.on_success()
+        try:
+            info = await client.computers.wait_ready(
+                computer, timeout=self._ready_timeout, since=answered
+            )
+        except OrgoError as exc:
+            await self._delete(computer)
+            item.computer = None
+            self._fail(item, exc)
+            return
+        timing = LaunchTiming(
+            request_sent=sent,
+            create_answered=answered,
+            first_probe=info.first_probe,
+            ready_detected=info.ready,
+            probes=info.probes,
+            retries=retries,
+        )
+        item.done = item.queued = True
+        self._queue.put_nowait((LaunchedComputer(computer=computer, timing=timing), item))
+
+    async def _create(self, spec: ComputerSpec) -> Computer:
+        with observe_retries(self.limiter):
+            return await self._client.computers.create_from(spec, retry=self._retry)
+
+    async def _retry_sleep(self, delay: float) -> None:
+        # A stopping fleet does not wait out retries: the cleanup resolves the create.
+        if self._stopping.is_set():
+            raise _Abandoned
+        try:
+            async with asyncio.timeout(delay):
+                await self._stopping.wait()
+        except TimeoutError:
+            return
+        raise _Abandoned
+
+    def _fail(self, item: _Item, error: Exception) -> None:
+        item.done = True
+        computer_id = item.computer.id if item.computer is not None else None
+        self.failures.append(
+            FleetFailure(
+                index=item.index, name=item.spec.name, error=error, computer_id=computer_id
+            )
+        )
+
+    def _fail_unfinished(self, error: Any) -> None:
+        for item in self._items:
+            if not item.done:
+                self._fail(item, error())
+
+    # -- cleanup --------------------------------------------------------------------
+
+    async def _shutdown(self) -> None:
+        self._stopping.set()
+        if self._supervisor is not None and not self._supervisor.done():
+            self._supervisor.cancel()
+        if self._supervisor is not None:
+            try:
+                await self._supervisor
+            except asyncio.CancelledError:
+                pass
+        await self._reclaim(include_queued=True)
+        self._finished = True
+
+    async def _reclaim(self, *, include_queued: bool) -> None:
+        """Delete every computer of this fleet that the caller does not hold."""
+        creates = [i for i in self._items if i.create is not None]
+        if creates:
+            await asyncio.wait([i.create for i in creates if i.create is not None])
+        doomed: list[Computer] = []
+        unknown: list[_Item] = []
+        for item in creates:
+            task, item.create = item.create, None
+            assert task is not None
+            if task.cancelled():
+                unknown.append(item)
+                continue
+            exc = task.exception()
+            if exc is None:
+                doomed.append(task.result())
+            elif isinstance(exc, _Abandoned | CreateOutcomeUnknown | APIConnectionError):
+                unknown.append(item)
+        for item in self._items:
+            if item.computer is not None and (include_queued or not item.queued):
+                doomed.append(item.computer)
+                item.computer = None
+                item.queued = False
+        if unknown:
+            doomed.extend(await self._look_up(unknown))
+        if doomed:
+            await asyncio.gather(*(self._delete(c) for c in doomed))
+
+    async def _look_up(self, items: list[_Item]) -> list[Computer]:
+        wanted = {(i.spec.workspace_id, i.spec.name) for i in items}
+        found: list[Computer] = []
+        for workspace_id in {ws for ws, _ in wanted}:
+            try:
+                computers = await self._client.computers.list(workspace_id)
+            except OrgoError as exc:
+                log.warning("fleet cleanup could not list workspace %s: %s", workspace_id, exc)
+                continue
+            found.extend(c for c in computers if (workspace_id, c.name) in wanted)
+        return found
+
+    async def _delete(self, computer: Computer) -> None:
+        try:
+            await run_shielded(self._client.computers.delete(computer, missing_ok=True))
+        except OrgoError as exc:
+            log.warning("fleet cleanup could not delete computer %s: %s", computer.id, exc)
+
+
+def _first_fatal(group: BaseExceptionGroup[BaseException]) -> OrgoError | None:
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            found = _first_fatal(exc)
+            if found is not None:
+                return found
+        elif isinstance(exc, _FATAL):
+            return exc
+    return None
+
+
+def fleet_specs(
+    workspace_id: str,
+    *,
+    count: int | None,
+    specs: Sequence[ComputerSpec] | None,
+    prefix: str,
+    **fields: Any,
+) -> list[ComputerSpec]:
+    """The specs of a fleet: the given ones, or ``count`` named ``{prefix}-{run}-{n}``."""
+    if specs is not None:
+        if count is not None or fields:
+            raise ValueError("give either specs, or count with the computers' fields, not both")
+        return list(specs)
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise ValueError(f"count must be an int >= 1; got {count!r}")
+    if not isinstance(prefix, str) or not prefix:
+        raise ValueError(f"prefix must be a non-empty string; got {prefix!r}")
+    run = secrets.token_hex(3)
+    width = max(3, len(str(count - 1)))
+    return [
+        ComputerSpec(workspace_id=workspace_id, name=f"{prefix}-{run}-{n:0{width}d}", **fields)
+        for n in range(count)
+    ]
+
+
+async def collect(fleet: Fleet, *, raise_on_failure: bool = False) -> FleetResult:
+    """Run a fleet to the end and return what became ready and what failed.
+
+    With ``raise_on_failure``, any failure deletes the ready computers too and
+    raises :class:`FleetError`.
+    """
+    async with fleet:
+        ready = [launched async for launched in fleet]
+        if raise_on_failure and fleet.failures:
+            # All or nothing: hand the ready ones back to the fleet's cleanup.
+            for launched in ready:
+                fleet._give_back(launched.computer)
+    result = FleetResult(ready=tuple(ready), failures=tuple(fleet.failures))
+    if raise_on_failure and result.failures:
+        raise FleetError(
+            f"{len(result.failures)} of {len(ready) + len(result.failures)} computers failed",
+            [f.error for f in result.failures],
+            ready=len(ready),
+        )
+    return result
+
+
+async def reap(
+    client: Orgo, prefix: str, *, workspace_id: str | None = None, concurrency: int = 16
+) -> list[Computer]:
+    """Delete every computer whose name starts with ``{prefix}-``: a crashed run's leftovers.
+
+    Returns the computers deleted.
+    """
+    if not isinstance(prefix, str) or not prefix:
+        raise ValueError(f"prefix must be a non-empty string; got {prefix!r}")
+    computers = await client.computers.list(workspace_id)
+    doomed = [c for c in computers if c.name.startswith(prefix + "-")]
+    gate = asyncio.Semaphore(concurrency)
+
+    async def delete(computer: Computer) -> None:
+        async with gate:
+            await client.computers.delete(computer, missing_ok=True)
+
+    async with asyncio.TaskGroup() as group:
+        for computer in doomed:
+            group.create_task(delete(computer))
+    return doomed

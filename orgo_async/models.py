@@ -1,0 +1,276 @@
+"""The data the API returns, as frozen attrs classes.
+
+The wire format lives in :mod:`orgo_async._converter`, not here: these classes
+know nothing of JSON keys, aliases or drift.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from datetime import datetime
+from typing import Any, Final
+
+import attrs
+
+__all__ = [
+    "AutoStop",
+    "Computer",
+    "ComputerSpec",
+    "ComputerStatus",
+    "LaunchTiming",
+    "LaunchedComputer",
+    "ResizeDimension",
+    "ResizeResult",
+    "VncCredentials",
+    "Workspace",
+]
+
+RAM_CHOICES: Final = (4, 8, 16, 32, 64)
+CPU_CHOICES: Final = (1, 2, 4, 8, 16)
+RESIZE_MEM_CHOICES: Final = (4, 8, 16, 32)
+_RESOLUTION = re.compile(r"^([1-9][0-9]{0,4})x([1-9][0-9]{0,4})x(8|16|24|32)$")
+
+
+class ComputerStatus(enum.StrEnum):
+    """A computer's status.
+
+    The enum is open: a value the SDK does not know yet (``frozen`` was one)
+    becomes a member on the fly instead of failing, with :attr:`known` false.
+    """
+
+    CREATING = "creating"
+    STARTING = "starting"
+    RUNNING = "running"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+    RESTARTING = "restarting"
+    SUSPENDED = "suspended"
+    DELETING = "deleting"
+    ERROR = "error"
+    FROZEN = "frozen"
+
+    @classmethod
+    def _missing_(cls, value: object) -> ComputerStatus | None:
+        if not isinstance(value, str):
+            return None
+        member = str.__new__(cls, value)
+        member._name_ = value.upper()
+        member._value_ = value
+        return member
+
+    @property
+    def known(self) -> bool:
+        """Whether this status is one the SDK was written for."""
+        return self._name_ in type(self).__members__
+
+    @property
+    def is_failed(self) -> bool:
+        """Whether a computer in this status will not become ready without help."""
+        return self in _FAILED
+
+
+_FAILED: Final = frozenset({ComputerStatus.ERROR, ComputerStatus.STOPPED, ComputerStatus.DELETING})
+
+
+def _choice(choices: tuple[int, ...]) -> Any:
+    def check(instance: object, attribute: attrs.Attribute[int | None], value: int | None) -> None:
+        if value is None:
+            return
+        if isinstance(value, bool) or not isinstance(value, int) or value not in choices:
+            allowed = ", ".join(map(str, choices))
+            raise ValueError(f"{attribute.name} must be one of {allowed}; got {value!r}")
+
+    return check
+
+
+def _positive_int(
+    instance: object, attribute: attrs.Attribute[int | None], value: int | None
+) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"{attribute.name} must be a positive whole number; got {value!r}")
+
+
+def _non_negative_int(
+    instance: object, attribute: attrs.Attribute[int | None], value: int | None
+) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{attribute.name} must be a whole number >= 0; got {value!r}")
+
+
+def _non_empty(instance: object, attribute: attrs.Attribute[str], value: str) -> None:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{attribute.name} must be a non-empty string; got {value!r}")
+
+
+def _resolution(
+    instance: object, attribute: attrs.Attribute[str | None], value: str | None
+) -> None:
+    if value is None:
+        return
+    if not isinstance(value, str) or not _RESOLUTION.match(value):
+        raise ValueError(
+            f"resolution must be WIDTHxHEIGHTxDEPTH with depth 8, 16, 24 or 32 "
+            f"(for example 1280x720x24); got {value!r}"
+        )
+
+
+def _os(instance: object, attribute: attrs.Attribute[str], value: str) -> None:
+    if value != "linux":
+        raise ValueError(f"os must be 'linux' (the only one Orgo offers); got {value!r}")
+
+
+@attrs.frozen(kw_only=True)
+class ComputerSpec:
+    """What to create: the body of ``POST /computers``, validated on construction.
+
+    ``None`` fields are left out of the request so the API applies its
+    defaults (4 GB, 1 core, 8 GB disk, 1280x720x24, no auto-stop).
+
+    Raises:
+        ValueError: naming the field and its allowed values, before any request.
+    """
+
+    name: str = attrs.field(validator=_non_empty)
+    workspace_id: str = attrs.field(validator=_non_empty)
+    os: str = attrs.field(default="linux", validator=_os)
+    ram: int | None = attrs.field(default=None, validator=_choice(RAM_CHOICES))
+    cpu: int | None = attrs.field(default=None, validator=_choice(CPU_CHOICES))
+    disk_size_gb: int | None = attrs.field(default=None, validator=_positive_int)
+    resolution: str | None = attrs.field(default=None, validator=_resolution)
+    auto_stop_minutes: int | None = attrs.field(default=None, validator=_non_negative_int)
+    template_ref: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class Computer:
+    """A cloud computer as the API last described it.
+
+    ``vnc_password`` is the bearer token of the computer's WebSockets; it
+    rotates on every start and restart, and is left out of ``repr``.
+    """
+
+    id: str
+    name: str = ""
+    workspace_id: str | None = None
+    project_name: str | None = None
+    os: str | None = None
+    ram: int | None = None
+    cpu: int | None = None
+    disk_size_gb: int | None = None
+    resolution: str | None = None
+    status: ComputerStatus = ComputerStatus.CREATING
+    auto_stop_minutes: int | None = None
+    url: str | None = None
+    created_at: datetime | None = None
+    instance_id: str | None = None
+    hostname: str | None = None
+    connection_url: str | None = None
+    template_ref: str | None = None
+    vnc_password: str | None = attrs.field(default=None, repr=False)
+
+
+@attrs.frozen(kw_only=True)
+class Workspace:
+    """A workspace (formerly "project") and the computers it held when read."""
+
+    id: str
+    name: str = ""
+    user_id: str | None = None
+    status: str | None = None
+    icon_url: str | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    role: str | None = None
+    member_count: int | None = None
+    computers: tuple[Computer, ...] = ()
+
+
+@attrs.frozen(kw_only=True)
+class VncCredentials:
+    """The current token(s) of a computer's WebSockets; both are left out of ``repr``."""
+
+    password: str = attrs.field(repr=False)
+    desktop_api_token: str | None = attrs.field(default=None, repr=False)
+
+
+@attrs.frozen(kw_only=True)
+class AutoStop:
+    """A computer's auto-stop setting; ``None`` minutes means never."""
+
+    auto_stop_minutes: int | None = None
+    configurable: bool | None = None
+
+
+@attrs.frozen(kw_only=True)
+class ResizeDimension:
+    """What happened to one requested dimension of a resize."""
+
+    requested: Any = None
+    applied: Any = None
+    ok: bool = False
+    error: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class ResizeResult:
+    """The answer to a resize: the computer's size now, and per dimension what happened."""
+
+    vcpus: int | None = None
+    mem_gb: int | None = None
+    disk_size_gb: int | None = None
+    bandwidth_limit_mbps: int | None = None
+    auto_stop_minutes: int | None = None
+    results: dict[str, ResizeDimension] = attrs.field(factory=dict)
+    partial: bool = False
+
+
+@attrs.frozen(kw_only=True)
+class LaunchTiming:
+    """Where the time of one launch went.
+
+    Instants are ``time.monotonic()`` values (the event loop's clock), comparable
+    across processes of one Linux machine.
+
+    Attributes:
+        request_sent: The create request was sent (first attempt).
+        create_answered: The create's answer arrived.
+        first_probe: The first health probe was sent (``None`` if none was needed).
+        ready_detected: The health probe that answered 200 came back.
+        probes: Health probes sent.
+        retries: Create attempts beyond the first (429s, wake codes, lost answers).
+    """
+
+    request_sent: float
+    create_answered: float
+    first_probe: float | None
+    ready_detected: float
+    probes: int
+    retries: int = 0
+
+    @property
+    def create_seconds(self) -> float:
+        """From sending the create to its answer."""
+        return self.create_answered - self.request_sent
+
+    @property
+    def create_to_ready_seconds(self) -> float:
+        """From the create's answer to readiness being seen."""
+        return self.ready_detected - self.create_answered
+
+    @property
+    def total_seconds(self) -> float:
+        """From sending the create to readiness being seen."""
+        return self.ready_detected - self.request_sent
+
+
+@attrs.frozen(kw_only=True)
+class LaunchedComputer:
+    """A computer that is ready, with the timing of its launch."""
+
+    computer: Computer
+    timing: LaunchTiming

@@ -1,0 +1,571 @@
+"""``orgo.computers``: create, get, list, delete, lifecycle, clone, move, resize, credentials."""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import logging
+from typing import TYPE_CHECKING, Any
+
+from .._aio import run_shielded
+from .._config import RetryPolicy, Timeouts
+from .._converter import structure, unstructure_spec
+from .._observe import current_observer, observe_retries
+from .._retry import backoff
+from ..errors import (
+    APIConnectionError,
+    APITimeoutError,
+    ConflictError,
+    CreateOutcomeUnknown,
+    MethodNotAllowedError,
+    NotFoundError,
+)
+from ..health import ReadyInfo, wait_ready
+from ..models import (
+    CPU_CHOICES,
+    RESIZE_MEM_CHOICES,
+    AutoStop,
+    Computer,
+    ComputerSpec,
+    ComputerStatus,
+    LaunchedComputer,
+    LaunchTiming,
+    ResizeResult,
+    VncCredentials,
+)
+from ._base import Resource, path_id
+
+if TYPE_CHECKING:
+    from ..errors import OrgoError
+
+log = logging.getLogger("orgo_async")
+
+ComputerRef = str | Computer
+"""A computer given by id, or the Computer itself (which also lends its instance id)."""
+
+
+def _ref_id(ref: ComputerRef) -> str:
+    return path_id(ref.id if isinstance(ref, Computer) else ref, "computer id")
+
+
+class Computers(Resource):
+    """Computers; reach it as ``orgo.computers``."""
+
+    # -- create ------------------------------------------------------------------
+
+    async def create(
+        self,
+        *,
+        workspace_id: str,
+        name: str,
+        ram: int | None = None,
+        cpu: int | None = None,
+        disk_size_gb: int | None = None,
+        resolution: str | None = None,
+        auto_stop_minutes: int | None = None,
+        template_ref: str | None = None,
+        os: str = "linux",
+        timeout: Timeouts | float | None = None,
+    ) -> Computer:
+        """Create a computer; it starts booting at once (poll readiness with ``wait_ready``).
+
+        The create is never blindly replayed. If its answer is lost, the computer
+        is looked up by its name (unique in the workspace) and the create is sent
+        again only if it is not there, so you get exactly one computer.
+
+        Args:
+            workspace_id: The workspace to create it in.
+            name: Unique within the workspace.
+            ram: GB, one of 4, 8, 16, 32, 64 (API default 4).
+            cpu: Cores, one of 1, 2, 4, 8, 16 (API default 1).
+            disk_size_gb: Positive (API default 8).
+            resolution: ``WIDTHxHEIGHTxDEPTH`` (API default ``1280x720x24``).
+            auto_stop_minutes: Minutes idle before it stops; 0 keeps it always on.
+            template_ref: A template such as ``system/claude-code@1.0.0``.
+
+        Raises:
+            ValueError: a field is out of range (before any request is sent).
+            ConflictError: the name is taken in the workspace.
+            NotFoundError: no such workspace.
+            CreateOutcomeUnknown: the answer was lost and the lookup failed too.
+        """
+        spec = ComputerSpec(
+            workspace_id=workspace_id,
+            name=name,
+            os=os,
+            ram=ram,
+            cpu=cpu,
+            disk_size_gb=disk_size_gb,
+            resolution=resolution,
+            auto_stop_minutes=auto_stop_minutes,
+            template_ref=template_ref,
+        )
+        return await self.create_from(spec, timeout=timeout)
+
+    async def create_from(
+        self,
+        spec: ComputerSpec,
+        *,
+        timeout: Timeouts | float | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> Computer:
+        """:meth:`create` from a :class:`ComputerSpec` (already validated)."""
+        body = unstructure_spec(spec)
+        try:
+            response = await self._client._request(
+                "POST", "/computers", json=body, timeout=timeout, idempotent=False, retry=retry
+            )
+        except APIConnectionError as exc:
+            if not exc.sent:
+                raise  # it never reached the server: nothing was created
+            return await self._reconcile(spec, body, exc, timeout, retry or self._client.retry)
+        return structure(response.json(), Computer)
+
+    async def _reconcile(
+        self,
+        spec: ComputerSpec,
+        body: dict[str, Any],
+        lost: APIConnectionError,
+        timeout: Timeouts | float | None,
+        policy: RetryPolicy,
+    ) -> Computer:
+        # The create may or may not have happened. The name is unique in the
+        # workspace, so: look it up, and only if it is absent send it again. A
+        # first create that lands late makes the replay answer 409, which sends
+        # us back to the lookup. Either way exactly one computer exists.
+        client = self._client
+        reason: Exception = lost
+        for attempt in range(policy.max_attempts):
+            if attempt:
+                await policy.sleep(backoff(attempt - 1, policy))
+            try:
+                found = await self.find(spec.workspace_id, spec.name, timeout=timeout)
+                if found is not None:
+                    return found
+                response = await client._request(
+                    "POST",
+                    "/computers",
+                    json=body,
+                    timeout=timeout,
+                    idempotent=False,
+                    retry=policy,
+                )
+                return structure(response.json(), Computer)
+            except ConflictError as exc:
+                reason = exc
+            except APIConnectionError as exc:
+                reason = exc
+        raise CreateOutcomeUnknown(
+            name=spec.name, workspace_id=spec.workspace_id, reason=str(reason)
+        ) from reason
+
+    # -- readiness ---------------------------------------------------------------
+
+    async def wait_ready(
+        self,
+        computer: Computer,
+        *,
+        timeout: float | None = 120.0,
+        since: float | None = None,
+    ) -> ReadyInfo:
+        """Wait until the computer answers its health probe (see :mod:`orgo_async.health`).
+
+        Raises:
+            ReadyTimeout: the deadline passed first.
+            ComputerFailedError: it is (or became) ``error``, ``stopped``, ``deleting`` or gone.
+        """
+        return await wait_ready(self._client, computer, timeout=timeout, since=since)
+
+    async def launch(
+        self,
+        *,
+        workspace_id: str,
+        name: str,
+        ram: int | None = None,
+        cpu: int | None = None,
+        disk_size_gb: int | None = None,
+        resolution: str | None = None,
+        auto_stop_minutes: int | None = None,
+        template_ref: str | None = None,
+        ready_timeout: float | None = 120.0,
+        delete_on_failure: bool = True,
+        timeout: Timeouts | float | None = None,
+    ) -> LaunchedComputer:
+        """Create a computer and wait until it is ready, in one call.
+
+        If it does not become ready (or the call is cancelled meanwhile), the
+        computer is deleted, unless ``delete_on_failure`` is false. The deletion
+        is shielded: a second cancellation cannot stop it half way.
+
+        Returns:
+            The ready computer and the :class:`LaunchTiming` of the launch.
+
+        Raises:
+            ValueError: a field is out of range (before any request).
+            ReadyTimeout, ComputerFailedError: it did not become ready.
+            Any error of :meth:`create`.
+        """
+        spec = ComputerSpec(
+            workspace_id=workspace_id,
+            name=name,
+            ram=ram,
+            cpu=cpu,
+            disk_size_gb=disk_size_gb,
+            resolution=resolution,
+            auto_stop_minutes=auto_stop_minutes,
+            template_ref=template_ref,
+        )
+        return await self.launch_from(
+            spec, ready_timeout=ready_timeout, delete_on_failure=delete_on_failure, timeout=timeout
+        )
+
+    async def launch_from(
+        self,
+        spec: ComputerSpec,
+        *,
+        ready_timeout: float | None = 120.0,
+        delete_on_failure: bool = True,
+        timeout: Timeouts | float | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> LaunchedComputer:
+        """:meth:`launch` from a :class:`ComputerSpec`."""
+        loop = asyncio.get_running_loop()
+        counter = _RetryCounter()
+        sent = loop.time()
+        with observe_retries(counter):
+            computer = await self.create_from(spec, timeout=timeout, retry=retry)
+        answered = loop.time()
+        try:
+            info = await wait_ready(self._client, computer, timeout=ready_timeout, since=answered)
+        except BaseException as exc:
+            if delete_on_failure:
+                await _delete_after_failure(self, computer, exc)
+            raise
+        timing = LaunchTiming(
+            request_sent=sent,
+            create_answered=answered,
+            first_probe=info.first_probe,
+            ready_detected=info.ready,
+            probes=info.probes,
+            retries=counter.retries,
+        )
+        return LaunchedComputer(computer=computer, timing=timing)
+
+    # -- read --------------------------------------------------------------------
+
+    async def get(
+        self, computer: ComputerRef, *, timeout: Timeouts | float | None = None
+    ) -> Computer:
+        """The computer as it is now (with its current ``vnc_password``).
+
+        Raises:
+            NotFoundError: no such computer.
+        """
+        response = await self._client._request(
+            "GET", f"/computers/{_ref_id(computer)}", timeout=timeout
+        )
+        return structure(response.json(), Computer)
+
+    async def list(
+        self, workspace_id: str | None = None, *, timeout: Timeouts | float | None = None
+    ) -> builtins.list[Computer]:
+        """The computers of one workspace, or of every workspace when none is given.
+
+        Orgo has no ``GET /computers``; this reads the workspace's ``desktops``.
+        """
+        if workspace_id is not None:
+            workspace = await self._client.workspaces.get(workspace_id, timeout=timeout)
+            return builtins.list(workspace.computers)
+        workspaces = await self._client.workspaces.list(timeout=timeout)
+        return [c for ws in workspaces for c in ws.computers]
+
+    async def find(
+        self, workspace_id: str, name: str, *, timeout: Timeouts | float | None = None
+    ) -> Computer | None:
+        """The computer with this name in the workspace, or ``None``."""
+        for computer in await self.list(workspace_id, timeout=timeout):
+            if computer.name == name:
+                if computer.vnc_password is None:
+                    return await self.get(computer.id, timeout=timeout)
+                return computer
+        return None
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    async def delete(
+        self,
+        computer: ComputerRef,
+        *,
+        missing_ok: bool = False,
+        timeout: Timeouts | float | None = None,
+    ) -> None:
+        """Delete a computer.
+
+        Raises:
+            NotFoundError: no such computer (unless ``missing_ok``).
+        """
+        try:
+            await self._client._request(
+                "DELETE", f"/computers/{_ref_id(computer)}", timeout=timeout
+            )
+        except NotFoundError:
+            if not missing_ok:
+                raise
+
+    async def start(
+        self, computer: ComputerRef, *, timeout: Timeouts | float | None = None
+    ) -> ComputerStatus:
+        """Start a stopped computer (a cold boot: new IP, new ``vnc_password``).
+
+        Returns the status Orgo reports (``starting``).
+
+        Raises:
+            ConflictError: it is not stopped.
+        """
+        return await self._lifecycle(computer, "start", timeout)
+
+    async def stop(
+        self, computer: ComputerRef, *, timeout: Timeouts | float | None = None
+    ) -> ComputerStatus:
+        """Stop a computer (no compute charge while stopped).
+
+        Raises:
+            ConflictError: it is not running.
+        """
+        return await self._lifecycle(computer, "stop", timeout)
+
+    async def restart(
+        self,
+        computer: ComputerRef,
+        *,
+        stop_timeout: float = 120.0,
+        timeout: Timeouts | float | None = None,
+    ) -> ComputerStatus:
+        """Restart a computer; its ``vnc_password`` rotates.
+
+        Legacy hosts answer 405 to restart: then this stops the computer, waits
+        (up to ``stop_timeout`` seconds) until it is stopped, and starts it.
+
+        Raises:
+            ConflictError: it is not running.
+            APITimeoutError: (fallback only) it did not stop in time, phase ``stop``.
+        """
+        try:
+            return await self._lifecycle(computer, "restart", timeout)
+        except MethodNotAllowedError:
+            pass
+        await self.stop(computer, timeout=timeout)
+        await self._wait_for_status(computer, ComputerStatus.STOPPED, stop_timeout, timeout)
+        return await self.start(computer, timeout=timeout)
+
+    async def _lifecycle(
+        self, computer: ComputerRef, verb: str, timeout: Timeouts | float | None
+    ) -> ComputerStatus:
+        request = self._client._request
+        try:
+            response = await request(
+                "POST", f"/computers/{_ref_id(computer)}/{verb}", timeout=timeout
+            )
+        except NotFoundError:
+            # In 2026-04 lifecycle routes took only the instance id (orgo-api.md 1.4).
+            instance = computer.instance_id if isinstance(computer, Computer) else None
+            if not instance or instance == _ref_id(computer):
+                raise
+            response = await request(
+                "POST", f"/computers/{path_id(instance, 'instance id')}/{verb}", timeout=timeout
+            )
+        body = response.json()
+        status = body.get("status") if isinstance(body, dict) else None
+        return ComputerStatus(status) if isinstance(status, str) else ComputerStatus(verb + "ing")
+
+    async def _wait_for_status(
+        self,
+        computer: ComputerRef,
+        wanted: ComputerStatus,
+        within: float,
+        timeout: Timeouts | float | None,
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        delay = 0.05
+        while True:
+            current = await self.get(computer, timeout=timeout)
+            if current.status == wanted:
+                return
+            if loop.time() + delay > deadline:
+                raise APITimeoutError(
+                    phase=wanted.value,
+                    seconds=within,
+                    method="GET",
+                    path=f"/computers/{_ref_id(computer)}",
+                )
+            await asyncio.sleep(delay)
+            delay = min(delay * 1.5, 1.0)
+
+    async def clone(
+        self,
+        computer: ComputerRef,
+        *,
+        name: str | None = None,
+        timeout: Timeouts | float | None = None,
+    ) -> Computer:
+        """Clone a running computer (a full disk copy); the clone is always on.
+
+        Args:
+            name: The clone's name; Orgo's default is ``"<name> (clone)"``.
+
+        Raises:
+            InvalidRequestError: the source is not running (``NOT_CLONABLE``).
+        """
+        if name is not None and (not isinstance(name, str) or not name.strip()):
+            raise ValueError(f"name must be a non-empty string; got {name!r}")
+        body = {} if name is None else {"name": name}
+        response = await self._client._request(
+            "POST",
+            f"/computers/{_ref_id(computer)}/clone",
+            json=body,
+            timeout=timeout,
+            idempotent=False,
+        )
+        return structure(response.json(), Computer)
+
+    async def move(
+        self, computer: ComputerRef, *, workspace_id: str, timeout: Timeouts | float | None = None
+    ) -> None:
+        """Move a computer to another workspace.
+
+        Raises:
+            InvalidRequestError: it is already there.
+            ConflictError: its name is taken in the target.
+        """
+        path_id(workspace_id, "workspace_id")  # validates before any request
+        await self._client._request(
+            "PATCH",
+            f"/computers/{_ref_id(computer)}/move",
+            json={"workspace_id": workspace_id},
+            timeout=timeout,
+            idempotent=True,
+        )
+
+    async def resize(
+        self,
+        computer: ComputerRef,
+        *,
+        vcpus: int | None = None,
+        mem_gb: int | None = None,
+        disk_size_gb: int | None = None,
+        bandwidth_limit_mbps: int | None = None,
+        auto_stop_minutes: int | None = None,
+        timeout: Timeouts | float | None = None,
+    ) -> ResizeResult:
+        """Resize a running computer. A CPU or memory change restarts it (new ``vnc_password``).
+
+        Sends ``vcpus``/``mem_gb``: the ``cpu``/``ram`` keys of create are silently
+        ignored by this route. Some dimensions may fail while others apply: check
+        :attr:`ResizeResult.partial` and :attr:`ResizeResult.results`.
+
+        Raises:
+            ValueError: nothing to change, or a value out of range (before any request).
+            InvalidRequestError: every dimension failed (422), or a disk shrink (400).
+            ConflictError: it is not running.
+        """
+        body: dict[str, int] = {}
+        _put_choice(body, "vcpus", vcpus, CPU_CHOICES)
+        _put_choice(body, "mem_gb", mem_gb, RESIZE_MEM_CHOICES)
+        _put_int(body, "disk_size_gb", disk_size_gb, minimum=1)
+        _put_int(body, "bandwidth_limit_mbps", bandwidth_limit_mbps, minimum=1)
+        _put_int(body, "auto_stop_minutes", auto_stop_minutes, minimum=0)
+        if not body:
+            raise ValueError(
+                "resize needs at least one of vcpus, mem_gb, disk_size_gb, "
+                "bandwidth_limit_mbps, auto_stop_minutes"
+            )
+        response = await self._client._request(
+            "PATCH",
+            f"/computers/{_ref_id(computer)}/resize",
+            json=body,
+            timeout=timeout,
+            idempotent=True,
+        )
+        return structure(response.json(), ResizeResult)
+
+    async def get_auto_stop(
+        self, computer: ComputerRef, *, timeout: Timeouts | float | None = None
+    ) -> AutoStop:
+        """The computer's auto-stop setting."""
+        response = await self._client._request(
+            "GET", f"/computers/{_ref_id(computer)}/auto-stop", timeout=timeout
+        )
+        return structure(response.json(), AutoStop)
+
+    async def set_auto_stop(
+        self, computer: ComputerRef, minutes: int, *, timeout: Timeouts | float | None = None
+    ) -> AutoStop:
+        """Set auto-stop to ``minutes`` of inactivity; 0 keeps the computer always on.
+
+        Raises:
+            ValueError: minutes is not a whole number >= 0.
+            PermissionDeniedError: the plan fixes it (free tier).
+        """
+        body: dict[str, int] = {}
+        _put_int(body, "auto_stop_minutes", minutes, minimum=0)
+        response = await self._client._request(
+            "PATCH",
+            f"/computers/{_ref_id(computer)}/auto-stop",
+            json=body,
+            timeout=timeout,
+            idempotent=True,
+        )
+        return structure(response.json(), AutoStop)
+
+    async def vnc_password(
+        self, computer: ComputerRef, *, timeout: Timeouts | float | None = None
+    ) -> VncCredentials:
+        """The computer's current WebSocket token(s); they rotate on every start and restart."""
+        response = await self._client._request(
+            "GET", f"/computers/{_ref_id(computer)}/vnc-password", timeout=timeout
+        )
+        return structure(response.json(), VncCredentials)
+
+
+class _RetryCounter:
+    """Counts the retries of a launch's create, passing each on to any outer observer."""
+
+    def __init__(self) -> None:
+        self.retries = 0
+        self._outer = current_observer()
+
+    def on_retry(self, failure: OrgoError, delay: float) -> None:
+        self.retries += 1
+        if self._outer is not None:
+            self._outer.on_retry(failure, delay)
+
+
+async def _delete_after_failure(
+    computers: Computers, computer: Computer, cause: BaseException
+) -> None:
+    try:
+        await run_shielded(computers.delete(computer, missing_ok=True))
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:  # the launch's own error matters more; keep this one as a note
+        log.warning("could not delete computer %s after a failed launch: %s", computer.id, exc)
+        cause.add_note(f"orgo_async: deleting computer {computer.id} failed too: {exc}")
+
+
+def _put_choice(
+    body: dict[str, int], key: str, value: int | None, choices: tuple[int, ...]
+) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value not in choices:
+        raise ValueError(f"{key} must be one of {', '.join(map(str, choices))}; got {value!r}")
+    body[key] = value
+
+
+def _put_int(body: dict[str, int], key: str, value: int | None, *, minimum: int) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{key} must be a whole number >= {minimum}; got {value!r}")
+    body[key] = value
