@@ -38,3 +38,16 @@ def observe_retries(observer: RetryObserver) -> Iterator[None]:
 def current_observer() -> RetryObserver | None:
     """The observer of the current context, if any."""
     return _observer.get()
+
+
+class RetryCounter:
+    """Counts the retries of the requests in its context, passing each on to the outer observer."""
+
+    def __init__(self) -> None:
+        self.retries = 0
+        self._outer = current_observer()
+
+    def on_retry(self, failure: OrgoError, delay: float) -> None:
+        self.retries += 1
+        if self._outer is not None:
+            self._outer.on_retry(failure, delay)

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Final
 import attrs
 
 from ._aio import run_shielded
-from ._observe import observe_retries
+from ._observe import RetryCounter, observe_retries
 from .errors import (
     APIConnectionError,
     APIError,
@@ -310,10 +310,11 @@ class Fleet:
         client = self._client
         loop = asyncio.get_running_loop()
         retries = 0
+        counter = RetryCounter()
         while True:
             await self.limiter.acquire()
             sent = loop.time()
-            item.create = loop.create_task(self._create(item.spec))
+            item.create = loop.create_task(self._create(item.spec, counter))
             # Shielded: a create in flight finishes even if the launch is cancelled,
             # so that the cleanup knows what it made.
             try:
@@ -352,13 +353,13 @@ class Fleet:
             first_probe=info.first_probe,
             ready_detected=info.ready,
             probes=info.probes,
-            retries=retries,
+            retries=retries + counter.retries,
         )
         item.done = item.queued = True
         self._queue.put_nowait((LaunchedComputer(computer=computer, timing=timing), item))
 
-    async def _create(self, spec: ComputerSpec) -> Computer:
-        with observe_retries(self.limiter):
+    async def _create(self, spec: ComputerSpec, counter: RetryCounter) -> Computer:
+        with observe_retries(self.limiter), observe_retries(counter):
             return await self._client.computers.create_from(spec, retry=self._retry)
 
     async def _retry_sleep(self, delay: float) -> None:
@@ -489,8 +490,16 @@ async def collect(fleet: Fleet, *, raise_on_failure: bool = False) -> FleetResul
     With ``raise_on_failure``, any failure deletes the ready computers too and
     raises :class:`FleetError`.
     """
+    ready: list[LaunchedComputer] = []
     async with fleet:
-        ready = [launched async for launched in fleet]
+        try:
+            async for launched in fleet:
+                ready.append(launched)
+        except BaseException:
+            # The caller gets an exception, not these: hand them back to the cleanup.
+            for launched in ready:
+                fleet._give_back(launched.computer)
+            raise
         if raise_on_failure and fleet.failures:
             # All or nothing: hand the ready ones back to the fleet's cleanup.
             for launched in ready:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from .._aio import run_shielded
 from .._config import RetryPolicy, Timeouts
 from .._converter import structure, unstructure_spec
-from .._observe import current_observer, observe_retries
+from .._observe import RetryCounter, observe_retries
 from .._retry import backoff
 from ..errors import (
     APIConnectionError,
@@ -36,7 +36,7 @@ from ..models import (
 from ._base import Resource, path_id
 
 if TYPE_CHECKING:
-    from ..errors import OrgoError
+    pass
 
 log = logging.getLogger("orgo_async")
 
@@ -230,7 +230,7 @@ class Computers(Resource):
     ) -> LaunchedComputer:
         """:meth:`launch` from a :class:`ComputerSpec`."""
         loop = asyncio.get_running_loop()
-        counter = _RetryCounter()
+        counter = RetryCounter()
         sent = loop.time()
         with observe_retries(counter):
             computer = await self.create_from(spec, timeout=timeout, retry=retry)
@@ -526,19 +526,6 @@ class Computers(Resource):
             "GET", f"/computers/{_ref_id(computer)}/vnc-password", timeout=timeout
         )
         return structure(response.json(), VncCredentials)
-
-
-class _RetryCounter:
-    """Counts the retries of a launch's create, passing each on to any outer observer."""
-
-    def __init__(self) -> None:
-        self.retries = 0
-        self._outer = current_observer()
-
-    def on_retry(self, failure: OrgoError, delay: float) -> None:
-        self.retries += 1
-        if self._outer is not None:
-            self._outer.on_retry(failure, delay)
 
 
 async def _delete_after_failure(
