@@ -1,0 +1,29 @@
+"""A local emulator of Orgo's cloud-computer REST API.
+
+``async with Emulator(EmulatorConfig(...)) as emu:`` serves the API on
+``emu.base_url`` (``http://127.0.0.1:PORT/api``), with ``emu.api_key`` as the
+bearer key. Computers boot in ``config.boot`` (300 ms by default) through
+``creating`` → ``starting`` → ``running``, and
+``GET /api/desktops/{instance_id}/proxy/health`` answers 200 from that exact
+moment. ``emu.faults`` injects 429/503 answers, dropped connections, delays
+and lost responses; ``emu.counters`` records what clients did.
+
+Run it as a process with ``python -m orgo_async.emulator --port 0``: the first
+line on stdout is ``ORGO_BASE_URL=http://127.0.0.1:PORT/api``.
+
+The emulator depends only on the standard library, aiohttp and attrs; it never
+imports the SDK client.
+"""
+
+from .app import Emulator
+from .faults import FaultRule, Faults
+from .state import BootTime, Counters, EmulatorConfig
+
+__all__ = [
+    "BootTime",
+    "Counters",
+    "Emulator",
+    "EmulatorConfig",
+    "FaultRule",
+    "Faults",
+]

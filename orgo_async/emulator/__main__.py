@@ -1,0 +1,215 @@
+"""``python -m orgo_async.emulator``: serve the emulator until SIGINT or SIGTERM.
+
+The first (and only) line on stdout is ``ORGO_BASE_URL=http://HOST:PORT/api``,
+printed once the socket accepts connections; logs go to stderr. The exit
+status is 0 after a signal, 2 for bad arguments.
+
+``add_arguments`` / ``config_from_args`` / ``faults_from_args`` / ``serve``
+let another command line (``orgo-async emulator``) reuse the same options.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from typing import TextIO
+
+from .app import Emulator
+from .faults import FaultRule
+from .state import BootTime, EmulatorConfig
+
+__all__ = ["add_arguments", "config_from_args", "faults_from_args", "main", "serve"]
+
+log = logging.getLogger("orgo_async.emulator")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the emulator's options to ``parser``."""
+    server = parser.add_argument_group("server")
+    server.add_argument("--host", default="127.0.0.1", help="bind address (default %(default)s)")
+    server.add_argument("--port", type=int, default=0, help="TCP port, 0 = any free port")
+    server.add_argument(
+        "--api-key", default="sk_emulator", help="the key clients must send (default sk_emulator)"
+    )
+    server.add_argument("--access-log", action="store_true", help="log every request to stderr")
+    server.add_argument(
+        "--log-level",
+        default="info",
+        choices=["debug", "info", "warning", "error"],
+        help="stderr log level (default %(default)s)",
+    )
+
+    boot = parser.add_argument_group("computers")
+    boot.add_argument("--boot-ms", type=float, default=300.0, help="boot time (fixed/median/low)")
+    boot.add_argument(
+        "--boot-jitter-ms", type=float, default=20.0, help="fixed: +/- uniform jitter"
+    )
+    boot.add_argument(
+        "--boot-dist",
+        choices=["fixed", "uniform", "long-tail"],
+        default="fixed",
+        help="fixed = boot-ms +/- jitter; uniform = [boot-ms, boot-max-ms];"
+        " long-tail = lognormal with median boot-ms, capped at boot-max-ms",
+    )
+    boot.add_argument(
+        "--boot-max-ms", type=float, default=None, help="uniform high / long-tail cap"
+    )
+    boot.add_argument("--boot-sigma", type=float, default=0.5, help="long-tail log-space sigma")
+    boot.add_argument("--stop-ms", type=float, default=50.0, help="time spent in 'stopping'")
+    boot.add_argument(
+        "--boot-failure-rate", type=float, default=0.0, help="probability a boot ends in 'error'"
+    )
+    boot.add_argument(
+        "--create-rate", type=float, default=None, help="max creates per second per workspace"
+    )
+    boot.add_argument("--max-computers", type=int, default=None, help="plan limit (403 beyond)")
+    boot.add_argument("--seed", type=int, default=None, help="seed for boot times and faults")
+
+    drift = parser.add_argument_group("production drift")
+    drift.add_argument("--legacy-restart", action="store_true", help="restart answers 405")
+    drift.add_argument(
+        "--workspaces-path-missing", action="store_true", help="/api/workspaces... answers 404"
+    )
+    drift.add_argument("--list-key", choices=["workspaces", "projects"], default="workspaces")
+    drift.add_argument(
+        "--omit-instance-id", action="store_true", help="computers carry only fly_instance_id"
+    )
+
+    faults = parser.add_argument_group("faults")
+    faults.add_argument(
+        "--fault-429-rate", type=float, default=0.0, help="probability of 429 rate_limited"
+    )
+    faults.add_argument(
+        "--fault-503-rate", type=float, default=0.0, help="probability of 503 resuming"
+    )
+    faults.add_argument(
+        "--retry-after", type=float, default=1.0, help="Retry-After of injected faults (s)"
+    )
+
+
+def _boot_from_args(args: argparse.Namespace) -> BootTime:
+    seconds = args.boot_ms / 1000
+    high = None if args.boot_max_ms is None else args.boot_max_ms / 1000
+    if args.boot_dist == "fixed":
+        return BootTime.fixed(seconds, jitter=args.boot_jitter_ms / 1000)
+    if args.boot_dist == "uniform":
+        if high is None:
+            raise ValueError("--boot-dist uniform needs --boot-max-ms")
+        return BootTime.uniform(seconds, high)
+    return BootTime.long_tail(seconds, sigma=args.boot_sigma, cap=high)
+
+
+def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
+    """Build the config from parsed options; ``ValueError`` names a bad value."""
+    return EmulatorConfig(
+        api_key=args.api_key,
+        host=args.host,
+        port=args.port,
+        boot=_boot_from_args(args),
+        stop_seconds=args.stop_ms / 1000,
+        boot_failure_rate=args.boot_failure_rate,
+        create_rate_limit=args.create_rate,
+        max_computers=args.max_computers,
+        legacy_restart=args.legacy_restart,
+        workspaces_path_missing=args.workspaces_path_missing,
+        list_key=args.list_key,
+        omit_instance_id=args.omit_instance_id,
+        seed=args.seed,
+        access_log=args.access_log,
+    )
+
+
+def faults_from_args(args: argparse.Namespace) -> list[FaultRule]:
+    """The probabilistic fault rules asked for on the command line (all ``/api/`` routes)."""
+    rules: list[FaultRule] = []
+    if args.fault_429_rate > 0:
+        rules.append(
+            FaultRule(
+                kind="status",
+                path=r"^/api/",
+                probability=args.fault_429_rate,
+                status=429,
+                code="rate_limited",
+                retry_after=args.retry_after,
+            )
+        )
+    if args.fault_503_rate > 0:
+        rules.append(
+            FaultRule(
+                kind="status",
+                path=r"^/api/",
+                probability=args.fault_503_rate,
+                status=503,
+                code="resuming",
+                retry_after=args.retry_after,
+            )
+        )
+    return rules
+
+
+async def serve(
+    config: EmulatorConfig,
+    rules: Sequence[FaultRule] = (),
+    *,
+    announce: TextIO | None = None,
+) -> None:
+    """Serve until SIGINT or SIGTERM, announcing ``ORGO_BASE_URL=...`` once listening.
+
+    ``announce`` defaults to ``sys.stdout``; the line is flushed at once.
+    Returns after a clean shutdown.
+    """
+    out = announce if announce is not None else sys.stdout
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    signals = (signal.SIGINT, signal.SIGTERM)
+    for signum in signals:
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        async with Emulator(config) as emu:
+            for rule in rules:
+                emu.faults.add(rule)
+            out.write(f"ORGO_BASE_URL={emu.base_url}\n")
+            out.flush()
+            await stop.wait()
+            log.info("signal received, shutting down")
+    finally:
+        for signum in signals:
+            loop.remove_signal_handler(signum)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``python -m orgo_async.emulator``; returns the exit status."""
+    parser = argparse.ArgumentParser(
+        prog="python -m orgo_async.emulator",
+        description="Serve a local emulator of Orgo's cloud-computer API.",
+    )
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=args.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        config = config_from_args(args)
+        rules = faults_from_args(args)
+    except ValueError as exc:
+        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        asyncio.run(serve(config, rules))
+    except KeyboardInterrupt:
+        # SIGINT before the handler was installed: still a clean, requested exit.
+        pass
+    except OSError as exc:
+        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,846 @@
+"""The emulator's in-memory store and the computer lifecycle state machine.
+
+A computer's status is never stored. Each lifecycle change records clock
+values (when the boot started, when it will be ready, when a stop completes)
+and :meth:`Computer.status_at` derives the status from them on every read.
+The health answer therefore flips from 503 to 200 at exactly ``ready_at``,
+whatever the event loop is doing, and a fleet of thousands of computers costs
+no timers at all.
+
+The clock is injectable (``time.monotonic`` by default). ``time.monotonic`` is
+system-wide on Linux, so a client in another process can compare its own
+readings against ``ready_at`` / ``healthy_at``.
+
+Everything here is synchronous and single-threaded: the aiohttp handlers call
+it from the event loop and never await between a read and the write that
+depends on it.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import random
+import secrets
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any, Final, Literal, cast
+
+import attrs
+
+__all__ = [
+    "COMPUTER_STATUSES",
+    "ApiError",
+    "BootTime",
+    "Clock",
+    "Computer",
+    "Counters",
+    "EmulatorConfig",
+    "Store",
+    "Workspace",
+]
+
+Clock = Callable[[], float]
+"""A zero-argument callable returning seconds on a monotonic scale."""
+
+BootDist = Literal["fixed", "uniform", "long_tail"]
+ListKey = Literal["workspaces", "projects"]
+BootKind = Literal["create", "start", "restart"]
+Phase = Literal["boot", "stop"]
+
+COMPUTER_STATUSES: Final = (
+    "creating",
+    "starting",
+    "running",
+    "stopping",
+    "stopped",
+    "restarting",
+    "suspended",
+    "deleting",
+    "error",
+)
+"""Every status Orgo documents; the emulator produces all but ``suspended``/``deleting``."""
+
+# Fraction of a create's boot time reported as "creating" before "starting".
+_CREATING_FRACTION: Final = 0.2
+
+MAX_DISK_GB: Final = 256
+LIVE_MAX_MEM_GB: Final = 32
+DEFAULT_BANDWIDTH_MBPS: Final = 1000
+
+
+class ApiError(Exception):
+    """An error the emulator answers with Orgo's JSON error shape.
+
+    The app turns it into ``{"error": message, "code": code, "request_id": ...}``
+    plus ``extra`` keys, with ``headers`` added to the response.
+    """
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.headers: dict[str, str] = dict(headers or {})
+        self.extra: dict[str, Any] = extra
+
+
+def retry_after_header(seconds: float) -> str:
+    """``Retry-After`` carries whole seconds: round up so a client never retries early."""
+    return str(max(0, math.ceil(seconds)))
+
+
+def iso_now() -> str:
+    """Wall-clock now as ISO 8601 UTC with milliseconds and ``Z`` (JavaScript's toISOString)."""
+    now = datetime.now(UTC)
+    return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _is_number(value: object) -> bool:
+    # bool is an int subclass; True is not a duration.
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _finite(name: str, value: object, *, minimum: float = 0.0, strict: bool = False) -> float:
+    if not _is_number(value):
+        raise ValueError(f"{name} must be a number, got {value!r}")
+    number = float(cast(float, value))
+    if not math.isfinite(number):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    if number < minimum or (strict and number == minimum):
+        relation = ">" if strict else ">="
+        raise ValueError(f"{name} must be {relation} {minimum:g}, got {value!r}")
+    return number
+
+
+# --------------------------------------------------------------------------- BootTime
+
+
+@attrs.frozen(kw_only=True, repr=False)
+class BootTime:
+    """How long a computer takes from create/start/restart to healthy.
+
+    Build one with :meth:`fixed`, :meth:`uniform` or :meth:`long_tail`; the
+    fields only hold the parameters of the chosen ``dist``. Invalid
+    parameters raise ``ValueError`` naming the argument.
+    """
+
+    dist: BootDist = "fixed"
+    seconds: float = 0.3
+    jitter: float = 0.0
+    low: float = 0.0
+    high: float = 0.0
+    median: float = 0.0
+    sigma: float = 0.5
+    cap: float | None = None
+
+    def __attrs_post_init__(self) -> None:
+        if self.dist == "fixed":
+            _finite("seconds", self.seconds)
+            _finite("jitter", self.jitter)
+        elif self.dist == "uniform":
+            low = _finite("low", self.low)
+            if _finite("high", self.high) < low:
+                raise ValueError(f"high must be >= low ({low:g}), got {self.high!r}")
+        elif self.dist == "long_tail":
+            median = _finite("median", self.median, strict=True)
+            _finite("sigma", self.sigma)
+            if self.cap is not None and _finite("cap", self.cap) < median:
+                raise ValueError(f"cap must be >= median ({median:g}), got {self.cap!r}")
+        else:
+            raise ValueError(f"dist must be 'fixed', 'uniform' or 'long_tail', got {self.dist!r}")
+
+    @classmethod
+    def fixed(cls, seconds: float, jitter: float = 0.0) -> BootTime:
+        """``seconds`` plus a uniform offset in ``[-jitter, +jitter]`` (never below 0)."""
+        return cls(dist="fixed", seconds=seconds, jitter=jitter)
+
+    @classmethod
+    def uniform(cls, low: float, high: float) -> BootTime:
+        """Uniform in ``[low, high]``."""
+        return cls(dist="uniform", low=low, high=high)
+
+    @classmethod
+    def long_tail(cls, median: float, sigma: float = 0.5, cap: float | None = None) -> BootTime:
+        """Lognormal with the given median and log-space ``sigma``, clipped at ``cap``."""
+        return cls(dist="long_tail", median=median, sigma=sigma, cap=cap)
+
+    @property
+    def nominal(self) -> float:
+        """The typical boot time: the fixed value, the range midpoint or the median."""
+        if self.dist == "fixed":
+            return self.seconds
+        if self.dist == "uniform":
+            return (self.low + self.high) / 2
+        return self.median
+
+    def sample(self, rng: random.Random) -> float:
+        """Draw one boot time in seconds."""
+        if self.dist == "fixed":
+            if not self.jitter:
+                return self.seconds
+            return max(0.0, self.seconds + rng.uniform(-self.jitter, self.jitter))
+        if self.dist == "uniform":
+            return rng.uniform(self.low, self.high)
+        value = rng.lognormvariate(math.log(self.median), self.sigma)
+        return value if self.cap is None else min(value, self.cap)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form used by the admin routes (inverse of :meth:`from_dict`)."""
+        if self.dist == "fixed":
+            return {"dist": "fixed", "seconds": self.seconds, "jitter": self.jitter}
+        if self.dist == "uniform":
+            return {"dist": "uniform", "low": self.low, "high": self.high}
+        return {"dist": "long_tail", "median": self.median, "sigma": self.sigma, "cap": self.cap}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> BootTime:
+        """Parse ``{"dist": "fixed"|"uniform"|"long_tail", ...params}``; ``ValueError`` if bad."""
+        params = dict(data)
+        dist = str(params.pop("dist", "fixed")).replace("-", "_")
+        allowed = {
+            "fixed": {"seconds", "jitter"},
+            "uniform": {"low", "high"},
+            "long_tail": {"median", "sigma", "cap"},
+        }.get(dist)
+        if allowed is None:
+            raise ValueError(f"dist must be 'fixed', 'uniform' or 'long_tail', got {dist!r}")
+        unknown = sorted(set(params) - allowed)
+        if unknown:
+            raise ValueError(f"unknown {dist} boot parameter(s): {', '.join(unknown)}")
+        required = {"fixed": ("seconds",), "uniform": ("low", "high"), "long_tail": ("median",)}
+        for name in required[dist]:
+            if name not in params:
+                raise ValueError(f"{dist} boot time needs {name!r}")
+        if dist == "fixed":
+            return cls.fixed(**params)
+        if dist == "uniform":
+            return cls.uniform(**params)
+        return cls.long_tail(**params)
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.to_dict().items() if k != "dist")
+        return f"BootTime.{self.dist}({args})"
+
+
+# --------------------------------------------------------------------------- config
+
+
+def _validate_rate(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not _is_number(value) or not 0.0 <= float(cast(float, value)) <= 1.0:
+        raise ValueError(f"{attribute.name} must be a number in [0, 1], got {value!r}")
+
+
+def _validate_non_negative(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    _finite(attribute.name, value)
+
+
+def _validate_optional_positive(
+    _inst: object, attribute: attrs.Attribute[Any], value: object
+) -> None:
+    if value is not None:
+        _finite(attribute.name, value, strict=True)
+
+
+def _validate_optional_count(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+        raise ValueError(f"{attribute.name} must be None or an int >= 0, got {value!r}")
+
+
+def _validate_port(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 65535:
+        raise ValueError(f"{attribute.name} must be an int in [0, 65535], got {value!r}")
+
+
+def _validate_api_key(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, str) or not value:
+        # Never echo the key itself.
+        raise ValueError(f"{attribute.name} must be a non-empty string")
+
+
+def _default_boot() -> BootTime:
+    return BootTime.fixed(0.3, jitter=0.02)
+
+
+@attrs.define(kw_only=True)
+class EmulatorConfig:
+    """Settings of one emulator. Mutable: a change applies to later requests.
+
+    Validators run on assignment too, so ``config.boot_failure_rate = 2``
+    raises ``ValueError``. ``host``, ``port`` and ``seed`` are read once at start.
+    """
+
+    api_key: str = attrs.field(default="sk_emulator", repr=False, validator=_validate_api_key)
+    host: str = "127.0.0.1"
+    port: int = attrs.field(default=0, validator=_validate_port)
+    boot: BootTime = attrs.field(
+        factory=_default_boot, validator=attrs.validators.instance_of(BootTime)
+    )
+    stop_seconds: float = attrs.field(default=0.05, validator=_validate_non_negative)
+    boot_failure_rate: float = attrs.field(default=0.0, validator=_validate_rate)
+    create_rate_limit: float | None = attrs.field(
+        default=None, validator=_validate_optional_positive
+    )
+    max_computers: int | None = attrs.field(default=None, validator=_validate_optional_count)
+    legacy_restart: bool = False
+    workspaces_path_missing: bool = False
+    list_key: ListKey = attrs.field(
+        default="workspaces", validator=attrs.validators.in_(("workspaces", "projects"))
+    )
+    omit_instance_id: bool = False
+    seed: int | None = None
+    access_log: bool = False
+
+
+# --------------------------------------------------------------------------- counters
+
+
+class Counters:
+    """What the emulator has seen, for tests and benchmarks.
+
+    Dict keys are computer ids, ``"METHOD /route/{pattern}"`` strings or HTTP
+    statuses. ``healthy_at`` / ``ready_at`` hold clock values (the emulator's
+    clock, ``time.monotonic`` by default). ``healthy_at`` is the latest
+    moment each computer became running; it is settled lazily on read.
+    """
+
+    def __init__(
+        self,
+        *,
+        live: Callable[[], int] | None = None,
+        settle: Callable[[], None] | None = None,
+    ) -> None:
+        self._live = live
+        self._settle = settle
+        self.creates = 0
+        self.create_attempts = 0
+        self.clones = 0
+        self.deletes = 0
+        self.faults_injected = 0
+        self.health_probes: dict[str, int] = {}
+        self.requests: dict[str, int] = {}
+        self.responses_by_status: dict[int, int] = {}
+        self.ready_at: dict[str, float] = {}
+        self._healthy_at: dict[str, float] = {}
+
+    @property
+    def live(self) -> int:
+        """Computers that exist right now (not reset by :meth:`reset`)."""
+        return self._live() if self._live is not None else 0
+
+    @property
+    def healthy_at(self) -> dict[str, float]:
+        """Clock time at which each computer (last) became running."""
+        if self._settle is not None:
+            self._settle()
+        return self._healthy_at
+
+    def reset(self) -> None:
+        """Zero every counter (``live`` reflects the store and is unaffected)."""
+        self.creates = self.create_attempts = self.clones = self.deletes = 0
+        self.faults_injected = 0
+        self.health_probes.clear()
+        self.requests.clear()
+        self.responses_by_status.clear()
+        self.ready_at.clear()
+        self._healthy_at.clear()
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready snapshot (status keys become strings)."""
+        return {
+            "creates": self.creates,
+            "create_attempts": self.create_attempts,
+            "clones": self.clones,
+            "deletes": self.deletes,
+            "live": self.live,
+            "faults_injected": self.faults_injected,
+            "health_probes": dict(self.health_probes),
+            "requests": dict(self.requests),
+            "responses_by_status": {str(k): v for k, v in self.responses_by_status.items()},
+            "ready_at": dict(self.ready_at),
+            "healthy_at": dict(self.healthy_at),
+        }
+
+
+# --------------------------------------------------------------------------- records
+
+
+def _token_hex(nbytes: int) -> str:
+    return secrets.token_hex(nbytes)
+
+
+@attrs.define(eq=False)
+class Computer:
+    """One emulated computer. Read ``status_at(now)``; never set a status."""
+
+    id: str
+    name: str
+    workspace_id: str
+    ram: int
+    cpu: int
+    disk_size_gb: int
+    resolution: str
+    auto_stop_minutes: int | None
+    template_ref: str | None
+    instance_id: str
+    created_at: str
+    vnc_password: str = attrs.field(repr=False)
+    desktop_api_token: str = attrs.field(repr=False)
+    os: str = "linux"
+    bandwidth_limit_mbps: int = DEFAULT_BANDWIDTH_MBPS
+    # Lifecycle, all on the store's clock.
+    phase: Phase = "boot"
+    boot_kind: BootKind = "create"
+    phase_started_at: float = 0.0
+    creating_until: float = 0.0
+    ready_at: float = 0.0
+    boot_seconds: float = 0.0
+    boot_fails: bool = False
+    stopped_at: float = 0.0
+    # Bumped on every lifecycle change so stale scheduled settlements are ignored.
+    generation: int = 0
+
+    def status_at(self, now: float) -> str:
+        """The status at clock time ``now``."""
+        if self.phase == "stop":
+            return "stopping" if now < self.stopped_at else "stopped"
+        if now < self.ready_at:
+            if self.boot_kind == "restart":
+                return "restarting"
+            if self.boot_kind == "create" and now < self.creating_until:
+                return "creating"
+            return "starting"
+        return "error" if self.boot_fails else "running"
+
+    def is_running(self, now: float) -> bool:
+        """True from the exact clock time the current boot completed successfully."""
+        return self.phase == "boot" and now >= self.ready_at and not self.boot_fails
+
+    def rotate_credentials(self) -> None:
+        """New ``vnc_password`` and ``desktop_api_token`` (every restart, start and resize)."""
+        self.vnc_password = _token_hex(8)
+        self.desktop_api_token = _token_hex(16)
+
+
+@attrs.define(eq=False)
+class Workspace:
+    """One workspace (formerly "project") and its computers, in creation order."""
+
+    id: str
+    name: str
+    user_id: str
+    status: str
+    icon_url: str | None
+    created_at: str
+    updated_at: str
+    computers: dict[str, Computer] = attrs.field(factory=dict, repr=False)
+    # name -> computer id: names are unique within a workspace.
+    names: dict[str, str] = attrs.field(factory=dict, repr=False)
+
+
+@attrs.frozen
+class ResizeResult:
+    """Outcome of one requested resize dimension."""
+
+    requested: Any
+    applied: Any
+    ok: bool
+    error: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "requested": self.requested,
+            "applied": self.applied,
+            "ok": self.ok,
+            "error": self.error,
+        }
+
+
+# --------------------------------------------------------------------------- store
+
+
+class Store:
+    """Workspaces and computers, indexed for O(1) lookups by every id a client may send.
+
+    Operations that break one of Orgo's rules raise :class:`ApiError` with the
+    status and code the real API uses.
+    """
+
+    def __init__(
+        self,
+        config: EmulatorConfig | None = None,
+        *,
+        clock: Clock = time.monotonic,
+        rng: random.Random | None = None,
+        counters: Counters | None = None,
+    ) -> None:
+        self.config = config if config is not None else EmulatorConfig()
+        self.clock = clock
+        self.rng = rng if rng is not None else random.Random(self.config.seed)
+        self.counters = counters if counters is not None else Counters()
+        self.counters._live = lambda: len(self.computers)
+        self.counters._settle = self.settle
+        self.user_id = str(uuid.uuid4())
+        self.workspaces: dict[str, Workspace] = {}
+        self.computers: dict[str, Computer] = {}
+        self._workspaces_by_name: dict[str, Workspace] = {}
+        self._computers_by_instance: dict[str, Computer] = {}
+        # (ready_at, seq, computer_id, generation): boots whose success is yet to be
+        # recorded in counters.healthy_at. A heap keeps settle() O(log n) per boot.
+        self._pending_boots: list[tuple[float, int, str, int]] = []
+        self._seq = 0
+        # workspace key -> (tokens, last refill clock time) for create_rate_limit.
+        self._buckets: dict[str, tuple[float, float]] = {}
+
+    def now(self) -> float:
+        """The store's clock."""
+        return self.clock()
+
+    # ----------------------------------------------------------------- workspaces
+
+    def create_workspace(
+        self, name: str, *, icon_url: str | None = None, status: str = "active"
+    ) -> Workspace:
+        """Add a workspace; 400 ``name_exists`` if the name is taken (as Orgo documents)."""
+        if name in self._workspaces_by_name:
+            raise ApiError(400, "name_exists", f"A workspace named {name!r} already exists")
+        stamp = iso_now()
+        workspace = Workspace(
+            id=str(uuid.uuid4()),
+            name=name,
+            user_id=self.user_id,
+            status=status,
+            icon_url=icon_url,
+            created_at=stamp,
+            updated_at=stamp,
+        )
+        self.workspaces[workspace.id] = workspace
+        self._workspaces_by_name[name] = workspace
+        return workspace
+
+    def get_workspace(self, workspace_id: str) -> Workspace:
+        """The workspace, or 404 ``workspace_not_found``."""
+        workspace = self.workspaces.get(workspace_id)
+        if workspace is None:
+            raise ApiError(404, "workspace_not_found", "Workspace not found")
+        return workspace
+
+    def workspace_by_name(self, name: str) -> Workspace:
+        """The workspace with that exact name, or 404 ``workspace_not_found``."""
+        workspace = self._workspaces_by_name.get(name)
+        if workspace is None:
+            raise ApiError(404, "workspace_not_found", f"No workspace named {name!r}")
+        return workspace
+
+    def delete_workspace(self, workspace: Workspace) -> None:
+        """Remove the workspace and every computer in it."""
+        for computer in list(workspace.computers.values()):
+            self.delete_computer(computer)
+        del self.workspaces[workspace.id]
+        del self._workspaces_by_name[workspace.name]
+
+    # ----------------------------------------------------------------- computers
+
+    def find_computer(self, key: str) -> Computer | None:
+        """Look a computer up by UUID or by instance id (Orgo has accepted both)."""
+        computer = self.computers.get(key)
+        if computer is None:
+            computer = self._computers_by_instance.get(key)
+        return computer
+
+    def get_computer(self, key: str) -> Computer:
+        """Like :meth:`find_computer`, but 404 ``computer_not_found`` when missing."""
+        computer = self.find_computer(key)
+        if computer is None:
+            raise ApiError(404, "computer_not_found", "Computer not found")
+        return computer
+
+    def check_plan_limit(self) -> None:
+        """403 ``plan_limit`` when ``max_computers`` computers already exist."""
+        limit = self.config.max_computers
+        if limit is not None and len(self.computers) >= limit:
+            raise ApiError(
+                403,
+                "plan_limit",
+                f"Your plan allows at most {limit} computers",
+                max_computers=limit,
+            )
+
+    def check_name_free(self, workspace: Workspace, name: str) -> None:
+        """409 ``name_exists`` when the workspace already has a computer with that name."""
+        if name in workspace.names:
+            raise ApiError(
+                409, "name_exists", f"A computer named {name!r} already exists in this workspace"
+            )
+
+    def take_create_token(self, key: str) -> None:
+        """Token-bucket check of ``create_rate_limit`` for one workspace; 429 when empty."""
+        rate = self.config.create_rate_limit
+        if rate is None:
+            return
+        burst = max(1.0, rate)
+        now = self.now()
+        tokens, last = self._buckets.get(key, (burst, now))
+        tokens = min(burst, tokens + (now - last) * rate)
+        if tokens >= 1.0:
+            self._buckets[key] = (tokens - 1.0, now)
+            return
+        self._buckets[key] = (tokens, now)
+        wait = (1.0 - tokens) / rate
+        raise ApiError(
+            429,
+            "rate_limited",
+            f"Too many computer creates: the limit is {rate:g} per second per workspace",
+            headers={"Retry-After": retry_after_header(wait)},
+            retry_after=wait,
+        )
+
+    def create_computer(
+        self,
+        workspace: Workspace,
+        *,
+        name: str,
+        ram: int = 4,
+        cpu: int = 1,
+        disk_size_gb: int = 8,
+        resolution: str = "1280x720x24",
+        auto_stop_minutes: int | None = None,
+        template_ref: str | None = None,
+    ) -> Computer:
+        """Add a computer and start its first boot (status ``creating``).
+
+        Raises 403 ``plan_limit`` and 409 ``name_exists``; arguments are assumed valid.
+        """
+        self.check_plan_limit()
+        self.check_name_free(workspace, name)
+        computer = Computer(
+            id=str(uuid.uuid4()),
+            name=name,
+            workspace_id=workspace.id,
+            ram=ram,
+            cpu=cpu,
+            disk_size_gb=disk_size_gb,
+            resolution=resolution,
+            auto_stop_minutes=auto_stop_minutes,
+            template_ref=template_ref,
+            instance_id=self._new_instance_id(),
+            created_at=iso_now(),
+            vnc_password=_token_hex(8),
+            desktop_api_token=_token_hex(16),
+        )
+        self.computers[computer.id] = computer
+        self._computers_by_instance[computer.instance_id] = computer
+        workspace.computers[computer.id] = computer
+        workspace.names[name] = computer.id
+        workspace.updated_at = computer.created_at
+        self._boot(computer, "create")
+        return computer
+
+    def delete_computer(self, computer: Computer) -> None:
+        """Remove the computer at once: every later lookup answers 404."""
+        self.settle()
+        self.computers.pop(computer.id, None)
+        self._computers_by_instance.pop(computer.instance_id, None)
+        workspace = self.workspaces.get(computer.workspace_id)
+        if workspace is not None:
+            workspace.computers.pop(computer.id, None)
+            workspace.names.pop(computer.name, None)
+            workspace.updated_at = iso_now()
+        computer.generation += 1
+        self.counters.deletes += 1
+
+    def start(self, computer: Computer) -> None:
+        """Boot a ``stopped`` (or ``error``) computer; 409 ``not_stopped`` otherwise."""
+        status = computer.status_at(self.now())
+        if status not in ("stopped", "error"):
+            raise ApiError(409, "not_stopped", f"Computer is not stopped (status: {status})")
+        computer.rotate_credentials()
+        self._boot(computer, "start")
+
+    def stop(self, computer: Computer) -> None:
+        """Begin stopping; 409 ``not_running`` when already stopping or stopped."""
+        now = self.now()
+        status = computer.status_at(now)
+        if status in ("stopping", "stopped"):
+            raise ApiError(409, "not_running", f"Computer is not running (status: {status})")
+        self.settle()
+        computer.phase = "stop"
+        computer.phase_started_at = now
+        computer.stopped_at = now + self.config.stop_seconds
+        computer.generation += 1
+
+    def restart(self, computer: Computer) -> None:
+        """Reboot a running computer (status ``restarting``); 409 ``not_running`` otherwise."""
+        status = computer.status_at(self.now())
+        if status != "running":
+            raise ApiError(409, "not_running", f"Computer is not running (status: {status})")
+        computer.rotate_credentials()
+        self._boot(computer, "restart")
+
+    def clone(self, source: Computer, name: str | None) -> Computer:
+        """Copy a running computer into its workspace as a new, always-on computer.
+
+        400 ``NOT_CLONABLE`` unless the source is running; 403/409 as for create.
+        """
+        status = source.status_at(self.now())
+        if status != "running":
+            raise ApiError(
+                400,
+                "NOT_CLONABLE",
+                f"Only running computers can be cloned (status: {status})",
+            )
+        workspace = self.get_workspace(source.workspace_id)
+        clone = self.create_computer(
+            workspace,
+            name=name if name is not None else f"{source.name} (clone)",
+            ram=source.ram,
+            cpu=source.cpu,
+            disk_size_gb=source.disk_size_gb,
+            resolution=source.resolution,
+            auto_stop_minutes=None,
+            template_ref=source.template_ref,
+        )
+        clone.bandwidth_limit_mbps = source.bandwidth_limit_mbps
+        return clone
+
+    def move(self, computer: Computer, target: Workspace) -> None:
+        """Move to another workspace; 400 ``same_workspace``, 409 ``name_exists``."""
+        if target.id == computer.workspace_id:
+            raise ApiError(400, "same_workspace", "Computer is already in this workspace")
+        self.check_name_free(target, computer.name)
+        source = self.workspaces.get(computer.workspace_id)
+        if source is not None:
+            source.computers.pop(computer.id, None)
+            source.names.pop(computer.name, None)
+            source.updated_at = iso_now()
+        computer.workspace_id = target.id
+        target.computers[computer.id] = computer
+        target.names[computer.name] = computer.id
+        target.updated_at = iso_now()
+
+    def resize(
+        self,
+        computer: Computer,
+        *,
+        vcpus: int | None = None,
+        mem_gb: int | None = None,
+        disk_size_gb: int | None = None,
+        bandwidth_limit_mbps: int | None = None,
+        auto_stop_minutes: int | None = None,
+        auto_stop_given: bool = False,
+    ) -> dict[str, ResizeResult]:
+        """Apply a live resize, one result per requested dimension.
+
+        409 ``not_running`` unless running; 400 ``disk_shrink`` for a smaller
+        disk (nothing applied). A vCPU or memory change restarts the computer
+        and rotates its credentials. Types are assumed already checked.
+        """
+        status = computer.status_at(self.now())
+        if status != "running":
+            raise ApiError(409, "not_running", f"Computer is not running (status: {status})")
+        if disk_size_gb is not None and disk_size_gb < computer.disk_size_gb:
+            raise ApiError(
+                400,
+                "disk_shrink",
+                f"disk_size_gb can only grow (current {computer.disk_size_gb} GB,"
+                f" requested {disk_size_gb} GB)",
+            )
+        results: dict[str, ResizeResult] = {}
+        reboot = False
+        if vcpus is not None:
+            if vcpus in (1, 2, 4, 8, 16):
+                reboot |= vcpus != computer.cpu
+                computer.cpu = vcpus
+                results["vcpus"] = ResizeResult(vcpus, vcpus, True, None)
+            else:
+                error = f"vcpus must be one of 1, 2, 4, 8, 16 (got {vcpus})"
+                results["vcpus"] = ResizeResult(vcpus, None, False, error)
+        if mem_gb is not None:
+            if mem_gb in (4, 8, 16, 32):
+                reboot |= mem_gb != computer.ram
+                computer.ram = mem_gb
+                results["mem_gb"] = ResizeResult(mem_gb, mem_gb, True, None)
+            elif mem_gb == 64:
+                error = f"mem_gb {mem_gb} exceeds the live max 32 GB"
+                results["mem_gb"] = ResizeResult(mem_gb, None, False, error)
+            else:
+                error = f"mem_gb must be one of 4, 8, 16, 32 (got {mem_gb})"
+                results["mem_gb"] = ResizeResult(mem_gb, None, False, error)
+        if disk_size_gb is not None:
+            if disk_size_gb <= MAX_DISK_GB:
+                computer.disk_size_gb = disk_size_gb
+                results["disk_size_gb"] = ResizeResult(disk_size_gb, disk_size_gb, True, None)
+            else:
+                error = f"disk_size_gb {disk_size_gb} exceeds the max {MAX_DISK_GB} GB"
+                results["disk_size_gb"] = ResizeResult(disk_size_gb, None, False, error)
+        if bandwidth_limit_mbps is not None:
+            computer.bandwidth_limit_mbps = bandwidth_limit_mbps
+            results["bandwidth_limit_mbps"] = ResizeResult(
+                bandwidth_limit_mbps, bandwidth_limit_mbps, True, None
+            )
+        if auto_stop_given:
+            computer.auto_stop_minutes = auto_stop_minutes
+            results["auto_stop_minutes"] = ResizeResult(
+                auto_stop_minutes, auto_stop_minutes, True, None
+            )
+        if reboot:
+            computer.rotate_credentials()
+            self._boot(computer, "restart")
+        return results
+
+    # ----------------------------------------------------------------- lifecycle
+
+    def _boot(self, computer: Computer, kind: BootKind) -> None:
+        self.settle()
+        now = self.now()
+        seconds = self.config.boot.sample(self.rng)
+        rate = self.config.boot_failure_rate
+        # Only draw when failures are possible so that a seeded run's boot times
+        # do not depend on whether the failure rate is 0.
+        fails = rate > 0.0 and self.rng.random() < rate
+        computer.phase = "boot"
+        computer.boot_kind = kind
+        computer.phase_started_at = now
+        computer.boot_seconds = seconds
+        computer.creating_until = now + _CREATING_FRACTION * seconds
+        computer.ready_at = now + seconds
+        computer.boot_fails = fails
+        computer.generation += 1
+        self.counters.ready_at[computer.id] = computer.ready_at
+        if not fails:
+            self._seq += 1
+            heapq.heappush(
+                self._pending_boots,
+                (computer.ready_at, self._seq, computer.id, computer.generation),
+            )
+
+    def settle(self) -> None:
+        """Record in ``counters.healthy_at`` every boot that has completed by now."""
+        pending = self._pending_boots
+        if not pending:
+            return
+        now = self.now()
+        while pending and pending[0][0] <= now:
+            ready_at, _seq, computer_id, generation = heapq.heappop(pending)
+            computer = self.computers.get(computer_id)
+            if computer is not None and computer.generation == generation:
+                self.counters._healthy_at[computer_id] = ready_at
+
+    def _new_instance_id(self) -> str:
+        while True:
+            candidate = _token_hex(4)
+            if candidate not in self._computers_by_instance:
+                return candidate
