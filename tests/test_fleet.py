@@ -1,0 +1,242 @@
+"""The fleet launcher: bounded, paced, typed per-item outcomes, and nothing left behind."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from orgo_async import (
+    APITimeoutError,
+    AuthenticationError,
+    ComputerFailedError,
+    ComputerSpec,
+    FleetError,
+    Orgo,
+    PermissionDeniedError,
+    RetryPolicy,
+    Workspace,
+)
+from orgo_async.emulator import BootTime, Emulator, FaultRule
+
+from .conftest import RecordedSleeps, client_tasks
+
+
+async def wait_until(predicate: object, timeout: float = 10.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not predicate():  # type: ignore[operator]  # noqa: ASYNC110 - polls a counter
+            await asyncio.sleep(0.005)
+
+
+async def test_every_computer_arrives_ready_with_its_timing(
+    orgo: Orgo, workspace: Workspace, emulator: Emulator
+) -> None:
+    names = []
+    async with orgo.fleet(workspace.id, 30, prefix="ok", concurrency=8, ram=8) as fleet:
+        async for launched in fleet:
+            c, t = launched.computer, launched.timing
+            names.append(c.name)
+            assert c.ram == 8 and c.name.startswith("ok-")
+            assert t.request_sent <= t.create_answered <= t.ready_detected
+            assert t.ready_detected >= emulator.counters.healthy_at[c.id]
+            assert t.probes >= 1 and t.retries == 0
+    assert len(set(names)) == 30 and fleet.failures == []
+    assert emulator.counters.live == 30  # received, so kept
+
+
+async def test_failures_and_a_429_storm_give_one_outcome_per_computer(
+    orgo: Orgo, workspace: Workspace, emulator: Emulator
+) -> None:
+    emulator.config.boot_failure_rate = 0.1
+    emulator.faults.add(
+        FaultRule(
+            kind="status",
+            status=429,
+            code="rate_limited",
+            retry_after=0.02,
+            probability=0.3,
+            method="POST",
+            path=r"^/api/computers$",
+        )
+    )
+    result = await orgo.launch_fleet(workspace.id, 200, prefix="storm", concurrency=32)
+    assert len(result.ready) + len(result.failures) == 200
+    assert {f.index for f in result.failures}.isdisjoint(
+        {int(r.computer.name.rsplit("-", 1)[1]) for r in result.ready}
+    )
+    errored = emulator.counters.responses_by_status[429]
+    assert errored > 0
+    assert all(isinstance(f.error, ComputerFailedError) for f in result.failures)
+    assert all(f.error.status == "error" for f in result.failures)  # type: ignore[attr-defined]
+    assert 5 <= len(result.failures) <= 40  # ~10 % of 200
+    # Every healthy computer came back; every failed one was deleted.
+    assert emulator.counters.live == len(result.ready)
+    assert sum(r.timing.retries for r in result.ready) > 0
+
+
+async def test_raise_on_failure_is_all_or_nothing(
+    orgo: Orgo, workspace: Workspace, emulator: Emulator
+) -> None:
+    emulator.config.boot_failure_rate = 0.5
+    with pytest.raises(FleetError) as info:
+        await orgo.launch_fleet(workspace.id, 12, raise_on_failure=True)
+    group = info.value
+    assert isinstance(group, ExceptionGroup)
+    assert group.exceptions and all(isinstance(e, ComputerFailedError) for e in group.exceptions)
+    assert group.ready + len(group.exceptions) == 12
+    assert emulator.counters.live == 0
+
+
+async def _cancel_when(fleet_task: asyncio.Task[object], predicate: object) -> None:
+    await wait_until(predicate)
+    fleet_task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await fleet_task
+
+
+async def test_cancel_before_the_creates_answer(
+    orgo: Orgo, workspace: Workspace, emulator: Emulator
+) -> None:
+    emulator.faults.add(FaultRule(kind="delay", delay=0.3, method="POST", path=r"^/api/computers$"))
+    baseline = client_tasks()
+    task = asyncio.create_task(orgo.launch_fleet(workspace.id, 10, concurrency=10))
+    await _cancel_when(task, lambda: emulator.counters.requests.get("POST /api/computers", 0) >= 10)
+    # The creates in flight were made by the server after the cancel: all deleted.
+    assert emulator.counters.creates == 10
+    assert emulator.counters.live == 0
+    assert client_tasks() == baseline
+
+
+async def test_cancel_during_health_polling(
+    orgo: Orgo, workspace: Workspace, emulator: Emulator
+) -> None:
+    emulator.config.boot = BootTime.fixed(30.0)
+    baseline = client_tasks()
+    task = asyncio.create_task(orgo.launch_fleet(workspace.id, 10, concurrency=4))
+    await _cancel_when(task, lambda: sum(emulator.counters.health_probes.values()) >= 8)
+    assert emulator.counters.creates >= 4
+    assert emulator.counters.live == 0
+    assert client_tasks() == baseline
+
+
+async def test_cancel_while_iterating_keeps_only_what_was_received(
+    orgo: Orgo, workspace: Workspace, emulator: Emulator
+) -> None:
+    emulator.config.boot = BootTime.uniform(0.02, 0.5)
+    received = []
+    baseline = client_tasks()
+
+    async def consume() -> None:
+        async with orgo.fleet(workspace.id, 20, concurrency=20) as fleet:
+            async for launched in fleet:
+                received.append(launched.computer.id)
+                if len(received) == 3:
+                    await asyncio.sleep(30)  # the consumer is busy when it is cancelled
+
+    task = asyncio.create_task(consume())
+    await _cancel_when(task, lambda: len(received) == 3)
+    assert emulator.counters.live == 3
+    assert {c.id for c in await orgo.computers.list(workspace.id)} == set(received)
+    assert client_tasks() == baseline
+
+
+async def test_leaving_the_block_early_deletes_the_rest(
+    orgo: Orgo, workspace: Workspace, emulator: Emulator
+) -> None:
+    async with orgo.fleet(workspace.id, 15, concurrency=15) as fleet:
+        async for launched in fleet:
+            first = launched.computer
+            break
+    assert [c.id for c in await orgo.computers.list(workspace.id)] == [first.id]
+
+
+async def test_a_deadline_fails_what_is_unfinished(
+    orgo: Orgo, workspace: Workspace, emulator: Emulator
+) -> None:
+    emulator.config.boot = BootTime.fixed(30.0)
+    result = await orgo.launch_fleet(workspace.id, 6, deadline=0.5)
+    assert result.ready == ()
+    assert len(result.failures) == 6
+    assert all(isinstance(f.error, APITimeoutError) for f in result.failures)
+    assert {f.error.phase for f in result.failures} == {"fleet deadline"}  # type: ignore[attr-defined]
+    assert emulator.counters.live == 0
+
+
+async def test_a_fatal_error_ends_the_launch_and_cleans_up(
+    orgo: Orgo, workspace: Workspace, emulator: Emulator
+) -> None:
+    # Some computers are ready and received by the collect-all form when the
+    # plan limit strikes; others are still booting. None may survive.
+    emulator.config.max_computers = 5
+    emulator.config.boot = BootTime.uniform(0.01, 0.2)
+    with pytest.raises(PermissionDeniedError, match="plan"):
+        await orgo.launch_fleet(workspace.id, 12, concurrency=3)
+    assert emulator.counters.creates == 5
+    assert emulator.counters.live == 0
+
+
+async def test_a_bad_key_is_fatal(emulator: Emulator, workspace: Workspace) -> None:
+    async with Orgo(api_key="sk_nope", base_url=emulator.base_url) as orgo:
+        with pytest.raises(AuthenticationError):
+            await orgo.launch_fleet(workspace.id, 5)
+
+
+async def test_the_limiter_adapts_to_the_servers_rate_limit(
+    orgo: Orgo, workspace: Workspace, emulator: Emulator, sleeps: RecordedSleeps
+) -> None:
+    emulator.config.create_rate_limit = 40.0
+    async with orgo.fleet(workspace.id, 60, concurrency=60) as fleet:
+        ready = [x async for x in fleet]
+    assert len(ready) == 60 and fleet.failures == []
+    assert fleet.limiter.rate_limited > 0
+    assert fleet.limiter.rate is not None and fleet.limiter.rate < 60
+
+
+async def test_rate_limit_exhaustion_inside_a_create_is_retried_by_the_fleet(
+    emulator: Emulator, workspace: Workspace, sleeps: RecordedSleeps
+) -> None:
+    emulator.faults.add(
+        FaultRule(
+            kind="status",
+            status=429,
+            retry_after=0.01,
+            times=4,
+            method="POST",
+            path=r"^/api/computers$",
+        )
+    )
+    async with Orgo(
+        api_key=emulator.api_key,
+        base_url=emulator.base_url,
+        retry=RetryPolicy(max_attempts=2, sleep=sleeps),
+    ) as orgo:
+        result = await orgo.launch_fleet(workspace.id, 1)
+    assert len(result.ready) == 1 and result.ready[0].timing.retries >= 2
+
+
+async def test_explicit_specs_and_validation(orgo: Orgo, workspace: Workspace) -> None:
+    specs = [ComputerSpec(workspace_id=workspace.id, name=n, cpu=2) for n in ("a", "b")]
+    result = await orgo.launch_fleet(workspace.id, specs=specs)
+    assert sorted(r.computer.name for r in result.ready) == ["a", "b"]
+    with pytest.raises(ValueError, match="count must be an int >= 1"):
+        orgo.fleet(workspace.id, 0)
+    with pytest.raises(ValueError, match="own name"):
+        orgo.fleet(workspace.id, specs=specs + specs[:1])
+    with pytest.raises(ValueError, match="concurrency"):
+        orgo.fleet(workspace.id, 2, concurrency=0)
+    with pytest.raises(ValueError, match="ram must be one of"):
+        orgo.fleet(workspace.id, 2, ram=3)
+    with pytest.raises(RuntimeError, match="async with"):
+        await anext(aiter(orgo.fleet(workspace.id, 1)))
+
+
+async def test_reap_deletes_a_crashed_runs_leftovers(
+    orgo: Orgo, workspace: Workspace, emulator: Emulator
+) -> None:
+    await orgo.computers.create(workspace_id=workspace.id, name="keep-me")
+    await orgo.computers.create(workspace_id=workspace.id, name="crash-x1")
+    result = await orgo.launch_fleet(workspace.id, 5, prefix="crash")  # received, then "crashed"
+    assert len(result.ready) == 5
+    reaped = await orgo.reap("crash", workspace_id=workspace.id)
+    assert len(reaped) == 6
+    assert [c.name for c in await orgo.computers.list(workspace.id)] == ["keep-me"]
