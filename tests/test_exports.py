@@ -35,8 +35,7 @@ def test_submodule_surfaces_are_reexported() -> None:
 
 def _package_imports(path: Path) -> set[str]:
     """The orgo_async modules a source file imports (relative imports resolved)."""
-    module = ".".join(path.relative_to(ROOT.parent).with_suffix("").parts)
-    package = module.rsplit(".", 1)[0] if path.name != "__init__.py" else module
+    package = ".".join(path.parent.relative_to(ROOT.parent).parts)
     found: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.ImportFrom):
