@@ -27,7 +27,6 @@ from ._aio import run_shielded
 from ._observe import RetryCounter, observe_retries
 from .errors import (
     APIConnectionError,
-    APIError,
     APITimeoutError,
     AuthenticationError,
     ClientClosedError,
@@ -215,6 +214,7 @@ class Fleet:
         self._supervisor: asyncio.Task[None] | None = None
         self._finished = False
         self._received: dict[str, _Item] = {}
+        self._unresolved: list[_Item] = []
         self._retry = attrs.evolve(client.retry, sleep=self._retry_sleep)
 
     def __repr__(self) -> str:
@@ -292,10 +292,9 @@ class Fleet:
             )
         except BaseExceptionGroup as group_error:
             fatal = _first_fatal(group_error)
-            if fatal is None:
-                raise
-            self._fail_unfinished(lambda: fatal)
-            end = fatal
+            failure: BaseException = group_error if fatal is None else fatal
+            self._fail_unfinished(lambda: failure)
+            end = failure  # raised to the caller by __anext__
         finally:
             self._stopping.set()
             # Deadline or fatal error: take back what nobody will receive.
@@ -329,8 +328,11 @@ class Fleet:
                 raise
             except _Abandoned:
                 return  # the fleet is stopping; the cleanup resolves this create
-            except (APIError, APIConnectionError) as exc:
+            except OrgoError as exc:
                 item.create = None
+                if isinstance(exc, CreateOutcomeUnknown | APIConnectionError):
+                    # It may exist: the cleanup looks it up by name.
+                    self._unresolved.append(item)
                 self._fail(item, exc)
                 return
             item.create = None
@@ -404,10 +406,10 @@ class Fleet:
     async def _reclaim(self, *, include_queued: bool) -> None:
         """Delete every computer of this fleet that the caller does not hold."""
         creates = [i for i in self._items if i.create is not None]
+        unknown, self._unresolved = self._unresolved, []
         if creates:
             await asyncio.wait([i.create for i in creates if i.create is not None])
         doomed: list[Computer] = []
-        unknown: list[_Item] = []
         for item in creates:
             task, item.create = item.create, None
             assert task is not None
