@@ -7,16 +7,21 @@ import attrs as _attrs
 
 from ._client import Orgo
 from ._config import DEFAULT_BASE_URL, RetryPolicy, Timeouts
+from .connect import AudioStream, Connection, EventStream, ReconnectPolicy, Terminal
 from .errors import (
     APIConnectionError,
     APIError,
     APITimeoutError,
     AuthenticationError,
     ClientClosedError,
+    CommandTimeout,
     ComputerFailedError,
     ConflictError,
+    ConnectionClosedError,
+    ConnectorError,
     CreateOutcomeUnknown,
     FleetError,
+    HandshakeError,
     InvalidRequestError,
     MethodNotAllowedError,
     MissingAPIKeyError,
@@ -24,6 +29,7 @@ from .errors import (
     OrgoError,
     PaymentRequiredError,
     PermissionDeniedError,
+    ProtocolError,
     RateLimitError,
     ReadyTimeout,
     ResponseValidationError,
@@ -43,27 +49,63 @@ from .models import (
     VncCredentials,
     Workspace,
 )
+from .protocol.audio import AudioChunk, AudioStarted
+from .protocol.events import (
+    Active,
+    AudioStreamStart,
+    AudioStreamStop,
+    Clipboard,
+    DesktopEvent,
+    FileChange,
+    GenericEvent,
+    Idle,
+    ProcessStart,
+    ProcessStop,
+    ScreenChange,
+    WindowClose,
+    WindowFocus,
+    WindowOpen,
+)
+from .protocol.terminal import CommandResult
 
 __all__ = [
     "DEFAULT_BASE_URL",
     "APIConnectionError",
     "APIError",
     "APITimeoutError",
+    "Active",
     "AdaptiveLimiter",
+    "AudioChunk",
+    "AudioStarted",
+    "AudioStream",
+    "AudioStreamStart",
+    "AudioStreamStop",
     "AuthenticationError",
     "AutoStop",
     "BootModel",
     "ClientClosedError",
+    "Clipboard",
+    "CommandResult",
+    "CommandTimeout",
     "Computer",
     "ComputerFailedError",
     "ComputerSpec",
     "ComputerStatus",
     "ConflictError",
+    "Connection",
+    "ConnectionClosedError",
+    "ConnectorError",
     "CreateOutcomeUnknown",
+    "DesktopEvent",
+    "EventStream",
+    "FileChange",
     "Fleet",
     "FleetError",
     "FleetFailure",
     "FleetResult",
+    "GenericEvent",
+    "HandshakeError",
+    "Idle",
     "InvalidRequestError",
     "LaunchTiming",
     "LaunchedComputer",
@@ -74,27 +116,38 @@ __all__ = [
     "OrgoError",
     "PaymentRequiredError",
     "PermissionDeniedError",
+    "ProcessStart",
+    "ProcessStop",
+    "ProtocolError",
     "RateLimitError",
     "ReadyInfo",
     "ReadyTimeout",
+    "ReconnectPolicy",
     "ResizeDimension",
     "ResizeResult",
     "ResponseValidationError",
     "RetryPolicy",
+    "ScreenChange",
     "ServerError",
+    "Terminal",
     "Timeouts",
     "VncCredentials",
+    "WindowClose",
+    "WindowFocus",
+    "WindowOpen",
     "Workspace",
 ]
 
 # Public classes report the package as their module (as httpx does). Their string
 # annotations are resolved first, while their defining module is still known.
-for _name in __all__:
-    _obj = globals()[_name]
+# Two passes: a subclass's annotations are resolved through its bases' modules.
+_public = [globals()[_name] for _name in __all__]
+for _obj in _public:
+    if isinstance(_obj, type) and _attrs.has(_obj):
+        _attrs.resolve_types(_obj)
+for _obj in _public:
     if isinstance(_obj, type):
-        if _attrs.has(_obj):
-            _attrs.resolve_types(_obj)
         _obj.__module__ = "orgo_async"
-del _name, _obj
+del _obj, _public
 
 __version__ = "0.1.0"

@@ -15,6 +15,7 @@ from ._config import RetryPolicy, Timeouts, env_api_key, env_base_url
 from ._http import HttpTransport, Response, status_error
 from ._observe import current_observer
 from ._retry import is_retryable_error, next_delay
+from .connect import Connection, ReconnectPolicy
 from .errors import APITimeoutError, ClientClosedError, MissingAPIKeyError, OrgoError
 from .fleet import Fleet, FleetResult, collect, fleet_specs, reap
 from .health import BootModel, ReadyInfo
@@ -133,6 +134,23 @@ class Orgo:
     ) -> ReadyInfo:
         """Wait until the computer answers its health probe; see ``computers.wait_ready``."""
         return await self.computers.wait_ready(computer, timeout=timeout, since=since)
+
+    def connect(
+        self,
+        computer: Computer,
+        *,
+        reconnect: ReconnectPolicy | None = None,
+        keepalive: float | None = 20.0,
+        ready_timeout: float = 60.0,
+    ) -> Connection:
+        """The computer's WebSockets: ``terminal()``, ``audio()``, ``events()``.
+
+        No I/O happens until a socket is opened. See :class:`~orgo_async.connect.Connection`.
+        """
+        self._check_open()
+        return Connection(
+            self, computer, reconnect=reconnect, keepalive=keepalive, ready_timeout=ready_timeout
+        )
 
     def fleet(
         self,

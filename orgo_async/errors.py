@@ -27,7 +27,12 @@ field, before any request is sent.
     ├── CreateOutcomeUnknown               a create whose result cannot be resolved
     ├── ComputerFailedError                a computer reached error/stopped/deleting
     ├── ReadyTimeout                       the health race lost against its deadline
-    └── FleetError (also an ExceptionGroup) per-computer failures of a fleet launch
+    ├── FleetError (also an ExceptionGroup) per-computer failures of a fleet launch
+    └── ConnectorError                     a computer's WebSocket failed
+        ├── HandshakeError                 the server refused the WebSocket (status, auth)
+        ├── ConnectionClosedError          the socket closed (code, reason)
+        ├── ProtocolError                  the peer broke the protocol
+        └── CommandTimeout                 a terminal command ran out of time
 
 Every error carries data (status, code, request_id, ...) as attributes, not
 only in its message. No error message ever contains the API key or a
@@ -45,10 +50,14 @@ __all__ = [
     "APITimeoutError",
     "AuthenticationError",
     "ClientClosedError",
+    "CommandTimeout",
     "ComputerFailedError",
     "ConflictError",
+    "ConnectionClosedError",
+    "ConnectorError",
     "CreateOutcomeUnknown",
     "FleetError",
+    "HandshakeError",
     "InvalidRequestError",
     "MethodNotAllowedError",
     "MissingAPIKeyError",
@@ -56,6 +65,7 @@ __all__ = [
     "OrgoError",
     "PaymentRequiredError",
     "PermissionDeniedError",
+    "ProtocolError",
     "RateLimitError",
     "ReadyTimeout",
     "ResponseValidationError",
@@ -295,6 +305,63 @@ class FleetError(ExceptionGroup[Exception], OrgoError):
 
     def derive(self, excs: Sequence[Exception]) -> FleetError:  # type: ignore[override]
         return FleetError(self.message, excs, ready=self.ready)
+
+
+class ConnectorError(OrgoError):
+    """A computer's WebSocket (terminal, audio, events, VNC) failed."""
+
+
+class HandshakeError(ConnectorError):
+    """The server refused to open the WebSocket.
+
+    Attributes:
+        status: The HTTP status of the refused upgrade (401 for a bad token), if any.
+        socket: Which socket (``terminal``, ``audio``, ``events``, ``websockify``).
+    """
+
+    def __init__(self, message: str, *, socket: str, status: int | None = None) -> None:
+        self.status = status
+        self.socket = socket
+        super().__init__(f"{socket}: {message}")
+
+
+class ConnectionClosedError(ConnectorError):
+    """The WebSocket closed, and it was not (or could no longer be) reopened.
+
+    Attributes:
+        code: The close code (4401 bad token, 4404 not running, 1001 stopping...), if any.
+        reason: The close reason sent by the server.
+        socket: Which socket.
+    """
+
+    def __init__(
+        self, message: str, *, socket: str, code: int | None = None, reason: str = ""
+    ) -> None:
+        self.code = code
+        self.reason = reason
+        self.socket = socket
+        detail = f" (code {code}{': ' + reason if reason else ''})" if code is not None else ""
+        super().__init__(f"{socket}: {message}{detail}")
+
+
+class ProtocolError(ConnectorError):
+    """The peer sent something the protocol does not allow (or too much of it)."""
+
+
+class CommandTimeout(ConnectorError, TimeoutError):
+    """A command run on a terminal did not finish in time (it was interrupted).
+
+    Attributes:
+        command: The command.
+        seconds: The timeout.
+        output: What it printed before the timeout.
+    """
+
+    def __init__(self, *, command: str, seconds: float | None, output: str) -> None:
+        self.command = command
+        self.seconds = seconds
+        self.output = output
+        super().__init__(f"command did not finish within {seconds} s")
 
 
 # Status families; see _error_class_for().

@@ -1,0 +1,136 @@
+"""The audio connector: the computer's sound as PCM chunks, over ``/ws/audio``."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import os
+import wave
+from collections.abc import AsyncIterator
+
+from websockets.asyncio.client import ClientConnection
+
+from ..protocol import Role
+from ..protocol.audio import (
+    CHANNELS,
+    SAMPLE_RATES,
+    AudioChunk,
+    AudioError,
+    AudioProtocol,
+    AudioStarted,
+    Pong,
+)
+from ._connection import Connection
+from ._link import Frame
+from ._socket import Socket
+
+__all__ = ["AudioStream"]
+
+
+class AudioStream(Socket[AudioProtocol]):
+    """The computer's audio: iterate it for :class:`AudioChunk` (PCM s16le with its format).
+
+    A slow consumer does not stall the socket: at most ``max_buffered`` chunks
+    wait; beyond that the oldest are dropped and counted in :attr:`dropped`.
+    After a reconnect the stream resumes (the gap is lost, as on a radio).
+    """
+
+    name = "audio"
+
+    def __init__(
+        self,
+        connection: Connection,
+        *,
+        sample_rate: int = 24000,
+        channels: int = 1,
+        max_buffered: int = 500,
+    ) -> None:
+        if sample_rate not in SAMPLE_RATES:
+            raise ValueError(
+                f"sample_rate must be one of {', '.join(map(str, SAMPLE_RATES))}; "
+                f"got {sample_rate!r}"
+            )
+        if channels not in CHANNELS:
+            raise ValueError(f"channels must be 1 or 2; got {channels!r}")
+        if isinstance(max_buffered, bool) or not isinstance(max_buffered, int) or max_buffered < 1:
+            raise ValueError(f"max_buffered must be an int >= 1; got {max_buffered!r}")
+        super().__init__(
+            connection, params={"sample_rate": str(sample_rate), "channels": str(channels)}
+        )
+        self.format: AudioStarted | None = None
+        """The format the server announced."""
+        self.dropped = 0
+        """Chunks dropped because the consumer was slower than real time."""
+        self.errors: list[str] = []
+        self._chunks: collections.deque[AudioChunk] = collections.deque(maxlen=max_buffered)
+        self._ready = asyncio.Event()
+
+    def __aiter__(self) -> AsyncIterator[AudioChunk]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[AudioChunk]:
+        while True:
+            while not self._chunks:
+                self._ready.clear()
+                if self.closed:
+                    if self._ended is not None:
+                        raise self._closed_error()
+                    return
+                await self._ready.wait()
+            yield self._chunks.popleft()
+
+    async def record_wav(self, path: str | os.PathLike[str], seconds: float) -> float:
+        """Write the next ``seconds`` of audio to a WAV file; returns the seconds written."""
+        if not seconds > 0:
+            raise ValueError(f"seconds must be > 0; got {seconds!r}")
+        written = 0.0
+        with wave.open(os.fspath(path), "wb") as out:
+            configured = False
+            async for chunk in self:
+                if not configured:
+                    out.setnchannels(chunk.channels)
+                    out.setsampwidth(2)
+                    out.setframerate(chunk.sample_rate)
+                    configured = True
+                wanted = round((seconds - written) * chunk.sample_rate)
+                frames = min(chunk.frames, wanted)
+                out.writeframes(chunk.data[: frames * 2 * chunk.channels])
+                written += frames / chunk.sample_rate
+                if frames >= wanted:
+                    break
+        return written
+
+    async def stop(self) -> None:
+        """Ask the server to stop streaming (it then closes the socket)."""
+        await self._send(lambda core: core.send_stop())
+
+    # -- the socket --------------------------------------------------------------------
+
+    def _new_core(self) -> AudioProtocol:
+        return AudioProtocol(Role.CLIENT)
+
+    async def _greet(self, ws: ClientConnection) -> None:
+        """The server speaks first (``started``)."""
+
+    def _feed(self, frame: Frame) -> None:
+        core = self._core
+        assert core is not None
+        if isinstance(frame, bytes):
+            core.receive_bytes(frame)
+        else:
+            core.receive_text(frame)
+        for event in core.events_received():
+            if isinstance(event, AudioChunk):
+                if len(self._chunks) == self._chunks.maxlen:
+                    self.dropped += 1
+                self._chunks.append(event)
+                self._ready.set()
+            elif isinstance(event, AudioStarted):
+                self.format = event
+            elif isinstance(event, Pong):
+                self._pong_received()
+            elif isinstance(event, AudioError):
+                self.errors.append(event.message)
+
+    def _ended_hook(self, error: BaseException | None) -> None:
+        self._ready.set()
