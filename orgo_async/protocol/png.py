@@ -1,0 +1,420 @@
+"""A small PNG codec in pure Python (zlib, struct and binascii only).
+
+It exists so that screenshots can travel as PNG without Pillow: the VNC
+client turns a framebuffer into PNG bytes, the emulator serves its synthetic
+desktop as PNG, and tests read both back.
+
+* :func:`encode_png` writes 8-bit RGB or RGBA, non-interlaced.
+* :func:`decode_png` reads 8-bit grey, grey+alpha, RGB and RGBA (colour types
+  0, 4, 2 and 6), non-interlaced, every filter type, any number of IDAT
+  chunks; grey comes back as RGB and grey+alpha as RGBA. Everything else
+  (palette, 16-bit or sub-byte depths, interlacing, damaged or truncated
+  files, too many pixels) raises :class:`~orgo_async.errors.ProtocolError`.
+* :func:`png_size` reads the size from the header alone.
+
+Memory is bounded: the decoder checks the header's size against
+``max_pixels`` before it inflates anything, and never inflates more than the
+header says the image holds.
+"""
+
+from __future__ import annotations
+
+import binascii
+import struct
+import zlib
+from typing import Final, Literal
+
+import attrs
+
+from ..errors import ProtocolError
+
+__all__ = [
+    "MAX_ENCODE_SIZE",
+    "DecodedPNG",
+    "decode_png",
+    "encode_png",
+    "png_size",
+]
+
+SIGNATURE: Final = b"\x89PNG\r\n\x1a\n"
+
+MAX_ENCODE_SIZE: Final = 16384
+"""The largest width or height :func:`encode_png` accepts."""
+
+# The spec's limit for a chunk length and for the image's width and height.
+_MAX_UINT31: Final = 2**31 - 1
+
+_CHANNELS: Final = {"RGB": 3, "RGBA": 4}
+_COLOUR_TYPE: Final = {"RGB": 2, "RGBA": 6}
+# Colour type -> (bytes per pixel at 8 bits, mode it decodes to).
+_DECODABLE: Final[dict[int, tuple[int, Literal["RGB", "RGBA"]]]] = {
+    0: (1, "RGB"),
+    2: (3, "RGB"),
+    4: (2, "RGBA"),
+    6: (4, "RGBA"),
+}
+_COLOUR_NAMES: Final = {
+    0: "grey",
+    2: "RGB",
+    3: "palette",
+    4: "grey+alpha",
+    6: "RGBA",
+}
+
+_IHDR: Final = struct.Struct(">IIBBBBB")
+_CHUNK_HEAD: Final = struct.Struct(">I4s")
+_CRC: Final = struct.Struct(">I")
+
+Buffer = bytes | bytearray | memoryview
+
+
+@attrs.frozen
+class DecodedPNG:
+    """A decoded image: ``pixels`` holds ``height`` rows of ``width`` pixels.
+
+    Each pixel is 3 bytes (R, G, B) in mode ``"RGB"`` and 4 bytes (R, G, B, A)
+    in mode ``"RGBA"``, rows top to bottom, no padding.
+    """
+
+    width: int
+    height: int
+    mode: Literal["RGB", "RGBA"]
+    pixels: bytes = attrs.field(repr=lambda p: f"<{len(p)} bytes>")
+
+    @property
+    def channels(self) -> int:
+        """Bytes per pixel: 3 for RGB, 4 for RGBA."""
+        return _CHANNELS[self.mode]
+
+    def pixel(self, x: int, y: int) -> tuple[int, ...]:
+        """The channel values of the pixel at column ``x``, row ``y``.
+
+        Raises:
+            ValueError: the point lies outside the image.
+        """
+        if not (0 <= x < self.width and 0 <= y < self.height):
+            raise ValueError(f"pixel ({x}, {y}) is outside the {self.width}x{self.height} image")
+        n = self.channels
+        start = (y * self.width + x) * n
+        return tuple(self.pixels[start : start + n])
+
+
+def encode_png(
+    width: int,
+    height: int,
+    pixels: Buffer,
+    *,
+    mode: Literal["RGB", "RGBA"] = "RGB",
+    compress_level: int = 6,
+    filter: Literal["sub", "none"] = "sub",
+) -> bytes:
+    """Encode 8-bit pixels as a non-interlaced PNG.
+
+    ``pixels`` holds ``height`` rows of ``width`` pixels, 3 bytes each (R, G, B)
+    in mode ``"RGB"`` or 4 bytes (R, G, B, A) in mode ``"RGBA"``, no padding.
+    It is copied; the caller may change it as soon as this returns.
+
+    ``filter`` picks the PNG row filter, the same for every row: ``"sub"``
+    (type 1: each byte minus the one a pixel to its left) or ``"none"``
+    (type 0). Sub is the default: on a 1280x720 synthetic desktop (flat
+    colours, a few thousand characters of text) at level 6 it took 18.5 ms
+    for 27.6 kB against 13.8 ms for 40.5 kB with None, and on a smooth
+    gradient 17 ms for 15 kB against 18 ms for 427 kB; None saves a few
+    milliseconds where size does not matter. ``compress_level`` is zlib's,
+    0 (store) to 9 (smallest).
+
+    Raises:
+        ValueError: a size of zero or over 16384, a buffer whose length is not
+            ``width * height * channels``, an unknown mode, filter or level.
+    """
+    channels = _CHANNELS.get(mode)
+    if channels is None:
+        raise ValueError(f"mode must be 'RGB' or 'RGBA', not {mode!r}")
+    for name, value in (("width", width), ("height", height)):
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise ValueError(f"{name} must be an int, not {type(value).__name__}")
+        if not 1 <= value <= MAX_ENCODE_SIZE:
+            raise ValueError(f"{name} must be between 1 and {MAX_ENCODE_SIZE}, not {value}")
+    if not isinstance(compress_level, int) or not 0 <= compress_level <= 9:
+        raise ValueError(f"compress_level must be 0..9, not {compress_level!r}")
+    if filter not in ("sub", "none"):
+        raise ValueError(f"filter must be 'sub' or 'none', not {filter!r}")
+    view = memoryview(pixels).cast("B")
+    stride = width * channels
+    if view.nbytes != stride * height:
+        raise ValueError(
+            f"pixels holds {view.nbytes} bytes; a {width}x{height} {mode} image needs "
+            f"{stride * height}"
+        )
+
+    # Each scanline is a filter-type byte and the row; copying rows by slices
+    # keeps the Python loop per row, not per pixel.
+    line = stride + 1
+    raw = bytearray(line * height)
+    if filter == "none":
+        for row in range(height):
+            start = row * stride
+            raw[row * line + 1 : (row + 1) * line] = view[start : start + stride]
+    else:
+        raw[0::line] = b"\x01" * height
+        sub = _SubFilter(stride, channels)
+        for row in range(height):
+            start = row * stride
+            raw[row * line + 1 : (row + 1) * line] = sub(view[start : start + stride])
+
+    ihdr = _IHDR.pack(width, height, 8, _COLOUR_TYPE[mode], 0, 0, 0)
+    return b"".join(
+        (
+            SIGNATURE,
+            _chunk(b"IHDR", ihdr),
+            _chunk(b"IDAT", zlib.compress(raw, compress_level)),
+            _chunk(b"IEND", b""),
+        )
+    )
+
+
+def png_size(data: Buffer) -> tuple[int, int]:
+    """The ``(width, height)`` of a PNG, read from its header chunk alone.
+
+    Raises:
+        ProtocolError: not a PNG, or a damaged header.
+    """
+    view = memoryview(data).cast("B")
+    width, height, *_ = _read_ihdr(view)
+    return width, height
+
+
+def decode_png(data: Buffer, *, max_pixels: int = 64_000_000) -> DecodedPNG:
+    """Decode a PNG into 8-bit RGB or RGBA pixels.
+
+    Grey images come back as RGB and grey+alpha as RGBA. Images filtered with
+    None, Sub or Up decode at a few tens of milliseconds per megapixel;
+    Average and Paeth rows are undone byte by byte, about a second per
+    megapixel.
+
+    Raises:
+        ProtocolError: not a PNG; a bad CRC; a truncated file; a colour type,
+            bit depth, interlace method or critical chunk this decoder does not
+            support; more than ``max_pixels`` pixels (refused before anything
+            is inflated); image data that is damaged, short or too long.
+    """
+    view = memoryview(data).cast("B")
+    width, height, depth, colour, compression, filter_method, interlace = _read_ihdr(view)
+    if depth != 8:
+        raise ProtocolError(f"PNG bit depth {depth} is not supported (only 8)")
+    if colour not in _DECODABLE:
+        name = _COLOUR_NAMES.get(colour, "unknown")
+        raise ProtocolError(f"PNG colour type {colour} ({name}) is not supported")
+    if compression != 0 or filter_method != 0:
+        raise ProtocolError(
+            f"PNG compression method {compression} / filter method {filter_method} is unknown"
+        )
+    if interlace != 0:
+        raise ProtocolError("interlaced PNG images are not supported")
+    if width * height > max_pixels:
+        raise ProtocolError(
+            f"PNG of {width}x{height} pixels exceeds the limit of {max_pixels} pixels"
+        )
+    bpp, mode = _DECODABLE[colour]
+
+    idat: list[memoryview] = []
+    # _read_ihdr checked the first chunk; the rest follow it.
+    for kind, body in _chunks(view)[1:]:
+        if kind == b"IDAT":
+            idat.append(body)
+        elif kind == b"IEND":
+            break
+        elif kind == b"IHDR":
+            raise ProtocolError("PNG has a second IHDR chunk")
+        elif kind[0] & 0x20 == 0 and kind != b"PLTE":
+            # An unknown critical chunk changes how the image must be read.
+            raise ProtocolError(f"PNG critical chunk {kind!r} is not supported")
+    else:
+        raise ProtocolError("PNG ends without an IEND chunk")
+    if not idat:
+        raise ProtocolError("PNG has no IDAT chunk")
+
+    stride = width * bpp
+    expected = (stride + 1) * height
+    inflater = zlib.decompressobj()
+    try:
+        # One byte over the expected size is enough to tell "too long".
+        raw = inflater.decompress(b"".join(idat), expected + 1)
+    except zlib.error as exc:
+        raise ProtocolError(f"PNG image data is damaged: {exc}") from exc
+    if len(raw) > expected:
+        raise ProtocolError(f"PNG image data is longer than the {width}x{height} header allows")
+    if len(raw) < expected:
+        raise ProtocolError(
+            f"PNG image data is truncated: {len(raw)} of {expected} bytes after inflating"
+        )
+
+    pixels = _unfilter(raw, height, stride, bpp)
+    if colour == 0:
+        pixels = _expand(pixels, 1, 3)
+    elif colour == 4:
+        pixels = _expand(pixels, 2, 4)
+    return DecodedPNG(width, height, mode, bytes(pixels))
+
+
+# -- chunks ---------------------------------------------------------------
+
+
+def _chunk(kind: bytes, body: bytes) -> bytes:
+    crc = binascii.crc32(body, binascii.crc32(kind))
+    return _CHUNK_HEAD.pack(len(body), kind) + body + _CRC.pack(crc)
+
+
+def _chunks(view: memoryview) -> list[tuple[bytes, memoryview]]:
+    """Every chunk after the signature, CRC-checked, up to and including IEND."""
+    out: list[tuple[bytes, memoryview]] = []
+    pos = len(SIGNATURE)
+    end = len(view)
+    while pos < end:
+        if end - pos < 12:
+            raise ProtocolError(f"PNG is truncated: a chunk header at offset {pos} is incomplete")
+        length, kind = _CHUNK_HEAD.unpack_from(view, pos)
+        if length > _MAX_UINT31:
+            raise ProtocolError(f"PNG chunk length {length} at offset {pos} is impossible")
+        if not all(65 <= c <= 90 or 97 <= c <= 122 for c in kind):
+            raise ProtocolError(f"PNG chunk type {kind!r} at offset {pos} is not a chunk name")
+        if end - pos < 12 + length:
+            raise ProtocolError(
+                f"PNG is truncated: chunk {kind.decode('ascii')} needs {length} bytes, "
+                f"{max(0, end - pos - 12)} present"
+            )
+        body = view[pos + 8 : pos + 8 + length]
+        (crc,) = _CRC.unpack_from(view, pos + 8 + length)
+        if binascii.crc32(body, binascii.crc32(kind)) != crc:
+            raise ProtocolError(f"PNG chunk {kind.decode('ascii')} has a bad CRC")
+        out.append((kind, body))
+        pos += 12 + length
+        if kind == b"IEND":
+            break
+    return out
+
+
+def _read_ihdr(view: memoryview) -> tuple[int, int, int, int, int, int, int]:
+    if bytes(view[: len(SIGNATURE)]) != SIGNATURE:
+        raise ProtocolError("not a PNG (bad signature)")
+    if len(view) < len(SIGNATURE) + 8 + 13 + 4:
+        raise ProtocolError("PNG is truncated before the end of its IHDR chunk")
+    length, kind = _CHUNK_HEAD.unpack_from(view, len(SIGNATURE))
+    if kind != b"IHDR" or length != 13:
+        raise ProtocolError("PNG does not start with a 13-byte IHDR chunk")
+    body = view[16:29]
+    (crc,) = _CRC.unpack_from(view, 29)
+    if binascii.crc32(body, binascii.crc32(b"IHDR")) != crc:
+        raise ProtocolError("PNG chunk IHDR has a bad CRC")
+    fields: tuple[int, int, int, int, int, int, int] = _IHDR.unpack(body)
+    width, height = fields[0], fields[1]
+    if not (1 <= width <= _MAX_UINT31 and 1 <= height <= _MAX_UINT31):
+        raise ProtocolError(f"PNG size {width}x{height} is invalid")
+    return fields
+
+
+# -- filters --------------------------------------------------------------
+#
+# Sub and Up work on a whole row at once as one big integer, one byte per
+# 8-bit lane ("SIMD within a register"): with H = 0x80 in every lane and
+# L = 0x7f, lane-wise addition mod 256 is ((a & L) + (b & L)) ^ ((a ^ b) & H)
+# and subtraction is ((a | H) - (b & L)) ^ (~(a ^ b) & H). No carry or borrow
+# crosses a lane, and CPython's big-integer arithmetic runs in C.
+
+
+def _lane_masks(n: int) -> tuple[int, int]:
+    return int.from_bytes(b"\x80" * n, "big"), int.from_bytes(b"\x7f" * n, "big")
+
+
+class _SubFilter:
+    """Sub-filter rows of ``stride`` bytes: byte minus the byte ``bpp`` earlier."""
+
+    def __init__(self, stride: int, bpp: int) -> None:
+        self._stride = stride
+        self._shift = 8 * bpp
+        self._high, self._low = _lane_masks(stride)
+
+    def __call__(self, row: memoryview) -> bytes:
+        high, low = self._high, self._low
+        a = int.from_bytes(row, "big")
+        # Big-endian: shifting right moves every byte one pixel to the right.
+        b = a >> self._shift
+        diff = ((a | high) - (b & low)) ^ (((a ^ b) & high) ^ high)
+        return diff.to_bytes(self._stride, "big")
+
+
+def _unfilter(raw: bytes, height: int, stride: int, bpp: int) -> bytearray:
+    out = bytearray(stride * height)
+    high, low = _lane_masks(stride)
+    line = stride + 1
+    prior = bytes(stride)
+    for row in range(height):
+        kind = raw[row * line]
+        cur = raw[row * line + 1 : (row + 1) * line]
+        if kind == 0:
+            recon = cur
+        elif kind == 1:
+            # An inclusive prefix sum per channel by doubling: after the step
+            # with shift s, each byte holds the sum of the 2s bytes ending at it.
+            acc = int.from_bytes(cur, "big")
+            shift = bpp
+            while shift < stride:
+                b = acc >> (8 * shift)
+                acc = ((acc & low) + (b & low)) ^ ((acc ^ b) & high)
+                shift *= 2
+            recon = acc.to_bytes(stride, "big")
+        elif kind == 2:
+            a = int.from_bytes(cur, "big")
+            b = int.from_bytes(prior, "big")
+            recon = (((a & low) + (b & low)) ^ ((a ^ b) & high)).to_bytes(stride, "big")
+        elif kind == 3:
+            recon = _unfilter_average(bytearray(cur), prior, bpp)
+        elif kind == 4:
+            recon = _unfilter_paeth(bytearray(cur), prior, bpp)
+        else:
+            raise ProtocolError(f"PNG row {row} has unknown filter type {kind}")
+        out[row * stride : (row + 1) * stride] = recon
+        prior = bytes(recon)
+    return out
+
+
+def _unfilter_average(cur: bytearray, prior: bytes, bpp: int) -> bytes:
+    for i in range(min(bpp, len(cur))):
+        cur[i] = (cur[i] + (prior[i] >> 1)) & 0xFF
+    for i in range(bpp, len(cur)):
+        cur[i] = (cur[i] + ((cur[i - bpp] + prior[i]) >> 1)) & 0xFF
+    return bytes(cur)
+
+
+def _unfilter_paeth(cur: bytearray, prior: bytes, bpp: int) -> bytes:
+    # With no left neighbour the predictor is always the byte above.
+    for i in range(min(bpp, len(cur))):
+        cur[i] = (cur[i] + prior[i]) & 0xFF
+    for i in range(bpp, len(cur)):
+        a = cur[i - bpp]
+        b = prior[i]
+        c = prior[i - bpp]
+        pa = abs(b - c)
+        pb = abs(a - c)
+        pc = abs(a + b - c - c)
+        if pa <= pb and pa <= pc:
+            pred = a
+        elif pb <= pc:
+            pred = b
+        else:
+            pred = c
+        cur[i] = (cur[i] + pred) & 0xFF
+    return bytes(cur)
+
+
+def _expand(pixels: bytearray, src: int, dst: int) -> bytearray:
+    """Grey (src 1) to RGB (dst 3), or grey+alpha (src 2) to RGBA (dst 4)."""
+    count = len(pixels) // src
+    out = bytearray(count * dst)
+    grey = pixels[0::src]
+    out[0::dst] = grey
+    out[1::dst] = grey
+    out[2::dst] = grey
+    if src == 2:
+        out[3::dst] = pixels[1::2]
+    return out
