@@ -310,9 +310,11 @@ class Fleet:
         loop = asyncio.get_running_loop()
         retries = 0
         counter = RetryCounter()
+        sent: float | None = None
         while True:
             await self.limiter.acquire()
-            sent = loop.time()
+            if sent is None:
+                sent = loop.time()  # the first attempt, as LaunchTiming says
             item.create = loop.create_task(self._create(item.spec, counter))
             # Shielded: a create in flight finishes even if the launch is cancelled,
             # so that the cleanup knows what it made.
@@ -349,6 +351,7 @@ class Fleet:
             item.computer = None
             self._fail(item, exc)
             return
+        assert sent is not None
         timing = LaunchTiming(
             request_sent=sent,
             create_answered=answered,

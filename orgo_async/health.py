@@ -198,11 +198,13 @@ async def wait_ready(
     checks = 0
     first_probe: float | None = None
     last_answer: str | None = None
-    winner: asyncio.Future[float] = loop.create_future()
+    # The winner settles with (when its 200 arrived, when it was sent).
+    winner: asyncio.Future[tuple[float, float]] = loop.create_future()
+    last_miss: float | None = None  # when the latest probe that saw "not ready" was sent
     pending: set[asyncio.Task[None]] = set()
 
-    async def probe() -> None:
-        nonlocal last_answer
+    async def probe(sent: float) -> None:
+        nonlocal last_answer, last_miss
         try:
             response = await client._transport.send("GET", path, timeouts=probe_timeouts)
         except APIConnectionError as exc:
@@ -213,9 +215,10 @@ async def wait_ready(
             return
         if response.status == 200:
             if not winner.done():
-                winner.set_result(loop.time())
+                winner.set_result((loop.time(), sent))
             return
         last_answer = f"{response.status}"
+        last_miss = sent if last_miss is None else max(last_miss, sent)
         if response.status in (401, 403, 404):
             _settle(winner, _fatal(client, computer, response.status))
 
@@ -250,9 +253,10 @@ async def wait_ready(
                 checks += 1
                 _spawn(pending, check_status())
             probes += 1
+            sent = loop.time()
             if first_probe is None:
-                first_probe = loop.time()
-            _spawn(pending, probe())
+                first_probe = sent
+            _spawn(pending, probe(sent))
         if not winner.done() and deadline is not None:
             await asyncio.wait((winner,), timeout=max(0.0, deadline - loop.time()))
     finally:
@@ -269,8 +273,14 @@ async def wait_ready(
             probes=probes,
             elapsed=loop.time() - now,
         )
-    ready = winner.result()  # raises the fatal error, if that is what settled it
-    model.observe(ready - t0)
+    ready, won_sent = winner.result()  # raises the fatal error, if that settled it
+    if not running:
+        # The boot ended between the last "not ready" probe and the winner's sending
+        # (the probe's own delay is not boot time). Without a miss, all we know is
+        # "before the winner": half of it pulls the window earlier, so a model that
+        # started late learns fast boots instead of confirming its own lateness.
+        low = t0 if last_miss is None else min(max(last_miss, t0), won_sent)
+        model.observe((low + won_sent) / 2 - t0)
     return ReadyInfo(
         since=t0, first_probe=first_probe, ready=ready, probes=probes, status_checks=checks
     )
@@ -282,7 +292,7 @@ def _spawn(pending: set[asyncio.Task[None]], coro: Coroutine[Any, Any, None]) ->
     task.add_done_callback(pending.discard)
 
 
-def _settle(winner: asyncio.Future[float], exc: BaseException) -> None:
+def _settle(winner: asyncio.Future[tuple[float, float]], exc: BaseException) -> None:
     if not winner.done():
         winner.set_exception(exc)
 
