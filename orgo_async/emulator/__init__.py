@@ -1,4 +1,4 @@
-"""A local emulator of Orgo's cloud-computer REST API.
+"""A local emulator of Orgo's cloud-computer API: REST, health proxy and desktop sockets.
 
 ``async with Emulator(EmulatorConfig(...)) as emu:`` serves the API on
 ``emu.base_url`` (``http://127.0.0.1:PORT/api``), with ``emu.api_key`` as the
@@ -7,6 +7,14 @@ bearer key. Computers boot in ``config.boot`` (300 ms by default) through
 ``GET /api/desktops/{instance_id}/proxy/health`` answers 200 from that exact
 moment. ``emu.faults`` injects 429/503 answers, dropped connections, delays
 and lost responses; ``emu.counters`` records what clients did.
+
+Each running computer also serves Orgo's desktop WebSockets,
+``ws://HOST:PORT/desktops/{instance_id}/ws/{terminal|audio|events}`` with its
+``vnc_password`` as ``?token=`` or Bearer token: a real PTY shell in the
+computer's own directory (``emu.workdir(computer)``), a generated audio tone,
+and desktop events (file and process changes, idleness, and anything
+``emu.publish_event`` sends). ``emu.close_sockets`` / ``emu.drop_sockets``
+break them on purpose; stop, restart and delete close them with 1001.
 
 Run it as a process with ``python -m orgo_async.emulator --port 0``: the first
 line on stdout is ``ORGO_BASE_URL=http://127.0.0.1:PORT/api``.

@@ -79,6 +79,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--omit-instance-id", action="store_true", help="computers carry only fly_instance_id"
     )
 
+    desktop = parser.add_argument_group("desktop sockets")
+    desktop.add_argument(
+        "--ws-auth",
+        choices=["close", "reject", "query_only", "header_only"],
+        default="close",
+        help="how a bad socket token is refused: close = upgrade then close 4401 (Orgo's way),"
+        " reject = HTTP 401, query_only / header_only = only ?token= / only Bearer is"
+        " accepted, anything else is HTTP 401 (default %(default)s)",
+    )
+    desktop.add_argument(
+        "--audio-tone-hz", type=float, default=440.0, help="tone streamed by /ws/audio"
+    )
+    desktop.add_argument(
+        "--workdir-root",
+        default=None,
+        help="directory for the computers' working directories (default: a temporary"
+        " directory removed at exit)",
+    )
+    desktop.add_argument(
+        "--idle-seconds",
+        type=float,
+        default=30.0,
+        help="seconds without terminal input before an 'idle' event (default %(default)s)",
+    )
+
     faults = parser.add_argument_group("faults")
     faults.add_argument(
         "--fault-429-rate", type=float, default=0.0, help="probability of 429 rate_limited"
@@ -120,6 +145,10 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         omit_instance_id=args.omit_instance_id,
         seed=args.seed,
         access_log=args.access_log,
+        ws_auth=args.ws_auth,
+        audio_tone_hz=args.audio_tone_hz,
+        workdir_root=args.workdir_root,
+        idle_seconds=args.idle_seconds,
     )
 
 

@@ -14,6 +14,10 @@ Request pipeline (one middleware), for ``/api/...``:
 
 Admin routes under ``/_emulator/`` need the API key too but are neither
 counted nor subject to faults.
+
+The desktop WebSockets (``/desktops/{instance_id}/ws/{name}``) live in
+:mod:`.ws`: outside ``/api``, authenticated per computer by the socket
+handlers themselves.
 """
 
 from __future__ import annotations
@@ -28,13 +32,16 @@ import re
 import secrets
 import time
 from collections.abc import Mapping
+from pathlib import Path
 from types import TracebackType
 from typing import Any, Final
 
 import attrs
 from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
 from aiohttp.typedefs import Handler
 
+from ..protocol.events import EVENT_TYPES
 from .faults import FaultRule, Faults
 from .state import (
     MAX_DISK_GB,
@@ -48,6 +55,7 @@ from .state import (
     Workspace,
     retry_after_header,
 )
+from .ws import SOCKET_NAMES, SOCKETS_KEY, SocketHub, desktop_socket
 
 __all__ = ["EMULATOR_KEY", "Emulator", "create_app"]
 
@@ -534,6 +542,9 @@ _CONFIG_PATCHABLE: Final = (
     "list_key",
     "omit_instance_id",
     "workspaces_path_missing",
+    "ws_auth",
+    "audio_tone_hz",
+    "idle_seconds",
 )
 
 
@@ -642,10 +653,58 @@ async def admin_computers(request: web.Request) -> web.Response:
             "ready_at": c.ready_at,
             "healthy_at": healthy_at.get(c.id),
             "health_probes": probes.get(c.id, 0),
+            "sockets": len(emu.sockets.sockets(c.id)),
         }
         for c in emu.state.computers.values()
     ]
     return _ok({"computers": items, "clock": now})
+
+
+async def admin_drop_sockets(request: web.Request) -> web.Response:
+    """POST /_emulator/computers/{computer_id}/drop-sockets → ``{"dropped": n}`` (TCP cut)."""
+    emu = _emu(request)
+    computer = emu.state.get_computer(request.match_info["computer_id"])
+    return _ok({"dropped": emu.drop_sockets(computer.id)})
+
+
+async def admin_close_sockets(request: web.Request) -> web.Response:
+    """POST /_emulator/computers/{computer_id}/close-sockets ``{code?, reason?}`` → ``{"closed"}``.
+
+    ``code`` defaults to 1001 and must be 1000-1014 (sendable ones) or 3000-4999.
+    """
+    emu = _emu(request)
+    computer = emu.state.get_computer(request.match_info["computer_id"])
+    body = await _json_object(request, optional=True)
+    code = body.get("code", 1001)
+    if (
+        isinstance(code, bool)
+        or not isinstance(code, int)
+        or not (1000 <= code <= 1014 and code not in (1004, 1005, 1006) or 3000 <= code <= 4999)
+    ):
+        raise _invalid(f"code must be a sendable WebSocket close code, got {_show(code)}")
+    reason = body.get("reason", "")
+    if not isinstance(reason, str):
+        raise _invalid(f"reason must be a string, got {_show(reason)}")
+    return _ok({"closed": emu.close_sockets(computer.id, code, reason)})
+
+
+async def admin_publish_event(request: web.Request) -> web.Response:
+    """POST /_emulator/computers/{computer_id}/events ``{type, data?}`` → ``{"delivered": n}``.
+
+    ``type`` must be one of Orgo's event types (a client cannot subscribe to
+    any other); ``data`` is the event's payload object.
+    """
+    emu = _emu(request)
+    computer = emu.state.get_computer(request.match_info["computer_id"])
+    body = await _json_object(request)
+    event_type = body.get("type")
+    if event_type not in EVENT_TYPES:
+        allowed = ", ".join(sorted(EVENT_TYPES))
+        raise _invalid(f"type must be one of {allowed}, got {_show(event_type)}")
+    data = body.get("data", {})
+    if not isinstance(data, dict):
+        raise _invalid(f"data must be an object, got {_show(data)}")
+    return _ok({"delivered": emu.publish_event(computer, event_type, data)})
 
 
 # --------------------------------------------------------------------------- middleware
@@ -750,7 +809,7 @@ async def _middleware(request: web.Request, handler: Handler) -> web.StreamRespo
         return _drop(request)
     if not response.prepared:
         response.headers["X-Request-Id"] = request_id
-    if not admin:
+    if not admin and not path.startswith("/desktops/"):
         by_status = counters.responses_by_status
         by_status[response.status] = by_status.get(response.status, 0) + 1
     return response
@@ -805,11 +864,13 @@ def create_app(emulator: Emulator) -> web.Application:
     add("GET", desktop + "/health", desktop_health, name=_HEALTH_ROUTE)
     add("*", desktop + "/{endpoint:.+}", desktop_proxy)
 
-    # ---- Desktop WebSockets go here: /desktops/{instance_id}/ws/{name} --------------
-    # (websockify | terminal | audio | events). They are outside /api, so the
-    # middleware neither checks the API key nor injects faults for them: each
+    # Desktop WebSockets: /desktops/{instance_id}/ws/{name} (terminal | audio | events;
+    # websockify joins ws.SOCKET_SERVERS with the desktop backends). They are outside /api,
+    # so the middleware neither checks the API key nor injects faults for them: the
     # socket handler authenticates with the computer's vnc_password itself
     # (?token= or Authorization: Bearer) and closes 4401 / 4404 as Orgo does.
+    app[SOCKETS_KEY] = emulator.sockets
+    add("GET", "/desktops/{instance_id}/ws/{name}", desktop_socket)
 
     # Emulator administration (API key required, not counted, no faults).
     add("GET", "/_emulator/counters", admin_counters)
@@ -821,10 +882,30 @@ def create_app(emulator: Emulator) -> web.Application:
     add("GET", "/_emulator/config", admin_get_config)
     add("PATCH", "/_emulator/config", admin_patch_config)
     add("GET", "/_emulator/computers", admin_computers)
+    add("POST", "/_emulator/computers/{computer_id}/drop-sockets", admin_drop_sockets)
+    add("POST", "/_emulator/computers/{computer_id}/close-sockets", admin_close_sockets)
+    add("POST", "/_emulator/computers/{computer_id}/events", admin_publish_event)
     return app
 
 
 # --------------------------------------------------------------------------- server
+
+
+class _AccessLogger(AbstractAccessLogger):
+    """The access log without query strings: a socket's ``?token=`` must never be logged.
+
+    (aiohttp's default format logs the whole request line.)
+    """
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        self.logger.info(
+            '%s "%s %s" %d %.1fms',
+            request.remote,
+            request.method,
+            request.path,
+            response.status,
+            time * 1000,
+        )
 
 
 def _url_host(host: str) -> str:
@@ -846,8 +927,15 @@ class Emulator:
     at any time and applies to later requests. ``clock`` drives every
     lifecycle timestamp (inject a fake one to step time by hand).
 
-    Leaving the context stops the server, closes client connections and
-    leaves no task behind. Not reusable after :meth:`close`.
+    Each running computer serves ``/desktops/{instance_id}/ws/{terminal|audio|events}``
+    (:meth:`ws_url`): real PTY shells in the computer's own directory
+    (:meth:`workdir`), a generated audio tone and live desktop events
+    (:meth:`publish_event` adds any event). :meth:`close_sockets` and
+    :meth:`drop_sockets` break those sockets on purpose.
+
+    Leaving the context stops the server, closes client connections (desktop
+    sockets with 1001), kills every shell, removes the temporary working
+    directories and leaves no task behind. Not reusable after :meth:`close`.
     """
 
     def __init__(self, config: EmulatorConfig | None = None, *, clock: Clock = time.monotonic):
@@ -857,6 +945,7 @@ class Emulator:
         self.state = Store(config, clock=clock, rng=random.Random(seed), counters=self.counters)
         # A separate stream for faults, so adding a fault does not shift boot times.
         self.faults = Faults(random.Random(None if seed is None else f"faults:{seed}"))
+        self.sockets = SocketHub(self.state)
         self._runner: web.AppRunner | None = None
         self._port: int | None = None
         self._closing = asyncio.Event()
@@ -914,7 +1003,12 @@ class Emulator:
         access_log = logging.getLogger("aiohttp.access") if self.config.access_log else None
         # A short shutdown timeout: in-flight handlers are ours and finish fast,
         # except fault delays, which close() wakes up.
-        runner = web.AppRunner(create_app(self), access_log=access_log, shutdown_timeout=1.0)
+        runner = web.AppRunner(
+            create_app(self),
+            access_log=access_log,
+            access_log_class=_AccessLogger,
+            shutdown_timeout=1.0,
+        )
         await runner.setup()
         self._runner = runner
         try:
@@ -927,12 +1021,18 @@ class Emulator:
         log.info("emulator serving %s", self.base_url)
 
     async def close(self) -> None:
-        """Stop serving and drop every connection. Idempotent."""
+        """Stop serving and drop every connection. Idempotent.
+
+        Desktop sockets are closed with 1001 first (and their shells killed
+        and reaped), so no handler is cut off mid-way by the server shutdown.
+        """
         self._closed = True
         self._closing.set()
+        await self.sockets.shutdown()
         runner, self._runner = self._runner, None
         if runner is not None:
             await runner.cleanup()
+        self.state.close_workdirs()
 
     async def __aenter__(self) -> Emulator:
         await self.start()
@@ -945,6 +1045,58 @@ class Emulator:
         tb: TracebackType | None,
     ) -> None:
         await self.close()
+
+    # ----------------------------------------------------------------- desktop sockets
+
+    def _computer(self, computer: Computer | str) -> Computer:
+        return computer if isinstance(computer, Computer) else self.state.get_computer(computer)
+
+    def workdir(self, computer: Computer | str) -> Path:
+        """The computer's own directory (``Desktop/`` and ``Downloads/`` inside), made if missing.
+
+        Terminal shells start here with ``HOME`` set to it; ``file_change``
+        events watch its ``Desktop/`` and ``Downloads/``. Removed when the
+        computer is deleted. ``computer`` is a Computer, its UUID or instance
+        id; an unknown id raises :class:`~orgo_async.emulator.state.ApiError` (404).
+        """
+        return self.state.workdir(self._computer(computer))
+
+    def ws_url(self, computer: Computer | str, name: str) -> str:
+        """``ws://HOST:PORT/desktops/{instance_id}/ws/{name}`` (without the token)."""
+        if name not in SOCKET_NAMES:
+            raise ValueError(f"name must be one of {', '.join(SOCKET_NAMES)}, got {name!r}")
+        return f"ws://{self.hostport}/desktops/{self._computer(computer).instance_id}/ws/{name}"
+
+    def publish_event(
+        self, computer: Computer | str, event_type: str, data: Mapping[str, Any] | None = None
+    ) -> int:
+        """Send an event to the computer's ``/ws/events`` subscribers of ``event_type``.
+
+        Returns how many subscribers it was queued for (0 when nobody listens).
+        This is how other parts of the emulator report ``screen_change``,
+        window and clipboard events. Raises ``ValueError`` for a type outside
+        Orgo's twelve and ApiError (404) for an unknown computer.
+        """
+        if event_type not in EVENT_TYPES:
+            raise ValueError(f"unknown event type {event_type!r}")
+        return self.sockets.publish(self._computer(computer).id, event_type, data or {})
+
+    def close_sockets(
+        self, computer: Computer | str, code: int = 1001, reason: str = "Computer stopping"
+    ) -> int:
+        """Close the computer's open desktop sockets with ``code``; returns how many.
+
+        Their shells are killed. ApiError (404) for an unknown computer.
+        """
+        return self.sockets.close_sockets(self._computer(computer).id, code, reason)
+
+    def drop_sockets(self, computer: Computer | str) -> int:
+        """Cut the TCP connections of the computer's sockets, no close frame (client: 1006).
+
+        Returns how many were cut; their shells are killed. ApiError (404)
+        for an unknown computer.
+        """
+        return self.sockets.drop_sockets(self._computer(computer).id)
 
     async def _sleep(self, seconds: float) -> None:
         """Sleep for a delay fault, cut short when the emulator closes."""

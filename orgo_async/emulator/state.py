@@ -22,10 +22,13 @@ import heapq
 import math
 import random
 import secrets
+import shutil
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Final, Literal, cast
 
 import attrs
@@ -38,7 +41,10 @@ __all__ = [
     "Computer",
     "Counters",
     "EmulatorConfig",
+    "LifecycleListener",
     "Store",
+    "Transition",
+    "WsAuth",
     "Workspace",
 ]
 
@@ -49,6 +55,11 @@ BootDist = Literal["fixed", "uniform", "long_tail"]
 ListKey = Literal["workspaces", "projects"]
 BootKind = Literal["create", "start", "restart"]
 Phase = Literal["boot", "stop"]
+WsAuth = Literal["close", "reject", "query_only", "header_only"]
+Transition = Literal["start", "stop", "restart", "delete"]
+"""A request-driven lifecycle change that ends a computer's current desktop session."""
+
+WS_AUTH_MODES: Final = ("close", "reject", "query_only", "header_only")
 
 COMPUTER_STATUSES: Final = (
     "creating",
@@ -271,6 +282,21 @@ def _validate_api_key(_inst: object, attribute: attrs.Attribute[Any], value: obj
         raise ValueError(f"{attribute.name} must be a non-empty string")
 
 
+def _validate_positive(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    _finite(attribute.name, value, strict=True)
+
+
+def _validate_tone(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    # Below Nyquist at the lowest sample rate (24 kHz), or the tone aliases.
+    if _finite(attribute.name, value, strict=True) >= 12000:
+        raise ValueError(f"{attribute.name} must be below 12000 Hz, got {value!r}")
+
+
+def _validate_optional_dir(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is not None and (not isinstance(value, str) or not value):
+        raise ValueError(f"{attribute.name} must be None or a non-empty path, got {value!r}")
+
+
 def _default_boot() -> BootTime:
     return BootTime.fixed(0.3, jitter=0.02)
 
@@ -303,6 +329,20 @@ class EmulatorConfig:
     omit_instance_id: bool = False
     seed: int | None = None
     access_log: bool = False
+    # Desktop sockets (/desktops/{instance_id}/ws/{name}).
+    ws_auth: WsAuth = attrs.field(default="close", validator=attrs.validators.in_(WS_AUTH_MODES))
+    """How a bad, missing or stale socket token is refused: ``close`` (upgrade, then
+    close 4401, Orgo's documented way), ``reject`` (HTTP 401 instead of the upgrade),
+    ``query_only`` (only ``?token=`` is accepted, anything else is HTTP 401: the new
+    metal image) or ``header_only`` (only ``Authorization: Bearer``: the old image)."""
+    audio_tone_hz: float = attrs.field(default=440.0, validator=_validate_tone)
+    """Frequency of the sine tone ``/ws/audio`` streams."""
+    idle_seconds: float = attrs.field(default=30.0, validator=_validate_positive)
+    """Seconds without terminal input before an ``idle`` event."""
+    workdir_root: str | None = attrs.field(default=None, validator=_validate_optional_dir)
+    """Where computers' working directories live (``<root>/<instance_id>/``); ``None``
+    = a temporary directory created when first needed and removed when the emulator
+    closes. Read once, when the first working directory is made."""
 
 
 # --------------------------------------------------------------------------- counters
@@ -315,6 +355,12 @@ class Counters:
     statuses. ``healthy_at`` / ``ready_at`` hold clock values (the emulator's
     clock, ``time.monotonic`` by default). ``healthy_at`` is the latest
     moment each computer became running; it is settled lazily on read.
+
+    Desktop sockets: ``ws_connections`` counts the sockets that passed auth,
+    the running check and their parameters, per socket name;
+    ``ws_rejections`` counts refused ones by close code (4401, 4404, 4500,
+    1008, 1001) or HTTP status (401); ``ws_events_dropped`` counts events a
+    slow ``/ws/events`` consumer lost to its full buffer.
     """
 
     def __init__(
@@ -335,6 +381,9 @@ class Counters:
         self.responses_by_status: dict[int, int] = {}
         self.ready_at: dict[str, float] = {}
         self._healthy_at: dict[str, float] = {}
+        self.ws_connections: dict[str, int] = {}
+        self.ws_rejections: dict[int, int] = {}
+        self.ws_events_dropped = 0
 
     @property
     def live(self) -> int:
@@ -357,6 +406,9 @@ class Counters:
         self.responses_by_status.clear()
         self.ready_at.clear()
         self._healthy_at.clear()
+        self.ws_connections.clear()
+        self.ws_rejections.clear()
+        self.ws_events_dropped = 0
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready snapshot (status keys become strings)."""
@@ -372,6 +424,9 @@ class Counters:
             "responses_by_status": {str(k): v for k, v in self.responses_by_status.items()},
             "ready_at": dict(self.ready_at),
             "healthy_at": dict(self.healthy_at),
+            "ws_connections": dict(self.ws_connections),
+            "ws_rejections": {str(k): v for k, v in self.ws_rejections.items()},
+            "ws_events_dropped": self.ws_events_dropped,
         }
 
 
@@ -472,11 +527,18 @@ class ResizeResult:
 # --------------------------------------------------------------------------- store
 
 
+LifecycleListener = Callable[[Computer, Transition], None]
+"""Called synchronously by the store right after a computer starts, stops, restarts
+(a restart or a vCPU/memory resize) or is deleted; must not raise."""
+
+
 class Store:
     """Workspaces and computers, indexed for O(1) lookups by every id a client may send.
 
     Operations that break one of Orgo's rules raise :class:`ApiError` with the
-    status and code the real API uses.
+    status and code the real API uses. :meth:`add_listener` registers a
+    :data:`LifecycleListener` (the desktop sockets use it to close a computer's
+    sockets and kill its shells). :meth:`workdir` is a computer's own directory.
     """
 
     def __init__(
@@ -504,6 +566,60 @@ class Store:
         self._seq = 0
         # workspace key -> (tokens, last refill clock time) for create_rate_limit.
         self._buckets: dict[str, tuple[float, float]] = {}
+        self._listeners: list[LifecycleListener] = []
+        self._workdir_root: Path | None = None
+        self._workdir_root_is_temp = False
+
+    def add_listener(self, listener: LifecycleListener) -> None:
+        """Call ``listener(computer, transition)`` after every start/stop/restart/delete."""
+        self._listeners.append(listener)
+
+    def _notify(self, computer: Computer, transition: Transition) -> None:
+        for listener in tuple(self._listeners):
+            listener(computer, transition)
+
+    # ----------------------------------------------------------------- working directories
+
+    @property
+    def workdir_root(self) -> Path:
+        """The directory holding every computer's working directory.
+
+        ``config.workdir_root`` (created if missing), or a temporary directory
+        made on first use and removed by :meth:`close_workdirs`.
+        """
+        if self._workdir_root is None:
+            configured = self.config.workdir_root
+            if configured is None:
+                self._workdir_root = Path(tempfile.mkdtemp(prefix="orgo-emulator-"))
+                self._workdir_root_is_temp = True
+            else:
+                root = Path(configured).resolve()
+                root.mkdir(parents=True, exist_ok=True)
+                self._workdir_root = root
+        return self._workdir_root
+
+    def workdir(self, computer: Computer) -> Path:
+        """``<root>/<instance_id>/`` with ``Desktop/`` and ``Downloads/``, created if missing.
+
+        The terminal's shells start (and keep ``HOME``) here; REST file and
+        command routes land their files here. Removed when the computer is deleted.
+        """
+        path = self.workdir_root / computer.instance_id
+        for sub in ("Desktop", "Downloads"):
+            (path / sub).mkdir(parents=True, exist_ok=True)
+        return path
+
+    def remove_workdir(self, computer: Computer) -> None:
+        """Delete the computer's working directory, if it was ever made."""
+        if self._workdir_root is not None:
+            shutil.rmtree(self._workdir_root / computer.instance_id, ignore_errors=True)
+
+    def close_workdirs(self) -> None:
+        """Remove the temporary root and everything in it (a configured root is kept)."""
+        root, self._workdir_root = self._workdir_root, None
+        if root is not None and self._workdir_root_is_temp:
+            shutil.rmtree(root, ignore_errors=True)
+        self._workdir_root_is_temp = False
 
     def now(self) -> float:
         """The store's clock."""
@@ -661,6 +777,9 @@ class Store:
             workspace.updated_at = iso_now()
         computer.generation += 1
         self.counters.deletes += 1
+        # Listeners first: they kill the computer's processes, which may hold files there.
+        self._notify(computer, "delete")
+        self.remove_workdir(computer)
 
     def start(self, computer: Computer) -> None:
         """Boot a ``stopped`` (or ``error``) computer; 409 ``not_stopped`` otherwise."""
@@ -669,6 +788,7 @@ class Store:
             raise ApiError(409, "not_stopped", f"Computer is not stopped (status: {status})")
         computer.rotate_credentials()
         self._boot(computer, "start")
+        self._notify(computer, "start")
 
     def stop(self, computer: Computer) -> None:
         """Begin stopping; 409 ``not_running`` when already stopping or stopped."""
@@ -681,6 +801,7 @@ class Store:
         computer.phase_started_at = now
         computer.stopped_at = now + self.config.stop_seconds
         computer.generation += 1
+        self._notify(computer, "stop")
 
     def restart(self, computer: Computer) -> None:
         """Reboot a running computer (status ``restarting``); 409 ``not_running`` otherwise."""
@@ -689,6 +810,7 @@ class Store:
             raise ApiError(409, "not_running", f"Computer is not running (status: {status})")
         computer.rotate_credentials()
         self._boot(computer, "restart")
+        self._notify(computer, "restart")
 
     def clone(self, source: Computer, name: str | None) -> Computer:
         """Copy a running computer into its workspace as a new, always-on computer.
@@ -799,6 +921,7 @@ class Store:
         if reboot:
             computer.rotate_credentials()
             self._boot(computer, "restart")
+            self._notify(computer, "restart")
         return results
 
     # ----------------------------------------------------------------- lifecycle

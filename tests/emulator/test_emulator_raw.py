@@ -169,16 +169,6 @@ def test_public_surface() -> None:
     ]
 
 
-def test_emulator_never_imports_the_sdk_client() -> None:
-    package = Path(emulator_pkg.__file__).parent
-    sdk_modules = ("_client", "_http", "resources", "models", "errors", "health", "fleet")
-    pattern = re.compile(
-        r"^\s*(from|import)\s+(orgo_async\.|\.\.)(" + "|".join(sdk_modules) + r")\b", re.M
-    )
-    for source in package.glob("*.py"):
-        assert not pattern.search(source.read_text()), source.name
-
-
 async def test_urls_and_exit_leave_nothing_behind() -> None:
     async with Emulator(EmulatorConfig(boot=FAST_BOOT)) as emu:
         assert re.fullmatch(r"http://127\.0\.0\.1:\d+/api", emu.base_url)
