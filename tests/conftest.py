@@ -53,10 +53,14 @@ async def workspace(orgo: Orgo) -> Workspace:
     return await orgo.workspaces.create("tests")
 
 
+# The in-process emulator's server side: accepting and handling connections.
+_SERVER_SIDE = ("RequestHandler.", "BaseSelectorEventLoop._accept_connection")
+
+
 def client_tasks() -> set[asyncio.Task[object]]:
     """The running tasks, less the in-process emulator's own connection handlers."""
     return {
         t
         for t in asyncio.all_tasks()
-        if not t.get_coro().__qualname__.startswith("RequestHandler.")  # type: ignore[union-attr]
+        if not t.get_coro().__qualname__.startswith(_SERVER_SIDE)  # type: ignore[union-attr]
     }
