@@ -37,6 +37,7 @@ from .errors import (
     PermissionDeniedError,
     RateLimitError,
 )
+from .health import boot_start
 from .models import Computer, ComputerSpec, LaunchedComputer, LaunchTiming
 
 if TYPE_CHECKING:
@@ -344,7 +345,7 @@ class Fleet:
         self.limiter.on_success()
         try:
             info = await client.computers.wait_ready(
-                computer, timeout=self._ready_timeout, since=answered
+                computer, timeout=self._ready_timeout, since=boot_start(sent, answered)
             )
         except OrgoError as exc:
             await self._delete(computer)

@@ -121,6 +121,17 @@ class BootModel:
         return max(0.0, low - spacing), high + spacing, spacing
 
 
+def boot_start(sent: float, answered: float) -> float:
+    """When a computer's boot began, for a create sent and answered at these instants.
+
+    The server made it somewhere in between: late if the server was slow to
+    answer, early if the answer sat in a busy client. The midpoint bounds the
+    error by half the create's latency either way, so a slow create does not
+    push the probing window past the boot.
+    """
+    return (sent + answered) / 2
+
+
 def _schedule(
     start: float, end: float, spacing: float, *, immediate: bool
 ) -> Iterator[tuple[float, bool]]:
@@ -134,11 +145,16 @@ def _schedule(
     while t < end:
         yield t, False
         t += spacing
-    # Past the window: the boot is late or failed. Check the status once, then
-    # back off, with a status check every couple of seconds.
+    # Past the window: the boot is late or failed. Check the status once, keep
+    # the pace for another window's width (late boots are usually only a little
+    # late), then back off, with a status check every couple of seconds.
+    yield t, True
+    late = t + (end - start)
+    while t + spacing <= late + 1e-9:
+        t += spacing
+        yield t, False
     gap = spacing * 2
     last_check = t
-    yield t, True
     while True:
         t += gap
         gap = min(gap * 1.6, 1.0)
@@ -275,12 +291,14 @@ async def wait_ready(
         )
     ready, won_sent = winner.result()  # raises the fatal error, if that settled it
     if not running:
-        # The boot ended between the last "not ready" probe and the winner's sending
-        # (the probe's own delay is not boot time). Without a miss, all we know is
-        # "before the winner": half of it pulls the window earlier, so a model that
-        # started late learns fast boots instead of confirming its own lateness.
-        low = t0 if last_miss is None else min(max(last_miss, t0), won_sent)
-        model.observe((low + won_sent) / 2 - t0)
+        if last_miss is None:
+            # The first probe won: the boot ended some time before it was sent. Three
+            # quarters of that pulls a window that starts too late earlier, so fast
+            # boots are learned instead of the window confirming its own lateness.
+            model.observe(0.75 * (won_sent - t0))
+        else:
+            # The boot ended between the last "not ready" probe and the winner.
+            model.observe((max(last_miss, t0) + won_sent) / 2 - t0)
     return ReadyInfo(
         since=t0, first_probe=first_probe, ready=ready, probes=probes, status_checks=checks
     )

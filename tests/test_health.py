@@ -126,13 +126,18 @@ def test_boot_model_learns_a_tight_window() -> None:
     assert end < 0.25
 
 
-def test_schedule_is_dense_in_the_window_then_backs_off_with_status_checks() -> None:
+def test_schedule_is_dense_across_the_window_then_backs_off_with_status_checks() -> None:
     steps = _schedule(0.3, 0.34, 0.01, immediate=False)
     offsets = [next(steps) for _ in range(40)]
-    dense = [t for t, _ in offsets if t < 0.34]
-    assert dense[0] == 0.3 and len(dense) == 4
-    assert offsets[4][1] is True  # the status check right after the window
-    gaps = [b[0] - a[0] for a, b in zip(offsets[4:], offsets[5:], strict=False)]
-    assert gaps == sorted(gaps) and max(gaps) <= 1.0 + 1e-9
-    assert sum(check for _, check in offsets[5:]) >= 2
+    times = [t for t, _ in offsets]
+    assert times[:4] == pytest.approx([0.3, 0.31, 0.32, 0.33])
+    assert offsets[4] == (pytest.approx(0.34), True)  # the status check at the window's end
+    # Late boots are usually only a little late: the pace holds for another window.
+    assert [b - a for a, b in zip(times[4:8], times[5:9], strict=True)] == pytest.approx(
+        [0.01] * 4
+    )
+    gaps = [b - a for a, b in zip(times[8:], times[9:], strict=False)]
+    assert all(b >= a - 1e-9 for a, b in zip(gaps, gaps[1:], strict=False))  # never shorter
+    assert gaps[0] > 0.01 and max(gaps) <= 1.0 + 1e-9
+    assert sum(check for _, check in offsets[5:]) >= 2  # periodic status checks
     assert next(_schedule(0.3, 0.34, 0.01, immediate=True)) == (0.0, False)

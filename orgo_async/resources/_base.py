@@ -19,12 +19,17 @@ class Resource:
         return f"<{type(self).__name__}>"
 
 
-def path_id(value: object, what: str) -> str:
-    """An id checked and escaped for use as one path segment.
+def require_id(value: object, what: str) -> str:
+    """An id checked to be a non-empty string.
 
     Raises:
         ValueError: the id is empty or not a string.
     """
     if not isinstance(value, str) or not value.strip():
         raise ValueError(f"{what} must be a non-empty string; got {value!r}")
-    return quote(value, safe="")
+    return value
+
+
+def path_id(value: object, what: str) -> str:
+    """An id checked (see :func:`require_id`) and escaped as one path segment."""
+    return quote(require_id(value, what), safe="")

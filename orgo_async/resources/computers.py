@@ -20,7 +20,7 @@ from ..errors import (
     MethodNotAllowedError,
     NotFoundError,
 )
-from ..health import ReadyInfo, wait_ready
+from ..health import ReadyInfo, boot_start, wait_ready
 from ..models import (
     CPU_CHOICES,
     RESIZE_MEM_CHOICES,
@@ -33,7 +33,7 @@ from ..models import (
     ResizeResult,
     VncCredentials,
 )
-from ._base import Resource, path_id
+from ._base import Resource, path_id, require_id
 
 if TYPE_CHECKING:
     pass
@@ -236,7 +236,9 @@ class Computers(Resource):
             computer = await self.create_from(spec, timeout=timeout, retry=retry)
         answered = loop.time()
         try:
-            info = await wait_ready(self._client, computer, timeout=ready_timeout, since=answered)
+            info = await wait_ready(
+                self._client, computer, timeout=ready_timeout, since=boot_start(sent, answered)
+            )
         except BaseException as exc:
             if delete_on_failure:
                 await _delete_after_failure(self, computer, exc)
@@ -438,7 +440,7 @@ class Computers(Resource):
             InvalidRequestError: it is already there.
             ConflictError: its name is taken in the target.
         """
-        path_id(workspace_id, "workspace_id")  # validates before any request
+        require_id(workspace_id, "workspace_id")
         await self._client._request(
             "PATCH",
             f"/computers/{_ref_id(computer)}/move",
