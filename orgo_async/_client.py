@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Mapping, Sequence
+import weakref
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 
@@ -16,14 +17,25 @@ from ._http import HttpTransport, Response, status_error
 from ._observe import current_observer
 from ._retry import is_retryable_error, next_delay
 from .connect import Connection, ReconnectPolicy
-from .errors import APITimeoutError, ClientClosedError, MissingAPIKeyError, OrgoError
+from .errors import (
+    APIConnectionError,
+    APITimeoutError,
+    ClientClosedError,
+    MissingAPIKeyError,
+    OrgoError,
+)
+from .fanout import Outcome, for_each
 from .fleet import Fleet, FleetResult, collect, fleet_specs, reap
 from .health import BootModel, ReadyInfo
-from .models import Computer, ComputerSpec
+from .models import BashResult, Computer, ComputerSpec, ExecResult, Screenshot
 from .resources.computers import Computers
+from .resources.desktop import Desktop, Route
+from .resources.files import Files
 from .resources.workspaces import Workspaces
 
 __all__ = ["Orgo"]
+
+T = TypeVar("T")
 
 log = logging.getLogger("orgo_async")
 
@@ -87,10 +99,16 @@ class Orgo:
         self._closed = False
         self._rng = random.Random()
         self._boot_model = BootModel()
+        # One lock per computer: Orgo fails overlapping screenshots of one computer.
+        self._screenshot_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = (
+            weakref.WeakValueDictionary()
+        )
         self.workspaces = Workspaces(self)
         """Workspaces: create, list, get, get by name, delete."""
         self.computers = Computers(self)
         """Computers: create, get, list, delete, lifecycle, resize, credentials."""
+        self.files = Files(self)
+        """Files: upload, list, export, download, delete."""
 
     # -- public -------------------------------------------------------------
 
@@ -134,6 +152,68 @@ class Orgo:
     ) -> ReadyInfo:
         """Wait until the computer answers its health probe; see ``computers.wait_ready``."""
         return await self.computers.wait_ready(computer, timeout=timeout, since=since)
+
+    def desktop(self, computer: Computer, *, route: Route = "platform") -> Desktop:
+        """Desktop actions on ``computer`` (screenshot, click, type, key, bash, exec...).
+
+        ``route="proxy"`` sends them through ``/desktops/{instance_id}/proxy/`` instead
+        of the platform routes ``/computers/{id}/``.
+        """
+        self._check_open()
+        return Desktop(self, computer, route=route)
+
+    async def each(
+        self,
+        computers: Sequence[Computer],
+        action: Callable[[Desktop], Awaitable[T]],
+        *,
+        concurrency: int = 16,
+        route: Route = "platform",
+    ) -> list[Outcome[T]]:
+        """Run ``action(desktop)`` on every computer, ``concurrency`` at a time.
+
+        One :class:`~orgo_async.fanout.Outcome` per computer, in order: a value or
+        the exception that computer's action raised.
+        """
+        return await for_each(self, computers, action, concurrency=concurrency, route=route)
+
+    async def bash_all(
+        self,
+        computers: Sequence[Computer],
+        command: str,
+        *,
+        timeout: int = 200,
+        concurrency: int = 16,
+    ) -> list[Outcome[BashResult]]:
+        """``bash(command)`` on every computer; one outcome each."""
+        return await self.each(
+            computers, lambda d: d.bash(command, timeout=timeout), concurrency=concurrency
+        )
+
+    async def exec_all(
+        self,
+        computers: Sequence[Computer],
+        code: str,
+        *,
+        timeout: int = 10,
+        concurrency: int = 16,
+    ) -> list[Outcome[ExecResult]]:
+        """``exec(code)`` on every computer; one outcome each."""
+        return await self.each(
+            computers, lambda d: d.exec(code, timeout=timeout), concurrency=concurrency
+        )
+
+    async def screenshot_all(
+        self, computers: Sequence[Computer], *, concurrency: int = 16
+    ) -> list[Outcome[Screenshot]]:
+        """A screenshot of every computer; one outcome each."""
+        return await self.each(computers, lambda d: d.screenshot(), concurrency=concurrency)
+
+    def _screenshot_lock(self, computer_id: str) -> asyncio.Lock:
+        lock = self._screenshot_locks.get(computer_id)
+        if lock is None:
+            lock = self._screenshot_locks[computer_id] = asyncio.Lock()
+        return lock
 
     def connect(
         self,
@@ -247,7 +327,7 @@ class Orgo:
         timeout: Timeouts | float | None = None,
         idempotent: bool | None = None,
         retry: RetryPolicy | None = None,
-        data: aiohttp.FormData | None = None,
+        data: Callable[[], aiohttp.FormData] | None = None,
     ) -> Response:
         """Send a request, retrying per policy within the call's total timeout.
 
@@ -260,11 +340,20 @@ class Orgo:
         loop = asyncio.get_running_loop()
         deadline = None if timeouts.total is None else loop.time() + timeouts.total
         attempt = 0
+        # A DELETE whose earlier attempt may have been carried out: a 404 then means done.
+        maybe_deleted = False
         while True:
             try:
                 async with asyncio.timeout_at(deadline):
                     response = await self._transport.send(
-                        method, path, timeouts=timeouts, json_body=json, params=params, data=data
+                        method,
+                        path,
+                        timeouts=timeouts,
+                        json_body=json,
+                        params=params,
+                        data=None
+                        if data is None
+                        else data(),  # a form is read once: one per attempt
                     )
             except TimeoutError as exc:
                 raise APITimeoutError(
@@ -273,9 +362,11 @@ class Orgo:
             except OrgoError as exc:
                 failure: OrgoError = exc
             else:
-                if response.status < 400:
+                if response.status < 400 or (maybe_deleted and response.status == 404):
                     return response
                 failure = status_error(response)
+            if method == "DELETE" and isinstance(failure, APIConnectionError) and failure.sent:
+                maybe_deleted = True
             if not is_retryable_error(failure, method, idempotent=idempotent):
                 raise failure
             delay = next_delay(failure, attempt, policy, self._rng)

@@ -7,6 +7,7 @@ import pytest
 from orgo_async import (
     APIConnectionError,
     CreateOutcomeUnknown,
+    NotFoundError,
     Orgo,
     RateLimitError,
     RetryPolicy,
@@ -158,3 +159,17 @@ async def test_outcome_unknown_only_when_it_cannot_be_resolved(
     assert isinstance(info.value.__cause__, APIConnectionError)
     emulator.faults.clear()
     assert emulator.counters.creates == 1  # it did exist: "unknown" was honest
+
+
+async def test_a_delete_whose_answer_was_lost_is_done_not_not_found(
+    orgo: Orgo, workspace: Workspace, emulator: Emulator, sleeps: RecordedSleeps
+) -> None:
+    # The first DELETE is carried out but its answer is lost; the retry finds nothing
+    # to delete. That is success, not NotFoundError.
+    c = await orgo.computers.create(workspace_id=workspace.id, name="gone")
+    emulator.faults.add(FaultRule(kind="lose_response", method="DELETE", times=2))
+    await orgo.computers.delete(c)
+    assert emulator.counters.deletes == 1
+    assert len(sleeps.delays) >= 1
+    with pytest.raises(NotFoundError):  # a plain 404 without a lost attempt still raises
+        await orgo.computers.delete(c)
