@@ -35,17 +35,23 @@ from .errors import (
     ResponseValidationError,
     ServerError,
 )
+from .fanout import Outcome
 from .fleet import AdaptiveLimiter, Fleet, FleetFailure, FleetResult
 from .health import BootModel, ReadyInfo
 from .models import (
     AutoStop,
+    BashResult,
     Computer,
     ComputerSpec,
     ComputerStatus,
+    ExecResult,
+    ExportedFile,
+    FileInfo,
     LaunchedComputer,
     LaunchTiming,
     ResizeDimension,
     ResizeResult,
+    Screenshot,
     VncCredentials,
     Workspace,
 )
@@ -67,9 +73,12 @@ from .protocol.events import (
     WindowOpen,
 )
 from .protocol.terminal import CommandResult
+from .resources.desktop import Desktop
+from .resources.files import MAX_UPLOAD_BYTES
 
 __all__ = [
     "DEFAULT_BASE_URL",
+    "MAX_UPLOAD_BYTES",
     "APIConnectionError",
     "APIError",
     "APITimeoutError",
@@ -82,6 +91,7 @@ __all__ = [
     "AudioStreamStop",
     "AuthenticationError",
     "AutoStop",
+    "BashResult",
     "BootModel",
     "ClientClosedError",
     "Clipboard",
@@ -96,9 +106,13 @@ __all__ = [
     "ConnectionClosedError",
     "ConnectorError",
     "CreateOutcomeUnknown",
+    "Desktop",
     "DesktopEvent",
     "EventStream",
+    "ExecResult",
+    "ExportedFile",
     "FileChange",
+    "FileInfo",
     "Fleet",
     "FleetError",
     "FleetFailure",
@@ -114,6 +128,7 @@ __all__ = [
     "NotFoundError",
     "Orgo",
     "OrgoError",
+    "Outcome",
     "PaymentRequiredError",
     "PermissionDeniedError",
     "ProcessStart",
@@ -128,6 +143,7 @@ __all__ = [
     "ResponseValidationError",
     "RetryPolicy",
     "ScreenChange",
+    "Screenshot",
     "ServerError",
     "Terminal",
     "Timeouts",

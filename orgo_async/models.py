@@ -15,13 +15,18 @@ import attrs
 
 __all__ = [
     "AutoStop",
+    "BashResult",
     "Computer",
     "ComputerSpec",
     "ComputerStatus",
+    "ExecResult",
+    "ExportedFile",
+    "FileInfo",
     "LaunchTiming",
     "LaunchedComputer",
     "ResizeDimension",
     "ResizeResult",
+    "Screenshot",
     "VncCredentials",
     "Workspace",
 ]
@@ -274,3 +279,58 @@ class LaunchedComputer:
 
     computer: Computer
     timing: LaunchTiming
+
+
+@attrs.frozen(kw_only=True)
+class Screenshot:
+    """An image of a computer's screen."""
+
+    data: bytes = attrs.field(repr=lambda d: f"<{len(d)} bytes>")
+    width: int | None = None
+    height: int | None = None
+    mime_type: str = "image/png"
+
+
+@attrs.frozen(kw_only=True)
+class BashResult:
+    """What a shell command printed (stdout and stderr together) and its exit code."""
+
+    output: str = ""
+    exit_code: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0
+
+
+@attrs.frozen(kw_only=True)
+class ExecResult:
+    """The outcome of Python code run on the computer."""
+
+    output: str = ""
+    success: bool = False
+    timed_out: bool = False
+    error: str | None = None
+    error_type: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class FileInfo:
+    """A file stored for a workspace (uploaded, or exported from a computer)."""
+
+    id: str
+    filename: str = ""
+    size_bytes: int | None = None
+    content_type: str | None = None
+    created_at: datetime | None = None
+    desktop_id: str | None = None
+    project_id: str | None = None
+    source: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class ExportedFile:
+    """A file exported from a computer, with a signed download URL (valid about an hour)."""
+
+    file: FileInfo
+    url: str = attrs.field(repr=False)
