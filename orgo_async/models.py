@@ -297,6 +297,8 @@ class BashResult:
 
     output: str = ""
     exit_code: int | None = None
+    timed_out: bool = False
+    """Whether the command was killed at its timeout (its output is then partial)."""
 
     @property
     def ok(self) -> bool:

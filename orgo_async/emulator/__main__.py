@@ -98,6 +98,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         " directory removed at exit)",
     )
     desktop.add_argument(
+        "--screenshot-ms",
+        type=float,
+        default=20.0,
+        help="time each REST screenshot takes to capture (default %(default)s)",
+    )
+    desktop.add_argument(
         "--idle-seconds",
         type=float,
         default=30.0,
@@ -149,6 +155,7 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         audio_tone_hz=args.audio_tone_hz,
         workdir_root=args.workdir_root,
         idle_seconds=args.idle_seconds,
+        screenshot_seconds=args.screenshot_ms / 1000,
     )
 
 

@@ -15,9 +15,14 @@ Request pipeline (one middleware), for ``/api/...``:
 Admin routes under ``/_emulator/`` need the API key too but are neither
 counted nor subject to faults.
 
-The desktop WebSockets (``/desktops/{instance_id}/ws/{name}``) live in
-:mod:`.ws`: outside ``/api``, authenticated per computer by the socket
-handlers themselves.
+One ``/api`` route skips step 2: the signed file URL
+(``/api/files/blob/{id}?exp=&sig=``), whose signature is its credential.
+
+The desktop actions (screenshot, click, drag, type, key, scroll, wait, bash,
+exec; platform route and proxy) live in :mod:`.desktop`, the file routes in
+:mod:`.files`. The desktop WebSockets (``/desktops/{instance_id}/ws/{name}``)
+live in :mod:`.ws`: outside ``/api``, authenticated per computer by the
+socket handlers themselves.
 """
 
 from __future__ import annotations
@@ -42,7 +47,11 @@ from aiohttp.abc import AbstractAccessLogger
 from aiohttp.typedefs import Handler
 
 from ..protocol.events import EVENT_TYPES
+from . import desktop as actions, files
+from .commands import CommandRunner
+from .desktop import DESKTOP_KEY, DesktopService, proxy_unavailable
 from .faults import FaultRule, Faults
+from .files import FILES_KEY, FileStore
 from .state import (
     MAX_DISK_GB,
     ApiError,
@@ -70,6 +79,10 @@ _RAM_CHOICES: Final = (4, 8, 16, 32, 64)
 _CPU_CHOICES: Final = (1, 2, 4, 8, 16)
 _WORKSPACE_STATUSES: Final = ("active", "inactive")
 _HEALTH_ROUTE: Final = "desktop_health"
+# The signed blob URL is its own credential: no API key (files.py checks the signature).
+_SIGNED_ROUTE: Final = "files_blob"
+# An upload is read part by part by its handler (a 10 MB file is not read up front).
+_UPLOAD_ROUTE: Final = "files_upload"
 
 
 # --------------------------------------------------------------------------- helpers
@@ -498,10 +511,6 @@ def _count_probe(emu: Emulator, key: str) -> Computer | None:
     return computer
 
 
-def _desktop_unavailable() -> ApiError:
-    return ApiError(503, "desktop_unavailable", "Could not reach the desktop", upstream_status=502)
-
-
 async def desktop_health(request: web.Request) -> web.Response:
     """GET /api/desktops/{instance_id}/proxy/health: 200 from the instant the boot completes."""
     emu = _emu(request)
@@ -511,21 +520,31 @@ async def desktop_health(request: web.Request) -> web.Response:
     # The clock is read here, after everything else, so 200 never precedes ready_at.
     if computer.is_running(emu.state.now()):
         return _ok({"status": "ok"})
-    raise _desktop_unavailable()
+    raise proxy_unavailable()
 
 
 async def desktop_proxy(request: web.Request) -> web.Response:
     """Any other /api/desktops/{instance_id}/proxy/{endpoint}.
 
-    Desktop actions (screenshot, click, bash...) will be routed here by the
-    desktop backends; until then a running desktop answers 404 for them.
+    The desktop actions have their own routes (:mod:`.desktop`); what
+    reaches this one is an unknown endpoint (404 from a running desktop) or
+    a known one with the wrong method (405).
     """
     emu = _emu(request)
     computer = emu.state.find_computer(request.match_info["instance_id"])
     if computer is None:
         raise ApiError(404, "computer_not_found", "Desktop not found")
     if not computer.is_running(emu.state.now()):
-        raise _desktop_unavailable()
+        raise proxy_unavailable()
+    known = actions.ACTIONS.get(request.match_info["endpoint"])
+    if known is not None:
+        method = known[0]
+        raise ApiError(
+            405,
+            "method_not_allowed",
+            f"Method not allowed: use {method}",
+            headers={"Allow": method},
+        )
     raise ApiError(404, "not_found", "Unknown desktop endpoint", upstream_status=404)
 
 
@@ -545,6 +564,7 @@ _CONFIG_PATCHABLE: Final = (
     "ws_auth",
     "audio_tone_hz",
     "idle_seconds",
+    "screenshot_seconds",
 )
 
 
@@ -769,8 +789,9 @@ async def _middleware(request: web.Request, handler: Handler) -> web.StreamRespo
     if api:
         key = _route_key(request)
         counters.requests[key] = counters.requests.get(key, 0) + 1
+    route_name = request.match_info.route.name
     try:
-        if api or admin:
+        if (api or admin) and route_name != _SIGNED_ROUTE:
             _authenticate(request, emu.config.api_key)
         if api:
             if emu.config.workspaces_path_missing and _is_workspaces_path(path):
@@ -790,8 +811,10 @@ async def _middleware(request: web.Request, handler: Handler) -> web.StreamRespo
                 if rule.kind == "delay":
                     # A slow server has already received the body: read it now, so a
                     # client that gives up during the delay still gets its request
-                    # handled (a late create lands), as in production.
-                    await request.read()
+                    # handled (a late create lands), as in production. Not an upload:
+                    # its handler streams the multipart body itself.
+                    if route_name != _UPLOAD_ROUTE:
+                        await request.read()
                     await emu._sleep(rule.delay)
         response = await handler(request)
     except ApiError as exc:
@@ -859,10 +882,26 @@ def create_app(emulator: Emulator) -> web.Application:
     add("PATCH", computer + "/auto-stop", patch_auto_stop)
     add("GET", computer + "/vnc-password", get_vnc_password)
 
-    # The HTTP Desktop API proxy (API key as Bearer). Health first: routes match in order.
+    # Desktop actions: on the platform route and through the HTTP Desktop API proxy
+    # (API key as Bearer), with the same bodies. The proxy's catch-all comes last
+    # (routes match in order): 404 for unknown endpoints, 405 for a wrong method.
+    app[DESKTOP_KEY] = emulator.desktops
     desktop = "/api/desktops/{instance_id}/proxy"
     add("GET", desktop + "/health", desktop_health, name=_HEALTH_ROUTE)
+    for endpoint, (method, handler) in actions.ACTIONS.items():
+        add(method, f"{computer}/{endpoint}", handler)
+        add(method, f"{desktop}/{endpoint}", handler)
     add("*", desktop + "/{endpoint:.+}", desktop_proxy)
+    add("GET", "/api/storage/screenshots/{name}", actions.stored_screenshot)
+
+    # Files. The blob route needs no API key: its URL is signed.
+    app[FILES_KEY] = emulator.files
+    add("POST", "/api/files/upload", files.upload_file, name=_UPLOAD_ROUTE)
+    add("GET", "/api/files", files.list_files)
+    add("POST", "/api/files/export", files.export_file)
+    add("GET", "/api/files/download", files.download_file)
+    add("DELETE", "/api/files/delete", files.delete_file)
+    add("GET", "/api/files/blob/{file_id}", files.file_blob, name=_SIGNED_ROUTE)
 
     # Desktop WebSockets: /desktops/{instance_id}/ws/{name} (terminal | audio | events;
     # websockify joins ws.SOCKET_SERVERS with the desktop backends). They are outside /api,
@@ -933,8 +972,14 @@ class Emulator:
     (:meth:`publish_event` adds any event). :meth:`close_sockets` and
     :meth:`drop_sockets` break those sockets on purpose.
 
+    The REST desktop actions draw on ``emu.desktops`` (one synthetic
+    framebuffer per computer, ``emu.desktops.framebuffer(computer)``) and run
+    ``bash``/``exec`` as real processes through ``emu.commands``; uploaded
+    and exported files are in ``emu.files``.
+
     Leaving the context stops the server, closes client connections (desktop
-    sockets with 1001), kills every shell, removes the temporary working
+    sockets with 1001), kills every shell and command (background jobs
+    included), removes the stored files and the temporary working
     directories and leaves no task behind. Not reusable after :meth:`close`.
     """
 
@@ -946,6 +991,11 @@ class Emulator:
         # A separate stream for faults, so adding a fault does not shift boot times.
         self.faults = Faults(random.Random(None if seed is None else f"faults:{seed}"))
         self.sockets = SocketHub(self.state)
+        self.commands = CommandRunner(self.state)
+        self.desktops = DesktopService(
+            self.state, self.commands, sleep=self._sleep, origin=lambda: self.origin
+        )
+        self.files = FileStore(self.state, origin=lambda: self.origin)
         self._runner: web.AppRunner | None = None
         self._port: int | None = None
         self._closing = asyncio.Event()
@@ -1029,9 +1079,12 @@ class Emulator:
         self._closed = True
         self._closing.set()
         await self.sockets.shutdown()
+        # Commands first: their requests then answer before the server stops.
+        await self.commands.shutdown()
         runner, self._runner = self._runner, None
         if runner is not None:
             await runner.cleanup()
+        self.files.close()
         self.state.close_workdirs()
 
     async def __aenter__(self) -> Emulator:

@@ -414,7 +414,7 @@ class Shell:
                 # Jobs that ignore SIGHUP (nohup) get the rest of the grace, then SIGKILL.
                 left = deadline - self._loop.time()
                 if left > 0:
-                    await _wait_gone(session_members(self.pid), left)
+                    await wait_gone(session_members(self.pid), left)
             self._signal_session(signal.SIGKILL)
             if not self._exited.done():
                 self._check_exit()
@@ -451,7 +451,7 @@ class Shell:
         self._drained.set()
 
 
-async def _wait_gone(pids: list[int], timeout: float) -> None:
+async def wait_gone(pids: list[int], timeout: float) -> None:
     """Wait until these processes (not necessarily our children) have exited, or timeout.
 
     A pidfd becomes readable when its process exits, whoever its parent is:

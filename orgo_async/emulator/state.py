@@ -46,6 +46,7 @@ __all__ = [
     "Transition",
     "WsAuth",
     "Workspace",
+    "WorkspaceListener",
 ]
 
 Clock = Callable[[], float]
@@ -343,6 +344,9 @@ class EmulatorConfig:
     """Where computers' working directories live (``<root>/<instance_id>/``); ``None``
     = a temporary directory created when first needed and removed when the emulator
     closes. Read once, when the first working directory is made."""
+    screenshot_seconds: float = attrs.field(default=0.02, validator=_validate_non_negative)
+    """How long each REST screenshot takes to capture (a real VM needs tens of
+    milliseconds); a second screenshot of the same computer meanwhile fails."""
 
 
 # --------------------------------------------------------------------------- counters
@@ -361,6 +365,12 @@ class Counters:
     ``ws_rejections`` counts refused ones by close code (4401, 4404, 4500,
     1008, 1001) or HTTP status (401); ``ws_events_dropped`` counts events a
     slow ``/ws/events`` consumer lost to its full buffer.
+
+    Desktop REST actions: ``actions`` counts the accepted ones per endpoint
+    (``screenshot``, ``click``, ``drag``, ``type``, ``key``, ``scroll``,
+    ``wait``, ``bash``, ``exec``; platform and proxy routes alike);
+    ``screenshots`` the screenshots taken, ``bash_runs`` / ``exec_runs`` the
+    processes started, ``uploads`` the files uploaded.
     """
 
     def __init__(
@@ -384,6 +394,11 @@ class Counters:
         self.ws_connections: dict[str, int] = {}
         self.ws_rejections: dict[int, int] = {}
         self.ws_events_dropped = 0
+        self.actions: dict[str, int] = {}
+        self.screenshots = 0
+        self.bash_runs = 0
+        self.exec_runs = 0
+        self.uploads = 0
 
     @property
     def live(self) -> int:
@@ -409,6 +424,8 @@ class Counters:
         self.ws_connections.clear()
         self.ws_rejections.clear()
         self.ws_events_dropped = 0
+        self.actions.clear()
+        self.screenshots = self.bash_runs = self.exec_runs = self.uploads = 0
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready snapshot (status keys become strings)."""
@@ -427,6 +444,11 @@ class Counters:
             "ws_connections": dict(self.ws_connections),
             "ws_rejections": {str(k): v for k, v in self.ws_rejections.items()},
             "ws_events_dropped": self.ws_events_dropped,
+            "actions": dict(self.actions),
+            "screenshots": self.screenshots,
+            "bash_runs": self.bash_runs,
+            "exec_runs": self.exec_runs,
+            "uploads": self.uploads,
         }
 
 
@@ -531,6 +553,10 @@ LifecycleListener = Callable[[Computer, Transition], None]
 """Called synchronously by the store right after a computer starts, stops, restarts
 (a restart or a vCPU/memory resize) or is deleted; must not raise."""
 
+WorkspaceListener = Callable[[Workspace], None]
+"""Called synchronously by the store right after a workspace (and every computer in
+it) was deleted; must not raise."""
+
 
 class Store:
     """Workspaces and computers, indexed for O(1) lookups by every id a client may send.
@@ -538,7 +564,10 @@ class Store:
     Operations that break one of Orgo's rules raise :class:`ApiError` with the
     status and code the real API uses. :meth:`add_listener` registers a
     :data:`LifecycleListener` (the desktop sockets use it to close a computer's
-    sockets and kill its shells). :meth:`workdir` is a computer's own directory.
+    sockets and kill its shells; the desktop actions to reset a framebuffer and
+    kill commands); :meth:`add_workspace_listener` a :data:`WorkspaceListener`
+    (the file store drops a deleted workspace's files). :meth:`workdir` is a
+    computer's own directory.
     """
 
     def __init__(
@@ -567,12 +596,17 @@ class Store:
         # workspace key -> (tokens, last refill clock time) for create_rate_limit.
         self._buckets: dict[str, tuple[float, float]] = {}
         self._listeners: list[LifecycleListener] = []
+        self._workspace_listeners: list[WorkspaceListener] = []
         self._workdir_root: Path | None = None
         self._workdir_root_is_temp = False
 
     def add_listener(self, listener: LifecycleListener) -> None:
         """Call ``listener(computer, transition)`` after every start/stop/restart/delete."""
         self._listeners.append(listener)
+
+    def add_workspace_listener(self, listener: WorkspaceListener) -> None:
+        """Call ``listener(workspace)`` after a workspace is deleted (its computers first)."""
+        self._workspace_listeners.append(listener)
 
     def _notify(self, computer: Computer, transition: Transition) -> None:
         for listener in tuple(self._listeners):
@@ -667,6 +701,8 @@ class Store:
             self.delete_computer(computer)
         del self.workspaces[workspace.id]
         del self._workspaces_by_name[workspace.name]
+        for listener in tuple(self._workspace_listeners):
+            listener(workspace)
 
     # ----------------------------------------------------------------- computers
 

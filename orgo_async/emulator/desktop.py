@@ -1,0 +1,715 @@
+"""The REST desktop actions: screenshot, click, drag, type, key, scroll, wait, bash, exec.
+
+Each action is served twice, with the same request bodies:
+
+- on the platform route ``/api/computers/{id}/<action>`` (``id`` = UUID or
+  instance id): a computer that is not ``running`` answers 400
+  ``{"error": "Desktop instance not available", "code": "desktop_unavailable"}``;
+- through the desktop proxy ``/api/desktops/{instance_id}/proxy/<action>``:
+  a computer that is not running answers 503 ``desktop_unavailable``, as the
+  health route does.
+
+Answers follow ``orgo-api.md`` 1.7: ``{"success": true, "action": name,
+"details": {...}}`` for the pointer, keyboard and wait actions (``action`` is
+``click``, ``double_click``, ``drag``, ``type``, ``key_press``, ``scroll``
+or ``wait``). Bad fields answer 400 ``invalid_field`` with a message naming
+the field; coordinates are checked against the screen.
+
+Where Orgo's documentation is silent, the emulator chose:
+
+- **screenshot**: ``response_format`` defaults to ``url`` (the documented
+  default). ``format=jpeg`` is accepted but answered with a PNG and
+  ``mime_type: "image/png"`` (the synthetic desktop has no JPEG encoder).
+  ``scale`` (0 < s <= 1) shrinks by nearest neighbour. ``screen`` may only
+  be ``default``. Each capture takes ``EmulatorConfig.screenshot_seconds``.
+  A second screenshot of the same computer while one is in progress fails:
+  platform 500 ``{"error": "Screenshot failed", "code":
+  "screenshot_in_progress", "upstream_status": 409}``, proxy 409 (the VM's
+  own answer, passed through). The proxy always answers the direct-VM shape
+  ``{image, format: "png", encoding: "base64", width, height}``, whatever
+  ``response_format`` says. URL screenshots are kept in memory (the last
+  :data:`KEPT_SCREENSHOTS`) and served at ``/api/storage/screenshots/<id>.png``
+  to callers holding the API key.
+- **type** sleeps ``len(text) * delay_ms`` (at most :data:`MAX_TYPING_SECONDS`)
+  while the text appears chunk by chunk; **drag** sleeps ``duration``;
+  **wait** sleeps ``seconds`` (``duration`` is the deprecated alias). All
+  three are cut short when the emulator closes.
+- **bash** answers ``{success: true, action: "bash", command, output,
+  exit_code}``; on timeout ``exit_code`` is 124 and ``timed_out: true``
+  with the output so far; ``truncated: true`` when the output was longer
+  than 1 MiB and only its tail is returned.
+- **exec** answers ``{output, success, action: "exec", timeout, exit_code}``
+  plus ``error`` (the traceback's exception line) and ``error_type`` (the
+  exception's class name) when the code failed; a timeout gives
+  ``timeout: true``, ``success: false``, ``error_type: "TimeoutError"``.
+- A command killed because its computer stopped, restarted or was deleted
+  (or the emulator closed) answers 503 ``desktop_unavailable``.
+
+:class:`DesktopService` keeps one :class:`~.framebuffer.Framebuffer` per
+computer, made on first use at the computer's resolution and dropped when
+the computer starts, stops, restarts or is deleted (the next action draws on
+a fresh desktop).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import collections
+import json
+import math
+import operator
+import re
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Final
+
+from aiohttp import web
+
+from ..protocol.png import encode_png
+from .commands import (
+    CommandResult,
+    CommandRunner,
+    bash_argv,
+    exec_argv,
+    exec_failure,
+)
+from .framebuffer import MIN_HEIGHT, MIN_WIDTH, Button, Framebuffer
+from .state import ApiError, Computer, Store, Transition, iso_now
+
+__all__ = [
+    "ACTIONS",
+    "DESKTOP_KEY",
+    "KEPT_SCREENSHOTS",
+    "MAX_TYPING_SECONDS",
+    "DesktopService",
+    "bash",
+    "click",
+    "drag",
+    "exec_code",
+    "key",
+    "proxy_unavailable",
+    "scroll",
+    "screenshot",
+    "stored_screenshot",
+    "type_text",
+    "wait",
+]
+
+DESKTOP_KEY: Final[web.AppKey[DesktopService]] = web.AppKey("orgo_emulator_desktop")
+"""Where the action handlers find the :class:`DesktopService`."""
+
+KEPT_SCREENSHOTS: Final = 64
+"""URL screenshots kept for ``/api/storage/screenshots/``; older ones answer 404."""
+
+MAX_TYPING_SECONDS: Final = 5.0
+"""The longest a ``type`` action sleeps, however long the text and the delay."""
+
+MAX_TEXT: Final = 100_000
+MAX_COMMAND: Final = 100_000
+MAX_DRAG_SECONDS: Final = 10.0
+MAX_WAIT_SECONDS: Final = 60.0
+MAX_SCROLL: Final = 100
+MAX_TIMEOUT: Final = 300
+_TYPE_CHUNK: Final = 256
+_KEY_PART: Final = re.compile(r"^[A-Za-z0-9_]+$|^[!-~]$")
+
+Sleep = Callable[[float], Awaitable[None]]
+
+
+# --------------------------------------------------------------------------- request fields
+
+
+def show(value: object) -> str:
+    """``value`` as the client wrote it (JSON: ``true``, not ``True``)."""
+    try:
+        return json.dumps(value)
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+def invalid(message: str) -> ApiError:
+    """400 ``invalid_field``: Orgo has no machine-readable field key, the message names it."""
+    return ApiError(400, "invalid_field", message)
+
+
+async def read_json(request: web.Request) -> dict[str, Any]:
+    """The body as a JSON object (an empty body is ``{}``); 400 ``invalid_json`` otherwise."""
+    raw = await request.read()
+    if not raw.strip():
+        return {}
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise ApiError(400, "invalid_json", "Request body must be a JSON object") from None
+    if not isinstance(data, dict):
+        raise ApiError(400, "invalid_json", "Request body must be a JSON object")
+    return data
+
+
+def integer(
+    body: Mapping[str, Any], name: str, low: int, high: int, default: int | None = None
+) -> int:
+    """An integer field in ``[low, high]`` (integral floats pass, booleans never do).
+
+    Missing or null: ``default``, or 400 when there is none.
+    """
+    value = body.get(name)
+    expected = f"an integer from {low} to {high}"
+    if value is None:
+        if default is None:
+            raise invalid(f"{name} is required: {expected}")
+        return default
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or (isinstance(value, float) and not value.is_integer())
+        or not low <= value <= high
+    ):
+        raise invalid(f"{name} must be {expected}, got {show(value)}")
+    return int(value)
+
+
+def number(
+    body: Mapping[str, Any], name: str, low: float, high: float, default: float | None = None
+) -> float:
+    """A finite number field in ``[low, high]``; missing: ``default`` or 400."""
+    value = body.get(name)
+    expected = f"a number from {low:g} to {high:g}"
+    if value is None:
+        if default is None:
+            raise invalid(f"{name} is required: {expected}")
+        return default
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or not low <= value <= high
+    ):
+        raise invalid(f"{name} must be {expected}, got {show(value)}")
+    return float(value)
+
+
+def choice(body: Mapping[str, Any], name: str, choices: tuple[str, ...], default: str) -> str:
+    """One of ``choices``; missing: ``default``."""
+    value = body.get(name)
+    if value is None:
+        return default
+    if value not in choices:
+        raise invalid(f"{name} must be one of {', '.join(choices)}, got {show(value)}")
+    return str(value)
+
+
+def boolean(body: Mapping[str, Any], name: str, default: bool) -> bool:
+    """``true`` or ``false``; missing: ``default``."""
+    value = body.get(name)
+    if value is None:
+        return default
+    if not isinstance(value, bool):
+        raise invalid(f"{name} must be true or false, got {show(value)}")
+    return value
+
+
+def text(body: Mapping[str, Any], name: str, limit: int) -> str:
+    """A required non-empty string of at most ``limit`` characters."""
+    value = body.get(name)
+    if not isinstance(value, str) or not value:
+        raise invalid(f"{name} is required: a non-empty string, got {show(value)}")
+    if len(value) > limit:
+        raise invalid(f"{name} must be at most {limit} characters, got {len(value)}")
+    return value
+
+
+# --------------------------------------------------------------------------- errors
+
+
+def proxy_unavailable() -> ApiError:
+    """503 through the proxy: the desktop does not answer (not running)."""
+    return ApiError(503, "desktop_unavailable", "Could not reach the desktop", upstream_status=502)
+
+
+def _platform_unavailable() -> ApiError:
+    return ApiError(400, "desktop_unavailable", "Desktop instance not available")
+
+
+# --------------------------------------------------------------------------- service
+
+
+class DesktopService:
+    """The desktops of one emulator: framebuffers, screenshots in progress and kept, commands.
+
+    ``sleep`` is the emulator's interruptible sleep (cut short when it
+    closes); ``origin`` returns ``http://HOST:PORT`` for screenshot URLs.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        commands: CommandRunner,
+        *,
+        sleep: Sleep,
+        origin: Callable[[], str],
+    ) -> None:
+        self.store = store
+        self.commands = commands
+        self.sleep = sleep
+        self.origin = origin
+        self._framebuffers: dict[str, Framebuffer] = {}
+        self._capturing: set[str] = set()
+        # screenshot id -> (computer id, PNG), oldest first.
+        self._kept: collections.OrderedDict[str, tuple[str, bytes]] = collections.OrderedDict()
+        store.add_listener(self._on_transition)
+
+    def framebuffer(self, computer: Computer) -> Framebuffer:
+        """The computer's desktop, made at its resolution on first use.
+
+        A resolution under 64x96 gets a 64x96 desktop (the smallest that
+        shows text).
+        """
+        fb = self._framebuffers.get(computer.id)
+        if fb is None:
+            width, height = _size(computer.resolution)
+            fb = Framebuffer(max(width, MIN_WIDTH), max(height, MIN_HEIGHT), title=computer.name)
+            self._framebuffers[computer.id] = fb
+        return fb
+
+    def has_framebuffer(self, computer_id: str) -> bool:
+        """True when the computer (UUID) has a desktop right now (it was used since its boot)."""
+        return computer_id in self._framebuffers
+
+    def check_alive(self, computer: Computer, *, proxy: bool) -> None:
+        """Raise the route's unavailable error unless the computer still exists and runs.
+
+        For actions that sleep: their computer may stop or go away meanwhile.
+        """
+        store = self.store
+        if store.computers.get(computer.id) is not computer or not computer.is_running(store.now()):
+            raise proxy_unavailable() if proxy else _platform_unavailable()
+
+    def capturing(self, computer_id: str) -> bool:
+        """True while a screenshot of the computer (UUID) is being taken."""
+        return computer_id in self._capturing
+
+    def count(self, action: str) -> None:
+        """Count one accepted action in ``counters.actions``."""
+        actions = self.store.counters.actions
+        actions[action] = actions.get(action, 0) + 1
+
+    def kept_screenshot(self, screenshot_id: str) -> bytes | None:
+        """A URL screenshot's PNG, or None (unknown, or pushed out by newer ones)."""
+        entry = self._kept.get(screenshot_id)
+        return None if entry is None else entry[1]
+
+    def keep_screenshot(self, computer: Computer, png: bytes) -> str:
+        """Keep a PNG for ``/api/storage/screenshots/<id>.png``; its id."""
+        screenshot_id = uuid.uuid4().hex
+        self._kept[screenshot_id] = (computer.id, png)
+        while len(self._kept) > KEPT_SCREENSHOTS:
+            self._kept.popitem(last=False)
+        return screenshot_id
+
+    async def capture(
+        self, computer: Computer, scale: float | None, *, proxy: bool
+    ) -> tuple[bytes, int, int]:
+        """Take a screenshot: ``(png, width, height)`` after ``screenshot_seconds``.
+
+        Raises the overlapping-screenshot error while another capture of the
+        same computer runs, and the unavailable error when the computer
+        stopped during the capture.
+        """
+        if computer.id in self._capturing:
+            if proxy:
+                raise ApiError(409, "screenshot_in_progress", "Screenshot already in progress")
+            raise ApiError(500, "screenshot_in_progress", "Screenshot failed", upstream_status=409)
+        self._capturing.add(computer.id)
+        try:
+            await self.sleep(self.store.config.screenshot_seconds)
+            self.check_alive(computer, proxy=proxy)
+            fb = self.framebuffer(computer)
+            # Copy the pixels here, encode in a thread: the loop keeps serving.
+            snapshot = bytes(fb.pixels)
+            result = await asyncio.to_thread(_render, fb.width, fb.height, snapshot, scale)
+        finally:
+            self._capturing.discard(computer.id)
+        self.store.counters.screenshots += 1
+        return result
+
+    def _on_transition(self, computer: Computer, transition: Transition) -> None:
+        # Every transition ends the desktop session: the next one starts afresh.
+        self._framebuffers.pop(computer.id, None)
+        if transition == "delete":
+            for screenshot_id in [k for k, v in self._kept.items() if v[0] == computer.id]:
+                del self._kept[screenshot_id]
+
+
+def _size(resolution: str) -> tuple[int, int]:
+    parts = resolution.split("x")
+    try:
+        return int(parts[0]), int(parts[1])
+    except (IndexError, ValueError):
+        return 1280, 720
+
+
+def _render(width: int, height: int, pixels: bytes, scale: float | None) -> tuple[bytes, int, int]:
+    if scale is not None and scale < 1.0:
+        pixels, width, height = _shrink(pixels, width, height, scale)
+    return encode_png(width, height, pixels), width, height
+
+
+def _shrink(pixels: bytes, width: int, height: int, scale: float) -> tuple[bytes, int, int]:
+    """Nearest-neighbour downscale of RGB rows (each output pixel samples its centre)."""
+    out_w = max(1, round(width * scale))
+    out_h = max(1, round(height * scale))
+    columns = [min(width - 1, (2 * x + 1) * width // (2 * out_w)) for x in range(out_w)]
+    # One C-level gather per row instead of a Python loop per pixel.
+    pick = operator.itemgetter(*[3 * c + k for c in columns for k in range(3)])
+    stride = width * 3
+    out = bytearray()
+    for y in range(out_h):
+        source = min(height - 1, (2 * y + 1) * height // (2 * out_h))
+        out += bytes(pick(pixels[source * stride : (source + 1) * stride]))
+    return bytes(out), out_w, out_h
+
+
+# --------------------------------------------------------------------------- targets
+
+
+def _target(request: web.Request) -> tuple[DesktopService, Computer, bool]:
+    """The service, the running computer and whether the request came through the proxy.
+
+    Handlers call it after reading the body, so that nothing is awaited
+    between this check and the start of the action.
+    """
+    service = request.app[DESKTOP_KEY]
+    store = service.store
+    instance_id = request.match_info.get("instance_id")
+    if instance_id is not None:
+        computer = store.find_computer(instance_id)
+        if computer is None:
+            raise ApiError(404, "computer_not_found", "Desktop not found")
+        if not computer.is_running(store.now()):
+            raise proxy_unavailable()
+        return service, computer, True
+    computer = store.get_computer(request.match_info["computer_id"])
+    if not computer.is_running(store.now()):
+        raise _platform_unavailable()
+    return service, computer, False
+
+
+def _done(action: str, details: Mapping[str, Any]) -> web.Response:
+    return web.json_response({"success": True, "action": action, "details": dict(details)})
+
+
+def _point(fb: Framebuffer, body: Mapping[str, Any], xname: str, yname: str) -> tuple[int, int]:
+    return (
+        integer(body, xname, 0, fb.width - 1),
+        integer(body, yname, 0, fb.height - 1),
+    )
+
+
+def _button(body: Mapping[str, Any]) -> Button:
+    return "right" if choice(body, "button", ("left", "right"), "left") == "right" else "left"
+
+
+# --------------------------------------------------------------------------- screen
+
+
+async def screenshot(request: web.Request) -> web.StreamResponse:
+    """GET .../screenshot ``?response_format=base64|url|binary&format=png|jpeg&scale=``."""
+    service, computer, proxy = _target(request)
+    query = request.query
+    response_format = choice(query, "response_format", ("base64", "url", "binary"), "url")
+    choice(query, "format", ("png", "jpeg"), "png")  # jpeg is answered with a PNG
+    scale: float | None = None
+    if "scale" in query:
+        try:
+            scale = float(query["scale"])
+        except ValueError:
+            scale = math.nan
+        if not 0.0 < scale <= 1.0:  # NaN fails too
+            raise invalid(f"scale must be a number in (0, 1], got {show(query['scale'])}")
+    screen = query.get("screen")
+    if screen is not None and screen != "default":
+        raise ApiError(404, "screen_not_found", f"Screen not found: {screen}")
+    service.count("screenshot")
+    png, width, height = await service.capture(computer, scale, proxy=proxy)
+    if proxy:
+        return web.json_response(
+            {
+                "image": base64.b64encode(png).decode("ascii"),
+                "format": "png",
+                "encoding": "base64",
+                "width": width,
+                "height": height,
+            }
+        )
+    if response_format == "binary":
+        return web.Response(body=png, content_type="image/png")
+    if response_format == "base64":
+        return web.json_response(
+            {
+                "success": True,
+                "image": base64.b64encode(png).decode("ascii"),
+                "mime_type": "image/png",
+                "width": width,
+                "height": height,
+            }
+        )
+    screenshot_id = service.keep_screenshot(computer, png)
+    return web.json_response(
+        {
+            "success": True,
+            "image": f"{service.origin()}/api/storage/screenshots/{screenshot_id}.png",
+            "metadata": {
+                "id": screenshot_id,
+                "timestamp": iso_now(),
+                "size": len(png),
+                "storage_path": f"screenshots/{screenshot_id}.png",
+                "width": width,
+                "height": height,
+            },
+        }
+    )
+
+
+async def stored_screenshot(request: web.Request) -> web.Response:
+    """GET /api/storage/screenshots/{name}: a URL screenshot's PNG (API key required)."""
+    service = request.app[DESKTOP_KEY]
+    name = request.match_info["name"]
+    png = service.kept_screenshot(name[:-4]) if name.endswith(".png") else None
+    if png is None:
+        raise ApiError(404, "not_found", "Screenshot not found")
+    return web.Response(body=png, content_type="image/png")
+
+
+# --------------------------------------------------------------------------- pointer
+
+
+async def click(request: web.Request) -> web.Response:
+    """POST .../click ``{x, y, button: left|right, double}`` (a double click ignores button)."""
+    body = await read_json(request)
+    service, computer, _ = _target(request)
+    fb = service.framebuffer(computer)
+    x, y = _point(fb, body, "x", "y")
+    button = _button(body)
+    double = boolean(body, "double", False)
+    if double:
+        button = "left"
+    service.count("click")
+    fb.click(x, y, button, double=double)
+    details = {"x": x, "y": y, "button": button, "double": double}
+    return _done("double_click" if double else "click", details)
+
+
+async def drag(request: web.Request) -> web.Response:
+    """POST .../drag ``{start_x, start_y, end_x, end_y, button, duration (0..10 s, 0.5)}``."""
+    body = await read_json(request)
+    service, computer, proxy = _target(request)
+    fb = service.framebuffer(computer)
+    start = _point(fb, body, "start_x", "start_y")
+    end = _point(fb, body, "end_x", "end_y")
+    button = _button(body)
+    duration = number(body, "duration", 0.0, MAX_DRAG_SECONDS, 0.5)
+    service.count("drag")
+    # Press, hold for the duration, release at the end: the held button draws the line.
+    fb.press(*start, button)
+    await service.sleep(duration)
+    service.check_alive(computer, proxy=proxy)
+    # The desktop may have been reset meanwhile (a restart): finish on the current one.
+    service.framebuffer(computer).release(*end, button)
+    details = {
+        "start_x": start[0],
+        "start_y": start[1],
+        "end_x": end[0],
+        "end_y": end[1],
+        "button": button,
+        "duration": duration,
+    }
+    return _done("drag", details)
+
+
+async def scroll(request: web.Request) -> web.Response:
+    """POST .../scroll ``{direction: up|down, amount (1..100, default 1), x?, y?}``.
+
+    Without coordinates it scrolls where the pointer is; with only one, the
+    missing axis is 0 (what Orgo's Linux desktops do).
+    """
+    body = await read_json(request)
+    service, computer, _ = _target(request)
+    fb = service.framebuffer(computer)
+    direction = body.get("direction")
+    if direction not in ("up", "down"):
+        raise invalid(f"direction is required: up or down, got {show(direction)}")
+    amount = integer(body, "amount", 1, MAX_SCROLL, 1)
+    x: int | None = None
+    y: int | None = None
+    if body.get("x") is not None or body.get("y") is not None:
+        x = integer(body, "x", 0, fb.width - 1, 0)
+        y = integer(body, "y", 0, fb.height - 1, 0)
+    service.count("scroll")
+    fb.scroll("up" if direction == "up" else "down", amount, x, y)
+    px, py = fb.pointer
+    return _done("scroll", {"direction": direction, "amount": amount, "x": px, "y": py})
+
+
+# --------------------------------------------------------------------------- keyboard
+
+
+async def type_text(request: web.Request) -> web.Response:
+    """POST .../type ``{text, delay_ms (0..1000, default 12)}``.
+
+    Answers after about ``len(text) * delay_ms`` (at most
+    :data:`MAX_TYPING_SECONDS`), the text appearing as it is typed.
+    """
+    body = await read_json(request)
+    service, computer, proxy = _target(request)
+    value = text(body, "text", MAX_TEXT)
+    delay_ms = integer(body, "delay_ms", 0, 1000, 12)
+    service.count("type")
+    per_char = min(len(value) * delay_ms / 1000, MAX_TYPING_SECONDS) / len(value)
+    for start in range(0, len(value), _TYPE_CHUNK):
+        chunk = value[start : start + _TYPE_CHUNK]
+        if start:
+            service.check_alive(computer, proxy=proxy)
+        service.framebuffer(computer).type_text(chunk)
+        if per_char:
+            await service.sleep(per_char * len(chunk))
+        elif start + _TYPE_CHUNK < len(value):
+            await asyncio.sleep(0)  # chunks keep the loop responsive while a long text is drawn
+    return _done("type", {"text_length": len(value), "delay_ms": delay_ms})
+
+
+def _check_key(value: object) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise invalid(f"key is required: an X11 keysym name or combo, got {show(value)}")
+    if value == "+" or value.endswith("++"):
+        head, base = value[:-2], "+"
+    else:
+        head, _, base = value.rpartition("+")
+    parts = [*head.split("+"), base] if head else [base]
+    if len(value) > 100 or not all(_KEY_PART.match(part) for part in parts):
+        raise invalid(
+            f"key must be X11 keysym names joined by '+' (e.g. Return, ctrl+shift+t),"
+            f" got {show(value)}"
+        )
+    return value
+
+
+async def key(request: web.Request) -> web.Response:
+    """POST .../key ``{key}``: a keysym name (``Return``, ``Page_Up``) or combo (``ctrl+c``)."""
+    body = await read_json(request)
+    service, computer, _ = _target(request)
+    name = _check_key(body.get("key"))
+    service.count("key")
+    service.framebuffer(computer).key(name)
+    return _done("key_press", {"key": name})
+
+
+# --------------------------------------------------------------------------- wait
+
+
+async def wait(request: web.Request) -> web.Response:
+    """POST .../wait ``{seconds: 0..60}`` (``duration`` is the deprecated alias)."""
+    body = await read_json(request)
+    service, _computer, _ = _target(request)
+    field = "seconds" if body.get("seconds") is not None else "duration"
+    if body.get(field) is None:
+        raise invalid(f"seconds is required: a number from 0 to {MAX_WAIT_SECONDS:g}")
+    seconds = number(body, field, 0.0, MAX_WAIT_SECONDS)
+    service.count("wait")
+    await service.sleep(seconds)
+    return _done("wait", {"seconds": seconds})
+
+
+# --------------------------------------------------------------------------- commands
+
+
+async def _run(
+    service: DesktopService, computer: Computer, argv: list[str], timeout: int, proxy: bool
+) -> CommandResult:
+    try:
+        result = await service.commands.run(computer, argv, timeout=timeout)
+    except RuntimeError:  # the emulator is closing
+        raise proxy_unavailable() if proxy else _platform_unavailable() from None
+    except OSError as exc:
+        raise ApiError(500, "command_failed", f"Could not start the command: {exc}") from None
+    if result.interrupted:
+        # The computer stopped, restarted or went away under the command.
+        raise proxy_unavailable()
+    return result
+
+
+async def bash(request: web.Request) -> web.Response:
+    """POST .../bash ``{command, timeout (1..300 s, default 200)}``: ``bash -c`` for real.
+
+    ``success`` means it ran; check ``exit_code`` (124 with ``timed_out``
+    after the timeout, which kills the command and its children).
+    """
+    body = await read_json(request)
+    service, computer, proxy = _target(request)
+    command = text(body, "command", MAX_COMMAND)
+    timeout = integer(body, "timeout", 1, MAX_TIMEOUT, 200)
+    service.count("bash")
+    service.store.counters.bash_runs += 1
+    result = await _run(service, computer, bash_argv(command), timeout, proxy)
+    answer: dict[str, Any] = {
+        "success": True,
+        "action": "bash",
+        "command": command,
+        "output": result.output,
+        "exit_code": result.exit_code,
+    }
+    if result.timed_out:
+        answer["timed_out"] = True
+    if result.truncated:
+        answer["truncated"] = True
+    return web.json_response(answer)
+
+
+async def exec_code(request: web.Request) -> web.Response:
+    """POST .../exec ``{code, timeout (1..300 s, default 10)}``: Python, for real.
+
+    ``success`` is false when the code raised (``error``, ``error_type``),
+    exited non-zero or timed out (``timeout: true``).
+    """
+    body = await read_json(request)
+    service, computer, proxy = _target(request)
+    code = text(body, "code", MAX_COMMAND)
+    timeout = integer(body, "timeout", 1, MAX_TIMEOUT, 10)
+    service.count("exec")
+    service.store.counters.exec_runs += 1
+    result = await _run(service, computer, exec_argv(code), timeout, proxy)
+    answer: dict[str, Any] = {
+        "output": result.output,
+        "success": False,
+        "action": "exec",
+        "timeout": result.timed_out,
+        "exit_code": result.exit_code,
+    }
+    if result.timed_out:
+        answer["error"] = f"Execution timed out after {timeout} seconds"
+        answer["error_type"] = "TimeoutError"
+    else:
+        failure = exec_failure(result.output, result.exit_code)
+        if failure is None:
+            answer["success"] = True
+        else:
+            answer["error"] = failure.error
+            answer["error_type"] = failure.error_type
+    if result.truncated:
+        answer["truncated"] = True
+    return web.json_response(answer)
+
+
+ACTIONS: Final[dict[str, tuple[str, Callable[[web.Request], Awaitable[web.StreamResponse]]]]] = {
+    "screenshot": ("GET", screenshot),
+    "click": ("POST", click),
+    "drag": ("POST", drag),
+    "type": ("POST", type_text),
+    "key": ("POST", key),
+    "scroll": ("POST", scroll),
+    "wait": ("POST", wait),
+    "bash": ("POST", bash),
+    "exec": ("POST", exec_code),
+}
+"""Endpoint name -> (method, handler), for the platform route and the proxy alike."""

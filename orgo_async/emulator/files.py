@@ -1,0 +1,503 @@
+"""Orgo's file routes (``/api/files/...``) and the emulator's file store.
+
+==========================================  ==============================================
+route                                       answer
+==========================================  ==============================================
+``POST /api/files/upload`` (multipart)      ``{"file": File}``; 413 ``file_too_large``
+``GET /api/files?projectId=&desktopId=``    ``{"files": [File]}``
+``POST /api/files/export {desktopId, path}``  ``{"success": true, "file": File, "url": url}``
+``GET /api/files/download?id=``             ``{"url": url}``
+``DELETE /api/files/delete?id=``            ``{"success": true}``
+``GET /api/files/blob/{id}?sig=&exp=``      the bytes; no API key, the signature instead
+==========================================  ==============================================
+
+A File is ``{id, filename, size_bytes, content_type, created_at, project_id,
+source: "upload"|"export", desktop_id?}``. ``workspaceId`` is accepted
+wherever ``projectId`` is (the migration guide's name).
+
+Upload: the multipart form carries ``file`` (at most 10 MB), ``projectId``
+(or ``workspaceId``, required) and ``desktopId`` (optional). The body is
+read part by part: a declared ``Content-Length`` beyond the limit is refused
+before anything is read, and a file part is refused with 413 as soon as it
+passes 10 MB, never buffered whole. The file lands in ``Desktop/<filename>``
+of the given computer's working directory (whatever its status: its disk
+persists), or, without ``desktopId``, of every *running* computer of the
+workspace. A filename with a path in it is refused (400).
+
+Export: ``path`` may be ``Desktop/x`` (relative to the home directory),
+``~/x`` or ``/home/user/x``, all mapped into the computer's working
+directory; anything else, or a path that resolves outside it (``..``,
+symlinks), answers 403 ``{"error": "Path outside the home directory"}``.
+The computer must be running (400 ``desktop_unavailable``); a missing file
+is 404, a directory 400.
+
+Signed URLs are ``<origin>/api/files/blob/<id>?exp=<unix>&sig=<hmac>``,
+valid :data:`URL_LIFETIME` seconds; the HMAC key is a random secret of the
+emulator (never the API key). A bad or expired signature answers 403.
+
+Stored copies live in ``<workdir root>/_files/`` and go away with their
+record (delete), their workspace (deleted workspace) or the emulator.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import logging
+import mimetypes
+import secrets
+import shutil
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Final, Literal
+from urllib.parse import quote
+
+import attrs
+from aiohttp import BodyPartReader, web
+
+from .desktop import invalid, read_json
+from .state import ApiError, Computer, Store, Workspace, iso_now
+
+__all__ = [
+    "FILES_KEY",
+    "HOME",
+    "MAX_EXPORT_BYTES",
+    "MAX_UPLOAD_BYTES",
+    "URL_LIFETIME",
+    "FileStore",
+    "StoredFile",
+    "delete_file",
+    "download_file",
+    "export_file",
+    "file_blob",
+    "list_files",
+    "upload_file",
+]
+
+log = logging.getLogger("orgo_async.emulator")
+
+FILES_KEY: Final[web.AppKey[FileStore]] = web.AppKey("orgo_emulator_files")
+"""Where the file handlers find the :class:`FileStore`."""
+
+MAX_UPLOAD_BYTES: Final = 10 * 1024 * 1024
+"""Orgo's upload limit: 10 MB."""
+
+MAX_EXPORT_BYTES: Final = 100 * 1024 * 1024
+"""The largest file an export copies (Orgo documents none; 413 beyond)."""
+
+URL_LIFETIME: Final = 3600
+"""Seconds a signed URL stays valid."""
+
+HOME: Final = "/home/user"
+"""The home directory export paths name (mapped to the computer's working directory)."""
+
+# Room for the multipart framing and the small fields around a 10 MB file.
+_FORM_SLACK: Final = 64 * 1024
+_FIELD_LIMIT: Final = 1024
+_CHUNK: Final = 64 * 1024
+_FIELDS: Final = ("projectId", "workspaceId", "desktopId")
+
+Source = Literal["upload", "export"]
+
+
+def _too_large(what: str, limit: int) -> ApiError:
+    return ApiError(413, "file_too_large", "File too large", max_bytes=limit, detail=what)
+
+
+def _unavailable() -> ApiError:
+    return ApiError(400, "desktop_unavailable", "Desktop instance not available")
+
+
+def _outside_home() -> ApiError:
+    return ApiError(403, "path_outside_home", "Path outside the home directory")
+
+
+def _not_found() -> ApiError:
+    return ApiError(404, "file_not_found", "File not found")
+
+
+# --------------------------------------------------------------------------- store
+
+
+@attrs.define(eq=False)
+class StoredFile:
+    """One stored file: its record and where its bytes are."""
+
+    id: str
+    filename: str
+    size_bytes: int
+    content_type: str
+    created_at: str
+    project_id: str
+    desktop_id: str | None
+    source: Source
+    path: Path = attrs.field(repr=False)
+
+    def to_json(self) -> dict[str, Any]:
+        """The record as Orgo's API renders it (``desktop_id`` only when there is one)."""
+        data: dict[str, Any] = {
+            "id": self.id,
+            "filename": self.filename,
+            "size_bytes": self.size_bytes,
+            "content_type": self.content_type,
+            "created_at": self.created_at,
+            "project_id": self.project_id,
+            "source": self.source,
+        }
+        if self.desktop_id is not None:
+            data["desktop_id"] = self.desktop_id
+        return data
+
+
+class FileStore:
+    """The uploaded and exported files of one emulator, and their signed URLs.
+
+    ``origin`` returns ``http://HOST:PORT`` for the URLs. Files of a deleted
+    workspace are removed (a store listener). :meth:`close` removes every
+    stored copy. All methods run on the event loop.
+    """
+
+    def __init__(self, store: Store, *, origin: Callable[[], str]) -> None:
+        self.store = store
+        self.origin = origin
+        self.files: dict[str, StoredFile] = {}
+        # Signs the blob URLs: random per emulator, so no URL outlives it.
+        self._secret = secrets.token_bytes(32)
+        self._dir: Path | None = None
+        store.add_workspace_listener(self._on_workspace_deleted)
+
+    @property
+    def blob_dir(self) -> Path:
+        """Where stored copies live (``<workdir root>/_files``), made on first use."""
+        if self._dir is None:
+            # Instance ids are 8 hex digits: "_files" never collides with a computer's dir.
+            path = self.store.workdir_root / "_files"
+            path.mkdir(exist_ok=True)
+            self._dir = path
+        return self._dir
+
+    def new_path(self) -> tuple[str, Path]:
+        """A fresh file id and the path its bytes go to."""
+        file_id = str(uuid.uuid4())
+        return file_id, self.blob_dir / file_id
+
+    def get(self, file_id: str) -> StoredFile:
+        """The file, or 404 ``file_not_found``."""
+        stored = self.files.get(file_id)
+        if stored is None:
+            raise _not_found()
+        return stored
+
+    def add(self, stored: StoredFile) -> StoredFile:
+        """Record a file whose bytes are already at ``stored.path``."""
+        self.files[stored.id] = stored
+        return stored
+
+    def delete(self, file_id: str) -> None:
+        """Forget the file and remove its bytes; 404 ``file_not_found`` if unknown."""
+        stored = self.files.pop(file_id, None)
+        if stored is None:
+            raise _not_found()
+        stored.path.unlink(missing_ok=True)
+
+    def _signature(self, file_id: str, expires: int) -> str:
+        message = f"{file_id}.{expires}".encode()
+        return hmac.new(self._secret, message, hashlib.sha256).hexdigest()
+
+    def signed_url(self, stored: StoredFile, *, now: float | None = None) -> str:
+        """``<origin>/api/files/blob/<id>?exp=<unix>&sig=<hmac>``, valid :data:`URL_LIFETIME` s."""
+        expires = int(time.time() if now is None else now) + URL_LIFETIME
+        signature = self._signature(stored.id, expires)
+        return f"{self.origin()}/api/files/blob/{stored.id}?exp={expires}&sig={signature}"
+
+    def verify(self, file_id: str, expires: str, signature: str) -> bool:
+        """True when ``signature`` signs ``file_id`` until ``expires`` and that is not past."""
+        try:
+            when = int(expires)
+        except ValueError:
+            return False
+        expected = self._signature(file_id, when)
+        # Constant-time on bytes (no TypeError on non-ASCII input), then the expiry.
+        return hmac.compare_digest(signature.encode(), expected.encode()) and time.time() <= when
+
+    def _on_workspace_deleted(self, workspace: Workspace) -> None:
+        for file_id in [f.id for f in self.files.values() if f.project_id == workspace.id]:
+            self.delete(file_id)
+
+    def close(self) -> None:
+        """Forget every file and remove the stored copies."""
+        self.files.clear()
+        directory, self._dir = self._dir, None
+        if directory is not None:
+            shutil.rmtree(directory, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _check_filename(name: str | None) -> str:
+    if not name:
+        raise invalid("file must have a filename")
+    if (
+        "/" in name
+        or "\\" in name
+        or "\x00" in name
+        or name in (".", "..")
+        or len(name.encode("utf-8", "surrogateescape")) > 255
+    ):
+        raise invalid(f"filename must be a plain file name without a path, got {name!r}")
+    return name
+
+
+def _content_type(filename: str, declared: str | None = None) -> str:
+    if declared and declared != "application/octet-stream":
+        return declared
+    return mimetypes.guess_type(filename)[0] or declared or "application/octet-stream"
+
+
+async def _read_field(part: BodyPartReader, name: str) -> str:
+    data = bytearray()
+    while chunk := await part.read_chunk(_FIELD_LIMIT):
+        data += chunk
+        if len(data) > _FIELD_LIMIT:
+            raise invalid(f"{name} is too long")
+    try:
+        return data.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        raise invalid(f"{name} must be UTF-8 text") from None
+
+
+async def _spool(part: BodyPartReader, path: Path) -> int:
+    """Copy a file part to ``path``, refusing it (413) as soon as it passes the limit."""
+    size = 0
+    # Chunks of 64 KiB go to the page cache in microseconds: no thread needed.
+    with path.open("wb") as out:
+        while chunk := await part.read_chunk(_CHUNK):
+            size += len(chunk)
+            if size > MAX_UPLOAD_BYTES:
+                raise _too_large("the file part passed the limit", MAX_UPLOAD_BYTES)
+            out.write(chunk)
+    return size
+
+
+def _copy_to(source: Path, targets: list[Path]) -> None:
+    for target in targets:
+        try:
+            shutil.copyfile(source, target)
+        except OSError as exc:
+            # The computer may have been deleted meanwhile: its directory is gone.
+            log.debug("could not place an upload at %s: %s", target, exc)
+
+
+def _query_id(request: web.Request) -> str:
+    file_id = request.query.get("id")
+    if not file_id:
+        raise invalid("id is required: the file's id")
+    return file_id
+
+
+def _computer_ref(store: Store, value: object, name: str = "desktopId") -> Computer:
+    if not isinstance(value, str) or not value:
+        raise invalid(f"{name} is required: a computer's id")
+    return store.get_computer(value)
+
+
+# --------------------------------------------------------------------------- handlers
+
+
+async def upload_file(request: web.Request) -> web.Response:
+    """POST /api/files/upload (multipart: ``file``, ``projectId``, ``desktopId?``)."""
+    files = request.app[FILES_KEY]
+    store = files.store
+    length = request.content_length
+    if length is not None and length > MAX_UPLOAD_BYTES + _FORM_SLACK:
+        # Refused before a byte of the body is read.
+        raise _too_large(f"the request declares {length} bytes", MAX_UPLOAD_BYTES)
+    if not request.content_type.startswith("multipart/"):
+        raise ApiError(400, "invalid_body", "Request body must be multipart/form-data")
+    file_id, path = files.new_path()
+    fields: dict[str, str] = {}
+    upload: tuple[str, str, int] | None = None  # filename, content type, size
+    try:
+        try:
+            reader = await request.multipart()
+            while (part := await reader.next()) is not None:
+                if not isinstance(part, BodyPartReader):
+                    raise ApiError(400, "invalid_body", "Nested multipart bodies are not supported")
+                if part.name == "file":
+                    if upload is not None:
+                        raise invalid("file must be given once")
+                    filename = _check_filename(part.filename)
+                    size = await _spool(part, path)
+                    declared = part.headers.get("Content-Type")
+                    upload = (filename, _content_type(filename, declared), size)
+                elif part.name in _FIELDS:
+                    fields[part.name] = await _read_field(part, part.name)
+                else:
+                    # Unknown fields are skipped, but still bounded.
+                    await _read_field(part, str(part.name))
+        except (ValueError, AssertionError, RuntimeError) as exc:
+            raise ApiError(400, "invalid_body", f"Malformed multipart body: {exc}") from None
+        workspace_id = fields.get("projectId") or fields.get("workspaceId")
+        other = fields.get("workspaceId")
+        if workspace_id is None:
+            raise invalid("projectId is required: the workspace's id")
+        if other and other != workspace_id:
+            raise invalid("projectId and workspaceId name different workspaces")
+        if upload is None:
+            raise invalid("file is required: the file to upload")
+        workspace = store.get_workspace(workspace_id)
+        desktop: Computer | None = None
+        if fields.get("desktopId"):
+            desktop = _computer_ref(store, fields["desktopId"])
+            if desktop.workspace_id != workspace.id:
+                raise invalid("desktopId must be a computer of the workspace given as projectId")
+        filename, content_type, size = upload
+        if desktop is not None:
+            computers = [desktop]
+        else:
+            now = store.now()
+            computers = [c for c in workspace.computers.values() if c.is_running(now)]
+        # Directories are made here, on the loop; the copying runs in a thread.
+        targets = [store.workdir(c) / "Desktop" / filename for c in computers]
+        await asyncio.to_thread(_copy_to, path, targets)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    stored = files.add(
+        StoredFile(
+            id=file_id,
+            filename=filename,
+            size_bytes=size,
+            content_type=content_type,
+            created_at=iso_now(),
+            project_id=workspace.id,
+            desktop_id=desktop.id if desktop is not None else None,
+            source="upload",
+            path=path,
+        )
+    )
+    store.counters.uploads += 1
+    return web.json_response({"file": stored.to_json()})
+
+
+async def list_files(request: web.Request) -> web.Response:
+    """GET /api/files ``?projectId=&desktopId=`` (both optional filters)."""
+    files = request.app[FILES_KEY]
+    store = files.store
+    workspace_id = request.query.get("projectId") or request.query.get("workspaceId")
+    if workspace_id:
+        store.get_workspace(workspace_id)  # 404 for an unknown workspace
+    desktop_id = request.query.get("desktopId")
+    if desktop_id:
+        # An instance id names the computer too; a deleted one still filters by its id.
+        computer = store.find_computer(desktop_id)
+        desktop_id = computer.id if computer is not None else desktop_id
+    items = [
+        f.to_json()
+        for f in files.files.values()
+        if (not workspace_id or f.project_id == workspace_id)
+        and (not desktop_id or f.desktop_id == desktop_id)
+    ]
+    return web.json_response({"files": items})
+
+
+def _home_relative(path: str) -> str:
+    if path in ("~", HOME):
+        return ""
+    if path.startswith("~/"):
+        return path[2:]
+    if path.startswith(HOME + "/"):
+        return path[len(HOME) + 1 :]
+    if path.startswith(("/", "~")):
+        raise _outside_home()
+    return path
+
+
+async def export_file(request: web.Request) -> web.Response:
+    """POST /api/files/export ``{desktopId, path}`` → ``{success, file, url}``."""
+    files = request.app[FILES_KEY]
+    store = files.store
+    body = await read_json(request)
+    computer = _computer_ref(store, body.get("desktopId"))
+    if not computer.is_running(store.now()):
+        raise _unavailable()
+    path = body.get("path")
+    if not isinstance(path, str) or not path.strip() or "\x00" in path:
+        raise invalid("path is required: Desktop/<name>, ~/<name> or /home/user/<name>")
+    relative = _home_relative(path.strip())
+    home = store.workdir(computer).resolve()
+    target = (home / relative).resolve()
+    if not target.is_relative_to(home):
+        raise _outside_home()
+    if not target.exists():
+        raise ApiError(404, "file_not_found", f"File not found: {path}")
+    if not target.is_file():
+        raise invalid(f"path must name a file, not a directory: {path}")
+    size = target.stat().st_size
+    if size > MAX_EXPORT_BYTES:
+        raise _too_large(f"the file has {size} bytes", MAX_EXPORT_BYTES)
+    file_id, blob = files.new_path()
+    try:
+        await asyncio.to_thread(shutil.copyfile, target, blob)
+    except FileNotFoundError:
+        blob.unlink(missing_ok=True)
+        raise ApiError(404, "file_not_found", f"File not found: {path}") from None
+    except BaseException:
+        blob.unlink(missing_ok=True)
+        raise
+    stored = files.add(
+        StoredFile(
+            id=file_id,
+            filename=target.name,
+            size_bytes=blob.stat().st_size,
+            content_type=_content_type(target.name),
+            created_at=iso_now(),
+            project_id=computer.workspace_id,
+            desktop_id=computer.id,
+            source="export",
+            path=blob,
+        )
+    )
+    return web.json_response(
+        {"success": True, "file": stored.to_json(), "url": files.signed_url(stored)}
+    )
+
+
+async def download_file(request: web.Request) -> web.Response:
+    """GET /api/files/download ``?id=`` → ``{url}`` (signed, valid an hour)."""
+    files = request.app[FILES_KEY]
+    stored = files.get(_query_id(request))
+    return web.json_response({"url": files.signed_url(stored)})
+
+
+async def delete_file(request: web.Request) -> web.Response:
+    """DELETE /api/files/delete ``?id=`` → ``{success: true}``."""
+    files = request.app[FILES_KEY]
+    files.delete(_query_id(request))
+    return web.json_response({"success": True})
+
+
+async def file_blob(request: web.Request) -> web.StreamResponse:
+    """GET /api/files/blob/{file_id} ``?exp=&sig=``: the bytes, for whoever holds the URL.
+
+    The middleware lets this route through without the API key; the
+    signature is the credential. 403 ``invalid_signature`` when it is
+    missing, wrong or expired; 404 when the file was deleted since.
+    """
+    files = request.app[FILES_KEY]
+    file_id = request.match_info["file_id"]
+    query = request.query
+    if not files.verify(file_id, query.get("exp", ""), query.get("sig", "")):
+        raise ApiError(403, "invalid_signature", "Invalid or expired signature")
+    stored = files.get(file_id)
+    disposition = f"attachment; filename*=UTF-8''{quote(stored.filename, safe='')}"
+    headers = {"Content-Type": stored.content_type, "Content-Disposition": disposition}
+    with contextlib.suppress(FileNotFoundError):
+        if stored.path.is_file():
+            return web.FileResponse(stored.path, headers=headers)
+    raise _not_found()
