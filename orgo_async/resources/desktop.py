@@ -275,7 +275,9 @@ class Desktop:
         )
         code = body.get("exit_code")
         return BashResult(
-            output=str(body.get("output") or ""), exit_code=code if isinstance(code, int) else None
+            output=str(body.get("output") or ""),
+            exit_code=code if isinstance(code, int) else None,
+            timed_out=body.get("timed_out") is True,
         )
 
     async def exec(self, code: str, *, timeout: int = 10) -> ExecResult:
