@@ -526,6 +526,11 @@ def _figures(runs: Sequence[_Run], count: int, records: _Records | None) -> dict
         "client_cpu_ms_per_computer": round(cpu * 1000 / launched, 4),
         "cleanup_ms": _ms(sum(r.cleanup for r in runs) / len(runs)),
         "failure_examples": errors[:5],
+        # Per-computer values, for plots and for anyone re-analysing the JSON.
+        "samples": {
+            "create_to_ready_ms": [_ms(s.ready - s.answered) for s in samples],
+            "detection_lag_ms": [round(x, 3) for x in lag],
+        },
     }
 
 

@@ -796,20 +796,14 @@ def _run_bench(args: argparse.Namespace) -> int:
             raise UsageError(str(exc)) from None
         except OSError as exc:
             raise UsageError(f"{PROG} bench: error: --plot {args.plot}: {exc}") from None
-    recorder: contextlib.AbstractContextManager[_cli_plot.Samples] = (
-        _cli_plot.recording_samples()
-        if pyplot is not None
-        else contextlib.nullcontext(_cli_plot.Samples())
-    )
-    with recorder as samples:
-        result = asyncio.run(_bench.run(config))
+    result = asyncio.run(_bench.run(config))
     _print(_bench.to_json(result) if args.json else _bench.format_table(result))
     if args.out is not None:
         _bench.write_json(result, args.out)
         print(f"{PROG} bench: wrote {args.out}", file=sys.stderr, flush=True)
     if pyplot is not None:
         try:
-            _cli_plot.draw(pyplot, result, samples, args.plot)
+            _cli_plot.draw(pyplot, result, args.plot)
         except OSError as exc:
             raise UsageError(f"{PROG} bench: error: --plot {args.plot}: {exc}") from None
         print(f"{PROG} bench: drew {args.plot}", file=sys.stderr, flush=True)
