@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from types import TracebackType
-from typing import ClassVar, Generic, Protocol, Self, TypeVar
+from typing import Any, ClassVar, Generic, Protocol, Self, TypeVar
 
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
@@ -17,6 +18,58 @@ from ._connection import Connection
 from ._link import AUTH_REJECTED, NOT_RUNNING, TRANSIENT, Frame, Link, close_code, close_reason
 
 log = logging.getLogger("orgo_async.connect")
+
+
+T = TypeVar("T")
+
+
+class Inbox(Generic[T]):
+    """What a connector received and its consumer has not taken yet, bounded.
+
+    When full, the oldest item is dropped and counted in :attr:`dropped`: a slow
+    consumer loses old data instead of stalling the socket or growing memory.
+    Iteration ends when :meth:`end` is called or the socket is over; if the
+    socket ended with an error, iteration raises it.
+    """
+
+    def __init__(self, socket: Socket[Any], maxlen: int) -> None:
+        if isinstance(maxlen, bool) or not isinstance(maxlen, int) or maxlen < 1:
+            raise ValueError(f"max_buffered must be an int >= 1; got {maxlen!r}")
+        self._socket = socket
+        self._items: collections.deque[T] = collections.deque(maxlen=maxlen)
+        self._ready = asyncio.Event()
+        self._ended = False
+        self.dropped = 0
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def put(self, item: T) -> None:
+        if len(self._items) == self._items.maxlen:
+            self.dropped += 1
+        self._items.append(item)
+        self._ready.set()
+
+    def end(self) -> None:
+        """No more items will come (iteration stops once the buffer is drained)."""
+        self._ended = True
+        self._ready.set()
+
+    def wake(self) -> None:
+        self._ready.set()
+
+    async def __aiter__(self) -> AsyncIterator[T]:
+        while True:
+            while not self._items:
+                self._ready.clear()
+                if self._ended:
+                    return
+                if self._socket.closed:
+                    if self._socket._ended is not None:
+                        raise self._socket._closed_error()
+                    return
+                await self._ready.wait()
+            yield self._items.popleft()
 
 
 class Core(Protocol):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import collections
 import os
 import wave
 from collections.abc import AsyncIterator
@@ -22,7 +20,7 @@ from ..protocol.audio import (
 )
 from ._connection import Connection
 from ._link import Frame
-from ._socket import Socket
+from ._socket import Inbox, Socket
 
 __all__ = ["AudioStream"]
 
@@ -52,32 +50,21 @@ class AudioStream(Socket[AudioProtocol]):
             )
         if channels not in CHANNELS:
             raise ValueError(f"channels must be 1 or 2; got {channels!r}")
-        if isinstance(max_buffered, bool) or not isinstance(max_buffered, int) or max_buffered < 1:
-            raise ValueError(f"max_buffered must be an int >= 1; got {max_buffered!r}")
         super().__init__(
             connection, params={"sample_rate": str(sample_rate), "channels": str(channels)}
         )
         self.format: AudioStarted | None = None
         """The format the server announced."""
-        self.dropped = 0
-        """Chunks dropped because the consumer was slower than real time."""
         self.errors: list[str] = []
-        self._chunks: collections.deque[AudioChunk] = collections.deque(maxlen=max_buffered)
-        self._ready = asyncio.Event()
+        self._chunks: Inbox[AudioChunk] = Inbox(self, max_buffered)
 
     def __aiter__(self) -> AsyncIterator[AudioChunk]:
-        return self._iterate()
+        return aiter(self._chunks)
 
-    async def _iterate(self) -> AsyncIterator[AudioChunk]:
-        while True:
-            while not self._chunks:
-                self._ready.clear()
-                if self.closed:
-                    if self._ended is not None:
-                        raise self._closed_error()
-                    return
-                await self._ready.wait()
-            yield self._chunks.popleft()
+    @property
+    def dropped(self) -> int:
+        """Chunks dropped because the consumer was slower than real time."""
+        return self._chunks.dropped
 
     async def record_wav(self, path: str | os.PathLike[str], seconds: float) -> float:
         """Write the next ``seconds`` of audio to a WAV file; returns the seconds written."""
@@ -121,10 +108,7 @@ class AudioStream(Socket[AudioProtocol]):
             core.receive_text(frame)
         for event in core.events_received():
             if isinstance(event, AudioChunk):
-                if len(self._chunks) == self._chunks.maxlen:
-                    self.dropped += 1
-                self._chunks.append(event)
-                self._ready.set()
+                self._chunks.put(event)
             elif isinstance(event, AudioStarted):
                 self.format = event
             elif isinstance(event, Pong):
@@ -133,4 +117,4 @@ class AudioStream(Socket[AudioProtocol]):
                 self.errors.append(event.message)
 
     def _ended_hook(self, error: BaseException | None) -> None:
-        self._ready.set()
+        self._chunks.wake()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import collections
 from collections.abc import AsyncIterator, Callable, Iterable
 
 from ..errors import ConnectorError
@@ -19,7 +18,7 @@ from ..protocol.events import (
 )
 from ._connection import Connection
 from ._link import Frame
-from ._socket import Socket
+from ._socket import Inbox, Socket
 
 __all__ = ["EventStream"]
 
@@ -52,9 +51,7 @@ class EventStream(Socket[EventsProtocol]):
         self._initial = _check(event_types)
         self.subscriptions: frozenset[str] = frozenset()
         """The event types subscribed to now."""
-        self.dropped = 0
-        self._events: collections.deque[DesktopEvent] = collections.deque(maxlen=max_buffered)
-        self._ready = asyncio.Event()
+        self._events: Inbox[DesktopEvent] = Inbox(self, max_buffered)
         self._acks: asyncio.Queue[Subscribed | Unsubscribed | EventsError] = asyncio.Queue()
         self._ack_lock = asyncio.Lock()
         self._swallow_acks = 0
@@ -89,18 +86,12 @@ class EventStream(Socket[EventsProtocol]):
             raise ConnectorError(f"events: the server refused: {ack.message}")
 
     def __aiter__(self) -> AsyncIterator[DesktopEvent]:
-        return self._iterate()
+        return aiter(self._events)
 
-    async def _iterate(self) -> AsyncIterator[DesktopEvent]:
-        while True:
-            while not self._events:
-                self._ready.clear()
-                if self.closed:
-                    if self._ended is not None:
-                        raise self._closed_error()
-                    return
-                await self._ready.wait()
-            yield self._events.popleft()
+    @property
+    def dropped(self) -> int:
+        """Events dropped because the consumer fell behind."""
+        return self._events.dropped
 
     # -- the socket --------------------------------------------------------------------
 
@@ -113,10 +104,7 @@ class EventStream(Socket[EventsProtocol]):
         core.receive_text(frame)
         for event in core.events_received():
             if isinstance(event, DesktopEvent):
-                if len(self._events) == self._events.maxlen:
-                    self.dropped += 1
-                self._events.append(event)
-                self._ready.set()
+                self._events.put(event)
             elif isinstance(event, Pong):
                 self._pong_received()
             elif isinstance(event, Subscribed | Unsubscribed | EventsError):
@@ -135,4 +123,4 @@ class EventStream(Socket[EventsProtocol]):
                 await self._ws.send(text)
 
     def _ended_hook(self, error: BaseException | None) -> None:
-        self._ready.set()
+        self._events.wake()

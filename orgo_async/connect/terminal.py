@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 from collections.abc import AsyncIterator
 
@@ -21,11 +20,9 @@ from ..protocol.terminal import (
 )
 from ._connection import Connection
 from ._link import Frame
-from ._socket import Socket
+from ._socket import Inbox, Socket
 
 __all__ = ["Terminal"]
-
-_END = object()
 
 
 class Terminal(Socket[TerminalProtocol]):
@@ -54,12 +51,9 @@ class Terminal(Socket[TerminalProtocol]):
         self.rows = rows
         self.exit_code: int | None = None
         """The shell's exit code, once it has exited."""
-        self.dropped = 0
-        """Output chunks dropped because nobody iterated them."""
         self.errors: list[str] = []
         """Error messages the server sent (the socket stays open after them)."""
-        self._output: collections.deque[str | object] = collections.deque(maxlen=max_buffered)
-        self._ready = asyncio.Event()
+        self._output: Inbox[str] = Inbox(self, max_buffered)
         self._run_lock = asyncio.Lock()
         self._run: tuple[CommandRun, asyncio.Future[CommandResult]] | None = None
 
@@ -90,22 +84,12 @@ class Terminal(Socket[TerminalProtocol]):
         await self._send(lambda core: core.send_resize(cols, rows))
 
     def __aiter__(self) -> AsyncIterator[str]:
-        return self._iterate()
+        return aiter(self._output)
 
-    async def _iterate(self) -> AsyncIterator[str]:
-        while True:
-            while not self._output:
-                self._ready.clear()
-                if self.closed:
-                    if self._ended is not None:
-                        raise self._closed_error()
-                    return
-                await self._ready.wait()
-            item = self._output.popleft()
-            if item is _END:
-                return
-            assert isinstance(item, str)
-            yield item
+    @property
+    def dropped(self) -> int:
+        """Output chunks dropped because nobody iterated them."""
+        return self._output.dropped
 
     async def run(self, command: str, *, timeout: float | None = 60.0) -> CommandResult:
         """Run ``command`` and return what it printed and its exit code.
@@ -148,7 +132,7 @@ class Terminal(Socket[TerminalProtocol]):
         core.receive_text(frame)
         for event in core.events_received():
             if isinstance(event, Output):
-                self._push(event.data)
+                self._output.put(event.data)
                 if self._run is not None:
                     run, future = self._run
                     result = run.feed(event.data)
@@ -159,17 +143,11 @@ class Terminal(Socket[TerminalProtocol]):
             elif isinstance(event, Exit):
                 self.exit_code = event.code
                 self._fail_run("the shell exited while the command ran")
-                self._push(_END)
+                self._output.end()
             elif isinstance(event, TerminalError):
                 self.errors.append(event.message)
             elif isinstance(event, UnknownMessage):
                 pass  # a newer server's message: ignored, as Orgo's clients do
-
-    def _push(self, item: str | object) -> None:
-        if len(self._output) == self._output.maxlen:
-            self.dropped += 1
-        self._output.append(item)
-        self._ready.set()
 
     async def _reopened(self) -> None:
         self._fail_run("the terminal reconnected while the command ran; its result is unknown")
@@ -185,4 +163,4 @@ class Terminal(Socket[TerminalProtocol]):
                 if isinstance(error, ConnectorError)
                 else ConnectionClosedError("the terminal closed", socket=self.name)
             )
-        self._ready.set()
+        self._output.wake()
