@@ -25,9 +25,8 @@ import attrs
 from ._aio import run_shielded
 from ._bench import percentiles
 from ._cli_target import Target
-from ._config import RetryPolicy, Timeouts
-from .fleet import FleetFailure
-from .models import Computer, ComputerSpec, LaunchedComputer
+from .fleet import Fleet, FleetFailure
+from .models import Computer, LaunchedComputer
 from .resources.computers import Computers
 
 __all__ = ["LaunchOptions", "format_table", "launch", "to_json"]
@@ -56,30 +55,13 @@ class LaunchOptions:
     progress: bool = False
 
 
-class _CountingComputers(Computers):
-    """``orgo.computers`` that counts the creates that succeeded (for the progress line)."""
-
-    created = 0
-
-    async def create_from(
-        self,
-        spec: ComputerSpec,
-        *,
-        timeout: Timeouts | float | None = None,
-        retry: RetryPolicy | None = None,
-    ) -> Computer:
-        computer = await super().create_from(spec, timeout=timeout, retry=retry)
-        self.created += 1
-        return computer
-
-
 class _Progress:
     """The live ``created / ready / failed`` line, redrawn in place on a terminal."""
 
-    def __init__(self, out: TextIO, total: int, counter: _CountingComputers) -> None:
+    def __init__(self, out: TextIO, total: int, fleet: Fleet) -> None:
         self._out = out
         self._total = total
-        self._counter = counter
+        self._fleet = fleet
         self._started = time.monotonic()
         self._shown = ""
         self.ready = 0
@@ -87,7 +69,7 @@ class _Progress:
 
     def line(self) -> str:
         elapsed = max(time.monotonic() - self._started, 1e-9)
-        created = self._counter.created
+        created = self._fleet.created
         return (
             f"created {created}/{self._total} ({created / elapsed:.1f}/s)  "
             f"ready {self.ready} ({self.ready / elapsed:.1f}/s)  "
@@ -127,8 +109,6 @@ async def launch(target: Target, options: LaunchOptions) -> dict[str, Any]:
     """
     orgo = target.orgo
     workspace = await target.workspace(options.workspace, create=True)
-    counter = _CountingComputers(orgo)
-    orgo.computers = counter
     fleet = orgo.fleet(
         workspace.id,
         options.count,
@@ -140,7 +120,7 @@ async def launch(target: Target, options: LaunchOptions) -> dict[str, Any]:
         cpu=options.cpu,
         resolution=options.resolution,
     )
-    progress = _Progress(sys.stdout, options.count, counter)
+    progress = _Progress(sys.stdout, options.count, fleet)
     progress.failures = fleet.failures
     drawing = asyncio.create_task(progress.run()) if options.progress else None
     launched: list[LaunchedComputer] = []
@@ -164,7 +144,7 @@ async def launch(target: Target, options: LaunchOptions) -> dict[str, Any]:
             progress.clear()
         computers = [item.computer for item in launched]
         if not options.keep:
-            deleted, left_behind = await run_shielded(_delete(counter, computers))
+            deleted, left_behind = await run_shielded(_delete(orgo.computers, computers))
         elif not finished and computers:
             # No report will list them: say which ones are still there.
             ids = " ".join(c.id for c in computers)

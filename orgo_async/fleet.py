@@ -210,6 +210,8 @@ class Fleet:
         """The limiter pacing this fleet's creates."""
         self.failures: list[FleetFailure] = []
         """The computers that failed so far (each already deleted)."""
+        self.created = 0
+        """Creates answered so far (for progress reports)."""
         self._queue: asyncio.Queue[Any] = asyncio.Queue()
         self._stopping = asyncio.Event()
         self._supervisor: asyncio.Task[None] | None = None
@@ -342,6 +344,7 @@ class Fleet:
             break
         answered = loop.time()
         item.computer = computer
+        self.created += 1
         self.limiter.on_success()
         try:
             info = await client.computers.wait_ready(
