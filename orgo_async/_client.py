@@ -25,7 +25,7 @@ from .errors import (
     OrgoError,
 )
 from .fanout import Outcome, for_each
-from .fleet import Fleet, FleetResult, collect, fleet_specs, reap
+from .fleet import AdaptiveLimiter, Fleet, FleetResult, collect, fleet_specs, reap
 from .health import BootModel, ReadyInfo
 from .models import BashResult, Computer, ComputerSpec, ExecResult, Screenshot
 from .resources.computers import Computers
@@ -241,6 +241,7 @@ class Orgo:
         prefix: str = "fleet",
         concurrency: int = 16,
         rate: float | None = None,
+        limiter: AdaptiveLimiter | None = None,
         ready_timeout: float | None = 120.0,
         deadline: float | None = None,
         ram: int | None = None,
@@ -259,6 +260,8 @@ class Orgo:
             concurrency: Launches in progress at once.
             rate: At most this many creates per second (``None``: as fast as allowed;
                 429s slow the fleet down either way).
+            limiter: The pacing of the creates; pass one to share it between fleets
+                (``rate`` then does not apply).
             ready_timeout: Per computer, from its create's answer.
             deadline: For the whole launch; what is unfinished then fails.
 
@@ -283,6 +286,7 @@ class Orgo:
             items,
             concurrency=concurrency,
             rate=rate,
+            limiter=limiter,
             ready_timeout=ready_timeout,
             deadline=deadline,
         )

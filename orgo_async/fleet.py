@@ -56,6 +56,10 @@ _FATAL: Final = (
 )
 
 
+# Rounds of a create through the shared limiter after its own retries met 429 each time.
+_FLEET_RATE_LIMIT_RETRIES: Final = 20
+
+
 class _Abandoned(Exception):
     """Raised inside a create's retry wait once the fleet is stopping."""
 
@@ -326,6 +330,10 @@ class Fleet:
             except RateLimitError as exc:
                 item.create = None
                 retries += 1
+                if retries > _FLEET_RATE_LIMIT_RETRIES:
+                    self._fail(item, exc)
+                    return
+                # The request's own retries are spent: wait with the whole fleet.
                 self.limiter.on_rate_limited(exc.retry_after)
                 continue
             except _FATAL:
@@ -351,9 +359,9 @@ class Fleet:
                 computer, timeout=self._ready_timeout, since=boot_start(sent, answered)
             )
         except OrgoError as exc:
+            self._fail(item, exc)  # with the computer's id, before it goes
             await self._delete(computer)
             item.computer = None
-            self._fail(item, exc)
             return
         assert sent is not None
         timing = LaunchTiming(

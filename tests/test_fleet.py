@@ -7,6 +7,7 @@ import asyncio
 import pytest
 
 from orgo_async import (
+    AdaptiveLimiter,
     APITimeoutError,
     AuthenticationError,
     ComputerFailedError,
@@ -14,6 +15,7 @@ from orgo_async import (
     FleetError,
     Orgo,
     PermissionDeniedError,
+    RateLimitError,
     RetryPolicy,
     Workspace,
 )
@@ -210,7 +212,9 @@ async def test_rate_limit_exhaustion_inside_a_create_is_retried_by_the_fleet(
         base_url=emulator.base_url,
         retry=RetryPolicy(max_attempts=2, sleep=sleeps),
     ) as orgo:
-        result = await orgo.launch_fleet(workspace.id, 1)
+        result = await orgo.launch_fleet(
+            workspace.id, 1, limiter=AdaptiveLimiter(min_rate=1000.0)
+        )
     assert len(result.ready) == 1 and result.ready[0].timing.retries >= 2
 
 
@@ -240,3 +244,36 @@ async def test_reap_deletes_a_crashed_runs_leftovers(
     reaped = await orgo.reap("crash", workspace_id=workspace.id)
     assert len(reaped) == 6
     assert [c.name for c in await orgo.computers.list(workspace.id)] == ["keep-me"]
+
+
+async def test_a_failure_names_the_computer_it_deleted(
+    orgo: Orgo, workspace: Workspace, emulator: Emulator
+) -> None:
+    emulator.config.boot_failure_rate = 1.0
+    result = await orgo.launch_fleet(workspace.id, 3)
+    assert len(result.failures) == 3
+    ids = {f.computer_id for f in result.failures}
+    assert None not in ids and len(ids) == 3
+    assert emulator.counters.deletes == 3 and emulator.counters.live == 0
+
+
+async def test_a_rate_limit_that_never_ends_fails_the_computer_not_the_loop(
+    emulator: Emulator, workspace: Workspace, sleeps: RecordedSleeps
+) -> None:
+    emulator.faults.add(
+        FaultRule(
+            kind="status", status=429, retry_after=0.001, method="POST", path=r"^/api/computers$"
+        )
+    )
+    async with Orgo(
+        api_key=emulator.api_key,
+        base_url=emulator.base_url,
+        retry=RetryPolicy(max_attempts=1, sleep=sleeps),
+    ) as orgo:
+        # A limiter whose floor is high keeps the test short; the default floor is 0.5/s.
+        result = await orgo.launch_fleet(
+            workspace.id, 2, limiter=AdaptiveLimiter(min_rate=1000.0)
+        )
+    assert result.ready == () and len(result.failures) == 2
+    assert all(isinstance(f.error, RateLimitError) for f in result.failures)
+    assert emulator.counters.live == 0
