@@ -104,6 +104,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="time each REST screenshot takes to capture (default %(default)s)",
     )
     desktop.add_argument(
+        "--desktop-backend",
+        choices=["synthetic", "xvnc"],
+        default="synthetic",
+        help="what serves /ws/websockify, the desktop actions and screenshots: synthetic ="
+        " a framebuffer drawn by the emulator, xvnc = a real TigerVNC Xvnc per computer,"
+        " driven with xdotool (needs tigervnc-standalone-server, tigervnc-tools and"
+        " xdotool; default %(default)s)",
+    )
+    desktop.add_argument(
         "--idle-seconds",
         type=float,
         default=30.0,
@@ -156,6 +165,7 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         workdir_root=args.workdir_root,
         idle_seconds=args.idle_seconds,
         screenshot_seconds=args.screenshot_ms / 1000,
+        desktop_backend=args.desktop_backend,
     )
 
 

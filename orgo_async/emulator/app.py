@@ -64,7 +64,9 @@ from .state import (
     Workspace,
     retry_after_header,
 )
+from .vnc import DesktopBackends
 from .ws import SOCKET_NAMES, SOCKETS_KEY, SocketHub, desktop_socket
+from .xvnc import XvncError
 
 __all__ = ["EMULATOR_KEY", "Emulator", "create_app"]
 
@@ -565,6 +567,7 @@ _CONFIG_PATCHABLE: Final = (
     "audio_tone_hz",
     "idle_seconds",
     "screenshot_seconds",
+    "desktop_backend",
 )
 
 
@@ -669,6 +672,8 @@ async def admin_computers(request: web.Request) -> web.Response:
             "boot_kind": c.boot_kind,
             "boot_seconds": c.boot_seconds,
             "boot_fails": c.boot_fails,
+            "boot_error": c.boot_error,
+            "desktop_backend": c.desktop_backend,
             "boot_started_at": c.phase_started_at if c.phase == "boot" else None,
             "ready_at": c.ready_at,
             "healthy_at": healthy_at.get(c.id),
@@ -903,8 +908,8 @@ def create_app(emulator: Emulator) -> web.Application:
     add("DELETE", "/api/files/delete", files.delete_file)
     add("GET", "/api/files/blob/{file_id}", files.file_blob, name=_SIGNED_ROUTE)
 
-    # Desktop WebSockets: /desktops/{instance_id}/ws/{name} (terminal | audio | events;
-    # websockify joins ws.SOCKET_SERVERS with the desktop backends). They are outside /api,
+    # Desktop WebSockets: /desktops/{instance_id}/ws/{name} (websockify | terminal | audio |
+    # events; ws.SOCKET_SERVERS, websockify over the desktop backends). They are outside /api,
     # so the middleware neither checks the API key nor injects faults for them: the
     # socket handler authenticates with the computer's vnc_password itself
     # (?token= or Authorization: Bearer) and closes 4401 / 4404 as Orgo does.
@@ -966,20 +971,24 @@ class Emulator:
     at any time and applies to later requests. ``clock`` drives every
     lifecycle timestamp (inject a fake one to step time by hand).
 
-    Each running computer serves ``/desktops/{instance_id}/ws/{terminal|audio|events}``
-    (:meth:`ws_url`): real PTY shells in the computer's own directory
-    (:meth:`workdir`), a generated audio tone and live desktop events
-    (:meth:`publish_event` adds any event). :meth:`close_sockets` and
-    :meth:`drop_sockets` break those sockets on purpose.
+    Each running computer serves
+    ``/desktops/{instance_id}/ws/{websockify|terminal|audio|events}``
+    (:meth:`ws_url`): RFB (VNC) over its desktop, real PTY shells in the
+    computer's own directory (:meth:`workdir`), a generated audio tone and live
+    desktop events (:meth:`publish_event` adds any event). :meth:`close_sockets`
+    and :meth:`drop_sockets` break those sockets on purpose.
 
-    The REST desktop actions draw on ``emu.desktops`` (one synthetic
-    framebuffer per computer, ``emu.desktops.framebuffer(computer)``) and run
-    ``bash``/``exec`` as real processes through ``emu.commands``; uploaded
+    The desktop (``/ws/websockify``, REST actions and screenshots) is served by
+    the backend ``config.desktop_backend`` names when the computer boots:
+    ``synthetic``, one framebuffer per computer
+    (``emu.desktops.framebuffer(computer)``), or ``xvnc``, a real TigerVNC
+    ``Xvnc`` per computer driven with ``xdotool`` (:meth:`desktop_display`).
+    ``bash``/``exec`` run as real processes through ``emu.commands``; uploaded
     and exported files are in ``emu.files``.
 
     Leaving the context stops the server, closes client connections (desktop
-    sockets with 1001), kills every shell and command (background jobs
-    included), removes the stored files and the temporary working
+    sockets with 1001), kills every shell, command (background jobs
+    included) and Xvnc, removes the stored files and the temporary working
     directories and leaves no task behind. Not reusable after :meth:`close`.
     """
 
@@ -990,10 +999,15 @@ class Emulator:
         self.state = Store(config, clock=clock, rng=random.Random(seed), counters=self.counters)
         # A separate stream for faults, so adding a fault does not shift boot times.
         self.faults = Faults(random.Random(None if seed is None else f"faults:{seed}"))
-        self.sockets = SocketHub(self.state)
+        backends = DesktopBackends(self.state)
+        self.sockets = SocketHub(self.state, desktops=backends)
         self.commands = CommandRunner(self.state)
         self.desktops = DesktopService(
-            self.state, self.commands, sleep=self._sleep, origin=lambda: self.origin
+            self.state,
+            self.commands,
+            sleep=self._sleep,
+            origin=lambda: self.origin,
+            backends=backends,
         )
         self.files = FileStore(self.state, origin=lambda: self.origin)
         self._runner: web.AppRunner | None = None
@@ -1079,7 +1093,8 @@ class Emulator:
         self._closed = True
         self._closing.set()
         await self.sockets.shutdown()
-        # Commands first: their requests then answer before the server stops.
+        # Desktops and commands first: their requests then answer before the server stops.
+        await self.desktops.backends.shutdown()
         await self.commands.shutdown()
         runner, self._runner = self._runner, None
         if runner is not None:
@@ -1119,6 +1134,21 @@ class Emulator:
         if name not in SOCKET_NAMES:
             raise ValueError(f"name must be one of {', '.join(SOCKET_NAMES)}, got {name!r}")
         return f"ws://{self.hostport}/desktops/{self._computer(computer).instance_id}/ws/{name}"
+
+    async def desktop_display(self, computer: Computer | str) -> str:
+        """The X display (``":N"``) of an ``xvnc`` computer, once its Xvnc is ready.
+
+        For X clients of your own (``DISPLAY=:N xdotool ...``). Raises
+        ``LookupError`` when the computer's current boot has no working Xvnc
+        (another backend, a failed boot, stopped) and ApiError (404) for an
+        unknown computer.
+        """
+        try:
+            server = await self.desktops.backends.xvnc.ready(self._computer(computer))
+        except XvncError as exc:
+            raise LookupError(str(exc)) from None
+        assert server.display is not None
+        return server.display
 
     def publish_event(
         self, computer: Computer | str, event_type: str, data: Mapping[str, Any] | None = None

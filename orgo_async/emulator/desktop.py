@@ -45,10 +45,21 @@ Where Orgo's documentation is silent, the emulator chose:
 - A command killed because its computer stopped, restarted or was deleted
   (or the emulator closed) answers 503 ``desktop_unavailable``.
 
-:class:`DesktopService` keeps one :class:`~.framebuffer.Framebuffer` per
-computer, made on first use at the computer's resolution and dropped when
-the computer starts, stops, restarts or is deleted (the next action draws on
-a fresh desktop).
+The pointer, keyboard and screenshot actions go through the computer's
+desktop backend (:mod:`.vnc`), chosen at each boot by
+``EmulatorConfig.desktop_backend``:
+
+- ``synthetic``: one :class:`~.framebuffer.Framebuffer` per computer, made on
+  first use at the computer's resolution and dropped when the computer
+  starts, stops, restarts or is deleted (the next action draws on a fresh
+  desktop); ``/ws/websockify`` serves the same framebuffer;
+- ``xvnc``: the computer's real ``Xvnc``. Actions run ``xdotool`` on its display
+  (a drag is ``mousedown``, the duration, then ``mousemove`` + ``mouseup``); a
+  screenshot is read from the X server over RFB and takes what that takes
+  (``screenshot_seconds`` does not apply). An action that the X server fails
+  answers 500 ``desktop_action_failed`` (a screenshot, 500 ``screenshot_failed``);
+  one that waits for an ``Xvnc`` that failed answers as for a computer that is
+  not running.
 """
 
 from __future__ import annotations
@@ -57,12 +68,13 @@ import asyncio
 import base64
 import collections
 import json
+import logging
 import math
 import operator
 import re
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from aiohttp import web
 
@@ -74,8 +86,10 @@ from .commands import (
     exec_argv,
     exec_failure,
 )
-from .framebuffer import MIN_HEIGHT, MIN_WIDTH, Button, Framebuffer
+from .framebuffer import Button, Framebuffer
 from .state import ApiError, Computer, Store, Transition, iso_now
+from .vnc import Desktop, DesktopBackends
+from .xvnc import XvncError
 
 __all__ = [
     "ACTIONS",
@@ -115,6 +129,9 @@ _TYPE_CHUNK: Final = 256
 _KEY_PART: Final = re.compile(r"^[A-Za-z0-9_]+$|^[!-~]$")
 
 Sleep = Callable[[float], Awaitable[None]]
+T = TypeVar("T")
+
+log = logging.getLogger("orgo_async.emulator")
 
 
 # --------------------------------------------------------------------------- request fields
@@ -236,10 +253,12 @@ def _platform_unavailable() -> ApiError:
 
 
 class DesktopService:
-    """The desktops of one emulator: framebuffers, screenshots in progress and kept, commands.
+    """The desktops of one emulator: their backends, screenshots in progress and kept, commands.
 
     ``sleep`` is the emulator's interruptible sleep (cut short when it
-    closes); ``origin`` returns ``http://HOST:PORT`` for screenshot URLs.
+    closes); ``origin`` returns ``http://HOST:PORT`` for screenshot URLs;
+    ``backends`` holds the desktops (by default a
+    :class:`~.vnc.DesktopBackends` of its own).
     """
 
     def __init__(
@@ -249,33 +268,57 @@ class DesktopService:
         *,
         sleep: Sleep,
         origin: Callable[[], str],
+        backends: DesktopBackends | None = None,
     ) -> None:
         self.store = store
         self.commands = commands
         self.sleep = sleep
         self.origin = origin
-        self._framebuffers: dict[str, Framebuffer] = {}
+        self.backends = backends if backends is not None else DesktopBackends(store)
         self._capturing: set[str] = set()
         # screenshot id -> (computer id, PNG), oldest first.
         self._kept: collections.OrderedDict[str, tuple[str, bytes]] = collections.OrderedDict()
         store.add_listener(self._on_transition)
 
     def framebuffer(self, computer: Computer) -> Framebuffer:
-        """The computer's desktop, made at its resolution on first use.
+        """The computer's synthetic desktop, made at its resolution on first use.
 
         A resolution under 64x96 gets a 64x96 desktop (the smallest that
         shows text).
         """
-        fb = self._framebuffers.get(computer.id)
-        if fb is None:
-            width, height = _size(computer.resolution)
-            fb = Framebuffer(max(width, MIN_WIDTH), max(height, MIN_HEIGHT), title=computer.name)
-            self._framebuffers[computer.id] = fb
-        return fb
+        return self.backends.framebuffer(computer)
 
     def has_framebuffer(self, computer_id: str) -> bool:
         """True when the computer (UUID) has a desktop right now (it was used since its boot)."""
-        return computer_id in self._framebuffers
+        return self.backends.has_framebuffer(computer_id)
+
+    async def desktop(self, computer: Computer, *, proxy: bool) -> Desktop:
+        """The computer's desktop (its backend's); without suspending for ``synthetic``.
+
+        Raises the route's unavailable error when an ``xvnc`` computer's Xvnc
+        failed or stopped.
+        """
+        try:
+            return await self.backends.desktop(computer)
+        except XvncError as exc:
+            log.warning("desktop of computer %s unavailable: %s", computer.instance_id, exc)
+            raise proxy_unavailable() if proxy else _platform_unavailable() from None
+
+    async def perform(
+        self, computer: Computer, action: Awaitable[T], *, proxy: bool, failure: str
+    ) -> T:
+        """Await a desktop action; an X server's failure becomes a 500 (``failure`` code).
+
+        A failure because the computer stopped meanwhile answers the route's
+        unavailable error instead.
+        """
+        try:
+            return await action
+        except XvncError as exc:
+            self.check_alive(computer, proxy=proxy)
+            log.warning("desktop action on computer %s failed: %s", computer.instance_id, exc)
+            message = "Screenshot failed" if failure == "screenshot_failed" else "Action failed"
+            raise ApiError(500, failure, message) from None
 
     def check_alive(self, computer: Computer, *, proxy: bool) -> None:
         """Raise the route's unavailable error unless the computer still exists and runs.
@@ -323,31 +366,25 @@ class DesktopService:
             raise ApiError(500, "screenshot_in_progress", "Screenshot failed", upstream_status=409)
         self._capturing.add(computer.id)
         try:
-            await self.sleep(self.store.config.screenshot_seconds)
+            if computer.desktop_backend != "xvnc":  # a real capture takes its own time
+                await self.sleep(self.store.config.screenshot_seconds)
             self.check_alive(computer, proxy=proxy)
-            fb = self.framebuffer(computer)
-            # Copy the pixels here, encode in a thread: the loop keeps serving.
-            snapshot = bytes(fb.pixels)
-            result = await asyncio.to_thread(_render, fb.width, fb.height, snapshot, scale)
+            desktop = await self.desktop(computer, proxy=proxy)
+            # A copy of the pixels, encoded in a thread: the loop keeps serving.
+            width, height, snapshot = await self.perform(
+                computer, desktop.capture(), proxy=proxy, failure="screenshot_failed"
+            )
+            result = await asyncio.to_thread(_render, width, height, snapshot, scale)
         finally:
             self._capturing.discard(computer.id)
         self.store.counters.screenshots += 1
         return result
 
     def _on_transition(self, computer: Computer, transition: Transition) -> None:
-        # Every transition ends the desktop session: the next one starts afresh.
-        self._framebuffers.pop(computer.id, None)
+        # (The backends drop the desktop session itself.)
         if transition == "delete":
             for screenshot_id in [k for k, v in self._kept.items() if v[0] == computer.id]:
                 del self._kept[screenshot_id]
-
-
-def _size(resolution: str) -> tuple[int, int]:
-    parts = resolution.split("x")
-    try:
-        return int(parts[0]), int(parts[1])
-    except (IndexError, ValueError):
-        return 1280, 720
 
 
 def _render(width: int, height: int, pixels: bytes, scale: float | None) -> tuple[bytes, int, int]:
@@ -400,10 +437,10 @@ def _done(action: str, details: Mapping[str, Any]) -> web.Response:
     return web.json_response({"success": True, "action": action, "details": dict(details)})
 
 
-def _point(fb: Framebuffer, body: Mapping[str, Any], xname: str, yname: str) -> tuple[int, int]:
+def _point(desktop: Desktop, body: Mapping[str, Any], xname: str, yname: str) -> tuple[int, int]:
     return (
-        integer(body, xname, 0, fb.width - 1),
-        integer(body, yname, 0, fb.height - 1),
+        integer(body, xname, 0, desktop.width - 1),
+        integer(body, yname, 0, desktop.height - 1),
     )
 
 
@@ -488,15 +525,20 @@ async def stored_screenshot(request: web.Request) -> web.Response:
 async def click(request: web.Request) -> web.Response:
     """POST .../click ``{x, y, button: left|right, double}`` (a double click ignores button)."""
     body = await read_json(request)
-    service, computer, _ = _target(request)
-    fb = service.framebuffer(computer)
-    x, y = _point(fb, body, "x", "y")
+    service, computer, proxy = _target(request)
+    desktop = await service.desktop(computer, proxy=proxy)
+    x, y = _point(desktop, body, "x", "y")
     button = _button(body)
     double = boolean(body, "double", False)
     if double:
         button = "left"
     service.count("click")
-    fb.click(x, y, button, double=double)
+    await service.perform(
+        computer,
+        desktop.click(x, y, button, double=double),
+        proxy=proxy,
+        failure="desktop_action_failed",
+    )
     details = {"x": x, "y": y, "button": button, "double": double}
     return _done("double_click" if double else "click", details)
 
@@ -505,18 +547,20 @@ async def drag(request: web.Request) -> web.Response:
     """POST .../drag ``{start_x, start_y, end_x, end_y, button, duration (0..10 s, 0.5)}``."""
     body = await read_json(request)
     service, computer, proxy = _target(request)
-    fb = service.framebuffer(computer)
-    start = _point(fb, body, "start_x", "start_y")
-    end = _point(fb, body, "end_x", "end_y")
+    desktop = await service.desktop(computer, proxy=proxy)
+    start = _point(desktop, body, "start_x", "start_y")
+    end = _point(desktop, body, "end_x", "end_y")
     button = _button(body)
     duration = number(body, "duration", 0.0, MAX_DRAG_SECONDS, 0.5)
     service.count("drag")
+    failed = "desktop_action_failed"
     # Press, hold for the duration, release at the end: the held button draws the line.
-    fb.press(*start, button)
+    await service.perform(computer, desktop.press(*start, button), proxy=proxy, failure=failed)
     await service.sleep(duration)
     service.check_alive(computer, proxy=proxy)
     # The desktop may have been reset meanwhile (a restart): finish on the current one.
-    service.framebuffer(computer).release(*end, button)
+    desktop = await service.desktop(computer, proxy=proxy)
+    await service.perform(computer, desktop.release(*end, button), proxy=proxy, failure=failed)
     details = {
         "start_x": start[0],
         "start_y": start[1],
@@ -535,8 +579,8 @@ async def scroll(request: web.Request) -> web.Response:
     missing axis is 0 (what Orgo's Linux desktops do).
     """
     body = await read_json(request)
-    service, computer, _ = _target(request)
-    fb = service.framebuffer(computer)
+    service, computer, proxy = _target(request)
+    desktop = await service.desktop(computer, proxy=proxy)
     direction = body.get("direction")
     if direction not in ("up", "down"):
         raise invalid(f"direction is required: up or down, got {show(direction)}")
@@ -544,11 +588,15 @@ async def scroll(request: web.Request) -> web.Response:
     x: int | None = None
     y: int | None = None
     if body.get("x") is not None or body.get("y") is not None:
-        x = integer(body, "x", 0, fb.width - 1, 0)
-        y = integer(body, "y", 0, fb.height - 1, 0)
+        x = integer(body, "x", 0, desktop.width - 1, 0)
+        y = integer(body, "y", 0, desktop.height - 1, 0)
     service.count("scroll")
-    fb.scroll("up" if direction == "up" else "down", amount, x, y)
-    px, py = fb.pointer
+    px, py = await service.perform(
+        computer,
+        desktop.scroll("up" if direction == "up" else "down", amount, x, y),
+        proxy=proxy,
+        failure="desktop_action_failed",
+    )
     return _done("scroll", {"direction": direction, "amount": amount, "x": px, "y": py})
 
 
@@ -571,7 +619,10 @@ async def type_text(request: web.Request) -> web.Response:
         chunk = value[start : start + _TYPE_CHUNK]
         if start:
             service.check_alive(computer, proxy=proxy)
-        service.framebuffer(computer).type_text(chunk)
+        desktop = await service.desktop(computer, proxy=proxy)
+        await service.perform(
+            computer, desktop.type_text(chunk), proxy=proxy, failure="desktop_action_failed"
+        )
         if per_char:
             await service.sleep(per_char * len(chunk))
         elif start + _TYPE_CHUNK < len(value):
@@ -598,10 +649,11 @@ def _check_key(value: object) -> str:
 async def key(request: web.Request) -> web.Response:
     """POST .../key ``{key}``: a keysym name (``Return``, ``Page_Up``) or combo (``ctrl+c``)."""
     body = await read_json(request)
-    service, computer, _ = _target(request)
+    service, computer, proxy = _target(request)
     name = _check_key(body.get("key"))
+    desktop = await service.desktop(computer, proxy=proxy)
     service.count("key")
-    service.framebuffer(computer).key(name)
+    await service.perform(computer, desktop.key(name), proxy=proxy, failure="desktop_action_failed")
     return _done("key_press", {"key": name})
 
 

@@ -36,10 +36,12 @@ import attrs
 __all__ = [
     "COMPUTER_STATUSES",
     "ApiError",
+    "BootListener",
     "BootTime",
     "Clock",
     "Computer",
     "Counters",
+    "DesktopBackend",
     "EmulatorConfig",
     "LifecycleListener",
     "Store",
@@ -59,8 +61,11 @@ Phase = Literal["boot", "stop"]
 WsAuth = Literal["close", "reject", "query_only", "header_only"]
 Transition = Literal["start", "stop", "restart", "delete"]
 """A request-driven lifecycle change that ends a computer's current desktop session."""
+DesktopBackend = Literal["synthetic", "xvnc"]
+"""What serves a computer's desktop: a synthetic framebuffer, or a real TigerVNC ``Xvnc``."""
 
 WS_AUTH_MODES: Final = ("close", "reject", "query_only", "header_only")
+DESKTOP_BACKENDS: Final = ("synthetic", "xvnc")
 
 COMPUTER_STATUSES: Final = (
     "creating",
@@ -346,7 +351,16 @@ class EmulatorConfig:
     closes. Read once, when the first working directory is made."""
     screenshot_seconds: float = attrs.field(default=0.02, validator=_validate_non_negative)
     """How long each REST screenshot takes to capture (a real VM needs tens of
-    milliseconds); a second screenshot of the same computer meanwhile fails."""
+    milliseconds); a second screenshot of the same computer meanwhile fails.
+    (An ``xvnc`` desktop's screenshot takes what the real capture takes instead.)"""
+    desktop_backend: DesktopBackend = attrs.field(
+        default="synthetic", validator=attrs.validators.in_(DESKTOP_BACKENDS)
+    )
+    """What serves the desktop (``/ws/websockify``, the REST desktop actions and
+    screenshots) of computers booted from now on: ``synthetic``, a framebuffer drawn
+    by the emulator, or ``xvnc``, a real TigerVNC ``Xvnc`` per computer (driven with
+    ``xdotool``). A computer keeps the backend of its current boot until it boots
+    again (start, restart)."""
 
 
 # --------------------------------------------------------------------------- counters
@@ -363,8 +377,9 @@ class Counters:
     Desktop sockets: ``ws_connections`` counts the sockets that passed auth,
     the running check and their parameters, per socket name;
     ``ws_rejections`` counts refused ones by close code (4401, 4404, 4500,
-    1008, 1001) or HTTP status (401); ``ws_events_dropped`` counts events a
-    slow ``/ws/events`` consumer lost to its full buffer.
+    1008, 1001, and 1011 for a desktop that cannot be served) or HTTP status
+    (401); ``ws_events_dropped`` counts events a slow ``/ws/events`` consumer
+    lost to its full buffer.
 
     Desktop REST actions: ``actions`` counts the accepted ones per endpoint
     (``screenshot``, ``click``, ``drag``, ``type``, ``key``, ``scroll``,
@@ -489,6 +504,10 @@ class Computer:
     stopped_at: float = 0.0
     # Bumped on every lifecycle change so stale scheduled settlements are ignored.
     generation: int = 0
+    desktop_backend: DesktopBackend = "synthetic"
+    """The desktop backend of the current boot (``EmulatorConfig.desktop_backend`` then)."""
+    boot_error: str | None = None
+    """Why the current boot failed, when a boot listener failed it (``None`` otherwise)."""
 
     def status_at(self, now: float) -> str:
         """The status at clock time ``now``."""
@@ -553,6 +572,11 @@ LifecycleListener = Callable[[Computer, Transition], None]
 """Called synchronously by the store right after a computer starts, stops, restarts
 (a restart or a vCPU/memory resize) or is deleted; must not raise."""
 
+BootListener = Callable[[Computer, BootKind], str | None]
+"""Called synchronously by the store when a computer's boot begins (create, start,
+restart, a rebooting resize), after its fields are set and before its outcome is
+recorded; returns None, or why the boot must fail (the computer ends in ``error``)."""
+
 WorkspaceListener = Callable[[Workspace], None]
 """Called synchronously by the store right after a workspace (and every computer in
 it) was deleted; must not raise."""
@@ -565,9 +589,11 @@ class Store:
     status and code the real API uses. :meth:`add_listener` registers a
     :data:`LifecycleListener` (the desktop sockets use it to close a computer's
     sockets and kill its shells; the desktop actions to reset a framebuffer and
-    kill commands); :meth:`add_workspace_listener` a :data:`WorkspaceListener`
-    (the file store drops a deleted workspace's files). :meth:`workdir` is a
-    computer's own directory.
+    kill commands; the ``xvnc`` desktops to stop a computer's ``Xvnc``);
+    :meth:`add_boot_listener` a :data:`BootListener` (the ``xvnc`` desktops start
+    an ``Xvnc`` per boot, or fail the boot when they cannot);
+    :meth:`add_workspace_listener` a :data:`WorkspaceListener` (the file store
+    drops a deleted workspace's files). :meth:`workdir` is a computer's own directory.
     """
 
     def __init__(
@@ -596,6 +622,7 @@ class Store:
         # workspace key -> (tokens, last refill clock time) for create_rate_limit.
         self._buckets: dict[str, tuple[float, float]] = {}
         self._listeners: list[LifecycleListener] = []
+        self._boot_listeners: list[BootListener] = []
         self._workspace_listeners: list[WorkspaceListener] = []
         self._workdir_root: Path | None = None
         self._workdir_root_is_temp = False
@@ -603,6 +630,24 @@ class Store:
     def add_listener(self, listener: LifecycleListener) -> None:
         """Call ``listener(computer, transition)`` after every start/stop/restart/delete."""
         self._listeners.append(listener)
+
+    def add_boot_listener(self, listener: BootListener) -> None:
+        """Call ``listener(computer, kind)`` when a boot begins (see :data:`BootListener`)."""
+        self._boot_listeners.append(listener)
+
+    def fail_boot(self, computer: Computer, generation: int, reason: str) -> bool:
+        """Turn the computer's current boot into a failure (status ``error``).
+
+        Only while ``generation`` is still the computer's (a later lifecycle
+        change wins) and it is booting or running; returns whether it applied.
+        For something that broke after the boot began, such as its desktop
+        server dying.
+        """
+        if computer.generation != generation or computer.phase != "boot":
+            return False
+        computer.boot_fails = True
+        computer.boot_error = reason
+        return True
 
     def add_workspace_listener(self, listener: WorkspaceListener) -> None:
         """Call ``listener(workspace)`` after a workspace is deleted (its computers first)."""
@@ -977,8 +1022,15 @@ class Store:
         computer.creating_until = now + _CREATING_FRACTION * seconds
         computer.ready_at = now + seconds
         computer.boot_fails = fails
+        computer.boot_error = None
+        computer.desktop_backend = self.config.desktop_backend
         computer.generation += 1
         self.counters.ready_at[computer.id] = computer.ready_at
+        for listener in tuple(self._boot_listeners):
+            reason = listener(computer, kind)
+            if reason is not None and computer.boot_error is None:
+                computer.boot_error = reason
+                computer.boot_fails = fails = True
         if not fails:
             self._seq += 1
             heapq.heappush(
@@ -995,7 +1047,11 @@ class Store:
         while pending and pending[0][0] <= now:
             ready_at, _seq, computer_id, generation = heapq.heappop(pending)
             computer = self.computers.get(computer_id)
-            if computer is not None and computer.generation == generation:
+            if (
+                computer is not None
+                and computer.generation == generation
+                and not computer.boot_fails  # failed later by fail_boot()
+            ):
                 self.counters._healthy_at[computer_id] = ready_at
 
     def _new_instance_id(self) -> str:

@@ -1,4 +1,4 @@
-"""The desktop WebSockets: ``GET /desktops/{instance_id}/ws/{terminal|audio|events}``.
+"""The desktop WebSockets: ``GET /desktops/{instance_id}/ws/{websockify|terminal|audio|events}``.
 
 These routes are outside ``/api``: the API key middleware and the fault rules
 do not apply. Each socket is authenticated here, with the computer's current
@@ -17,8 +17,10 @@ close code   when
 1001         the computer stops, restarts (also a vCPU/memory resize) or is
              deleted ("Computer stopping"), or the emulator closes
              ("Server shutting down")
-1000         the terminal's shell exited (after an ``exit`` message), or the
-             audio client sent ``stop``
+1000         the terminal's shell exited (after an ``exit`` message), the
+             audio client sent ``stop``, or (websockify, "Target closed") the
+             VNC server hung up, as after a failed VNC authentication
+1003         (websockify) a text frame: RFB travels in binary frames
 1006         (seen by the client) :meth:`SocketHub.drop_sockets` cut the TCP
              connection without a close frame
 ===========  ==================================================================
@@ -32,7 +34,8 @@ computer (closed with 1001 on stop/restart/delete through a store
 listener), the per-computer event subscribers, and the event sources of
 :mod:`.watch`, which it runs only while a subscriber needs them. The three
 socket protocols are the sans-I/O cores of :mod:`orgo_async.protocol` in
-their server role.
+their server role; ``websockify`` is served by :mod:`.vnc` over the
+computer's desktop backend (:class:`~.vnc.DesktopBackends`).
 """
 
 from __future__ import annotations
@@ -72,6 +75,7 @@ from ..protocol.events import (
 from ..protocol.terminal import Input, Ping, Resize, TerminalProtocol, UnknownMessage
 from .shell import DEFAULT_GRACE, Shell, ShellError
 from .state import ApiError, Computer, Store, Transition, iso_now
+from .vnc import DesktopBackends, serve_websockify
 from .watch import FileWatcher, IdleTracker, ProcessWatcher
 
 __all__ = [
@@ -107,6 +111,7 @@ EVENT_BUFFER: Final = 256
 # How long a server-initiated close waits for the client's close frame.
 _CLOSE_TIMEOUT: Final = 2.0
 _MAX_MESSAGE: Final = 4 * 1024 * 1024
+_SUBPROTOCOLS: Final[Mapping[str, tuple[str, ...]]] = {"websockify": ("binary",)}
 _FRAME_SECONDS: Final = 0.02
 # An audio sender that fell this many frames behind (a stalled loop or client)
 # skips ahead, as a real capture overruns, instead of bursting seconds of audio.
@@ -271,12 +276,14 @@ class SocketHub:
 
     Created by the :class:`~orgo_async.emulator.Emulator`; it registers a
     lifecycle listener on ``store`` so that a stop, restart or delete closes
-    that computer's sockets with 1001 and kills its shells. All methods run
-    on the event loop.
+    that computer's sockets with 1001 and kills its shells. ``desktops`` is
+    what ``/ws/websockify`` serves (by default a :class:`~.vnc.DesktopBackends`
+    of its own). All methods run on the event loop.
     """
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, *, desktops: DesktopBackends | None = None) -> None:
         self.store = store
+        self.desktops = desktops if desktops is not None else DesktopBackends(store)
         self._computers: dict[str, _ComputerSockets] = {}
         self._closed = False
         self.files = FileWatcher(self._publish_key)
@@ -553,7 +560,12 @@ async def desktop_socket(request: web.Request) -> web.StreamResponse:
         raise ApiError(401, "invalid_token", "Invalid or missing token")
 
     ws = web.WebSocketResponse(
-        timeout=_CLOSE_TIMEOUT, compress=False, max_msg_size=_MAX_MESSAGE, heartbeat=None
+        timeout=_CLOSE_TIMEOUT,
+        compress=False,
+        max_msg_size=_MAX_MESSAGE,
+        heartbeat=None,
+        # websockify picks "binary" when the client offers it, and works without it.
+        protocols=_SUBPROTOCOLS.get(name, ()),
     )
     await ws.prepare(request)
     # Looked up again after the handshake's await: the computer may have changed.
@@ -851,8 +863,7 @@ SOCKET_NAMES: Final = ("websockify", "terminal", "audio", "events")
 """The socket names Orgo documents under ``/desktops/{instance_id}/ws/``."""
 
 SOCKET_SERVERS: Final[dict[str, SocketServer]] = {
-    # "websockify": RFB over WebSocket, registered here by the desktop backends.
-    # Until then /ws/websockify answers 404.
+    "websockify": serve_websockify,  # RFB in binary frames, over the desktop backend (.vnc)
     "terminal": _serve_terminal,
     "audio": _serve_audio,
     "events": _serve_events,

@@ -338,9 +338,8 @@ async def test_admin_views_and_unserved_names(
     assert counters["ws_events_dropped"] == 0
     # Desktop sockets are not REST responses.
     assert "101" not in counters["responses_by_status"]
-    # websockify belongs to the desktop backends; other names do not exist.
-    for name in ("websockify", "rtc"):
-        assert await http_status(url(emu, computer, name, computer["vnc_password"])) == 404
+    # Names Orgo does not document do not exist (websockify: test_emulator_vnc.py).
+    assert await http_status(url(emu, computer, "rtc", computer["vnc_password"])) == 404
     assert emu.drop_sockets(computer["id"]) == 0
     status, _ = await api.call("POST", "/_emulator/computers/nope/drop-sockets")
     assert status == 404

@@ -1,0 +1,687 @@
+"""Real desktops for the emulator's ``xvnc`` backend: one TigerVNC ``Xvnc`` per computer.
+
+``Xvnc`` is an X server and an RFB (VNC) server in one process. Each boot of
+an ``xvnc`` computer (create, start, restart) starts a new one, in the
+background, as the leader of its own session::
+
+    Xvnc -displayfd FD -rfbport -1 -rfbunixpath DIR/rfb.sock
+         -SecurityTypes VncAuth -PasswordFile DIR/passwd -BlacklistThreshold 1000000
+         -geometry WxH -depth 24 -nolisten tcp -AlwaysShared
+
+- **Display.** ``-displayfd`` lets Xvnc pick a free display number and write it
+  to a pipe once it accepts connections. That line is the readiness signal:
+  nothing here sleeps or polls.
+- **Access.** RFB listens only on a unix socket in a private directory (0700),
+  never on TCP. VNC authentication uses the computer's ``vnc_password``, of
+  which, as with every VNC server, only the first 8 characters count.
+- **Password file.** ``DIR/passwd`` is written by ``vncpasswd -f``. Xvnc re-reads
+  it for every new connection, so :meth:`XvncServer.set_password` rotates the
+  password of a running server.
+- **Logging.** Xvnc's output goes to ``DIR/Xvnc.log``. A failed start or an
+  unexpected exit logs its last lines.
+- **Lifecycle.** The Xvnc starts when the boot begins (about 50 ms here, so it
+  is ready well before a default 300 ms boot completes; actions and sockets
+  that arrive earlier wait for it). A stop, delete or restart (which boots a
+  new Xvnc) ends the server: SIGTERM to its session, a grace period, then
+  SIGKILL to whatever is left, and the process is always reaped (about 12 ms).
+  The emulator's close waits for all of them, so no ``Xvnc`` outlives it. An
+  Xvnc that cannot start, or exits on its own, fails the boot: the computer
+  goes to ``error``.
+
+:class:`XvncManager` ties servers to the store's lifecycle. If ``Xvnc`` (or
+``vncpasswd``) is not installed, the boot fails with a log line and the
+computer ends in ``error``. :func:`run_x` runs an X client (``xdotool``...) on a
+display. :func:`capture_screen` reads the screen with an RFB connection of the
+emulator's own, decoded by the protocol core in its client role.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import shutil
+import signal
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Final
+
+from ..errors import ProtocolError
+from ..protocol._base import Role
+from ..protocol.rfb import (
+    ENCODING_RAW,
+    FramebufferUpdateEnd,
+    Ready,
+    RectCopy,
+    RectFill,
+    RectPixels,
+    RFBProtocol,
+)
+from .shell import wait_gone
+from .state import BootKind, Computer, Store, Transition
+from .watch import session_members
+
+__all__ = [
+    "CAPTURE_TIMEOUT",
+    "START_TIMEOUT",
+    "STOP_GRACE",
+    "X_TOOL_TIMEOUT",
+    "XvncError",
+    "XvncManager",
+    "XvncServer",
+    "capture_screen",
+    "run_x",
+]
+
+log = logging.getLogger("orgo_async.emulator")
+
+START_TIMEOUT: Final = 20.0
+"""Seconds an Xvnc may take to report its display. A cold first start took 1.9 s
+here (fonts and keymaps read from disk); later ones take about 50 ms."""
+
+STOP_GRACE: Final = 2.0
+"""Seconds between SIGTERM and SIGKILL when an Xvnc is stopped (it needs about 15 ms)."""
+
+X_TOOL_TIMEOUT: Final = 10.0
+"""Seconds an X client such as ``xdotool`` may run before it is killed."""
+
+CAPTURE_TIMEOUT: Final = 10.0
+"""Seconds a screen capture over RFB may take."""
+
+_LOG_TAIL: Final = 2000
+_READ_SIZE: Final = 1 << 20
+
+
+class XvncError(Exception):
+    """An Xvnc could not be started, has failed, or an X client failed.
+
+    Messages never contain a password.
+    """
+
+
+def _x_env(home: Path, display: str | None = None) -> dict[str, str]:
+    # Built from scratch: nothing of the emulator's environment (an API key) leaks.
+    env = {"PATH": os.environ.get("PATH", os.defpath), "HOME": str(home), "LANG": "C.UTF-8"}
+    if display is not None:
+        env["DISPLAY"] = display
+    return env
+
+
+def _signal_session(process: asyncio.subprocess.Process, signum: int) -> int:
+    """Send ``signum`` to every live process of the process's session; how many."""
+    targets = set(session_members(process.pid))
+    if process.returncode is None:
+        targets.add(process.pid)  # until setsid() has run, it is not yet a session leader
+    for pid in targets:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signum)
+    return len(targets)
+
+
+async def _end_session(process: asyncio.subprocess.Process, grace: float) -> None:
+    """SIGTERM the session, wait ``grace``, SIGKILL what is left, reap the leader."""
+    if process.returncode is None and grace > 0:
+        _signal_session(process, signal.SIGTERM)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(process.wait()), grace)
+    # Whatever is left of the session (the leader, or a child such as xkbcomp).
+    for _ in range(5):
+        if not _signal_session(process, signal.SIGKILL):
+            break
+        await wait_gone(session_members(process.pid), 0.5)
+        if process.returncode is None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(process.wait()), 0.5)
+    await process.wait()
+
+
+async def _read_line(fd: int) -> bytes:
+    """The first line written to a pipe (without its newline); b"" at EOF. Closes ``fd``."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[bytes] = loop.create_future()
+    buf = bytearray()
+
+    def readable() -> None:
+        try:
+            chunk = os.read(fd, 64)
+        except BlockingIOError:
+            return
+        except OSError:
+            chunk = b""
+        buf.extend(chunk)
+        if chunk and b"\n" not in buf and len(buf) < 64:
+            return
+        if not done.done():
+            done.set_result(bytes(buf).split(b"\n", 1)[0] if b"\n" in buf else b"")
+
+    os.set_blocking(fd, False)
+    loop.add_reader(fd, readable)
+    try:
+        return await done
+    finally:
+        loop.remove_reader(fd)
+        os.close(fd)
+
+
+async def run_x(
+    display: str, argv: list[str], *, home: Path, timeout: float = X_TOOL_TIMEOUT
+) -> str:
+    """Run an X client on ``display`` (``":N"``) in its own session; its stdout.
+
+    Cancelling the caller, or the timeout, kills it (it is always reaped).
+
+    Raises:
+        XvncError: it could not start, timed out or exited non-zero (with the
+            tail of its stderr).
+    """
+    try:
+        process = await asyncio.create_subprocess_exec(
+            *argv,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=_x_env(home, display),
+            cwd=home,
+            start_new_session=True,
+        )
+    except OSError as exc:
+        raise XvncError(f"cannot run {argv[0]}: {exc}") from exc
+    try:
+        out, err = await asyncio.wait_for(process.communicate(), timeout)
+    except BaseException as exc:
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
+        await asyncio.shield(process.wait())
+        if isinstance(exc, TimeoutError):
+            raise XvncError(f"{argv[0]} {argv[1]} took longer than {timeout:g} s") from None
+        raise
+    if process.returncode != 0:
+        detail = err.decode(errors="replace").strip()[-500:]
+        raise XvncError(f"{argv[0]} {argv[1]} exited with {process.returncode}: {detail}")
+    return out.decode(errors="replace")
+
+
+# --------------------------------------------------------------------------- one server
+
+
+class XvncServer:
+    """One ``Xvnc``: an X display plus an RFB server on a unix socket in ``directory``.
+
+    :meth:`start` it once, :meth:`stop` it once (idempotent, cancel-safe: the
+    stop runs on in its own task). ``directory`` is created by :meth:`start`
+    and removed by :meth:`stop`.
+    """
+
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        width: int,
+        height: int,
+        name: str = "orgo",
+        xvnc: str = "Xvnc",
+        vncpasswd: str = "vncpasswd",
+    ) -> None:
+        self.directory: Final = directory
+        self.width: Final = width
+        self.height: Final = height
+        self.name: Final = name
+        self.socket_path: Final = directory / "rfb.sock"
+        """The RFB server's unix socket (VNC authentication with the password)."""
+        self.password_file: Final = directory / "passwd"
+        self.log_path: Final = directory / "Xvnc.log"
+        self.display: str | None = None
+        """``":N"`` once started."""
+        self.process: asyncio.subprocess.Process | None = None
+        self._xvnc = xvnc
+        self._vncpasswd = vncpasswd
+        self._stop_task: asyncio.Task[None] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        """The Xvnc's pid (also its session id), once spawned."""
+        return None if self.process is None else self.process.pid
+
+    @property
+    def stopping(self) -> bool:
+        """True once :meth:`stop` was called."""
+        return self._stop_task is not None
+
+    def log_tail(self) -> str:
+        """The last lines Xvnc wrote (for error messages)."""
+        try:
+            with open(self.log_path, "rb") as f:
+                f.seek(0, os.SEEK_END)
+                f.seek(max(0, f.tell() - _LOG_TAIL))
+                return f.read().decode(errors="replace").strip()
+        except OSError:
+            return ""
+
+    async def set_password(self, password: str) -> None:
+        """(Re)write the password file with ``vncpasswd -f``, atomically.
+
+        Xvnc reads the file for each new connection: connections made from now
+        on need ``password`` (its first 8 characters); open ones stay open.
+
+        Raises:
+            XvncError: ``vncpasswd`` failed.
+        """
+        try:
+            process = await asyncio.create_subprocess_exec(
+                self._vncpasswd,
+                "-f",
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                env=_x_env(self.directory),
+                start_new_session=True,
+            )
+        except OSError as exc:
+            raise XvncError(f"cannot run {self._vncpasswd}: {exc}") from exc
+        try:
+            out, err = await asyncio.wait_for(
+                process.communicate(password.encode() + b"\n"), X_TOOL_TIMEOUT
+            )
+        except BaseException:
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+            await asyncio.shield(process.wait())
+            raise
+        if process.returncode != 0 or not out:
+            detail = err.decode(errors="replace").strip()[-300:]
+            raise XvncError(f"vncpasswd -f failed ({process.returncode}): {detail}")
+        temporary = self.password_file.with_suffix(".new")
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.write(fd, out)
+        finally:
+            os.close(fd)
+        # Atomic: a connection arriving now reads the old file or the new one, never half.
+        os.replace(temporary, self.password_file)
+
+    async def start(self, password: str, *, timeout: float = START_TIMEOUT) -> str:
+        """Write the password file, spawn Xvnc and wait until it reports its display.
+
+        Returns the display (``":N"``). On failure the process is left for
+        :meth:`stop` to end (call it in any case).
+
+        Raises:
+            XvncError: Xvnc could not be started or did not become ready in
+                ``timeout`` seconds (the message ends with its log's tail).
+        """
+        if self.process is not None or self.stopping:
+            raise RuntimeError("an XvncServer is started once")
+        self.directory.mkdir(mode=0o700, parents=True)
+        await self.set_password(password)
+        argv = [
+            self._xvnc,
+            "-displayfd",
+            "",  # the pipe, below
+            "-rfbport",
+            "-1",
+            "-rfbunixpath",
+            str(self.socket_path),
+            "-SecurityTypes",
+            "VncAuth",
+            "-PasswordFile",
+            str(self.password_file),
+            "-BlacklistThreshold",
+            "1000000",
+            "-geometry",
+            f"{self.width}x{self.height}",
+            "-depth",
+            "24",
+            "-desktop",
+            self.name,
+            "-nolisten",
+            "tcp",
+            "-AlwaysShared",
+        ]
+        log_fd = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        read_fd, write_fd = os.pipe()
+        argv[2] = str(write_fd)
+        try:
+            self.process = await asyncio.create_subprocess_exec(
+                *argv,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=log_fd,
+                stderr=log_fd,
+                pass_fds=(write_fd,),
+                env=_x_env(self.directory),
+                cwd=self.directory,
+                start_new_session=True,
+            )
+        except BaseException as exc:
+            os.close(read_fd)
+            if isinstance(exc, OSError):
+                raise XvncError(f"cannot start {self._xvnc}: {exc}") from exc
+            raise
+        finally:
+            # Only Xvnc holds the write end now: its exit shows up as EOF.
+            os.close(write_fd)
+            os.close(log_fd)
+        try:
+            line = await asyncio.wait_for(_read_line(read_fd), timeout)
+        except TimeoutError:
+            raise XvncError(
+                f"Xvnc did not report its display within {timeout:g} s\n{self.log_tail()}"
+            ) from None
+        number = line.strip()
+        if not number.isdigit():
+            raise XvncError(f"Xvnc exited before reporting its display\n{self.log_tail()}")
+        self.display = f":{int(number)}"
+        return self.display
+
+    async def wait(self) -> int:
+        """Wait for the Xvnc to exit; its return code (-N after signal N)."""
+        if self.process is None:
+            raise RuntimeError("the XvncServer was not started")
+        return await self.process.wait()
+
+    def stop(self, grace: float = STOP_GRACE) -> asyncio.Task[None]:
+        """End the Xvnc's session (SIGTERM, ``grace``, SIGKILL), reap it, remove its files.
+
+        Idempotent: returns the task doing it (the same on every call).
+        """
+        if self._stop_task is None:
+            self._stop_task = asyncio.get_running_loop().create_task(
+                self._stop(grace), name=f"orgo-emulator-stop-xvnc-{self.directory.name}"
+            )
+        return self._stop_task
+
+    async def _stop(self, grace: float) -> None:
+        try:
+            if self.process is not None:
+                await _end_session(self.process, grace)
+        finally:
+            shutil.rmtree(self.directory, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------- screenshots
+
+
+async def capture_screen(
+    socket_path: Path, password: str, *, timeout: float = CAPTURE_TIMEOUT
+) -> tuple[int, int, bytes]:
+    """Read the whole screen of an RFB server on a unix socket: ``(width, height, rgb)``.
+
+    One connection of its own (shared, so other viewers stay connected),
+    VNC authentication with ``password``, one non-incremental update in Raw
+    (cheapest over a unix socket), decoded by the RFB core.
+
+    Raises:
+        XvncError: the server could not be reached, refused the password,
+            broke the protocol or took longer than ``timeout``.
+    """
+    try:
+        reader, writer = await asyncio.open_unix_connection(str(socket_path))
+    except OSError as exc:
+        raise XvncError(f"cannot connect to the desktop's RFB socket: {exc}") from exc
+    core = RFBProtocol(Role.CLIENT, password=password, encodings=(ENCODING_RAW,))
+    screen = bytearray()
+    width = height = covered = 0
+    try:
+        async with asyncio.timeout(timeout):
+            while True:
+                data = await reader.read(_READ_SIZE)
+                if data:
+                    core.receive_data(data)
+                else:
+                    core.receive_eof()
+                for event in core.events_received():
+                    if isinstance(event, Ready):
+                        width, height = core.width, core.height
+                        screen = bytearray(width * height * 3)
+                        core.send_update_request(incremental=False)
+                    elif isinstance(event, RectPixels | RectFill | RectCopy):
+                        covered += _paint(screen, width, event)
+                    elif isinstance(event, FramebufferUpdateEnd):
+                        if covered >= width * height:
+                            return width, height, bytes(screen)
+                        core.send_update_request(incremental=False)
+                if not data:
+                    raise XvncError("the desktop's RFB server closed the connection")
+                for chunk in core.data_to_send():
+                    writer.write(chunk)
+                await writer.drain()
+    except ProtocolError as exc:
+        raise XvncError(f"screen capture failed: {exc}") from exc
+    except TimeoutError:
+        raise XvncError(f"screen capture took longer than {timeout:g} s") from None
+    except OSError as exc:
+        raise XvncError(f"screen capture failed: {exc}") from exc
+    finally:
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+
+
+def _paint(screen: bytearray, width: int, rect: RectPixels | RectFill | RectCopy) -> int:
+    """Apply one rectangle to an RGB screen; how many pixels it covered."""
+    x, y, w, h = rect.x, rect.y, rect.width, rect.height
+    stride = width * 3
+    row = w * 3
+    if isinstance(rect, RectCopy):
+        # Read every source row before writing: the areas may overlap.
+        starts = [(rect.src_y + r) * stride + rect.src_x * 3 for r in range(h)]
+        source = [bytes(screen[start : start + row]) for start in starts]
+        for r, line in enumerate(source):
+            at = (y + r) * stride + x * 3
+            screen[at : at + row] = line
+        return w * h
+    pixels = rect.rgb * w if isinstance(rect, RectFill) else None
+    for r in range(h):
+        at = (y + r) * stride + x * 3
+        screen[at : at + row] = pixels if pixels is not None else rect.rgb[r * row : (r + 1) * row]
+    return w * h
+
+
+# --------------------------------------------------------------------------- the manager
+
+
+def _resolution_size(resolution: str) -> tuple[int, int]:
+    width, height, *_ = (int(part) for part in resolution.split("x"))
+    return width, height
+
+
+class _Entry:
+    """One computer's current Xvnc: the server, its readiness and its watch task."""
+
+    def __init__(self, server: XvncServer, generation: int) -> None:
+        self.server = server
+        self.generation = generation
+        self.ready: asyncio.Future[XvncServer] = asyncio.get_running_loop().create_future()
+        # A failure nobody awaited must not be reported as "never retrieved".
+        self.ready.add_done_callback(lambda f: f.cancelled() or f.exception())
+        self.task: asyncio.Task[None] | None = None
+
+
+class XvncManager:
+    """The Xvnc of every ``xvnc`` computer of one store.
+
+    A boot listener starts a new Xvnc for each boot of a computer whose
+    ``desktop_backend`` is ``xvnc`` (and retires the previous one); a
+    lifecycle listener retires it on stop and delete. :meth:`shutdown` stops
+    them all. ``xvnc`` and ``vncpasswd`` name the programs (looked up on
+    ``PATH`` at each boot); ``size`` turns a computer's resolution into the
+    screen size.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        size: Callable[[str], tuple[int, int]] = _resolution_size,
+        xvnc: str = "Xvnc",
+        vncpasswd: str = "vncpasswd",
+    ) -> None:
+        self.store = store
+        self._size = size
+        self.xvnc = xvnc
+        self.vncpasswd = vncpasswd
+        self._entries: dict[str, _Entry] = {}
+        self._stops: set[asyncio.Task[None]] = set()
+        self._root: Path | None = None
+        self._seq = 0
+        self._closed = False
+        store.add_boot_listener(self._on_boot)
+        store.add_listener(self._on_transition)
+
+    def server(self, computer_id: str) -> XvncServer | None:
+        """The computer's (UUID) current Xvnc, started or starting; None if it has none."""
+        entry = self._entries.get(computer_id)
+        return None if entry is None else entry.server
+
+    def servers(self) -> list[XvncServer]:
+        """Every current Xvnc."""
+        return [entry.server for entry in self._entries.values()]
+
+    async def ready(self, computer: Computer, *, timeout: float = START_TIMEOUT) -> XvncServer:
+        """The computer's Xvnc once it accepts connections.
+
+        Raises:
+            XvncError: the computer's current boot has no Xvnc (another backend,
+                a failed boot), or it failed to start, or ``timeout`` passed.
+        """
+        entry = self._entries.get(computer.id)
+        if entry is None or entry.generation != computer.generation:
+            raise XvncError("the computer has no running Xvnc")
+        try:
+            return await asyncio.wait_for(asyncio.shield(entry.ready), timeout)
+        except TimeoutError:
+            raise XvncError(f"the computer's Xvnc was not ready within {timeout:g} s") from None
+
+    def _missing(self) -> str | None:
+        for program, package in (
+            (self.xvnc, "tigervnc-standalone-server"),
+            (self.vncpasswd, "tigervnc-tools"),
+        ):
+            if shutil.which(program) is None:
+                return f"{program} is not installed (Debian: apt-get install {package})"
+        return None
+
+    def _directory(self, computer: Computer) -> Path:
+        if self._root is None:
+            self._root = Path(tempfile.mkdtemp(prefix="orgo-xvnc-"))
+        self._seq += 1
+        return self._root / f"{computer.instance_id}-{self._seq}"
+
+    def _on_boot(self, computer: Computer, kind: BootKind) -> str | None:
+        self._retire(computer.id)  # a restart's new Xvnc replaces the old one
+        if computer.desktop_backend != "xvnc" or computer.boot_fails:
+            return None
+        if self._closed:
+            return "the emulator is closing"
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return "the xvnc desktop backend needs a running event loop"
+        missing = self._missing()
+        if missing is not None:
+            log.warning(
+                "computer %s cannot boot with the xvnc desktop backend: %s",
+                computer.instance_id,
+                missing,
+            )
+            return missing
+        width, height = self._size(computer.resolution)
+        server = XvncServer(
+            self._directory(computer),
+            width=width,
+            height=height,
+            name=computer.name,
+            xvnc=self.xvnc,
+            vncpasswd=self.vncpasswd,
+        )
+        entry = _Entry(server, computer.generation)
+        self._entries[computer.id] = entry
+        entry.task = loop.create_task(
+            self._run(computer, entry, computer.vnc_password),
+            name=f"orgo-emulator-xvnc-{computer.instance_id}",
+        )
+        return None
+
+    async def _run(self, computer: Computer, entry: _Entry, password: str) -> None:
+        """Start the Xvnc, then watch it: an exit nobody asked for fails the boot."""
+        server = entry.server
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        try:
+            display = await server.start(password)
+        except Exception as exc:
+            log.warning("Xvnc of computer %s failed: %s", computer.instance_id, exc)
+            self.store.fail_boot(computer, entry.generation, f"Xvnc failed to start: {exc}")
+            entry.ready.set_exception(XvncError(f"Xvnc failed to start: {exc}"))
+            await server.stop()
+            return
+        log.info(
+            "computer %s: Xvnc %s ready in %.0f ms (pid %s)",
+            computer.instance_id,
+            display,
+            (loop.time() - started) * 1000,
+            server.pid,
+        )
+        entry.ready.set_result(server)
+        code = await server.wait()
+        if not server.stopping:
+            log.warning(
+                "Xvnc %s of computer %s exited on its own (%s)\n%s",
+                display,
+                computer.instance_id,
+                code,
+                server.log_tail(),
+            )
+            self.store.fail_boot(computer, entry.generation, f"Xvnc exited ({code})")
+
+    def _retire(self, computer_id: str) -> None:
+        entry = self._entries.pop(computer_id, None)
+        if entry is None:
+            return
+        task = self._stop_entry(entry)
+        self._stops.add(task)
+        task.add_done_callback(self._stopped)
+
+    def _stop_entry(self, entry: _Entry) -> asyncio.Task[None]:
+        async def stop() -> None:
+            run = entry.task
+            if run is not None and not entry.ready.done():
+                # Still starting: interrupt the start first, so that the process is
+                # either spawned (and ended below) or never will be. (asyncio itself
+                # kills and reaps a process whose spawn was interrupted.)
+                run.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await run
+            await entry.server.stop()
+            if run is not None:
+                # Past the start the run only watches the exit, which the stop caused.
+                with contextlib.suppress(asyncio.CancelledError):
+                    await run
+            if not entry.ready.done():
+                entry.ready.set_exception(XvncError("the computer's Xvnc was stopped"))
+
+        return asyncio.get_running_loop().create_task(
+            stop(), name=f"orgo-emulator-retire-xvnc-{entry.server.directory.name}"
+        )
+
+    def _stopped(self, task: asyncio.Task[None]) -> None:
+        self._stops.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("stopping an Xvnc failed: %s", task.exception())
+
+    def _on_transition(self, computer: Computer, transition: Transition) -> None:
+        # start/restart boot a new Xvnc through _on_boot, which already retired the old one.
+        if transition in ("stop", "delete"):
+            self._retire(computer.id)
+
+    async def shutdown(self) -> None:
+        """Stop every Xvnc and wait until each is reaped; later boots fail."""
+        self._closed = True
+        for computer_id in list(self._entries):
+            self._retire(computer_id)
+        while self._stops:
+            await asyncio.gather(*self._stops, return_exceptions=True)
+        if self._root is not None:
+            shutil.rmtree(self._root, ignore_errors=True)
+            self._root = None
