@@ -7,7 +7,7 @@ import attrs as _attrs
 
 from ._client import Orgo
 from ._config import DEFAULT_BASE_URL, RetryPolicy, Timeouts
-from .connect import AudioStream, Connection, EventStream, ReconnectPolicy, Terminal
+from .connect import AudioStream, Connection, EventStream, ReconnectPolicy, Terminal, Vnc
 from .errors import (
     APIConnectionError,
     APIError,
@@ -147,6 +147,7 @@ __all__ = [
     "ServerError",
     "Terminal",
     "Timeouts",
+    "Vnc",
     "VncCredentials",
     "WindowClose",
     "WindowFocus",

@@ -223,7 +223,7 @@ class Orgo:
         keepalive: float | None = 20.0,
         ready_timeout: float = 60.0,
     ) -> Connection:
-        """The computer's WebSockets: ``terminal()``, ``audio()``, ``events()``.
+        """The computer's WebSockets: ``terminal()``, ``audio()``, ``events()``, ``vnc()``.
 
         No I/O happens until a socket is opened. See :class:`~orgo_async.connect.Connection`.
         """

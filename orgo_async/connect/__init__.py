@@ -1,4 +1,4 @@
-"""The WebSocket I/O layer: a computer's terminal, audio and events sockets.
+"""The WebSocket I/O layer: a computer's terminal, audio, events and VNC sockets.
 
 Each connector drives a sans-I/O core of :mod:`orgo_async.protocol` over a
 ``websockets`` connection, with the token handling, rotation, reconnects and
@@ -10,5 +10,6 @@ from ._link import ReconnectPolicy
 from .audio import AudioStream
 from .events import EventStream
 from .terminal import Terminal
+from .vnc import Vnc
 
-__all__ = ["AudioStream", "Connection", "EventStream", "ReconnectPolicy", "Terminal"]
+__all__ = ["AudioStream", "Connection", "EventStream", "ReconnectPolicy", "Terminal", "Vnc"]

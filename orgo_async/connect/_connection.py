@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from .audio import AudioStream
     from .events import EventStream
     from .terminal import Terminal
+    from .vnc import Vnc
 
 
 class Connection:
@@ -118,3 +119,13 @@ class Connection:
         from .events import EventStream
 
         return EventStream(self, event_types, max_buffered=max_buffered)
+
+    def vnc(self) -> Vnc:
+        """The computer's screen over VNC (``/ws/websockify``), as an async context manager.
+
+        Screenshots, pointer, keyboard and clipboard; the token doubles as the
+        VNC password. See :class:`~orgo_async.connect.Vnc`.
+        """
+        from .vnc import Vnc
+
+        return Vnc(self)

@@ -109,16 +109,24 @@ class _Fatal(Exception):
 
 
 class _Redactor(logging.LoggerAdapter):  # type: ignore[type-arg]
-    """Passes websockets' wire log on with tokens removed from paths and headers."""
+    """Passes websockets' wire log on with every secret it could carry removed.
+
+    Tokens go from paths (``?token=``) and headers (``Authorization``); frame
+    payloads go entirely, keeping their type and size: terminal input may be a
+    password typed by an agent, and a VNC challenge with its DES answer would
+    allow guessing the vnc_password offline.
+    """
 
     _QUERY = re.compile(r"(token=)[^&\s]+")
     _AUTH = re.compile(r"(authorization: )\S.*", re.IGNORECASE)
+    _PAYLOAD = re.compile(r"^([<>] (?:TEXT|BINARY|CONT|PING|PONG|CLOSE)) .*?(\[\d+ bytes\])$")
 
     def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
         if not self.isEnabledFor(level):
             return
         text = str(msg) % args if args else str(msg)
         text = self._AUTH.sub(r"\1[redacted]", self._QUERY.sub(r"\1[redacted]", text))
+        text = self._PAYLOAD.sub(r"\1 [payload not logged] \2", text)
         kwargs.pop("stacklevel", None)
         self.logger.log(level, "%s", text, **kwargs)
 

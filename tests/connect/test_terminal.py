@@ -233,3 +233,16 @@ async def test_a_command_caught_by_a_reconnect_fails_clearly(
         with pytest.raises(ConnectionClosedError, match="result is unknown"):
             await running
         assert (await term.run("echo next")).output == "next\n"
+
+
+async def test_the_wire_log_keeps_no_payload_or_token(
+    orgo: Orgo, computer: Computer, emulator: Emulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    emulator.config.ws_auth = "query_only"  # the token travels in the URL
+    async with orgo.connect(computer).terminal() as term:
+        await term.run("echo hunter2-typed-secret")
+    text = "\n".join(r.getMessage() for r in caplog.records)
+    assert "[payload not logged]" in text and "token=[redacted]" in text
+    assert "hunter2" not in text
+    assert computer.vnc_password is not None and computer.vnc_password not in text
