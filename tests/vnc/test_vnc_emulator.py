@@ -1,0 +1,102 @@
+"""Our VNC client against the emulator's own /ws/websockify: synthetic and real Xvnc backends."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator
+
+import pytest
+
+from orgo_async import Computer, Orgo, RetryPolicy
+from orgo_async.emulator import BootTime, Emulator, EmulatorConfig
+from orgo_async.protocol.png import decode_png
+
+from .conftest import require
+
+
+@pytest.fixture
+async def synthetic(emulator: Emulator, orgo: Orgo) -> Computer:
+    workspace = await orgo.workspaces.create("vnc")
+    return (await orgo.computers.launch(workspace_id=workspace.id, name="screen")).computer
+
+
+async def test_synthetic_screen_matches_rest_and_reacts(orgo: Orgo, synthetic: Computer) -> None:
+    async with orgo.connect(synthetic).vnc() as vnc:
+        assert (vnc.width, vnc.height) == (1280, 720)
+        over_vnc = decode_png(await vnc.screenshot())
+        over_rest = decode_png((await orgo.desktop(synthetic).screenshot()).data)
+        assert over_vnc.pixels == over_rest.pixels
+        version = vnc.version
+        await vnc.click(400, 300)
+        await vnc.wait_for_change(timeout=5, since_version=version)
+        version = vnc.version
+        await vnc.type("typed over vnc")
+        await vnc.wait_for_change(timeout=5, since_version=version)
+        await asyncio.sleep(0.2)  # let the last keystrokes' damage arrive
+        after = decode_png(await vnc.screenshot())
+    rest_after = decode_png((await orgo.desktop(synthetic).screenshot()).data)
+    assert after.pixels != over_vnc.pixels
+    assert after.pixels == rest_after.pixels
+
+
+async def test_restart_rotates_and_the_viewer_recovers(
+    orgo: Orgo, synthetic: Computer, emulator: Emulator
+) -> None:
+    conn = orgo.connect(synthetic)
+    async with conn.vnc() as vnc:
+        await vnc.screenshot()
+        await orgo.computers.restart(synthetic)
+        async with asyncio.timeout(10):
+            while vnc.reconnects < 1:  # noqa: ASYNC110 - polls the connector's counter
+                await asyncio.sleep(0.01)
+        shot = decode_png(await vnc.screenshot())
+    assert (shot.width, shot.height) == (1280, 720)
+    assert conn.refreshes == 1
+
+
+@pytest.fixture
+async def xvnc_emulator() -> AsyncIterator[Emulator]:
+    require("Xvnc", "vncpasswd", "xdotool", "xsetroot")
+    config = EmulatorConfig(
+        api_key="sk_vnc_emulator_key", boot=BootTime.fixed(0.05), desktop_backend="xvnc"
+    )
+    async with Emulator(config) as emu:
+        yield emu
+
+
+async def x11(env: dict[str, str], *args: str) -> str:
+    """Run an X client on the computer's display; its stdout."""
+    process = await asyncio.create_subprocess_exec(
+        *args, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    async with asyncio.timeout(10):
+        out, err = await process.communicate()
+    assert process.returncode == 0, err
+    return out.decode()
+
+
+async def test_the_xvnc_backend_is_a_real_desktop(xvnc_emulator: Emulator) -> None:
+    emu = xvnc_emulator
+    async with Orgo(
+        api_key=emu.api_key, base_url=emu.base_url, retry=RetryPolicy(max_attempts=3)
+    ) as orgo:
+        workspace = await orgo.workspaces.create("xvnc")
+        computer = (await orgo.computers.launch(workspace_id=workspace.id, name="x")).computer
+        env = {**os.environ, "DISPLAY": await emu.desktop_display(computer.id)}
+        await x11(env, "xsetroot", "-solid", "#123456")
+        async with orgo.connect(computer).vnc() as vnc:
+            shot = decode_png(await vnc.screenshot())
+            assert shot.pixel(640, 360)[:3] == (0x12, 0x34, 0x56)
+            await vnc.move(321, 123)
+            async with asyncio.timeout(10):
+                # The X server applies the pointer event when it reads it: poll the oracle.
+                where = "x:321 y:123"
+                while not (await x11(env, "xdotool", "getmouselocation")).startswith(where):  # noqa: ASYNC110, E501
+                    await asyncio.sleep(0.02)
+        # REST actions go through xdotool on the same display; screenshots come from it.
+        await orgo.desktop(computer).click(50, 60)
+        assert (await x11(env, "xdotool", "getmouselocation")).startswith("x:50 y:60")
+        rest = decode_png((await orgo.desktop(computer).screenshot()).data)
+        assert rest.pixel(640, 360)[:3] == (0x12, 0x34, 0x56)
+        await orgo.workspaces.delete(workspace.id)
