@@ -48,10 +48,10 @@ import logging
 import math
 import sys
 from array import array
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from fractions import Fraction
 from functools import lru_cache
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from aiohttp import WSMsgType, web
 
@@ -613,6 +613,35 @@ async def _drain_until_closed(socket: DesktopSocket) -> None:
 # --------------------------------------------------------------------------- terminal
 
 
+class _JsonCore(Protocol):
+    def receive_text(self, text: str | bytes) -> None: ...
+
+    def events_received(self) -> Sequence[Any]: ...
+
+    def data_to_send(self) -> list[str]: ...
+
+    def send_error(self, message: str) -> None: ...
+
+
+async def _client_events(socket: DesktopSocket, proto: _JsonCore) -> AsyncIterator[Sequence[Any]]:
+    """The events of each text frame the client sends, until the socket closes.
+
+    Binary frames are ignored (no JSON socket takes any). The core is unusable
+    after a protocol error: the client is told why, and the socket closed 1008.
+    """
+    while (message := await socket.receive()) is not None:
+        if isinstance(message, bytes):
+            continue
+        try:
+            proto.receive_text(message)
+        except ProtocolError as exc:
+            proto.send_error(f"Protocol error: {exc}")
+            await socket.send_frames(proto.data_to_send())
+            socket.close(CLOSE_POLICY, "Protocol error")
+            continue
+        yield proto.events_received()
+
+
 async def _serve_terminal(hub: SocketHub, socket: DesktopSocket) -> None:
     proto = TerminalProtocol(Role.SERVER)
     query = socket.query
@@ -642,16 +671,8 @@ async def _serve_terminal(hub: SocketHub, socket: DesktopSocket) -> None:
     hub.add_shell(socket, shell)
     pump = asyncio.get_running_loop().create_task(_pump_terminal(socket, shell, proto))
     try:
-        while (message := await socket.receive()) is not None:
-            try:
-                proto.receive_text(message)
-            except ProtocolError as exc:
-                # The core is unusable after a protocol error: say why, then close.
-                proto.send_error(f"Protocol error: {exc}")
-                await socket.send_frames(proto.data_to_send())
-                socket.close(CLOSE_POLICY, "Protocol error")
-                continue
-            for event in proto.events_received():
+        async for events in _client_events(socket, proto):
+            for event in events:
                 if isinstance(event, Input):
                     hub.note_input(socket.computer_id)
                     shell.write(event.data)
@@ -759,17 +780,8 @@ async def _serve_audio(hub: SocketHub, socket: DesktopSocket) -> None:
     hub.publish(socket.computer_id, "audio_stream_start", {})
     stream = asyncio.get_running_loop().create_task(_stream_tone(socket, tone))
     try:
-        while (message := await socket.receive()) is not None:
-            if isinstance(message, bytes):
-                continue  # the client has nothing to stream
-            try:
-                proto.receive_text(message)
-            except ProtocolError as exc:
-                proto.send_error(f"Protocol error: {exc}")
-                await socket.send_frames(proto.data_to_send())
-                socket.close(CLOSE_POLICY, "Protocol error")
-                continue
-            for event in proto.events_received():
+        async for events in _client_events(socket, proto):
+            for event in events:
                 if isinstance(event, AudioStop):
                     socket.close(CLOSE_NORMAL, "Stopped")
                 elif isinstance(event, AudioPing):
@@ -811,15 +823,8 @@ async def _serve_events(hub: SocketHub, socket: DesktopSocket) -> None:
     sub = hub.subscribe(socket)
     sender = asyncio.get_running_loop().create_task(_pump_events(socket, sub, proto))
     try:
-        while (message := await socket.receive()) is not None:
-            try:
-                proto.receive_text(message)
-            except ProtocolError as exc:
-                proto.send_error(f"Protocol error: {exc}")
-                await socket.send_frames(proto.data_to_send())
-                socket.close(CLOSE_POLICY, "Protocol error")
-                continue
-            for event in proto.events_received():
+        async for events in _client_events(socket, proto):
+            for event in events:
                 if isinstance(event, Subscribe | Unsubscribe):
                     unknown = [t for t in event.event_types if t not in EVENT_TYPES]
                     known = frozenset(event.event_types) & EVENT_TYPES
