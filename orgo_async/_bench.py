@@ -42,7 +42,7 @@ import platform
 import secrets
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, Final, Literal
 from urllib.parse import urlsplit
@@ -113,20 +113,24 @@ class BenchConfig:
     verbose: bool = False
 
 
-def _int_at_least(low: int) -> Any:
+def int_at_least(low: int, high: int | None = None) -> Callable[[str], int]:
+    """An argparse type: a whole number >= ``low`` (and <= ``high``)."""
+    bound = f">= {low}" if high is None else f"from {low} to {high}"
+
     def parse(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
             value = low - 1
-        if value < low:
-            raise argparse.ArgumentTypeError(f"must be a whole number >= {low}; got {text!r}")
+        if value < low or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"must be a whole number {bound}; got {text!r}")
         return value
 
     return parse
 
 
-def _float_above(low: float, *, inclusive: bool = False) -> Any:
+def float_above(low: float, *, inclusive: bool = False) -> Callable[[str], float]:
+    """An argparse type: a finite number > ``low`` (>= with ``inclusive``)."""
     relation = ">=" if inclusive else ">"
 
     def parse(text: str) -> float:
@@ -145,11 +149,11 @@ def _float_above(low: float, *, inclusive: bool = False) -> Any:
 def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the benchmark's own options (not the target: ``--emulator``, ``--base-url``)."""
     parser.add_argument(
-        "--count", type=_int_at_least(1), default=200, help="computers per launch (default 200)"
+        "--count", type=int_at_least(1), default=200, help="computers per launch (default 200)"
     )
     parser.add_argument(
         "--concurrency",
-        type=_int_at_least(1),
+        type=int_at_least(1),
         default=32,
         help="launches in flight at once, staggered and burst (default 32)",
     )
@@ -162,37 +166,37 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--boot-ms",
-        type=_float_above(0, inclusive=True),
+        type=float_above(0, inclusive=True),
         default=None,
         help="the spawned emulator's boot time in ms (with --emulator; default 300)",
     )
     parser.add_argument(
         "--boot-jitter-ms",
-        type=_float_above(0, inclusive=True),
+        type=float_above(0, inclusive=True),
         default=None,
         help="+/- uniform jitter of the spawned emulator's boot (with --emulator; default 20)",
     )
     parser.add_argument(
         "--stagger-ms",
-        type=_float_above(0),
+        type=float_above(0),
         default=20.0,
         help="staggered mode: ms between creates (default 20)",
     )
     parser.add_argument(
         "--baseline-poll-ms",
-        type=_float_above(0),
+        type=float_above(0),
         default=10.0,
         help="the raw-aiohttp baseline's health polling interval in ms (default 10)",
     )
     parser.add_argument(
         "--rounds",
-        type=_int_at_least(1),
+        type=int_at_least(1),
         default=1,
         help="SDK/baseline pairs per mode, alternating which goes first (default 1)",
     )
     parser.add_argument(
         "--ready-timeout",
-        type=_float_above(0),
+        type=float_above(0),
         default=60.0,
         help="seconds per computer from its create's answer to ready (default 60)",
     )

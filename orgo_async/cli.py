@@ -65,7 +65,6 @@ import contextlib
 import io
 import json
 import logging
-import math
 import os
 import shlex
 import sys
@@ -143,39 +142,10 @@ class _Parser(argparse.ArgumentParser):
 # --------------------------------------------------------------------------- option types
 
 
-def _int_at_least(low: int, high: int | None = None) -> Callable[[str], int]:
-    bound = f">= {low}" if high is None else f"from {low} to {high}"
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            value = low - 1
-        if value < low or (high is not None and value > high):
-            raise argparse.ArgumentTypeError(f"must be a whole number {bound}; got {text!r}")
-        return value
-
-    return parse
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not (value > 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"must be a number > 0; got {text!r}")
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not (value >= 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"must be a number >= 0; got {text!r}")
-    return value
+# One definition for every command: the benchmark's.
+_int_at_least = _bench.int_at_least
+_positive_float = _bench.float_above(0)
+_non_negative_float = _bench.float_above(0, inclusive=True)
 
 
 # --------------------------------------------------------------------------- the parser
