@@ -1557,6 +1557,13 @@ class RFBProtocol:
             _BELL: self._bell,
             _SERVER_CUT_TEXT: self._server_cut_text,
         }
+        yield from self._dispatch(handlers, "server")
+
+    def _dispatch(
+        self, handlers: dict[int, Callable[[], Generator[None, None, None]]], peer: str
+    ) -> Generator[None, None, None]:
+        """Read message types until EOF, handing each message to its parser."""
+        read = self._reader.read_exact
         while True:
             if (yield from self._reader.at_eof()):
                 self._set_state(RFBState.CLOSED)
@@ -1564,7 +1571,7 @@ class RFBProtocol:
             kind = (yield from read(1))[0]
             handler = handlers.get(kind)
             if handler is None:
-                raise ProtocolError(f"unknown server message type {kind}")
+                raise ProtocolError(f"unknown {peer} message type {kind}")
             yield from handler()
 
     def _read_version(self) -> Generator[None, None, tuple[int, int]]:
@@ -1916,15 +1923,7 @@ class RFBProtocol:
             _CLIENT_CUT_TEXT: self._client_cut_text_message,
             _SET_DESKTOP_SIZE: self._set_desktop_size_message,
         }
-        while True:
-            if (yield from self._reader.at_eof()):
-                self._set_state(RFBState.CLOSED)
-                return
-            kind = (yield from read(1))[0]
-            handler = handlers.get(kind)
-            if handler is None:
-                raise ProtocolError(f"unknown client message type {kind}")
-            yield from handler()
+        yield from self._dispatch(handlers, "client")
 
     def _reject(self, reason: str) -> None:
         """Buffer a failed SecurityResult (with its reason on 3.8) and stop parsing."""
