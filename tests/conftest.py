@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import os
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 
@@ -64,3 +65,24 @@ def client_tasks() -> set[asyncio.Task[object]]:
         for t in asyncio.all_tasks()
         if not t.get_coro().__qualname__.startswith(_SERVER_SIDE)  # type: ignore[union-attr]
     }
+
+
+async def eventually(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Wait until ``condition()`` holds, checking every 5 ms; fail after ``timeout`` seconds.
+
+    For state that has no event to await: counters, /proc, another process's view.
+    """
+    async with asyncio.timeout(timeout):
+        while not condition():  # noqa: ASYNC110 - there is nothing to await
+            await asyncio.sleep(0.005)
+
+
+def gone(pid: int) -> bool:
+    """True when ``pid`` no longer exists, or is a zombie that is not our child."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            stat = f.read()
+    except FileNotFoundError:
+        return True
+    fields = stat[stat.rfind(")") + 2 :].split()
+    return fields[0] == "Z" and int(fields[1]) != os.getpid()

@@ -21,13 +21,7 @@ from orgo_async import (
 )
 from orgo_async.emulator import BootTime, Emulator, FaultRule
 
-from .conftest import RecordedSleeps, client_tasks
-
-
-async def wait_until(predicate: object, timeout: float = 10.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not predicate():  # type: ignore[operator]  # noqa: ASYNC110 - polls a counter
-            await asyncio.sleep(0.005)
+from .conftest import RecordedSleeps, client_tasks, eventually
 
 
 async def test_every_computer_arrives_ready_with_its_timing(
@@ -90,7 +84,7 @@ async def test_raise_on_failure_is_all_or_nothing(
 
 
 async def _cancel_when(fleet_task: asyncio.Task[object], predicate: object) -> None:
-    await wait_until(predicate)
+    await eventually(predicate)
     fleet_task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await fleet_task
@@ -212,9 +206,7 @@ async def test_rate_limit_exhaustion_inside_a_create_is_retried_by_the_fleet(
         base_url=emulator.base_url,
         retry=RetryPolicy(max_attempts=2, sleep=sleeps),
     ) as orgo:
-        result = await orgo.launch_fleet(
-            workspace.id, 1, limiter=AdaptiveLimiter(min_rate=1000.0)
-        )
+        result = await orgo.launch_fleet(workspace.id, 1, limiter=AdaptiveLimiter(min_rate=1000.0))
     assert len(result.ready) == 1 and result.ready[0].timing.retries >= 2
 
 
@@ -271,9 +263,7 @@ async def test_a_rate_limit_that_never_ends_fails_the_computer_not_the_loop(
         retry=RetryPolicy(max_attempts=1, sleep=sleeps),
     ) as orgo:
         # A limiter whose floor is high keeps the test short; the default floor is 0.5/s.
-        result = await orgo.launch_fleet(
-            workspace.id, 2, limiter=AdaptiveLimiter(min_rate=1000.0)
-        )
+        result = await orgo.launch_fleet(workspace.id, 2, limiter=AdaptiveLimiter(min_rate=1000.0))
     assert result.ready == () and len(result.failures) == 2
     assert all(isinstance(f.error, RateLimitError) for f in result.failures)
     assert emulator.counters.live == 0

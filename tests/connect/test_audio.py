@@ -12,7 +12,7 @@ import pytest
 from orgo_async import AudioChunk, Computer, Orgo
 from orgo_async.emulator import Emulator
 
-from .test_terminal import wait_for
+from ..conftest import eventually
 
 
 def dominant_hz(chunks: list[AudioChunk], channel: int = 0) -> float:
@@ -75,7 +75,7 @@ async def test_a_slow_consumer_loses_the_oldest_chunks_counted(
     orgo: Orgo, computer: Computer
 ) -> None:
     async with orgo.connect(computer).audio(max_buffered=5) as audio:
-        await wait_for(lambda: audio.dropped >= 3)
+        await eventually(lambda: audio.dropped >= 3)
         assert len(audio._chunks) == 5
         first = await anext(aiter(audio))
         assert isinstance(first, AudioChunk)
@@ -94,6 +94,6 @@ async def test_audio_resumes_after_a_drop(
     async with orgo.connect(computer).audio() as audio:
         await collect(audio, 0.1)
         emulator.drop_sockets(computer.id)
-        await wait_for(lambda: audio.reconnects == 1)
+        await eventually(lambda: audio.reconnects == 1)
         chunks = await collect(audio, 0.3)
     assert dominant_hz(chunks) == pytest.approx(440.0, rel=0.05)

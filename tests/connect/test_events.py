@@ -17,7 +17,7 @@ from orgo_async import (
 )
 from orgo_async.emulator import Emulator
 
-from .test_terminal import wait_for
+from ..conftest import eventually
 
 
 async def next_event(stream: object, timeout: float = 10.0) -> DesktopEvent:
@@ -70,8 +70,8 @@ async def test_subscriptions_survive_a_reconnect(
     async with orgo.connect(computer).events("window_open") as events:
         assert events.subscriptions == {"window_open"}
         emulator.drop_sockets(computer.id)
-        await wait_for(lambda: events.reconnects == 1)
-        await wait_for(
+        await eventually(lambda: events.reconnects == 1)
+        await eventually(
             lambda: (
                 emulator.publish_event(
                     computer.id, "window_open", {"window_id": 9, "title": "xterm"}

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
 
 import pytest
 
@@ -21,13 +20,7 @@ from orgo_async import (
 from orgo_async.connect import Connection
 from orgo_async.emulator import Emulator
 
-from ..conftest import client_tasks
-
-
-async def wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not predicate():  # noqa: ASYNC110 - polls the connector's counters
-            await asyncio.sleep(0.005)
+from ..conftest import client_tasks, eventually
 
 
 async def read_until(term: Terminal, needle: str, timeout: float = 10.0) -> str:
@@ -99,7 +92,7 @@ async def test_restart_rotates_the_token_and_the_terminal_recovers(
     async with conn.terminal() as term:
         assert (await term.run("echo before")).output == "before\n"
         await orgo.computers.restart(computer)  # 1001 now; the old password is dead
-        await wait_for(lambda: term.reconnects == 1)
+        await eventually(lambda: term.reconnects == 1)
         result = await term.run("echo after")
         assert result.output == "after\n"
         assert term.reconnects == 1
@@ -113,7 +106,7 @@ async def test_a_dropped_socket_reconnects(
     async with orgo.connect(computer).terminal() as term:
         await term.run("true")
         assert emulator.drop_sockets(computer.id) == 1
-        await wait_for(lambda: term.reconnects == 1)
+        await eventually(lambda: term.reconnects == 1)
         assert (await term.run("echo back")).output == "back\n"
         assert term.reconnects == 1
 

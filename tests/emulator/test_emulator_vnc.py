@@ -57,31 +57,14 @@ from orgo_async.protocol.rfb import (
     text_to_keys,
 )
 
+from ..conftest import eventually, gone
+
 FAST_BOOT = BootTime.fixed(0.02)
 RED = (220, 40, 40)  # the synthetic desktop's left-click marker
 IN_CI = os.environ.get("CI") == "true"
 
 
 # --------------------------------------------------------------------------- harness
-
-
-async def eventually(condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    """Wait until ``condition()`` holds, checking every 10 ms, failing after ``timeout``."""
-    async with asyncio.timeout(timeout):
-        # Conditions on /proc or the emulator's state have no event to await.
-        while not condition():  # noqa: ASYNC110
-            await asyncio.sleep(0.01)
-
-
-def gone(pid: int) -> bool:
-    """True when ``pid`` no longer exists, or is a zombie that is not our child."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            stat = f.read()
-    except FileNotFoundError:
-        return True
-    fields = stat[stat.rfind(")") + 2 :].split()
-    return fields[0] == "Z" and int(fields[1]) != os.getpid()
 
 
 def need(*programs: str) -> None:
@@ -885,6 +868,8 @@ async def test_xvnc_processes_end_with_stop_delete_and_close(
     session: aiohttp.ClientSession,
 ) -> None:
     need("Xvnc", "vncpasswd")
+    # Other tests' session-scoped Xvnc peers may be children of this process too.
+    others = set(_our_xvncs())
     config = EmulatorConfig(boot=FAST_BOOT, desktop_backend="xvnc")
     async with Emulator(config) as emu:
         api = Api(emu, session)
@@ -905,12 +890,16 @@ async def test_xvnc_processes_end_with_stop_delete_and_close(
         await api.create("booting")
     assert gone(pids["l"])
     assert not root.directory.exists()
-    leftovers = [
+    assert set(_our_xvncs()) - others == set()
+
+
+def _our_xvncs() -> list[int]:
+    """The live Xvnc processes that are children of this process."""
+    return [
         pid
         for pid in map(int, filter(str.isdigit, os.listdir("/proc")))
         if not gone(pid) and _parent(pid) == os.getpid() and _comm(pid) == "Xvnc"
     ]
-    assert leftovers == []
 
 
 def _parent(pid: int) -> int:

@@ -27,32 +27,14 @@ from orgo_async.emulator import BootTime, Emulator, EmulatorConfig
 from orgo_async.emulator.__main__ import add_arguments, config_from_args
 from orgo_async.protocol.terminal import strip_ansi
 
+from ..conftest import eventually, gone
+
 FAST_BOOT = BootTime.fixed(0.02)
 SOCKETS = ("terminal", "audio", "events")
 ISO_MS_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
 
 # --------------------------------------------------------------------------- harness
-
-
-async def eventually(condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    """Wait until ``condition()`` holds, checking every 10 ms, failing after ``timeout``."""
-    async with asyncio.timeout(timeout):
-        # Conditions on /proc or the file system have no event to await.
-        while not condition():  # noqa: ASYNC110
-            await asyncio.sleep(0.01)
-
-
-def gone(pid: int) -> bool:
-    """True when ``pid`` no longer exists, or is a zombie that is not our child."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            stat = f.read()
-    except FileNotFoundError:
-        return True
-    return stat[stat.rfind(")") + 2] == "Z" and int(stat[stat.rfind(")") + 4 :].split()[0]) != (
-        os.getpid()
-    )
 
 
 def open_fds(target: str) -> int:

@@ -20,14 +20,8 @@ from orgo_async import ConnectionClosedError, HandshakeError, Orgo
 from orgo_async.connect import Vnc
 from orgo_async.protocol.png import decode_png
 
+from ..conftest import eventually
 from .conftest import GEOMETRY, TkApp, VncServer, connection
-
-
-async def eventually(check: Callable[[], bool], timeout: float = 10.0) -> None:
-    """Wait until an X-side oracle agrees (the X server applies input a moment later)."""
-    async with asyncio.timeout(timeout):
-        while not check():  # noqa: ASYNC110 - polls another process's state
-            await asyncio.sleep(0.01)
 
 
 async def wait_for_colour(vnc: Vnc, rgb: str, timeout: float = 10.0) -> None:
