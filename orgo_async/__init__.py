@@ -7,6 +7,7 @@ import attrs as _attrs
 
 from ._client import Orgo
 from ._config import DEFAULT_BASE_URL, RetryPolicy, Timeouts
+from ._version import __version__ as __version__
 from .connect import AudioStream, Connection, EventStream, ReconnectPolicy, Terminal, Vnc
 from .errors import (
     APIConnectionError,
@@ -166,5 +167,3 @@ for _obj in _public:
     if isinstance(_obj, type):
         _obj.__module__ = "orgo_async"
 del _obj, _public
-
-__version__ = "0.1.0"

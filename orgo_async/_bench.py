@@ -53,6 +53,7 @@ import attrs
 from ._client import Orgo
 from ._config import env_api_key, env_base_url
 from ._spawn import emulator_process
+from ._version import __version__
 from .errors import MissingAPIKeyError, OrgoError
 from .models import Computer, LaunchedComputer
 
@@ -672,16 +673,10 @@ async def _run_on(
                 "executable": sys.executable,
             },
             "machine": _machine(load),
-            "versions": {"orgo_async": _version(), "aiohttp": aiohttp.__version__},
+            "versions": {"orgo_async": __version__, "aiohttp": aiohttp.__version__},
         }
     )
     return result
-
-
-def _version() -> str:
-    from . import __version__
-
-    return __version__
 
 
 # --------------------------------------------------------------------------- the table

@@ -16,6 +16,7 @@ from ._config import RetryPolicy, Timeouts, env_api_key, env_base_url
 from ._http import HttpTransport, Response, status_error
 from ._observe import current_observer
 from ._retry import is_retryable_error, next_delay
+from ._version import __version__
 from .connect import Connection, ReconnectPolicy
 from .errors import (
     APIConnectionError,
@@ -38,9 +39,6 @@ __all__ = ["Orgo"]
 T = TypeVar("T")
 
 log = logging.getLogger("orgo_async")
-
-_VERSION = "0.1.0"
-
 
 class Orgo:
     """A session with Orgo's API: one pooled HTTP connection pool, timeouts and retries.
@@ -94,7 +92,7 @@ class Orgo:
             base_url=url,
             api_key=key,
             max_connections=max_connections,
-            user_agent=f"orgo_async/{_VERSION} aiohttp/{aiohttp.__version__}",
+            user_agent=f"orgo_async/{__version__} aiohttp/{aiohttp.__version__}",
         )
         self._closed = False
         self._rng = random.Random()
