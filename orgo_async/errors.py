@@ -28,10 +28,13 @@ field, before any request is sent.
     ├── ComputerFailedError                a computer reached error/stopped/deleting
     ├── ReadyTimeout                       the health race lost against its deadline
     ├── FleetError (also an ExceptionGroup) per-computer failures of a fleet launch
+    ├── ProtocolError                      bytes or frames a protocol does not allow
+    │                                      (the sans-I/O cores, the PNG decoder)
     └── ConnectorError                     a computer's WebSocket failed
         ├── HandshakeError                 the server refused the WebSocket (status, auth)
         ├── ConnectionClosedError          the socket closed (code, reason)
-        ├── ProtocolError                  the peer broke the protocol
+        ├── ConnectorProtocolError         the socket's peer broke the protocol
+        │                                  (also a ProtocolError)
         └── CommandTimeout                 a terminal command ran out of time
 
 Every error carries data (status, code, request_id, ...) as attributes, not
@@ -55,6 +58,7 @@ __all__ = [
     "ConflictError",
     "ConnectionClosedError",
     "ConnectorError",
+    "ConnectorProtocolError",
     "CreateOutcomeUnknown",
     "FleetError",
     "HandshakeError",
@@ -307,6 +311,15 @@ class FleetError(ExceptionGroup[Exception], OrgoError):
         return FleetError(self.message, excs, ready=self.ready)
 
 
+class ProtocolError(OrgoError):
+    """Input that a protocol does not allow (or too much of it).
+
+    Raised by the sans-I/O protocol cores (``orgo_async.protocol``) and the PNG
+    decoder; on a live socket the connectors raise it as
+    :class:`ConnectorProtocolError`.
+    """
+
+
 class ConnectorError(OrgoError):
     """A computer's WebSocket (terminal, audio, events, VNC) failed."""
 
@@ -344,8 +357,20 @@ class ConnectionClosedError(ConnectorError):
         super().__init__(f"{socket}: {message}{detail}")
 
 
-class ProtocolError(ConnectorError):
-    """The peer sent something the protocol does not allow (or too much of it)."""
+class ConnectorProtocolError(ConnectorError, ProtocolError):
+    """The peer of a computer's WebSocket broke the protocol (or sent too much).
+
+    Raised by the connectors from the protocol core's :class:`ProtocolError`
+    (chained as ``__cause__``), so ``except ConnectorError`` catches every
+    failure of a socket and ``except ProtocolError`` every malformed input.
+
+    Attributes:
+        socket: Which socket.
+    """
+
+    def __init__(self, message: str, *, socket: str) -> None:
+        self.socket = socket
+        super().__init__(f"{socket}: {message}")
 
 
 class CommandTimeout(ConnectorError, TimeoutError):

@@ -13,7 +13,13 @@ from typing import Any, ClassVar, Generic, Protocol, Self, TypeVar
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
-from ..errors import ConnectionClosedError, ConnectorError, OrgoError
+from ..errors import (
+    ConnectionClosedError,
+    ConnectorError,
+    ConnectorProtocolError,
+    OrgoError,
+    ProtocolError,
+)
 from ._connection import Connection
 from ._link import AUTH_REJECTED, NOT_RUNNING, TRANSIENT, Frame, Link, close_code, close_reason
 
@@ -244,8 +250,17 @@ class Socket(Generic[C]):
         self._ws = ws
         self._core = self._new_core()
         for frame in frames:
-            self._feed(frame)
+            self._take(frame)
         self._connected.set()
+
+    def _take(self, frame: Frame) -> None:
+        # The core's ProtocolError says what was malformed; the socket's error says where.
+        try:
+            self._feed(frame)
+        except ProtocolError as exc:
+            if isinstance(exc, ConnectorError):
+                raise
+            raise ConnectorProtocolError(str(exc), socket=self.name) from exc
 
     async def _read(self) -> None:
         error: BaseException | None = None
@@ -255,7 +270,7 @@ class Socket(Generic[C]):
                 assert ws is not None
                 try:
                     async for frame in ws:
-                        self._feed(frame)
+                        self._take(frame)
                     code, reason = ws.close_code or 1000, ws.close_reason or ""
                 except ConnectionClosed as exc:
                     code, reason = close_code(exc), close_reason(exc)
