@@ -38,12 +38,13 @@ from .errors import (
     ServerError,
 )
 from .fanout import Outcome
-from .fleet import AdaptiveLimiter, Fleet, FleetFailure, FleetResult
+from .fleet import AdaptiveLimiter, Fleet, FleetFailure, FleetOptions, FleetResult
 from .health import BootModel, ReadyInfo
 from .models import (
     AutoStop,
     BashResult,
     Computer,
+    ComputerFields,
     ComputerSpec,
     ComputerStatus,
     ExecResult,
@@ -101,6 +102,7 @@ __all__ = [
     "CommandTimeout",
     "Computer",
     "ComputerFailedError",
+    "ComputerFields",
     "ComputerSpec",
     "ComputerStatus",
     "ConflictError",
@@ -119,6 +121,7 @@ __all__ = [
     "Fleet",
     "FleetError",
     "FleetFailure",
+    "FleetOptions",
     "FleetResult",
     "GenericEvent",
     "HandshakeError",

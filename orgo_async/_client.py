@@ -2,33 +2,23 @@
 
 from __future__ import annotations
 
-import asyncio
-import logging
-import random
-import weakref
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TypeVar, Unpack
 
 import aiohttp
 
+from ._checks import check_count, check_seconds, optional
 from ._config import RetryPolicy, Timeouts, env_api_key, env_base_url
-from ._http import HttpTransport, Response, status_error
-from ._observe import current_observer
-from ._retry import is_retryable_error, next_delay
+from ._http import HttpTransport
+from ._session import Session
 from ._version import __version__
 from .connect import Connection, ReconnectPolicy
-from .errors import (
-    APIConnectionError,
-    APITimeoutError,
-    ClientClosedError,
-    MissingAPIKeyError,
-    OrgoError,
-)
+from .errors import MissingAPIKeyError
 from .fanout import Outcome, for_each
-from .fleet import AdaptiveLimiter, Fleet, FleetResult, collect, fleet_specs, reap
+from .fleet import AdaptiveLimiter, Fleet, FleetOptions, FleetResult, collect, fleet_specs, reap
 from .health import BootModel, ReadyInfo
-from .models import BashResult, Computer, ComputerSpec, ExecResult, Screenshot
+from .models import BashResult, Computer, ComputerFields, ComputerSpec, ExecResult, Screenshot
 from .resources.computers import Computers
 from .resources.desktop import Desktop, Route
 from .resources.files import Files
@@ -38,7 +28,6 @@ __all__ = ["Orgo"]
 
 T = TypeVar("T")
 
-log = logging.getLogger("orgo_async")
 
 class Orgo:
     """A session with Orgo's API: one pooled HTTP connection pool, timeouts and retries.
@@ -80,32 +69,21 @@ class Orgo:
         url = (base_url or env_base_url()).rstrip("/")
         if not url.startswith(("http://", "https://")):
             raise ValueError(f"base_url must start with http:// or https://; got {url!r}")
-        if (
-            isinstance(max_connections, bool)
-            or not isinstance(max_connections, int)
-            or max_connections < 1
-        ):
-            raise ValueError(f"max_connections must be an int >= 1; got {max_connections!r}")
-        self.timeouts = timeouts or Timeouts()
-        self.retry = retry or RetryPolicy()
-        self._transport = HttpTransport(
+        check_count("max_connections", max_connections)
+        transport = HttpTransport(
             base_url=url,
             api_key=key,
             max_connections=max_connections,
             user_agent=f"orgo_async/{__version__} aiohttp/{aiohttp.__version__}",
         )
-        self._closed = False
-        self._rng = random.Random()
-        self._boot_model = BootModel()
-        # One lock per computer: Orgo fails overlapping screenshots of one computer.
-        self._screenshot_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = (
-            weakref.WeakValueDictionary()
+        self._session = Session(
+            transport, timeouts=timeouts or Timeouts(), retry=retry or RetryPolicy()
         )
-        self.workspaces = Workspaces(self)
+        self.workspaces = Workspaces(self._session)
         """Workspaces: create, list, get, get by name, delete."""
-        self.computers = Computers(self)
+        self.computers = Computers(self._session, workspaces=self.workspaces)
         """Computers: create, get, list, delete, lifecycle, resize, credentials."""
-        self.files = Files(self)
+        self.files = Files(self._session)
         """Files: upload, list, export, download, delete."""
 
     # -- public -------------------------------------------------------------
@@ -113,23 +91,45 @@ class Orgo:
     @property
     def base_url(self) -> str:
         """The API root every path is relative to."""
-        return self._transport.base_url
+        return self._session.transport.base_url
+
+    @property
+    def timeouts(self) -> Timeouts:
+        """The session's timeouts per phase; every call also takes ``timeout=``."""
+        return self._session.timeouts
+
+    @timeouts.setter
+    def timeouts(self, value: Timeouts) -> None:
+        if not isinstance(value, Timeouts):
+            raise ValueError(f"timeouts must be a Timeouts; got {value!r}")
+        self._session.timeouts = value
+
+    @property
+    def retry(self) -> RetryPolicy:
+        """When and how long failed requests are retried."""
+        return self._session.retry
+
+    @retry.setter
+    def retry(self, value: RetryPolicy) -> None:
+        if not isinstance(value, RetryPolicy):
+            raise ValueError(f"retry must be a RetryPolicy; got {value!r}")
+        self._session.retry = value
 
     @property
     def closed(self) -> bool:
-        return self._closed
+        return self._session.closed
 
     @property
     def boot_model(self) -> BootModel:
         """The boot times this session has seen; they place the readiness probes."""
-        return self._boot_model
+        return self._session.boot_model
 
     def __repr__(self) -> str:
-        state = "closed" if self._closed else "open"
+        state = "closed" if self.closed else "open"
         return f"<Orgo base_url={self.base_url!r} {state}>"
 
     async def __aenter__(self) -> Orgo:
-        self._check_open()
+        self._session.check_open()
         return self
 
     async def __aexit__(
@@ -142,8 +142,7 @@ class Orgo:
 
     async def close(self) -> None:
         """Close the session and its connections. Idempotent."""
-        self._closed = True
-        await self._transport.close()
+        await self._session.close()
 
     async def wait_ready(
         self, computer: Computer, *, timeout: float | None = 120.0, since: float | None = None
@@ -157,8 +156,8 @@ class Orgo:
         ``route="proxy"`` sends them through ``/desktops/{instance_id}/proxy/`` instead
         of the platform routes ``/computers/{id}/``.
         """
-        self._check_open()
-        return Desktop(self, computer, route=route)
+        self._session.check_open()
+        return Desktop(self._session, computer, route=route)
 
     async def each(
         self,
@@ -173,7 +172,9 @@ class Orgo:
         One :class:`~orgo_async.fanout.Outcome` per computer, in order: a value or
         the exception that computer's action raised.
         """
-        return await for_each(self, computers, action, concurrency=concurrency, route=route)
+        check_count("concurrency", concurrency)
+        desktops = [self.desktop(c, route=route) for c in computers]  # checked before any I/O
+        return await for_each(desktops, action, concurrency=concurrency)
 
     async def bash_all(
         self,
@@ -207,12 +208,6 @@ class Orgo:
         """A screenshot of every computer; one outcome each."""
         return await self.each(computers, lambda d: d.screenshot(), concurrency=concurrency)
 
-    def _screenshot_lock(self, computer_id: str) -> asyncio.Lock:
-        lock = self._screenshot_locks.get(computer_id)
-        if lock is None:
-            lock = self._screenshot_locks[computer_id] = asyncio.Lock()
-        return lock
-
     def connect(
         self,
         computer: Computer,
@@ -225,7 +220,8 @@ class Orgo:
 
         No I/O happens until a socket is opened. See :class:`~orgo_async.connect.Connection`.
         """
-        self._check_open()
+        self._session.check_open()
+        optional(check_seconds)("ready_timeout", ready_timeout, inclusive=False)
         return Connection(
             self, computer, reconnect=reconnect, keepalive=keepalive, ready_timeout=ready_timeout
         )
@@ -242,12 +238,7 @@ class Orgo:
         limiter: AdaptiveLimiter | None = None,
         ready_timeout: float | None = 120.0,
         deadline: float | None = None,
-        ram: int | None = None,
-        cpu: int | None = None,
-        disk_size_gb: int | None = None,
-        resolution: str | None = None,
-        auto_stop_minutes: int | None = None,
-        template_ref: str | None = None,
+        **fields: Unpack[ComputerFields],
     ) -> Fleet:
         """A launch of ``count`` computers (or of ``specs``); enter it, then iterate it.
 
@@ -262,25 +253,16 @@ class Orgo:
                 (``rate`` then does not apply).
             ready_timeout: Per computer, from its create's answer.
             deadline: For the whole launch; what is unfinished then fails.
+            **fields: The computers' fields, as for ``computers.create``
+                (:class:`ComputerFields`); not with ``specs``.
 
         Raises:
             ValueError: bad counts, fields or options (before any request).
         """
-        fields = {
-            k: v
-            for k, v in {
-                "ram": ram,
-                "cpu": cpu,
-                "disk_size_gb": disk_size_gb,
-                "resolution": resolution,
-                "auto_stop_minutes": auto_stop_minutes,
-                "template_ref": template_ref,
-            }.items()
-            if v is not None
-        }
         items = fleet_specs(workspace_id, count=count, specs=specs, prefix=prefix, **fields)
         return Fleet(
-            self,
+            self._session,
+            self.computers,
             items,
             concurrency=concurrency,
             rate=rate,
@@ -295,7 +277,7 @@ class Orgo:
         count: int | None = None,
         *,
         raise_on_failure: bool = False,
-        **options: Any,
+        **options: Unpack[FleetOptions],
     ) -> FleetResult:
         """Launch a whole fleet and return every ready computer and every failure.
 
@@ -311,73 +293,4 @@ class Orgo:
 
     async def reap(self, prefix: str, *, workspace_id: str | None = None) -> list[Computer]:
         """Delete the computers named ``{prefix}-...``: the leftovers of crashed fleets."""
-        return await reap(self, prefix, workspace_id=workspace_id)
-
-    # -- the request loop, used by the resources -----------------------------
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise ClientClosedError("this Orgo session is closed; open a new one")
-
-    async def _request(
-        self,
-        method: str,
-        path: str,
-        *,
-        json: Any = None,
-        params: Mapping[str, str] | None = None,
-        timeout: Timeouts | float | None = None,
-        idempotent: bool | None = None,
-        retry: RetryPolicy | None = None,
-        data: Callable[[], aiohttp.FormData] | None = None,
-    ) -> Response:
-        """Send a request, retrying per policy within the call's total timeout.
-
-        Returns the 2xx answer. Raises the APIError of the last error answer, or
-        the APIConnectionError of the last failed attempt.
-        """
-        self._check_open()
-        timeouts = self.timeouts.resolve(timeout)
-        policy = retry or self.retry
-        loop = asyncio.get_running_loop()
-        deadline = None if timeouts.total is None else loop.time() + timeouts.total
-        attempt = 0
-        # A DELETE whose earlier attempt may have been carried out: a 404 then means done.
-        maybe_deleted = False
-        while True:
-            try:
-                async with asyncio.timeout_at(deadline):
-                    response = await self._transport.send(
-                        method,
-                        path,
-                        timeouts=timeouts,
-                        json_body=json,
-                        params=params,
-                        data=None
-                        if data is None
-                        else data(),  # a form is read once: one per attempt
-                    )
-            except TimeoutError as exc:
-                raise APITimeoutError(
-                    phase="total", seconds=timeouts.total, method=method, path=path
-                ) from exc
-            except OrgoError as exc:
-                failure: OrgoError = exc
-            else:
-                if response.status < 400 or (maybe_deleted and response.status == 404):
-                    return response
-                failure = status_error(response)
-            if method == "DELETE" and isinstance(failure, APIConnectionError) and failure.sent:
-                maybe_deleted = True
-            if not is_retryable_error(failure, method, idempotent=idempotent):
-                raise failure
-            delay = next_delay(failure, attempt, policy, self._rng)
-            if delay is None or (deadline is not None and loop.time() + delay > deadline):
-                raise failure
-            log.debug("retrying %s %s in %.3f s after: %s", method, path, delay, failure)
-            observer = current_observer()
-            if observer is not None:
-                observer.on_retry(failure, delay)
-            attempt += 1
-            await policy.sleep(delay)
-            self._check_open()
+        return await reap(self.computers, prefix, workspace_id=workspace_id)

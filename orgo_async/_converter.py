@@ -1,6 +1,6 @@
 """The one cattrs converter between Orgo's JSON and the models.
 
-It absorbs the API's drift (orgo-api.md 1.3, 1.6) so nothing else has to:
+It absorbs the API's drift (docs/orgo-api.md §1.3, §1.6) so nothing else has to:
 ``instance_id`` falls back to ``fly_instance_id`` and then to the last segment
 of ``connection_url``; workspaces list their computers under ``desktops``;
 lists come under ``workspaces`` or ``projects``; unknown fields are ignored and
@@ -74,6 +74,12 @@ _workspace_fields = make_dict_structure_fn(
 def _structure_workspace(data: Any, _: type) -> Workspace:
     if not isinstance(data, dict):
         raise ValueError(f"expected an object, got {type(data).__name__}")
+    if "id" not in data:
+        # Some answers wrap it: {"workspace": {...}} or {"project": {...}}.
+        for key in ("workspace", "project"):
+            if isinstance(data.get(key), dict):
+                data = data[key]
+                break
     fields = {k: v for k, v in data.items() if v is not None}
     return _workspace_fields(fields, Workspace)
 

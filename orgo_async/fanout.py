@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING, Generic, TypeVar
 
 import attrs
 
+from ._checks import check_count
 from .models import Computer
 
 if TYPE_CHECKING:
-    from ._client import Orgo
-    from .resources.desktop import Desktop, Route
+    from .resources.desktop import Desktop
 
 __all__ = ["Outcome", "for_each"]
 
@@ -39,22 +39,18 @@ class Outcome(Generic[T]):
 
 
 async def for_each(
-    client: Orgo,
-    computers: Sequence[Computer],
+    desktops: Sequence[Desktop],
     action: Callable[[Desktop], Awaitable[T]],
     *,
     concurrency: int = 16,
-    route: Route = "platform",
 ) -> list[Outcome[T]]:
-    """Run ``action(desktop)`` for every computer, ``concurrency`` at a time.
+    """Run ``action(desktop)`` for every desktop, ``concurrency`` at a time.
 
-    Returns one :class:`Outcome` per computer, in the order given; a failure
+    Returns one :class:`Outcome` per desktop, in the order given; a failure
     (any ``Exception``) is that computer's outcome, not the call's. Cancelling
     the call cancels and awaits every action in flight.
     """
-    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
-        raise ValueError(f"concurrency must be an int >= 1; got {concurrency!r}")
-    desktops = [client.desktop(c, route=route) for c in computers]  # validates before any I/O
+    check_count("concurrency", concurrency)
     gate = asyncio.Semaphore(concurrency)
 
     async def one(desktop: Desktop) -> Outcome[T]:

@@ -19,11 +19,12 @@ import logging
 import secrets
 from collections.abc import Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Unpack
 
 import attrs
 
 from ._aio import run_shielded
+from ._checks import check_count, check_seconds, check_text, optional
 from ._observe import RetryCounter, observe_retries
 from .errors import (
     APIConnectionError,
@@ -38,10 +39,18 @@ from .errors import (
     RateLimitError,
 )
 from .health import boot_start
-from .models import Computer, ComputerSpec, LaunchedComputer, LaunchTiming
+from .models import (
+    MAX_NAME_LENGTH,
+    Computer,
+    ComputerFields,
+    ComputerSpec,
+    LaunchedComputer,
+    LaunchTiming,
+)
 
 if TYPE_CHECKING:
-    from ._client import Orgo
+    from ._session import Session
+    from .resources.computers import Computers
 
 __all__ = ["AdaptiveLimiter", "Fleet", "FleetFailure", "FleetResult"]
 
@@ -62,6 +71,22 @@ _FLEET_RATE_LIMIT_RETRIES: Final = 20
 
 class _Abandoned(Exception):
     """Raised inside a create's retry wait once the fleet is stopping."""
+
+
+class FleetOptions(ComputerFields, total=False):
+    """The keyword options of :meth:`Orgo.fleet <orgo_async.Orgo.fleet>` (and ``launch_fleet``).
+
+    Besides the computers' own fields (:class:`~orgo_async.models.ComputerFields`).
+    A test keeps this in step with ``Orgo.fleet``'s signature.
+    """
+
+    specs: Sequence[ComputerSpec] | None
+    prefix: str
+    concurrency: int
+    rate: float | None
+    limiter: AdaptiveLimiter | None
+    ready_timeout: float | None
+    deadline: float | None
 
 
 @attrs.frozen(kw_only=True)
@@ -189,7 +214,8 @@ class Fleet:
 
     def __init__(
         self,
-        client: Orgo,
+        session: Session,
+        computers: Computers,
         specs: Sequence[ComputerSpec],
         *,
         concurrency: int = 16,
@@ -198,14 +224,14 @@ class Fleet:
         deadline: float | None = None,
         limiter: AdaptiveLimiter | None = None,
     ) -> None:
-        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
-            raise ValueError(f"concurrency must be an int >= 1; got {concurrency!r}")
-        if deadline is not None and not deadline > 0:
-            raise ValueError(f"deadline must be > 0 seconds or None; got {deadline!r}")
+        check_count("concurrency", concurrency)
+        optional(check_seconds)("deadline", deadline, inclusive=False)
+        optional(check_seconds)("ready_timeout", ready_timeout, inclusive=False)
         names = [s.name for s in specs]
         if len(set(zip(names, (s.workspace_id for s in specs), strict=True))) != len(names):
             raise ValueError("every computer of a fleet needs its own name in its workspace")
-        self._client = client
+        self._session = session
+        self._computers = computers
         self._items = [_Item(i, spec) for i, spec in enumerate(specs)]
         self._concurrency = concurrency
         self._ready_timeout = ready_timeout
@@ -222,7 +248,7 @@ class Fleet:
         self._finished = False
         self._received: dict[str, _Item] = {}
         self._unresolved: list[_Item] = []
-        self._retry = attrs.evolve(client.retry, sleep=self._retry_sleep)
+        self._retry = attrs.evolve(session.retry, sleep=self._retry_sleep)
 
     def __repr__(self) -> str:
         return (
@@ -235,7 +261,7 @@ class Fleet:
     async def __aenter__(self) -> Fleet:
         if self._supervisor is not None:
             raise RuntimeError("a Fleet can be entered once")
-        self._client._check_open()
+        self._session.check_open()
         self._supervisor = asyncio.get_running_loop().create_task(self._supervise())
         return self
 
@@ -313,7 +339,6 @@ class Fleet:
             await self._launch_one(pending.popleft())
 
     async def _launch_one(self, item: _Item) -> None:
-        client = self._client
         loop = asyncio.get_running_loop()
         retries = 0
         counter = RetryCounter()
@@ -355,7 +380,7 @@ class Fleet:
         self.created += 1
         self.limiter.on_success()
         try:
-            info = await client.computers.wait_ready(
+            info = await self._computers.wait_ready(
                 computer, timeout=self._ready_timeout, since=boot_start(sent, answered)
             )
         except OrgoError as exc:
@@ -377,7 +402,7 @@ class Fleet:
 
     async def _create(self, spec: ComputerSpec, counter: RetryCounter) -> Computer:
         with observe_retries(self.limiter), observe_retries(counter):
-            return await self._client.computers.create_from(spec, retry=self._retry)
+            return await self._computers.create_from(spec, retry=self._retry)
 
     async def _retry_sleep(self, delay: float) -> None:
         # A stopping fleet does not wait out retries: the cleanup resolves the create.
@@ -451,7 +476,7 @@ class Fleet:
         found: list[Computer] = []
         for workspace_id in {ws for ws, _ in wanted}:
             try:
-                computers = await self._client.computers.list(workspace_id)
+                computers = await self._computers.list(workspace_id)
             except OrgoError as exc:
                 log.warning("fleet cleanup could not list workspace %s: %s", workspace_id, exc)
                 continue
@@ -460,7 +485,7 @@ class Fleet:
 
     async def _delete(self, computer: Computer) -> None:
         try:
-            await run_shielded(self._client.computers.delete(computer, missing_ok=True))
+            await run_shielded(self._computers.delete(computer, missing_ok=True))
         except OrgoError as exc:
             log.warning("fleet cleanup could not delete computer %s: %s", computer.id, exc)
 
@@ -482,17 +507,16 @@ def fleet_specs(
     count: int | None,
     specs: Sequence[ComputerSpec] | None,
     prefix: str,
-    **fields: Any,
+    **fields: Unpack[ComputerFields],
 ) -> list[ComputerSpec]:
     """The specs of a fleet: the given ones, or ``count`` named ``{prefix}-{run}-{n}``."""
     if specs is not None:
         if count is not None or fields:
             raise ValueError("give either specs, or count with the computers' fields, not both")
         return list(specs)
-    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-        raise ValueError(f"count must be an int >= 1; got {count!r}")
-    if not isinstance(prefix, str) or not prefix:
-        raise ValueError(f"prefix must be a non-empty string; got {prefix!r}")
+    check_count("count", count)
+    check_text("prefix", prefix, max_length=MAX_NAME_LENGTH // 2)
+    assert count is not None
     run = secrets.token_hex(3)
     width = max(3, len(str(count - 1)))
     return [
@@ -532,21 +556,19 @@ async def collect(fleet: Fleet, *, raise_on_failure: bool = False) -> FleetResul
 
 
 async def reap(
-    client: Orgo, prefix: str, *, workspace_id: str | None = None, concurrency: int = 16
+    computers: Computers, prefix: str, *, workspace_id: str | None = None, concurrency: int = 16
 ) -> list[Computer]:
     """Delete every computer whose name starts with ``{prefix}-``: a crashed run's leftovers.
 
     Returns the computers deleted.
     """
-    if not isinstance(prefix, str) or not prefix:
-        raise ValueError(f"prefix must be a non-empty string; got {prefix!r}")
-    computers = await client.computers.list(workspace_id)
-    doomed = [c for c in computers if c.name.startswith(prefix + "-")]
+    check_text("prefix", prefix, max_length=MAX_NAME_LENGTH)
+    doomed = [c for c in await computers.list(workspace_id) if c.name.startswith(prefix + "-")]
     gate = asyncio.Semaphore(concurrency)
 
     async def delete(computer: Computer) -> None:
         async with gate:
-            await client.computers.delete(computer, missing_ok=True)
+            await computers.delete(computer, missing_ok=True)
 
     async with asyncio.TaskGroup() as group:
         for computer in doomed:

@@ -23,7 +23,7 @@ import bisect
 import collections
 import math
 from collections.abc import Coroutine, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 
@@ -40,7 +40,7 @@ from .errors import (
 from .models import Computer, ComputerStatus
 
 if TYPE_CHECKING:
-    from ._client import Orgo
+    from ._session import Session
 
 __all__ = ["BootModel", "ReadyInfo"]
 
@@ -164,8 +164,15 @@ def _schedule(
         yield t, check
 
 
+class StatusReader(Protocol):
+    """Reads a computer's current state (``orgo.computers`` is one)."""
+
+    async def get(self, computer: str, *, timeout: float | None) -> Computer: ...
+
+
 async def wait_ready(
-    client: Orgo,
+    session: Session,
+    computers: StatusReader,
     computer: Computer,
     *,
     timeout: float | None = 120.0,
@@ -176,6 +183,8 @@ async def wait_ready(
     """Wait until the computer's ``/proxy/health`` answers 200, or the deadline passes.
 
     Args:
+        session: Where the probes are sent.
+        computers: Where the status checks of a late boot are read.
         computer: The computer (its ``instance_id`` and ``status`` are used).
         timeout: Seconds from now to give up; ``None`` waits for ever.
         since: The loop time at which the boot started (say, when the create was
@@ -199,12 +208,12 @@ async def wait_ready(
         raise ValueError("computer has no instance_id or id to probe")
     if computer.status.is_failed:
         raise ComputerFailedError(computer_id=computer.id, status=computer.status.value)
-    model = boot_model if boot_model is not None else client._boot_model
+    model = boot_model if boot_model is not None else session.boot_model
     loop = asyncio.get_running_loop()
     now = loop.time()
     t0 = now if since is None else since
     deadline = None if timeout is None else now + timeout
-    per_probe = probe_timeout if probe_timeout is not None else client.timeouts.probe
+    per_probe = probe_timeout if probe_timeout is not None else session.timeouts.probe
     probe_timeouts = Timeouts(connect=per_probe, read=per_probe, request=per_probe, total=per_probe)
     path = f"/desktops/{instance}/proxy/health"
     start, end, spacing = model.window()
@@ -222,7 +231,7 @@ async def wait_ready(
     async def probe(sent: float) -> None:
         nonlocal last_answer, last_miss
         try:
-            response = await client._transport.send("GET", path, timeouts=probe_timeouts)
+            response = await session.send("GET", path, timeouts=probe_timeouts)
         except APIConnectionError as exc:
             last_answer = str(exc)
             return
@@ -236,12 +245,12 @@ async def wait_ready(
         last_answer = f"{response.status}"
         last_miss = sent if last_miss is None else max(last_miss, sent)
         if response.status in (401, 403, 404):
-            _settle(winner, _fatal(client, computer, response.status))
+            _settle(winner, _fatal(computer, response.status))
 
     async def check_status() -> None:
         nonlocal last_answer
         try:
-            current = await client.computers.get(computer.id, timeout=per_probe)
+            current = await computers.get(computer.id, timeout=per_probe)
         except NotFoundError:
             _settle(winner, ComputerFailedError(computer_id=computer.id, status="deleted"))
             return
@@ -315,7 +324,7 @@ def _settle(winner: asyncio.Future[tuple[float, float]], exc: BaseException) -> 
         winner.set_exception(exc)
 
 
-def _fatal(client: Orgo, computer: Computer, status: int) -> OrgoError:
+def _fatal(computer: Computer, status: int) -> OrgoError:
     if status == 404:
         return ComputerFailedError(computer_id=computer.id, status="deleted")
     cls = AuthenticationError if status == 401 else PermissionDeniedError

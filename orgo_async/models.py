@@ -9,14 +9,17 @@ from __future__ import annotations
 import enum
 import re
 from datetime import datetime
-from typing import Any, Final
+from typing import Any, Final, TypedDict
 
 import attrs
+
+from ._checks import check_choice, check_id, check_int, check_text, optional, validator
 
 __all__ = [
     "AutoStop",
     "BashResult",
     "Computer",
+    "ComputerFields",
     "ComputerSpec",
     "ComputerStatus",
     "ExecResult",
@@ -34,6 +37,8 @@ __all__ = [
 RAM_CHOICES: Final = (4, 8, 16, 32, 64)
 CPU_CHOICES: Final = (1, 2, 4, 8, 16)
 RESIZE_MEM_CHOICES: Final = (4, 8, 16, 32)
+# Longer names are refused before they are sent (Orgo has no documented limit).
+MAX_NAME_LENGTH: Final = 255
 _RESOLUTION = re.compile(r"^([1-9][0-9]{0,4})x([1-9][0-9]{0,4})x(8|16|24|32)$")
 
 
@@ -78,77 +83,77 @@ class ComputerStatus(enum.StrEnum):
 _FAILED: Final = frozenset({ComputerStatus.ERROR, ComputerStatus.STOPPED, ComputerStatus.DELETING})
 
 
-def _choice(choices: tuple[int, ...]) -> Any:
-    def check(instance: object, attribute: attrs.Attribute[int | None], value: int | None) -> None:
-        if value is None:
-            return
-        if isinstance(value, bool) or not isinstance(value, int) or value not in choices:
-            allowed = ", ".join(map(str, choices))
-            raise ValueError(f"{attribute.name} must be one of {allowed}; got {value!r}")
-
-    return check
-
-
-def _positive_int(
-    instance: object, attribute: attrs.Attribute[int | None], value: int | None
-) -> None:
-    if value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"{attribute.name} must be a positive whole number; got {value!r}")
-
-
-def _non_negative_int(
-    instance: object, attribute: attrs.Attribute[int | None], value: int | None
-) -> None:
-    if value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"{attribute.name} must be a whole number >= 0; got {value!r}")
-
-
-def _non_empty(instance: object, attribute: attrs.Attribute[str], value: str) -> None:
-    if not isinstance(value, str) or not value.strip():
-        raise ValueError(f"{attribute.name} must be a non-empty string; got {value!r}")
-
-
-def _resolution(
-    instance: object, attribute: attrs.Attribute[str | None], value: str | None
-) -> None:
-    if value is None:
-        return
+def _resolution(name: str, value: object) -> str:
     if not isinstance(value, str) or not _RESOLUTION.match(value):
         raise ValueError(
-            f"resolution must be WIDTHxHEIGHTxDEPTH with depth 8, 16, 24 or 32 "
+            f"{name} must be WIDTHxHEIGHTxDEPTH with depth 8, 16, 24 or 32 "
             f"(for example 1280x720x24); got {value!r}"
         )
+    return value
 
 
-def _os(instance: object, attribute: attrs.Attribute[str], value: str) -> None:
+def _os(name: str, value: object) -> str:
     if value != "linux":
-        raise ValueError(f"os must be 'linux' (the only one Orgo offers); got {value!r}")
+        raise ValueError(f"{name} must be 'linux' (the only one Orgo offers); got {value!r}")
+    return value
+
+
+class ComputerFields(TypedDict, total=False):
+    """The optional fields of a computer to create, as keyword arguments.
+
+    ``orgo.computers.create``, ``orgo.computers.launch``, ``orgo.fleet`` and
+    ``orgo.launch_fleet`` all take these (``**fields: Unpack[ComputerFields]``),
+    and :class:`ComputerSpec` checks them; a test keeps the two in step. A field
+    left out (or ``None``) lets the API apply its default.
+    """
+
+    os: str
+    """``"linux"``, the only one Orgo offers."""
+    ram: int | None
+    """GB, one of 4, 8, 16, 32, 64 (API default 4)."""
+    cpu: int | None
+    """Cores, one of 1, 2, 4, 8, 16 (API default 1)."""
+    disk_size_gb: int | None
+    """GB, positive (API default 8)."""
+    resolution: str | None
+    """``WIDTHxHEIGHTxDEPTH`` (API default ``1280x720x24``)."""
+    auto_stop_minutes: int | None
+    """Minutes idle before it stops; 0 keeps it always on."""
+    template_ref: str | None
+    """A built template such as ``system/claude-code@1.0.0``."""
 
 
 @attrs.frozen(kw_only=True)
 class ComputerSpec:
-    """What to create: the body of ``POST /computers``, validated on construction.
+    """What to create: the body of ``POST /computers``, checked on construction.
 
     ``None`` fields are left out of the request so the API applies its
-    defaults (4 GB, 1 core, 8 GB disk, 1280x720x24, no auto-stop).
+    defaults (4 GB, 1 core, 8 GB disk, 1280x720x24, no auto-stop). The
+    optional fields are those of :class:`ComputerFields`.
 
     Raises:
         ValueError: naming the field and its allowed values, before any request.
     """
 
-    name: str = attrs.field(validator=_non_empty)
-    workspace_id: str = attrs.field(validator=_non_empty)
-    os: str = attrs.field(default="linux", validator=_os)
-    ram: int | None = attrs.field(default=None, validator=_choice(RAM_CHOICES))
-    cpu: int | None = attrs.field(default=None, validator=_choice(CPU_CHOICES))
-    disk_size_gb: int | None = attrs.field(default=None, validator=_positive_int)
-    resolution: str | None = attrs.field(default=None, validator=_resolution)
-    auto_stop_minutes: int | None = attrs.field(default=None, validator=_non_negative_int)
-    template_ref: str | None = None
+    name: str = attrs.field(validator=validator(check_text, max_length=MAX_NAME_LENGTH))
+    workspace_id: str = attrs.field(validator=validator(check_id))
+    os: str = attrs.field(default="linux", validator=validator(_os))
+    ram: int | None = attrs.field(
+        default=None, validator=validator(optional(check_choice), RAM_CHOICES)
+    )
+    cpu: int | None = attrs.field(
+        default=None, validator=validator(optional(check_choice), CPU_CHOICES)
+    )
+    disk_size_gb: int | None = attrs.field(
+        default=None, validator=validator(optional(check_int), minimum=1)
+    )
+    resolution: str | None = attrs.field(default=None, validator=validator(optional(_resolution)))
+    auto_stop_minutes: int | None = attrs.field(
+        default=None, validator=validator(optional(check_int), minimum=0)
+    )
+    template_ref: str | None = attrs.field(
+        default=None, validator=validator(optional(check_text), max_length=MAX_NAME_LENGTH)
+    )
 
 
 @attrs.frozen(kw_only=True)

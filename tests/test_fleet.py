@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 
 import pytest
 
@@ -11,8 +12,10 @@ from orgo_async import (
     APITimeoutError,
     AuthenticationError,
     ComputerFailedError,
+    ComputerFields,
     ComputerSpec,
     FleetError,
+    FleetOptions,
     Orgo,
     PermissionDeniedError,
     RateLimitError,
@@ -214,7 +217,7 @@ async def test_explicit_specs_and_validation(orgo: Orgo, workspace: Workspace) -
     specs = [ComputerSpec(workspace_id=workspace.id, name=n, cpu=2) for n in ("a", "b")]
     result = await orgo.launch_fleet(workspace.id, specs=specs)
     assert sorted(r.computer.name for r in result.ready) == ["a", "b"]
-    with pytest.raises(ValueError, match="count must be an int >= 1"):
+    with pytest.raises(ValueError, match="count must be a whole number >= 1"):
         orgo.fleet(workspace.id, 0)
     with pytest.raises(ValueError, match="own name"):
         orgo.fleet(workspace.id, specs=specs + specs[:1])
@@ -222,8 +225,39 @@ async def test_explicit_specs_and_validation(orgo: Orgo, workspace: Workspace) -
         orgo.fleet(workspace.id, 2, concurrency=0)
     with pytest.raises(ValueError, match="ram must be one of"):
         orgo.fleet(workspace.id, 2, ram=3)
+    with pytest.raises(ValueError, match="ready_timeout must be a number of seconds > 0"):
+        orgo.fleet(workspace.id, 2, ready_timeout=-1)
     with pytest.raises(RuntimeError, match="async with"):
         await anext(aiter(orgo.fleet(workspace.id, 1)))
+
+
+def test_fleet_options_are_the_fleets_keywords() -> None:
+    # launch_fleet takes **FleetOptions and hands them to fleet(): the two must agree.
+    params = inspect.signature(Orgo.fleet).parameters
+    keywords = {n for n, p in params.items() if p.kind is inspect.Parameter.KEYWORD_ONLY} | set(
+        ComputerFields.__annotations__
+    )
+    assert set(FleetOptions.__annotations__) == keywords
+
+
+async def test_every_computer_field_reaches_the_api_from_each_entry_point(
+    orgo: Orgo, workspace: Workspace, emulator: Emulator
+) -> None:
+    fields: ComputerFields = {
+        "os": "linux",
+        "ram": 8,
+        "cpu": 2,
+        "disk_size_gb": 20,
+        "resolution": "1024x768x24",
+        "auto_stop_minutes": 5,
+    }
+    created = await orgo.computers.create(workspace_id=workspace.id, name="c", **fields)
+    launched = await orgo.computers.launch(workspace_id=workspace.id, name="l", **fields)
+    fleet = await orgo.launch_fleet(workspace.id, 1, **fields)
+    for computer in (created, launched.computer, fleet.ready[0].computer):
+        seen = await orgo.computers.get(computer)
+        assert (seen.os, seen.ram, seen.cpu, seen.disk_size_gb) == ("linux", 8, 2, 20)
+        assert (seen.resolution, seen.auto_stop_minutes) == ("1024x768x24", 5)
 
 
 async def test_reap_deletes_a_crashed_runs_leftovers(

@@ -7,6 +7,7 @@ import pytest
 
 from orgo_async import (
     Computer,
+    ComputerFields,
     ComputerSpec,
     ComputerStatus,
     ResponseValidationError,
@@ -101,7 +102,7 @@ def test_credentials_repr_hides_both_tokens() -> None:
         ("ram", 5, "ram must be one of 4, 8, 16, 32, 64"),
         ("ram", True, "ram must be one of"),
         ("cpu", 3, "cpu must be one of 1, 2, 4, 8, 16"),
-        ("disk_size_gb", 0, "disk_size_gb must be a positive"),
+        ("disk_size_gb", 0, "disk_size_gb must be a whole number >= 1"),
         ("resolution", "big", "resolution must be WIDTHxHEIGHTxDEPTH"),
         ("resolution", "1280x720x23", "resolution must be"),
         ("name", "", "name must be a non-empty string"),
@@ -125,3 +126,29 @@ def test_spec_body_leaves_defaults_to_the_api() -> None:
         "ram": 8,
         "auto_stop_minutes": 0,
     }
+
+
+def test_computer_fields_are_the_specs_optional_fields() -> None:
+    # One declaration of what a computer can be created with: create, launch and the
+    # fleet take ComputerFields as keywords; ComputerSpec checks them. Same set, always.
+    spec_fields = {f.name for f in attrs.fields(ComputerSpec)} - {"name", "workspace_id"}
+    assert set(ComputerFields.__annotations__) == spec_fields
+    assert not ComputerFields.__required_keys__
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("name", "n" * 256, "name must be at most 255 characters"),
+        ("name", "a\0b", "name must not contain NUL"),
+        ("workspace_id", "..", "workspace_id must be an identifier"),
+        ("template_ref", 7, "template_ref must be a non-empty string"),
+        ("disk_size_gb", 2.0, "disk_size_gb must be a whole number"),
+    ],
+)
+def test_spec_refuses_what_the_server_would_misread(
+    field: str, value: object, message: str
+) -> None:
+    fields: dict[str, object] = {"name": "a", "workspace_id": "w", field: value}
+    with pytest.raises(ValueError, match=message):
+        ComputerSpec(**fields)  # type: ignore[arg-type]

@@ -1,35 +1,189 @@
-"""What every resource shares: a back-reference to the session."""
+"""What every resource shares: the session, and the HTTP verbs bound to a ``cast_to``.
+
+A resource method checks its arguments, then makes one call such as::
+
+    return await self._get(f"/computers/{id}", cast_to=Computer, timeout=timeout)
+
+and the base sends it through the session's request loop (retries, timeouts,
+error mapping) and turns the answer into ``cast_to`` with the one converter:
+
+- a model class (or ``str``, ``int``...): the JSON body, or its ``key`` member;
+- ``list[Model]``: the list under the first of ``keys`` present, or a bare list;
+- ``bytes``: the raw body; :class:`Response`: the answer itself; ``None``: nothing.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import typing
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 from urllib.parse import quote
 
+import aiohttp
+
+from .._checks import check_id
+from .._config import RetryPolicy, Timeouts
+from .._converter import structure, structure_list
+from .._http import Response
+from ..errors import ResponseValidationError
+
 if TYPE_CHECKING:
-    from .._client import Orgo
+    from .._session import Session
+
+T = TypeVar("T")
+
+Form = Callable[[], aiohttp.FormData]
 
 
 class Resource:
-    """A group of API calls bound to one :class:`~orgo_async.Orgo` session."""
+    """A group of API calls bound to one session."""
 
-    def __init__(self, client: Orgo) -> None:
-        self._client = client
+    def __init__(self, session: Session) -> None:
+        self._session = session
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__}>"
 
+    @overload
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        cast_to: None,
+        key: str | None = ...,
+        keys: Sequence[str] = ...,
+        json: Any = ...,
+        params: Mapping[str, str] | None = ...,
+        data: Form | None = ...,
+        timeout: Timeouts | float | None = ...,
+        idempotent: bool | None = ...,
+        retry: RetryPolicy | None = ...,
+    ) -> None: ...
 
-def require_id(value: object, what: str) -> str:
-    """An id checked to be a non-empty string.
+    @overload
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        cast_to: type[T],
+        key: str | None = ...,
+        keys: Sequence[str] = ...,
+        json: Any = ...,
+        params: Mapping[str, str] | None = ...,
+        data: Form | None = ...,
+        timeout: Timeouts | float | None = ...,
+        idempotent: bool | None = ...,
+        retry: RetryPolicy | None = ...,
+    ) -> T: ...
 
-    Raises:
-        ValueError: the id is empty or not a string.
-    """
-    if not isinstance(value, str) or not value.strip():
-        raise ValueError(f"{what} must be a non-empty string; got {value!r}")
-    return value
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        cast_to: type[T] | None,
+        key: str | None = None,
+        keys: Sequence[str] = (),
+        json: Any = None,
+        params: Mapping[str, str] | None = None,
+        data: Form | None = None,
+        timeout: Timeouts | float | None = None,
+        idempotent: bool | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> T | None:
+        response = await self._session.request(
+            method,
+            path,
+            json=json,
+            params=params,
+            data=data,
+            timeout=timeout,
+            idempotent=idempotent,
+            retry=retry,
+        )
+        return cast(response, cast_to, key=key, keys=keys)
+
+    async def _get(
+        self,
+        path: str,
+        *,
+        cast_to: type[T],
+        key: str | None = None,
+        keys: Sequence[str] = (),
+        params: Mapping[str, str] | None = None,
+        timeout: Timeouts | float | None = None,
+    ) -> T:
+        return await self._call(
+            "GET", path, cast_to=cast_to, key=key, keys=keys, params=params, timeout=timeout
+        )
+
+    async def _post(
+        self,
+        path: str,
+        *,
+        cast_to: type[T],
+        key: str | None = None,
+        json: Any = None,
+        data: Form | None = None,
+        timeout: Timeouts | float | None = None,
+        idempotent: bool = False,
+        retry: RetryPolicy | None = None,
+    ) -> T:
+        return await self._call(
+            "POST",
+            path,
+            cast_to=cast_to,
+            key=key,
+            json=json,
+            data=data,
+            timeout=timeout,
+            idempotent=idempotent,
+            retry=retry,
+        )
+
+    async def _patch(
+        self, path: str, *, cast_to: type[T], json: Any, timeout: Timeouts | float | None = None
+    ) -> T:
+        # Every PATCH of Orgo's sets absolute values: repeating it is safe.
+        return await self._call(
+            "PATCH", path, cast_to=cast_to, json=json, timeout=timeout, idempotent=True
+        )
+
+    async def _delete(
+        self,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        timeout: Timeouts | float | None = None,
+    ) -> None:
+        await self._call("DELETE", path, cast_to=None, params=params, timeout=timeout)
+
+
+def cast(
+    response: Response, cast_to: type[T] | None, *, key: str | None = None, keys: Sequence[str] = ()
+) -> T | None:
+    """Turn an answer into ``cast_to`` (see the module docstring)."""
+    if cast_to is None or cast_to is type(None):
+        return None
+    if cast_to is Response:
+        return response  # type: ignore[return-value]
+    if cast_to is bytes:
+        return response.content  # type: ignore[return-value]
+    body = response.json()
+    if typing.get_origin(cast_to) is list:
+        (item,) = typing.get_args(cast_to)
+        return structure_list(body, item, *keys)  # type: ignore[return-value]
+    if key is not None:
+        if not isinstance(body, dict) or key not in body:
+            raise ResponseValidationError(
+                getattr(cast_to, "__name__", str(cast_to)), [f"no {key!r} in the answer"]
+            )
+        body = body[key]
+    return structure(body, cast_to)
 
 
 def path_id(value: object, what: str) -> str:
-    """An id checked (see :func:`require_id`) and escaped as one path segment."""
-    return quote(require_id(value, what), safe="")
+    """An id checked (see :func:`~orgo_async._checks.check_id`) and escaped as one path segment."""
+    return quote(check_id(what, value), safe="")

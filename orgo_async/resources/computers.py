@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import builtins
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Unpack
 
 from .._aio import run_shielded
+from .._checks import check_choice, check_id, check_int, check_text, optional
 from .._config import RetryPolicy, Timeouts
-from .._converter import structure, unstructure_spec
+from .._converter import unstructure_spec
+from .._http import Response
 from .._observe import RetryCounter, observe_retries
 from .._retry import backoff
 from ..errors import (
@@ -23,9 +25,11 @@ from ..errors import (
 from ..health import ReadyInfo, boot_start, wait_ready
 from ..models import (
     CPU_CHOICES,
+    MAX_NAME_LENGTH,
     RESIZE_MEM_CHOICES,
     AutoStop,
     Computer,
+    ComputerFields,
     ComputerSpec,
     ComputerStatus,
     LaunchedComputer,
@@ -33,10 +37,11 @@ from ..models import (
     ResizeResult,
     VncCredentials,
 )
-from ._base import Resource, path_id, require_id
+from ._base import Resource, path_id
 
 if TYPE_CHECKING:
-    pass
+    from .._session import Session
+    from .workspaces import Workspaces
 
 log = logging.getLogger("orgo_async")
 
@@ -51,6 +56,10 @@ def _ref_id(ref: ComputerRef) -> str:
 class Computers(Resource):
     """Computers; reach it as ``orgo.computers``."""
 
+    def __init__(self, session: Session, *, workspaces: Workspaces) -> None:
+        super().__init__(session)
+        self._workspaces = workspaces  # Orgo has no GET /computers: lists read workspaces
+
     # -- create ------------------------------------------------------------------
 
     async def create(
@@ -58,14 +67,8 @@ class Computers(Resource):
         *,
         workspace_id: str,
         name: str,
-        ram: int | None = None,
-        cpu: int | None = None,
-        disk_size_gb: int | None = None,
-        resolution: str | None = None,
-        auto_stop_minutes: int | None = None,
-        template_ref: str | None = None,
-        os: str = "linux",
         timeout: Timeouts | float | None = None,
+        **fields: Unpack[ComputerFields],
     ) -> Computer:
         """Create a computer; it starts booting at once (poll readiness with ``wait_ready``).
 
@@ -76,12 +79,8 @@ class Computers(Resource):
         Args:
             workspace_id: The workspace to create it in.
             name: Unique within the workspace.
-            ram: GB, one of 4, 8, 16, 32, 64 (API default 4).
-            cpu: Cores, one of 1, 2, 4, 8, 16 (API default 1).
-            disk_size_gb: Positive (API default 8).
-            resolution: ``WIDTHxHEIGHTxDEPTH`` (API default ``1280x720x24``).
-            auto_stop_minutes: Minutes idle before it stops; 0 keeps it always on.
-            template_ref: A template such as ``system/claude-code@1.0.0``.
+            **fields: ``os``, ``ram``, ``cpu``, ``disk_size_gb``, ``resolution``,
+                ``auto_stop_minutes``, ``template_ref`` (see :class:`ComputerFields`).
 
         Raises:
             ValueError: a field is out of range (before any request is sent).
@@ -89,17 +88,7 @@ class Computers(Resource):
             NotFoundError: no such workspace.
             CreateOutcomeUnknown: the answer was lost and the lookup failed too.
         """
-        spec = ComputerSpec(
-            workspace_id=workspace_id,
-            name=name,
-            os=os,
-            ram=ram,
-            cpu=cpu,
-            disk_size_gb=disk_size_gb,
-            resolution=resolution,
-            auto_stop_minutes=auto_stop_minutes,
-            template_ref=template_ref,
-        )
+        spec = ComputerSpec(workspace_id=workspace_id, name=name, **fields)
         return await self.create_from(spec, timeout=timeout)
 
     async def create_from(
@@ -112,14 +101,13 @@ class Computers(Resource):
         """:meth:`create` from a :class:`ComputerSpec` (already validated)."""
         body = unstructure_spec(spec)
         try:
-            response = await self._client._request(
-                "POST", "/computers", json=body, timeout=timeout, idempotent=False, retry=retry
+            return await self._post(
+                "/computers", cast_to=Computer, json=body, timeout=timeout, retry=retry
             )
         except APIConnectionError as exc:
             if not exc.sent:
                 raise  # it never reached the server: nothing was created
-            return await self._reconcile(spec, body, exc, timeout, retry or self._client.retry)
-        return structure(response.json(), Computer)
+            return await self._reconcile(spec, body, exc, timeout, retry or self._session.retry)
 
     async def _reconcile(
         self,
@@ -133,7 +121,6 @@ class Computers(Resource):
         # workspace, so: look it up, and only if it is absent send it again. A
         # first create that lands late makes the replay answer 409, which sends
         # us back to the lookup. Either way exactly one computer exists.
-        client = self._client
         reason: Exception = lost
         for attempt in range(policy.max_attempts):
             if attempt:
@@ -142,15 +129,9 @@ class Computers(Resource):
                 found = await self.find(spec.workspace_id, spec.name, timeout=timeout)
                 if found is not None:
                     return found
-                response = await client._request(
-                    "POST",
-                    "/computers",
-                    json=body,
-                    timeout=timeout,
-                    idempotent=False,
-                    retry=policy,
+                return await self._post(
+                    "/computers", cast_to=Computer, json=body, timeout=timeout, retry=policy
                 )
-                return structure(response.json(), Computer)
             except ConflictError as exc:
                 reason = exc
             except APIConnectionError as exc:
@@ -174,28 +155,24 @@ class Computers(Resource):
             ReadyTimeout: the deadline passed first.
             ComputerFailedError: it is (or became) ``error``, ``stopped``, ``deleting`` or gone.
         """
-        return await wait_ready(self._client, computer, timeout=timeout, since=since)
+        return await wait_ready(self._session, self, computer, timeout=timeout, since=since)
 
     async def launch(
         self,
         *,
         workspace_id: str,
         name: str,
-        ram: int | None = None,
-        cpu: int | None = None,
-        disk_size_gb: int | None = None,
-        resolution: str | None = None,
-        auto_stop_minutes: int | None = None,
-        template_ref: str | None = None,
         ready_timeout: float | None = 120.0,
         delete_on_failure: bool = True,
         timeout: Timeouts | float | None = None,
+        **fields: Unpack[ComputerFields],
     ) -> LaunchedComputer:
         """Create a computer and wait until it is ready, in one call.
 
-        If it does not become ready (or the call is cancelled meanwhile), the
-        computer is deleted, unless ``delete_on_failure`` is false. The deletion
-        is shielded: a second cancellation cannot stop it half way.
+        Takes the fields of :meth:`create`. If the computer does not become
+        ready (or the call is cancelled meanwhile), it is deleted, unless
+        ``delete_on_failure`` is false. The deletion is shielded: a second
+        cancellation cannot stop it half way.
 
         Returns:
             The ready computer and the :class:`LaunchTiming` of the launch.
@@ -205,16 +182,7 @@ class Computers(Resource):
             ReadyTimeout, ComputerFailedError: it did not become ready.
             Any error of :meth:`create`.
         """
-        spec = ComputerSpec(
-            workspace_id=workspace_id,
-            name=name,
-            ram=ram,
-            cpu=cpu,
-            disk_size_gb=disk_size_gb,
-            resolution=resolution,
-            auto_stop_minutes=auto_stop_minutes,
-            template_ref=template_ref,
-        )
+        spec = ComputerSpec(workspace_id=workspace_id, name=name, **fields)
         return await self.launch_from(
             spec, ready_timeout=ready_timeout, delete_on_failure=delete_on_failure, timeout=timeout
         )
@@ -237,7 +205,11 @@ class Computers(Resource):
         answered = loop.time()
         try:
             info = await wait_ready(
-                self._client, computer, timeout=ready_timeout, since=boot_start(sent, answered)
+                self._session,
+                self,
+                computer,
+                timeout=ready_timeout,
+                since=boot_start(sent, answered),
             )
         except BaseException as exc:
             if delete_on_failure:
@@ -263,10 +235,7 @@ class Computers(Resource):
         Raises:
             NotFoundError: no such computer.
         """
-        response = await self._client._request(
-            "GET", f"/computers/{_ref_id(computer)}", timeout=timeout
-        )
-        return structure(response.json(), Computer)
+        return await self._get(f"/computers/{_ref_id(computer)}", cast_to=Computer, timeout=timeout)
 
     async def list(
         self, workspace_id: str | None = None, *, timeout: Timeouts | float | None = None
@@ -276,9 +245,9 @@ class Computers(Resource):
         Orgo has no ``GET /computers``; this reads the workspace's ``desktops``.
         """
         if workspace_id is not None:
-            workspace = await self._client.workspaces.get(workspace_id, timeout=timeout)
+            workspace = await self._workspaces.get(workspace_id, timeout=timeout)
             return builtins.list(workspace.computers)
-        workspaces = await self._client.workspaces.list(timeout=timeout)
+        workspaces = await self._workspaces.list(timeout=timeout)
         return [c for ws in workspaces for c in ws.computers]
 
     async def find(
@@ -307,9 +276,7 @@ class Computers(Resource):
             NotFoundError: no such computer (unless ``missing_ok``).
         """
         try:
-            await self._client._request(
-                "DELETE", f"/computers/{_ref_id(computer)}", timeout=timeout
-            )
+            await self._delete(f"/computers/{_ref_id(computer)}", timeout=timeout)
         except NotFoundError:
             if not missing_ok:
                 raise
@@ -363,21 +330,22 @@ class Computers(Resource):
     async def _lifecycle(
         self, computer: ComputerRef, verb: str, timeout: Timeouts | float | None
     ) -> ComputerStatus:
-        request = self._client._request
         try:
-            response = await request(
-                "POST", f"/computers/{_ref_id(computer)}/{verb}", timeout=timeout
+            body = await self._post(
+                f"/computers/{_ref_id(computer)}/{verb}", cast_to=Response, timeout=timeout
             )
         except NotFoundError:
             # In 2026-04 lifecycle routes took only the instance id (orgo-api.md 1.4).
             instance = computer.instance_id if isinstance(computer, Computer) else None
             if not instance or instance == _ref_id(computer):
                 raise
-            response = await request(
-                "POST", f"/computers/{path_id(instance, 'instance id')}/{verb}", timeout=timeout
+            body = await self._post(
+                f"/computers/{path_id(instance, 'instance id')}/{verb}",
+                cast_to=Response,
+                timeout=timeout,
             )
-        body = response.json()
-        status = body.get("status") if isinstance(body, dict) else None
+        answer = body.json()
+        status = answer.get("status") if isinstance(answer, dict) else None
         return ComputerStatus(status) if isinstance(status, str) else ComputerStatus(verb + "ing")
 
     async def _wait_for_status(
@@ -419,17 +387,11 @@ class Computers(Resource):
         Raises:
             InvalidRequestError: the source is not running (``NOT_CLONABLE``).
         """
-        if name is not None and (not isinstance(name, str) or not name.strip()):
-            raise ValueError(f"name must be a non-empty string; got {name!r}")
+        optional(check_text)("name", name, max_length=MAX_NAME_LENGTH)
         body = {} if name is None else {"name": name}
-        response = await self._client._request(
-            "POST",
-            f"/computers/{_ref_id(computer)}/clone",
-            json=body,
-            timeout=timeout,
-            idempotent=False,
+        return await self._post(
+            f"/computers/{_ref_id(computer)}/clone", cast_to=Computer, json=body, timeout=timeout
         )
-        return structure(response.json(), Computer)
 
     async def move(
         self, computer: ComputerRef, *, workspace_id: str, timeout: Timeouts | float | None = None
@@ -440,13 +402,11 @@ class Computers(Resource):
             InvalidRequestError: it is already there.
             ConflictError: its name is taken in the target.
         """
-        require_id(workspace_id, "workspace_id")
-        await self._client._request(
-            "PATCH",
+        await self._patch(
             f"/computers/{_ref_id(computer)}/move",
-            json={"workspace_id": workspace_id},
+            cast_to=type(None),
+            json={"workspace_id": check_id("workspace_id", workspace_id)},
             timeout=timeout,
-            idempotent=True,
         )
 
     async def resize(
@@ -471,34 +431,37 @@ class Computers(Resource):
             InvalidRequestError: every dimension failed (422), or a disk shrink (400).
             ConflictError: it is not running.
         """
-        body: dict[str, int] = {}
-        _put_choice(body, "vcpus", vcpus, CPU_CHOICES)
-        _put_choice(body, "mem_gb", mem_gb, RESIZE_MEM_CHOICES)
-        _put_int(body, "disk_size_gb", disk_size_gb, minimum=1)
-        _put_int(body, "bandwidth_limit_mbps", bandwidth_limit_mbps, minimum=1)
-        _put_int(body, "auto_stop_minutes", auto_stop_minutes, minimum=0)
+        checked = {
+            "vcpus": optional(check_choice)("vcpus", vcpus, CPU_CHOICES),
+            "mem_gb": optional(check_choice)("mem_gb", mem_gb, RESIZE_MEM_CHOICES),
+            "disk_size_gb": optional(check_int)("disk_size_gb", disk_size_gb, minimum=1),
+            "bandwidth_limit_mbps": optional(check_int)(
+                "bandwidth_limit_mbps", bandwidth_limit_mbps, minimum=1
+            ),
+            "auto_stop_minutes": optional(check_int)(
+                "auto_stop_minutes", auto_stop_minutes, minimum=0
+            ),
+        }
+        body = {k: v for k, v in checked.items() if v is not None}
         if not body:
             raise ValueError(
                 "resize needs at least one of vcpus, mem_gb, disk_size_gb, "
                 "bandwidth_limit_mbps, auto_stop_minutes"
             )
-        response = await self._client._request(
-            "PATCH",
+        return await self._patch(
             f"/computers/{_ref_id(computer)}/resize",
+            cast_to=ResizeResult,
             json=body,
             timeout=timeout,
-            idempotent=True,
         )
-        return structure(response.json(), ResizeResult)
 
     async def get_auto_stop(
         self, computer: ComputerRef, *, timeout: Timeouts | float | None = None
     ) -> AutoStop:
         """The computer's auto-stop setting."""
-        response = await self._client._request(
-            "GET", f"/computers/{_ref_id(computer)}/auto-stop", timeout=timeout
+        return await self._get(
+            f"/computers/{_ref_id(computer)}/auto-stop", cast_to=AutoStop, timeout=timeout
         )
-        return structure(response.json(), AutoStop)
 
     async def set_auto_stop(
         self, computer: ComputerRef, minutes: int, *, timeout: Timeouts | float | None = None
@@ -509,25 +472,21 @@ class Computers(Resource):
             ValueError: minutes is not a whole number >= 0.
             PermissionDeniedError: the plan fixes it (free tier).
         """
-        body: dict[str, int] = {}
-        _put_int(body, "auto_stop_minutes", minutes, minimum=0)
-        response = await self._client._request(
-            "PATCH",
+        body = {"auto_stop_minutes": check_int("minutes", minutes, minimum=0)}
+        return await self._patch(
             f"/computers/{_ref_id(computer)}/auto-stop",
+            cast_to=AutoStop,
             json=body,
             timeout=timeout,
-            idempotent=True,
         )
-        return structure(response.json(), AutoStop)
 
     async def vnc_password(
         self, computer: ComputerRef, *, timeout: Timeouts | float | None = None
     ) -> VncCredentials:
         """The computer's current WebSocket token(s); they rotate on every start and restart."""
-        response = await self._client._request(
-            "GET", f"/computers/{_ref_id(computer)}/vnc-password", timeout=timeout
+        return await self._get(
+            f"/computers/{_ref_id(computer)}/vnc-password", cast_to=VncCredentials, timeout=timeout
         )
-        return structure(response.json(), VncCredentials)
 
 
 async def _delete_after_failure(
@@ -540,21 +499,3 @@ async def _delete_after_failure(
     except Exception as exc:  # the launch's own error matters more; keep this one as a note
         log.warning("could not delete computer %s after a failed launch: %s", computer.id, exc)
         cause.add_note(f"orgo_async: deleting computer {computer.id} failed too: {exc}")
-
-
-def _put_choice(
-    body: dict[str, int], key: str, value: int | None, choices: tuple[int, ...]
-) -> None:
-    if value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, int) or value not in choices:
-        raise ValueError(f"{key} must be one of {', '.join(map(str, choices))}; got {value!r}")
-    body[key] = value
-
-
-def _put_int(body: dict[str, int], key: str, value: int | None, *, minimum: int) -> None:
-    if value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{key} must be a whole number >= {minimum}; got {value!r}")
-    body[key] = value

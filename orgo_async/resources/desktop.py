@@ -12,19 +12,19 @@ from __future__ import annotations
 
 import base64
 import binascii
-import math
 import re
 from typing import TYPE_CHECKING, Any, Final, Literal
 
+from .._checks import check_int, check_number, check_seconds
 from .._config import Timeouts
 from .._http import Response
 from ..errors import ProtocolError, ResponseValidationError
 from ..models import BashResult, Computer, ExecResult, Screenshot
 from ..protocol.png import png_size
-from ._base import path_id
+from ._base import Resource, path_id
 
 if TYPE_CHECKING:
-    from .._client import Orgo
+    from .._session import Session
 
 __all__ = ["Desktop"]
 
@@ -35,31 +35,6 @@ MODIFIERS: Final = frozenset(
     {"ctrl", "control", "shift", "alt", "super", "meta", "cmd", "win", "hyper"}
 )
 _KEY = re.compile(r"^[A-Za-z0-9_]+$|^[!-~]$")
-
-
-def _int_at_least(name: str, value: object, minimum: int, maximum: int | None = None) -> int:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int)
-        or value < minimum
-        or (maximum is not None and value > maximum)
-    ):
-        bound = f"from {minimum} to {maximum}" if maximum is not None else f">= {minimum}"
-        raise ValueError(f"{name} must be a whole number {bound}; got {value!r}")
-    return value
-
-
-def _seconds(name: str, value: object, low: float, high: float) -> float:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or not low <= value <= high
-    ):
-        raise ValueError(
-            f"{name} must be a number of seconds from {low:g} to {high:g}; got {value!r}"
-        )
-    return float(value)
 
 
 def check_key(key: object) -> str:
@@ -89,19 +64,19 @@ def check_key(key: object) -> str:
     return key
 
 
-class Desktop:
+class Desktop(Resource):
     """Actions on one computer's desktop; get one with :meth:`Orgo.desktop`.
 
     Screenshots of one computer are serialized (Orgo fails overlapping ones);
     the other actions are sent as they come.
     """
 
-    def __init__(self, client: Orgo, computer: Computer, *, route: Route = "platform") -> None:
+    def __init__(self, session: Session, computer: Computer, *, route: Route = "platform") -> None:
         if route not in ("platform", "proxy"):
             raise ValueError(f"route must be 'platform' or 'proxy'; got {route!r}")
         if route == "proxy" and not computer.instance_id:
             raise ValueError(f"computer {computer.id} has no instance_id for the proxy route")
-        self._client = client
+        super().__init__(session)
         self.computer = computer
         self.route = route
         self._size = _resolution(computer.resolution)
@@ -128,7 +103,7 @@ class Desktop:
         if format not in ("png", "jpeg"):
             raise ValueError(f"format must be 'png' or 'jpeg'; got {format!r}")
         if scale is not None:
-            _seconds("scale", scale, 0.05, 1.0)
+            check_number("scale", scale, minimum=0.05, maximum=1.0)
         if response_format not in ("base64", "binary", "url"):
             raise ValueError(
                 f"response_format must be base64, binary or url; got {response_format!r}"
@@ -136,9 +111,9 @@ class Desktop:
         params: dict[str, str] = {"response_format": response_format, "format": format}
         if scale is not None:
             params["scale"] = f"{scale:g}"
-        async with self._client._screenshot_lock(self.computer.id):
-            response = await self._client._request(
-                "GET", self._path("screenshot"), params=params, timeout=timeout
+        async with self._session.screenshot_lock(self.computer.id):
+            response = await self._get(
+                self._path("screenshot"), cast_to=Response, params=params, timeout=timeout
             )
             return await self._decode_screenshot(response, timeout)
 
@@ -154,8 +129,8 @@ class Desktop:
         image: str = body["image"]
         mime = str(body.get("mime_type") or f"image/{body.get('format') or 'png'}")
         if image.startswith(("http://", "https://", "/")):
-            url = image if not image.startswith("/") else self._client._transport.url(image)
-            fetched = await self._client._request("GET", url, timeout=timeout)
+            url = image if not image.startswith("/") else self._session.transport.url(image)
+            fetched = await self._get(url, cast_to=Response, timeout=timeout)
             kind = fetched.headers.get("Content-Type", mime).split(";")[0].strip()
             return _image(fetched.content, kind or mime)
         try:
@@ -185,7 +160,7 @@ class Desktop:
             raise ValueError(f"button must be one of {', '.join(BUTTONS)}; got {button!r}")
         if not isinstance(double, bool):
             raise ValueError(f"double must be True or False; got {double!r}")
-        await self._post("click", {"x": x, "y": y, "button": button, "double": double}, timeout)
+        await self._act("click", {"x": x, "y": y, "button": button, "double": double}, timeout)
 
     async def drag(
         self,
@@ -209,9 +184,9 @@ class Desktop:
             "end_x": end_x,
             "end_y": end_y,
             "button": button,
-            "duration": _seconds("duration", duration, 0.0, 10.0),
+            "duration": check_seconds("duration", duration, maximum=10.0),
         }
-        await self._post("drag", body, timeout)
+        await self._act("drag", body, timeout)
 
     async def scroll(
         self,
@@ -230,14 +205,14 @@ class Desktop:
             raise ValueError(f"direction must be one of {', '.join(DIRECTIONS)}; got {direction!r}")
         body: dict[str, Any] = {
             "direction": direction,
-            "amount": _int_at_least("amount", amount, 1, 100),
+            "amount": check_int("amount", amount, minimum=1, maximum=100),
         }
         if (x is None) != (y is None):
             raise ValueError("give both x and y, or neither: Orgo moves a missing axis to 0")
         if x is not None and y is not None:
             self._point("x", "y", x, y)
             body.update(x=x, y=y)
-        await self._post("scroll", body, timeout)
+        await self._act("scroll", body, timeout)
 
     # -- keyboard ----------------------------------------------------------------------
 
@@ -247,19 +222,19 @@ class Desktop:
         """Type ``text`` (unicode is fine), ``delay_ms`` between keystrokes."""
         if not isinstance(text, str) or not text:
             raise ValueError(f"text must be a non-empty string; got {text!r}")
-        body = {"text": text, "delay_ms": _int_at_least("delay_ms", delay_ms, 0, 1000)}
+        body = {"text": text, "delay_ms": check_int("delay_ms", delay_ms, minimum=0, maximum=1000)}
         # The answer comes after the last keystroke: about len(text) * delay.
         typing = len(text) * delay_ms / 1000
-        await self._post("type", body, timeout if timeout is not None else self._long_call(typing))
+        await self._act("type", body, timeout if timeout is not None else self._long_call(typing))
 
     async def key(self, key: str, *, timeout: Timeouts | float | None = None) -> None:
         """Press a key or combo: ``"Return"``, ``"ctrl+c"``, ``"ctrl+shift+t"``, ``"Page_Up"``."""
-        await self._post("key", {"key": check_key(key)}, timeout)
+        await self._act("key", {"key": check_key(key)}, timeout)
 
     async def wait(self, seconds: float, *, timeout: Timeouts | float | None = None) -> None:
         """Have the desktop wait (0 to 60 s) before answering."""
-        body = {"seconds": _seconds("seconds", seconds, 0.0, 60.0)}
-        await self._post(
+        body = {"seconds": check_seconds("seconds", seconds, maximum=60.0)}
+        await self._act(
             "wait", body, timeout if timeout is not None else self._long_call(body["seconds"])
         )
 
@@ -269,8 +244,8 @@ class Desktop:
         """Run a shell command (up to 300 s); ``success`` means it ran: check ``exit_code``."""
         if not isinstance(command, str) or not command.strip():
             raise ValueError(f"command must be a non-empty string; got {command!r}")
-        seconds = _int_at_least("timeout", timeout, 1, 300)
-        body = await self._post(
+        seconds = check_int("timeout", timeout, minimum=1, maximum=300)
+        body = await self._act(
             "bash", {"command": command, "timeout": seconds}, self._long_call(seconds)
         )
         code = body.get("exit_code")
@@ -284,10 +259,8 @@ class Desktop:
         """Run Python code (1 to 300 s); a timeout is reported in ``timed_out``, not raised."""
         if not isinstance(code, str) or not code.strip():
             raise ValueError(f"code must be a non-empty string; got {code!r}")
-        seconds = _int_at_least("timeout", timeout, 1, 300)
-        body = await self._post(
-            "exec", {"code": code, "timeout": seconds}, self._long_call(seconds)
-        )
+        seconds = check_int("timeout", timeout, minimum=1, maximum=300)
+        body = await self._act("exec", {"code": code, "timeout": seconds}, self._long_call(seconds))
         return ExecResult(
             output=str(body.get("output") or ""),
             success=bool(body.get("success")),
@@ -306,24 +279,24 @@ class Desktop:
 
     def _long_call(self, seconds: float) -> Timeouts:
         # The answer comes only when the action is over: stretch read/request.
-        t = self._client.timeouts
+        t = self._session.timeouts
         slack = 15.0 + seconds
         return t.replace(read=slack, request=slack, total=max(t.total or 0.0, slack * 2))
 
-    async def _post(
+    async def _act(
         self, endpoint: str, body: dict[str, Any], timeout: Timeouts | float | None
     ) -> dict[str, Any]:
         # Actions are not idempotent (a lost click must not click twice): no replays.
-        response = await self._client._request(
-            "POST", self._path(endpoint), json=body, timeout=timeout, idempotent=False
+        response = await self._post(
+            self._path(endpoint), cast_to=Response, json=body, timeout=timeout
         )
         answer = response.json()
         return answer if isinstance(answer, dict) else {}
 
     def _point(self, xname: str, yname: str, x: object, y: object) -> None:
         width, height = self._size or (None, None)
-        _int_at_least(xname, x, 0, None if width is None else width - 1)
-        _int_at_least(yname, y, 0, None if height is None else height - 1)
+        check_int(xname, x, minimum=0, maximum=None if width is None else width - 1)
+        check_int(yname, y, minimum=0, maximum=None if height is None else height - 1)
 
 
 def _resolution(value: str | None) -> tuple[int, int] | None:

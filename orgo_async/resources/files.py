@@ -10,15 +10,14 @@ import builtins
 import mimetypes
 import os
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 import aiohttp
 
+from .._checks import check_id
 from .._config import Timeouts
-from .._converter import structure, structure_list
-from ..errors import ResponseValidationError
 from ..models import Computer, ExportedFile, FileInfo
-from ._base import Resource, require_id
+from ._base import Resource
 
 __all__ = ["MAX_UPLOAD_BYTES", "Files"]
 
@@ -29,7 +28,7 @@ MAX_UPLOAD_BYTES: Final = 10 * 1024 * 1024
 def _computer_id(computer: str | Computer | None) -> str | None:
     if computer is None:
         return None
-    return require_id(computer.id if isinstance(computer, Computer) else computer, "computer id")
+    return check_id("computer id", computer.id if isinstance(computer, Computer) else computer)
 
 
 def _too_large(size: int, what: str) -> ValueError:
@@ -58,7 +57,7 @@ class Files(Resource):
             ValueError: over 10 MB, or bytes without a filename (before sending).
             FileNotFoundError: the path does not exist.
         """
-        require_id(workspace_id, "workspace_id")
+        check_id("workspace_id", workspace_id)
         desktop = _computer_id(computer)
         if isinstance(file, bytes | bytearray):
             if not filename:
@@ -84,10 +83,9 @@ class Files(Resource):
                 form.add_field("desktopId", desktop)
             return form
 
-        response = await self._client._request(
-            "POST", "/files/upload", data=form, timeout=timeout, idempotent=False
+        return await self._post(
+            "/files/upload", cast_to=FileInfo, key="file", data=form, timeout=timeout
         )
-        return structure(_field(response.json(), "file"), FileInfo)
 
     async def list(
         self,
@@ -99,12 +97,17 @@ class Files(Resource):
         """The files of a workspace, optionally only those of one computer."""
         params: dict[str, str] = {}
         if workspace_id is not None:
-            params["projectId"] = require_id(workspace_id, "workspace_id")
+            params["projectId"] = check_id("workspace_id", workspace_id)
         desktop = _computer_id(computer)
         if desktop is not None:
             params["desktopId"] = desktop
-        response = await self._client._request("GET", "/files", params=params, timeout=timeout)
-        return structure_list(response.json(), FileInfo, "files")
+        return await self._get(
+            "/files",
+            cast_to=builtins.list[FileInfo],
+            keys=("files",),
+            params=params,
+            timeout=timeout,
+        )
 
     async def export(
         self, computer: str | Computer, path: str, *, timeout: Timeouts | float | None = None
@@ -117,36 +120,27 @@ class Files(Resource):
         if not isinstance(path, str) or not path.strip():
             raise ValueError(f"path must be a non-empty string; got {path!r}")
         body = {"desktopId": _computer_id(computer), "path": path}
-        response = await self._client._request(
-            "POST", "/files/export", json=body, timeout=timeout, idempotent=False
-        )
-        answer = response.json()
-        file = structure(_field(answer, "file"), FileInfo)
-        return ExportedFile(file=file, url=str(_field(answer, "url")))
+        return await self._post("/files/export", cast_to=ExportedFile, json=body, timeout=timeout)
 
     async def download_url(self, file_id: str, *, timeout: Timeouts | float | None = None) -> str:
         """A signed URL for the file (valid about an hour)."""
-        response = await self._client._request(
-            "GET",
+        return await self._get(
             "/files/download",
-            params={"id": require_id(file_id, "file_id")},
+            cast_to=str,
+            key="url",
+            params={"id": check_id("file_id", file_id)},
             timeout=timeout,
         )
-        return str(_field(response.json(), "url"))
 
     async def download(self, file_id: str, *, timeout: Timeouts | float | None = None) -> bytes:
         """The file's bytes (through its signed URL; the API key goes only to the API's origin)."""
         url = await self.download_url(file_id, timeout=timeout)
-        response = await self._client._request("GET", url, timeout=timeout)
-        return response.content
+        return await self._get(url, cast_to=bytes, timeout=timeout)
 
     async def delete(self, file_id: str, *, timeout: Timeouts | float | None = None) -> None:
         """Delete a stored file."""
-        await self._client._request(
-            "DELETE",
-            "/files/delete",
-            params={"id": require_id(file_id, "file_id")},
-            timeout=timeout,
+        await self._delete(
+            "/files/delete", params={"id": check_id("file_id", file_id)}, timeout=timeout
         )
 
 
@@ -155,9 +149,3 @@ def _read_limited(path: Path) -> bytes:
     if size > MAX_UPLOAD_BYTES:
         raise _too_large(size, str(path))
     return path.read_bytes()
-
-
-def _field(body: Any, key: str) -> Any:
-    if not isinstance(body, dict) or key not in body:
-        raise ResponseValidationError("File", [f"no {key!r} in the answer"])
-    return body[key]

@@ -1,23 +1,25 @@
 """``orgo.workspaces``: create, list, get, get by name, delete.
 
 Orgo renamed "projects" to "workspaces", and production has answered 404 on
-``/workspaces`` while ``/projects`` worked (orgo-api.md 1.3). Every call tries
+``/workspaces`` while ``/projects`` worked (docs/orgo-api.md §1.3). Every call tries
 ``/workspaces`` first and falls back to ``/projects`` on 404 or 405; once the
 fallback has worked, the session goes straight to ``/projects``.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
+from urllib.parse import quote
 
+from .._checks import check_choice, check_text, optional
 from .._config import Timeouts
-from .._converter import structure, structure_list
-from .._http import Response
 from ..errors import MethodNotAllowedError, NotFoundError
-from ..models import Workspace
+from ..models import MAX_NAME_LENGTH, Workspace
 from ._base import Resource, path_id
 
 _STATUSES = ("active", "inactive")
+
+T = TypeVar("T")
 
 
 class Workspaces(Resource):
@@ -40,22 +42,19 @@ class Workspaces(Resource):
             ValueError: empty name or unknown status, before any request.
             InvalidRequestError: the name is taken (Orgo answers 400 for that).
         """
-        if not isinstance(name, str) or not name.strip():
-            raise ValueError(f"name must be a non-empty string; got {name!r}")
-        if status is not None and status not in _STATUSES:
-            raise ValueError(f"status must be one of {', '.join(_STATUSES)}; got {status!r}")
-        body: dict[str, Any] = {"name": name}
+        body: dict[str, Any] = {"name": check_text("name", name, max_length=MAX_NAME_LENGTH)}
+        optional(check_choice)("status", status, _STATUSES)
         if icon_url is not None:
             body["icon_url"] = icon_url
         if status is not None:
             body["status"] = status
-        response = await self._call("POST", "", json=body, timeout=timeout, idempotent=False)
-        return structure(_unwrap(response.json()), Workspace)
+        return await self._either("POST", "", cast_to=Workspace, json=body, timeout=timeout)
 
     async def list(self, *, timeout: Timeouts | float | None = None) -> list[Workspace]:
         """Every workspace the key can see (owned and shared), with their computers."""
-        response = await self._call("GET", "", timeout=timeout)
-        return structure_list(response.json(), Workspace, "workspaces", "projects")
+        return await self._either(
+            "GET", "", cast_to=list[Workspace], keys=("workspaces", "projects"), timeout=timeout
+        )
 
     async def get(self, workspace_id: str, *, timeout: Timeouts | float | None = None) -> Workspace:
         """One workspace with its computers.
@@ -63,10 +62,9 @@ class Workspaces(Resource):
         Raises:
             NotFoundError: no such workspace.
         """
-        response = await self._call(
-            "GET", "/" + path_id(workspace_id, "workspace_id"), timeout=timeout
+        return await self._either(
+            "GET", "/" + path_id(workspace_id, "workspace_id"), cast_to=Workspace, timeout=timeout
         )
-        return structure(_unwrap(response.json()), Workspace)
 
     async def get_by_name(self, name: str, *, timeout: Timeouts | float | None = None) -> Workspace:
         """The workspace with this exact name.
@@ -77,25 +75,27 @@ class Workspaces(Resource):
         Raises:
             NotFoundError: no workspace has this name.
         """
-        if not isinstance(name, str) or not name:
-            raise ValueError(f"name must be a non-empty string; got {name!r}")
-        try:
-            response = await self._client._request(
-                "GET", "/projects/by-name/" + path_id(name, "name"), timeout=timeout
-            )
-        except (NotFoundError, MethodNotAllowedError) as exc:
-            # A 404 here means either "no such name" or "no such route": the list tells which.
-            for workspace in await self.list(timeout=timeout):
-                if workspace.name == name:
-                    return workspace
-            raise NotFoundError(
-                status=404,
-                message=f"no workspace named {name!r}",
-                code="workspace_not_found",
-                method="GET",
-                path="/workspaces",
-            ) from exc
-        return structure(_unwrap(response.json()), Workspace)
+        check_text("name", name, max_length=MAX_NAME_LENGTH)
+        cause: Exception | None = None
+        # The URL library folds "." and ".." into another route: those go to the list.
+        if name not in (".", ".."):
+            try:
+                return await self._get(
+                    "/projects/by-name/" + quote(name, safe=""), cast_to=Workspace, timeout=timeout
+                )
+            except (NotFoundError, MethodNotAllowedError) as exc:
+                # A 404 means either "no such name" or "no such route": the list tells which.
+                cause = exc
+        for workspace in await self.list(timeout=timeout):
+            if workspace.name == name:
+                return workspace
+        raise NotFoundError(
+            status=404,
+            message=f"no workspace named {name!r}",
+            code="workspace_not_found",
+            method="GET",
+            path="/workspaces",
+        ) from cause
 
     async def delete(self, workspace_id: str, *, timeout: Timeouts | float | None = None) -> None:
         """Delete a workspace and every computer in it.
@@ -105,53 +105,60 @@ class Workspaces(Resource):
         """
         suffix = "/" + path_id(workspace_id, "workspace_id")
         try:
-            await self._call("DELETE", suffix, timeout=timeout)
+            await self._either("DELETE", suffix, cast_to=type(None), timeout=timeout)
         except MethodNotAllowedError:
             # DELETE /projects/{id} answered 405 in production (2026-06); this verb works.
-            await self._client._request("POST", f"/projects{suffix}/delete", timeout=timeout)
+            await self._post(f"/projects{suffix}/delete", cast_to=type(None), timeout=timeout)
 
     # -- private ---------------------------------------------------------------
 
-    async def _call(
+    async def _either(
         self,
         method: str,
         suffix: str,
         *,
+        cast_to: type[T],
+        keys: tuple[str, ...] = (),
         json: Any = None,
         timeout: Timeouts | float | None,
-        idempotent: bool | None = None,
-    ) -> Response:
-        request = self._client._request
-        if not self._workspaces_missing:
-            try:
-                return await request(
-                    method,
-                    "/workspaces" + suffix,
-                    json=json,
-                    timeout=timeout,
-                    idempotent=idempotent,
-                )
-            except (NotFoundError, MethodNotAllowedError) as exc:
-                first: Exception = exc
-        else:
-            return await request(
-                method, "/projects" + suffix, json=json, timeout=timeout, idempotent=idempotent
+    ) -> T:
+        """``/workspaces{suffix}``, falling back to the legacy ``/projects{suffix}``."""
+        # POST creates a workspace: not idempotent. The others are.
+        idempotent = False if method == "POST" else None
+        if self._workspaces_missing:
+            return await self._call(
+                method,
+                "/projects" + suffix,
+                cast_to=cast_to,
+                keys=keys,
+                json=json,
+                timeout=timeout,
+                idempotent=idempotent,
             )
         try:
-            response = await request(
-                method, "/projects" + suffix, json=json, timeout=timeout, idempotent=idempotent
+            return await self._call(
+                method,
+                "/workspaces" + suffix,
+                cast_to=cast_to,
+                keys=keys,
+                json=json,
+                timeout=timeout,
+                idempotent=idempotent,
+            )
+        except (NotFoundError, MethodNotAllowedError) as exc:
+            first: Exception = exc
+        try:
+            answer = await self._call(
+                method,
+                "/projects" + suffix,
+                cast_to=cast_to,
+                keys=keys,
+                json=json,
+                timeout=timeout,
+                idempotent=idempotent,
             )
         except NotFoundError:
             # Both 404: a real "not found" (or both routes gone); report the original.
             raise first from None
         self._workspaces_missing = True
-        return response
-
-
-def _unwrap(body: Any) -> Any:
-    """Some answers wrap the workspace as ``{"workspace": ...}`` or ``{"project": ...}``."""
-    if isinstance(body, dict) and "id" not in body:
-        for key in ("workspace", "project"):
-            if isinstance(body.get(key), dict):
-                return body[key]
-    return body
+        return answer

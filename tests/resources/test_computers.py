@@ -14,7 +14,7 @@ from orgo_async import (
 )
 from orgo_async.emulator import Emulator
 
-from .conftest import TEST_BOOT
+from ..conftest import TEST_BOOT
 
 
 async def test_create_returns_every_documented_field(orgo: Orgo, workspace: Workspace) -> None:
@@ -169,7 +169,7 @@ async def test_auto_stop(orgo: Orgo, workspace: Workspace) -> None:
     assert (await orgo.computers.get_auto_stop(c)).auto_stop_minutes is None
     assert (await orgo.computers.set_auto_stop(c, 30)).auto_stop_minutes == 30
     assert (await orgo.computers.get_auto_stop(c)).auto_stop_minutes == 30
-    with pytest.raises(ValueError, match="auto_stop_minutes must be a whole number >= 0"):
+    with pytest.raises(ValueError, match="minutes must be a whole number >= 0"):
         await orgo.computers.set_auto_stop(c, -5)
 
 

@@ -80,8 +80,11 @@ async def test_screenshots_of_one_computer_are_serialized(
 
 
 @pytest.mark.parametrize("route", ROUTES)
-async def test_pointer_keyboard_and_wait(orgo: Orgo, computer: Computer, route: str) -> None:
+async def test_pointer_keyboard_and_wait(
+    orgo: Orgo, computer: Computer, emulator: Emulator, route: str
+) -> None:
     desktop = orgo.desktop(computer, route=route)  # type: ignore[arg-type]
+    before = await desktop.screenshot()
     await desktop.click(10, 10, button="right")
     await desktop.click(20, 20, double=True)
     await desktop.drag(10, 10, 300, 200, duration=0)
@@ -90,6 +93,18 @@ async def test_pointer_keyboard_and_wait(orgo: Orgo, computer: Computer, route: 
     await desktop.key("ctrl+shift+t")
     await desktop.key("Return")
     await desktop.wait(0.01)
+    # Each action reached the emulator once, as the action it was sent as...
+    assert emulator.counters.actions == {
+        "screenshot": 1,
+        "click": 2,
+        "drag": 1,
+        "scroll": 2,
+        "key": 2,
+        "wait": 1,
+    }
+    # ...and the synthetic screen shows the markers, the drag line and the new line.
+    after = await desktop.screenshot()
+    assert differing(before.data, after.data) > 0
 
 
 @pytest.mark.parametrize(

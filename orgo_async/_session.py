@@ -1,0 +1,134 @@
+"""What every part of the client shares: the transport, timeouts, retries and open/closed state.
+
+:class:`Session` is the narrow interface the resources, the readiness race
+and the fleet depend on. It owns the request loop (retries within the call's
+total timeout) and the single-attempt ``send`` that health probes use, and
+nothing else: the public :class:`~orgo_async.Orgo` composes it with the
+resources, and nothing below ``Orgo`` reaches into ``Orgo`` itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import weakref
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import aiohttp
+
+from ._config import RetryPolicy, Timeouts
+from ._http import HttpTransport, Response, status_error
+from ._observe import current_observer
+from ._retry import is_retryable_error, next_delay
+from .errors import APIConnectionError, APITimeoutError, ClientClosedError, OrgoError
+from .health import BootModel
+
+log = logging.getLogger("orgo_async")
+
+
+class Session:
+    """One connection pool with its timeouts, retry policy and learned boot times."""
+
+    def __init__(self, transport: HttpTransport, *, timeouts: Timeouts, retry: RetryPolicy) -> None:
+        self.transport = transport
+        self.timeouts = timeouts
+        self.retry = retry
+        self.boot_model = BootModel()
+        """The boot times seen so far; they place the readiness probes."""
+        self.closed = False
+        self._rng = random.Random()
+        # One lock per computer: Orgo fails overlapping screenshots of one computer.
+        self._screenshot_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = (
+            weakref.WeakValueDictionary()
+        )
+
+    def __repr__(self) -> str:
+        return f"<Session base_url={self.transport.base_url!r}>"
+
+    def check_open(self) -> None:
+        """Raise :class:`ClientClosedError` once the session is closed."""
+        if self.closed:
+            raise ClientClosedError("this Orgo session is closed; open a new one")
+
+    async def close(self) -> None:
+        self.closed = True
+        await self.transport.close()
+
+    def screenshot_lock(self, computer_id: str) -> asyncio.Lock:
+        """The lock that keeps screenshots of one computer from overlapping."""
+        lock = self._screenshot_locks.get(computer_id)
+        if lock is None:
+            lock = self._screenshot_locks[computer_id] = asyncio.Lock()
+        return lock
+
+    async def send(self, method: str, path: str, *, timeouts: Timeouts) -> Response:
+        """One attempt, whatever its answer: no retries, no error mapping of statuses.
+
+        Raises:
+            APIConnectionError: no answer (``APITimeoutError`` naming the phase).
+        """
+        return await self.transport.send(method, path, timeouts=timeouts)
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: Mapping[str, str] | None = None,
+        timeout: Timeouts | float | None = None,
+        idempotent: bool | None = None,
+        retry: RetryPolicy | None = None,
+        data: Callable[[], aiohttp.FormData] | None = None,
+    ) -> Response:
+        """Send a request, retrying per policy within the call's total timeout.
+
+        Returns the 2xx answer. Raises the APIError of the last error answer, or
+        the APIConnectionError of the last failed attempt.
+        """
+        self.check_open()
+        timeouts = self.timeouts.resolve(timeout)
+        policy = retry or self.retry
+        loop = asyncio.get_running_loop()
+        deadline = None if timeouts.total is None else loop.time() + timeouts.total
+        attempt = 0
+        # A DELETE whose earlier attempt may have been carried out: a 404 then means done.
+        maybe_deleted = False
+        while True:
+            try:
+                async with asyncio.timeout_at(deadline):
+                    response = await self.transport.send(
+                        method,
+                        path,
+                        timeouts=timeouts,
+                        json_body=json,
+                        params=params,
+                        # A form is read once: build one per attempt.
+                        data=None if data is None else data(),
+                    )
+            except TimeoutError as exc:
+                raise APITimeoutError(
+                    phase="total", seconds=timeouts.total, method=method, path=path
+                ) from exc
+            except OrgoError as exc:
+                failure: OrgoError = exc
+            else:
+                if response.status < 400 or (maybe_deleted and response.status == 404):
+                    return response
+                failure = status_error(response)
+            if method == "DELETE" and isinstance(failure, APIConnectionError) and failure.sent:
+                maybe_deleted = True
+            if not is_retryable_error(failure, method, idempotent=idempotent):
+                raise failure
+            delay = next_delay(failure, attempt, policy, self._rng)
+            if delay is None or (deadline is not None and loop.time() + delay > deadline):
+                raise failure
+            log.debug("retrying %s %s in %.3f s after: %s", method, path, delay, failure)
+            observer = current_observer()
+            if observer is not None:
+                observer.on_retry(failure, delay)
+            attempt += 1
+            await policy.sleep(delay)
+            self.check_open()
