@@ -16,7 +16,7 @@ DEFAULT_BASE_URL: Final = "https://www.orgo.ai/api"
 API_KEY_ENV: Final = "ORGO_API_KEY"
 BASE_URL_ENV: Final = "ORGO_BASE_URL"
 
-# Orgo's "still there, not ready yet" codes (orgo-api.md 1.2): retried like 429/503.
+# Orgo's "still there, not ready yet" codes (docs/orgo-api.md §1.2): retried like 429/503.
 WAKE_CODES: Final = frozenset(
     {
         "computer_waking",

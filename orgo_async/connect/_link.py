@@ -50,7 +50,7 @@ log = logging.getLogger("orgo_async.connect")
 BEARER: Final = "bearer"
 QUERY: Final = "query"
 
-# Close codes (orgo-api.md 3): what each means for the link.
+# Close codes (docs/orgo-api.md §3): what each means for the link.
 AUTH_REJECTED: Final = 4401
 NOT_RUNNING: Final = 4404
 TRANSIENT: Final = frozenset({1001, 1006, 1011, 1012, 1013, 1014})

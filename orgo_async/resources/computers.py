@@ -335,7 +335,7 @@ class Computers(Resource):
                 f"/computers/{_ref_id(computer)}/{verb}", cast_to=Response, timeout=timeout
             )
         except NotFoundError:
-            # In 2026-04 lifecycle routes took only the instance id (orgo-api.md 1.4).
+            # In 2026-04 lifecycle routes took only the instance id (docs/orgo-api.md §1.4).
             instance = computer.instance_id if isinstance(computer, Computer) else None
             if not instance or instance == _ref_id(computer):
                 raise
