@@ -39,7 +39,7 @@ from .errors import (
 )
 from .fanout import Outcome
 from .fleet import AdaptiveLimiter, Fleet, FleetFailure, FleetOptions, FleetResult
-from .health import BootModel, ReadyInfo
+from .health import BootModel, ProbeBudget, ReadyInfo, RttEstimator
 from .models import (
     AutoStop,
     BashResult,
@@ -137,6 +137,7 @@ __all__ = [
     "Outcome",
     "PaymentRequiredError",
     "PermissionDeniedError",
+    "ProbeBudget",
     "ProcessStart",
     "ProcessStop",
     "ProtocolError",
@@ -148,6 +149,7 @@ __all__ = [
     "ResizeResult",
     "ResponseValidationError",
     "RetryPolicy",
+    "RttEstimator",
     "ScreenChange",
     "Screenshot",
     "ServerError",

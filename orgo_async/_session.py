@@ -23,7 +23,7 @@ from ._http import HttpTransport, Response, status_error
 from ._observe import current_observer
 from ._retry import is_retryable_error, next_delay
 from .errors import APIConnectionError, APITimeoutError, ClientClosedError, OrgoError
-from .health import BootModel
+from .health import BootModel, RttEstimator
 
 log = logging.getLogger("orgo_async")
 
@@ -37,6 +37,8 @@ class Session:
         self.retry = retry
         self.boot_model = BootModel()
         """The boot times seen so far; they place the readiness probes."""
+        self.probe_rtt = RttEstimator()
+        """The round trips of health probes sent outside a fleet."""
         self.closed = False
         self._rng = random.Random()
         # One lock per computer: Orgo fails overlapping screenshots of one computer.

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Final, Unpack
 import attrs
 
 from ._aio import run_shielded
-from ._checks import check_count, check_seconds, check_text, optional
+from ._checks import check_count, check_number, check_seconds, check_text, optional
 from ._observe import RetryCounter, observe_retries
 from .errors import (
     APIConnectionError,
@@ -38,7 +38,7 @@ from .errors import (
     PermissionDeniedError,
     RateLimitError,
 )
-from .health import boot_start
+from .health import ProbeBudget, boot_start
 from .models import (
     MAX_NAME_LENGTH,
     Computer,
@@ -117,14 +117,22 @@ class FleetResult:
 class AdaptiveLimiter:
     """Paces creates for a whole fleet; halves the pace on a 429, regains it on success.
 
+    It also holds the fleet's :class:`~orgo_async.health.ProbeBudget`, the bound
+    on health probes in flight: a 429 slows both.
+
     Args:
         rate: The highest create rate per second; ``None`` starts unpaced.
         min_rate: The pace never drops below this.
+        probe_limit: The probe budget's starting limit (the fleet's concurrency).
     """
 
-    def __init__(self, rate: float | None = None, *, min_rate: float = 0.5) -> None:
-        if rate is not None and not rate > 0:
-            raise ValueError(f"rate must be > 0 creates per second or None; got {rate!r}")
+    def __init__(
+        self, rate: float | None = None, *, min_rate: float = 0.5, probe_limit: int = 64
+    ) -> None:
+        optional(check_number)("rate", rate, minimum=0, inclusive=False)
+        check_number("min_rate", min_rate, minimum=0, inclusive=False)
+        self.probes = ProbeBudget(probe_limit)
+        """The fleet's health probe budget."""
         self.max_rate = rate
         self.min_rate = min_rate
         self.rate = rate
@@ -160,6 +168,7 @@ class AdaptiveLimiter:
         loop = asyncio.get_running_loop()
         now = loop.time()
         self.rate_limited += 1
+        self.probes.congested(now)
         wait = retry_after if retry_after is not None else 1.0
         self._paused_until = max(self._paused_until, now + wait)
         # One cut per burst of 429s: the requests in flight all see the same limit.
@@ -236,7 +245,11 @@ class Fleet:
         self._concurrency = concurrency
         self._ready_timeout = ready_timeout
         self._deadline = deadline
-        self.limiter = limiter if limiter is not None else AdaptiveLimiter(rate)
+        self.limiter = (
+            limiter
+            if limiter is not None
+            else AdaptiveLimiter(rate, probe_limit=max(8, concurrency))
+        )
         """The limiter pacing this fleet's creates."""
         self.failures: list[FleetFailure] = []
         """The computers that failed so far (each already deleted)."""
@@ -380,8 +393,12 @@ class Fleet:
         self.created += 1
         self.limiter.on_success()
         try:
+            probes = self.limiter.probes
             info = await self._computers.wait_ready(
-                computer, timeout=self._ready_timeout, since=boot_start(sent, answered)
+                computer,
+                timeout=self._ready_timeout,
+                since=boot_start(sent, answered, probes.rtt),
+                budget=probes,
             )
         except OrgoError as exc:
             self._fail(item, exc)  # with the computer's id, before it goes

@@ -1,19 +1,37 @@
-"""The readiness race: health probes against one deadline.
+"""The readiness race: health probes against one deadline, paced by what the server answers.
 
 A computer that boots in ~300 ms should be reported ready a few milliseconds
-after it is, without hammering the API. The probes are therefore scheduled,
-not looped:
+after it is, without hammering the API, at any fleet size. The probes are
+therefore *scheduled*, and the schedule adapts to the server the way TCP
+adapts to a path:
 
-* before the expected boot time, nothing is sent (unless the computer already
-  says it is running);
-* across a window around the expected boot time, probes go out densely;
-* after the window, the status is checked once (a failed boot fails fast) and
-  probes back off exponentially until the deadline.
+* **One probe in flight per computer.** The next probe is sent when the
+  previous one has answered (and its spacing has passed). A probe slower than
+  the retransmission timeout (:attr:`RttEstimator.rto`, from the smoothed
+  round-trip time and its variation) is abandoned and replaced, so a stuck
+  connection costs one RTO, not a whole probe timeout; the RTO doubles after
+  each such timeout, so a congested server is not answered with more probes.
+* **Probes are placed where boots end.** :class:`BootModel` keeps the boot
+  durations this session has seen. Nothing is sent before the boot is likely
+  to be over; across the window where boots end (their 1st to 99th
+  percentile, widened while samples are few) probes go out densely, never
+  sparser than a 10 ms polling loop; past it, the gaps grow gently up to a
+  few round-trip times, so a late boot is still found within a few RTTs. Until
+  the model has seen enough boots, the window is wide (it starts at a tenth of
+  Orgo's published 300 ms and has no end), which costs probes but never lag.
+* **Probes are aimed at the server's clock.** The boot starts when the server
+  handles the create (:func:`boot_start`), and a probe observes the computer
+  when it reaches the server, half a round trip after it is sent: the
+  schedule is shifted by that half, and so is what the model learns.
+* **A fleet shares one budget** (:class:`ProbeBudget`): the probes in flight
+  across all its computers are bounded by a window that shrinks when answers
+  come back slower than the server's unloaded round trip, and grows back when
+  they do not (as TCP Vegas does), so a fleet of hundreds does not queue its
+  own probes in the server.
 
-The window is learned from the boots the session has observed (a
-:class:`BootModel`), starting from Orgo's published ~300 ms. Every probe is its
-own task with its own short timeout, so a slow probe overlaps the next instead
-of delaying it; the first 200 wins and the others are cancelled and awaited.
+The schedule itself is sans-I/O (:class:`ProbePlan`): it answers "when is the
+next probe due" from the clock readings it is given, so tests can drive it
+with a simulated server.
 """
 
 from __future__ import annotations
@@ -21,15 +39,19 @@ from __future__ import annotations
 import asyncio
 import bisect
 import collections
+import heapq
 import math
-from collections.abc import Coroutine, Iterator
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Final, Protocol
 
 import attrs
 
+from ._checks import check_seconds, optional
 from ._config import Timeouts
 from .errors import (
     APIConnectionError,
+    APITimeoutError,
     AuthenticationError,
     ComputerFailedError,
     NotFoundError,
@@ -42,10 +64,22 @@ from .models import Computer, ComputerStatus
 if TYPE_CHECKING:
     from ._session import Session
 
-__all__ = ["BootModel", "ReadyInfo"]
+__all__ = ["BootModel", "ProbeBudget", "ReadyInfo", "RttEstimator"]
 
 # Orgo: "~300 ms with golden snapshots", "boot in under 500ms".
-DEFAULT_BOOT_SECONDS = 0.3
+DEFAULT_BOOT_SECONDS: Final = 0.3
+
+# Inside the window, probes are never further apart than a 10 ms polling loop's
+# (send to send, that loop's period is its round trip plus 10 ms).
+MAX_DENSE_SPACING: Final = 0.010
+MIN_DENSE_SPACING: Final = 0.003
+# Past the window the gap grows by this factor per probe...
+LATE_GROWTH: Final = 1.4
+# ...up to a few round trips (and at least this much).
+LATE_GAP_FLOOR: Final = 0.025
+LATE_GAP_RTTS: Final = 4.0
+# Status checks (a failed boot fails fast): at the window's end, then this often.
+STATUS_CHECK_EVERY: Final = 2.0
 
 
 @attrs.frozen
@@ -53,7 +87,7 @@ class ReadyInfo:
     """How a readiness race was won (times are ``loop.time()`` / ``time.monotonic()`` values).
 
     Attributes:
-        since: The instant the boot was taken to start (usually: the create was answered).
+        since: The instant the boot was taken to start (when the server handled the create).
         first_probe: When the first health probe was sent (``None`` if none was needed).
         ready: When the winning probe's 200 was seen.
         probes: Health probes sent.
@@ -71,33 +105,115 @@ class ReadyInfo:
         return self.ready - self.since
 
 
+class RttEstimator:
+    """The smoothed round-trip time of health probes and its variation (RFC 6298).
+
+    Args:
+        initial: The RTT assumed before any sample (a loopback-ish guess).
+        min_rto, max_rto: Bounds of the retransmission timeout.
+    """
+
+    def __init__(
+        self, *, initial: float = 0.005, min_rto: float = 0.1, max_rto: float = 2.0
+    ) -> None:
+        check_seconds("initial", initial, inclusive=False)
+        self.srtt = initial
+        """The smoothed RTT (seconds)."""
+        self.rttvar = initial / 2
+        """Its mean deviation."""
+        self.min_rtt = math.inf
+        """The smallest RTT seen (the server unloaded)."""
+        self.samples = 0
+        self.min_rto = min_rto
+        self.max_rto = max_rto
+        self._backoff = 1.0
+
+    def __repr__(self) -> str:
+        return (
+            f"<RttEstimator srtt={self.srtt * 1000:.1f}ms rttvar={self.rttvar * 1000:.1f}ms "
+            f"samples={self.samples}>"
+        )
+
+    def observe(self, rtt: float) -> None:
+        """Record one round trip (an answered probe)."""
+        if not (math.isfinite(rtt) and rtt >= 0):
+            return
+        if self.samples == 0:
+            self.srtt, self.rttvar = rtt, rtt / 2
+        else:
+            self.rttvar = 0.75 * self.rttvar + 0.25 * abs(self.srtt - rtt)
+            self.srtt = 0.875 * self.srtt + 0.125 * rtt
+        self.min_rtt = min(self.min_rtt, rtt)
+        self.samples += 1
+        self._backoff = 1.0
+
+    def timed_out(self) -> None:
+        """A probe outlived :attr:`rto`: back off (Karn), until the next sample."""
+        self._backoff = min(self._backoff * 2, 64.0)
+
+    @property
+    def rto(self) -> float:
+        """How long a probe may take before it is given up and replaced."""
+        base = self.srtt + 4 * self.rttvar
+        return min(self.max_rto, max(self.min_rto, base) * self._backoff)
+
+    @property
+    def one_way(self) -> float:
+        """Half the smoothed RTT: how long a request takes to reach the server."""
+        return self.srtt / 2
+
+
 class BootModel:
     """What this session has learned about boot times, to place the dense probing window.
 
-    Keeps the most recent boot durations (seconds from boot start to the first
-    200). With too few of them the window sits around Orgo's published 300 ms.
+    Keeps the most recent boot durations (seconds from the server handling the
+    create to the computer answering its health probe), and the boots still in
+    progress: in a burst the first boots seen are the fastest, so a window
+    learned from them alone would end too early. While more than the window's
+    tail share of all boots (finished and running) has been running longer than
+    the window's end, the end moves out with them (a censored estimate).
+
+    Args:
+        default: The boot time assumed before any is seen (Orgo's ~300 ms).
+        keep: How many recent boots to keep.
+        min_samples: Below this many, the window is the wide prior (from a tenth
+            of ``default`` to ten times it).
+        coverage: The share of boots the dense window covers (its quantiles are
+            ``(1 - coverage) / 2`` and ``(1 + coverage) / 2``).
+        window_probes: About how many probes span the window (the spacing is the
+            window's width divided by this, within 3 to 10 ms).
     """
 
     def __init__(
         self,
         *,
         default: float = DEFAULT_BOOT_SECONDS,
-        keep: int = 256,
-        min_spacing: float = 0.004,
-        max_spacing: float = 0.015,
+        keep: int = 512,
+        min_samples: int = 12,
+        coverage: float = 0.98,
         window_probes: int = 6,
     ) -> None:
-        if not default > 0:
-            raise ValueError(f"default must be > 0; got {default!r}")
+        check_seconds("default", default, inclusive=False)
+        if not 0 < coverage < 1:
+            raise ValueError(f"coverage must be between 0 and 1; got {coverage!r}")
         self.default = default
-        self.min_spacing = min_spacing
-        self.max_spacing = max_spacing
+        self.min_samples = min_samples
+        self.coverage = coverage
         self.window_probes = window_probes
         self._recent: collections.deque[float] = collections.deque(maxlen=keep)
         self._sorted: list[float] = []
+        self._running: list[float] = []  # the start instants of boots in progress, sorted
 
     def __repr__(self) -> str:
-        return f"<BootModel samples={len(self._recent)} window={self.window()}>"
+        start, end, spacing = self.window()
+        return (
+            f"<BootModel samples={len(self._recent)} window={start * 1000:.0f}.."
+            f"{end * 1000:.0f}ms spacing={spacing * 1000:.1f}ms>"
+        )
+
+    @property
+    def samples(self) -> int:
+        return len(self._recent)
 
     def observe(self, seconds: float) -> None:
         """Record one boot's duration."""
@@ -109,59 +225,205 @@ class BootModel:
         self._recent.append(seconds)
         bisect.insort(self._sorted, seconds)
 
-    def window(self) -> tuple[float, float, float]:
-        """``(start, end, spacing)`` of the dense window, in seconds after the boot start."""
+    def running(self, t0: float) -> None:
+        """A boot that started at ``t0`` is being waited for (see :meth:`done`)."""
+        bisect.insort(self._running, t0)
+
+    def done(self, t0: float) -> None:
+        """The boot that started at ``t0`` is no longer waited for."""
+        i = bisect.bisect_left(self._running, t0)
+        if i < len(self._running) and self._running[i] == t0:
+            del self._running[i]
+
+    def quantile(self, q: float) -> float:
+        """The ``q`` quantile of the kept boots (nearest rank); the default if none."""
         data = self._sorted
-        if len(data) < 5:
-            low, high = self.default * 0.8, self.default * 1.35
+        if not data:
+            return self.default
+        return data[min(len(data) - 1, max(0, math.ceil(q * len(data)) - 1))]
+
+    def window(self, now: float | None = None) -> tuple[float, float, float]:
+        """``(start, end, spacing)`` of the dense window, in seconds after the boot start.
+
+        ``now`` (the caller's clock, as the ``t0`` given to :meth:`running`) lets
+        the boots in progress move the end out.
+        """
+        n = len(self._sorted)
+        tail = (1 - self.coverage) / 2
+        if n < self.min_samples:
+            start, end, spacing = self.default * 0.1, self.default * 10, MAX_DENSE_SPACING
+            pad = MIN_DENSE_SPACING
         else:
-            low = data[int(0.05 * (len(data) - 1))]
-            high = data[math.ceil(0.95 * (len(data) - 1))]
-        spacing = min(self.max_spacing, max(self.min_spacing, (high - low) / self.window_probes))
-        return max(0.0, low - spacing), high + spacing, spacing
+            low, high = self.quantile(tail), self.quantile(1 - tail)
+            # Few samples say little about the extremes: widen by a share of the
+            # spread that shrinks as they accumulate (a quarter of it at 12 samples).
+            spread = max(high - low, 0.01 * high)
+            pad = spread * 0.9 / math.sqrt(n) + MIN_DENSE_SPACING
+            start, end = max(0.0, low - pad), high + pad
+            spacing = min(
+                MAX_DENSE_SPACING, max(MIN_DENSE_SPACING, (end - start) / self.window_probes)
+            )
+        if now is not None and self._running:
+            # The k-th longest of all boots, finished or still running (a running
+            # one is at least as long as it has run so far). One straggler alone
+            # (or two) does not hold the window open for itself.
+            k = max(3, math.ceil(tail * (n + len(self._running))))
+            longest = sorted(self._sorted[-k:] + [now - t for t in self._running[:k]], reverse=True)
+            if len(longest) >= k:
+                end = max(end, longest[k - 1] + pad)
+        return start, end, spacing
 
 
-def boot_start(sent: float, answered: float) -> float:
-    """When a computer's boot began, for a create sent and answered at these instants.
+class ProbeBudget:
+    """How many health probes a fleet may have in flight at once, adapted to the server.
 
-    The server made it somewhere in between: late if the server was slow to
-    answer, early if the answer sat in a busy client. The midpoint bounds the
-    error by half the create's latency either way, so a slow create does not
-    push the probing window past the boot.
+    The limit grows by about one per round trip while answers come back near
+    the server's unloaded RTT, and shrinks by a quarter (at most once per
+    round trip) when they come back much slower: the probes then only queue
+    in the server, delaying the creates and each other. Waiters are served in
+    the order their probes fell due.
+
+    Args:
+        limit: The starting limit (the fleet's concurrency is a good one).
+        min_limit: The limit never drops below this.
+        max_limit: ... nor grows above this.
     """
-    return (sent + answered) / 2
+
+    def __init__(self, limit: int = 64, *, min_limit: int = 8, max_limit: int = 1024) -> None:
+        self.limit = float(max(min_limit, limit))
+        self.min_limit = min_limit
+        self.max_limit = max_limit
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.rtt = RttEstimator()
+        """The round trips of this budget's probes."""
+        self.cuts = 0
+        self._waiters: list[tuple[float, int, asyncio.Future[None]]] = []
+        self._order = 0
+        self._last_cut = -math.inf
+
+    def __repr__(self) -> str:
+        return f"<ProbeBudget limit={self.limit:.0f} in_flight={self.in_flight} cuts={self.cuts}>"
+
+    @asynccontextmanager
+    async def slot(self, due: float) -> AsyncIterator[None]:
+        """Hold one in-flight slot while the block runs (a probe due at ``due``)."""
+        await self._acquire(due)
+        try:
+            yield
+        finally:
+            self._release()
+
+    async def _acquire(self, due: float) -> None:
+        if self.in_flight < self.limit and not self._waiters:
+            self._take()
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._order += 1
+        heapq.heappush(self._waiters, (due, self._order, future))
+        try:
+            await future
+        except asyncio.CancelledError:
+            if future.done() and not future.cancelled():
+                self._release()  # granted just as we were cancelled: pass it on
+            raise
+
+    def _take(self) -> None:
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+
+    def _release(self) -> None:
+        self.in_flight -= 1
+        while self._waiters and self.in_flight < self.limit:
+            _, _, future = heapq.heappop(self._waiters)
+            if not future.done():
+                self._take()
+                future.set_result(None)
+
+    def observe(self, rtt: float, now: float) -> None:
+        """An answered probe: adapt the limit to its round trip."""
+        self.rtt.observe(rtt)
+        target = 2 * self.rtt.min_rtt + 0.005
+        if rtt > target and self.rtt.srtt > target:
+            self.congested(now)
+        elif self.in_flight >= self.limit - 1:  # only grow a limit that is in use
+            self.limit = min(self.max_limit, self.limit + 1 / self.limit)
+
+    def congested(self, now: float) -> None:
+        """Slow down: answers are late, or the server asked us to (429)."""
+        if now - self._last_cut < self.rtt.srtt:
+            return
+        self._last_cut = now
+        self.cuts += 1
+        self.limit = max(self.min_limit, self.limit * 0.75)
 
 
-def _schedule(
-    start: float, end: float, spacing: float, *, immediate: bool
-) -> Iterator[tuple[float, bool]]:
-    """Probe offsets from the boot start, each with whether to check the status first.
+def boot_start(sent: float, answered: float, rtt: RttEstimator | None = None) -> float:
+    """When the server most likely started a computer's boot, for a create sent and answered then.
 
-    Infinite: the caller stops at its deadline.
+    The server handled the create somewhere in between: a create that waited
+    in a busy server's queue was handled late, just before its answer went
+    out, so the best guess is half a (probe) round trip before the answer,
+    and never before the create was sent. Without an estimator, the midpoint.
     """
-    if immediate:
-        yield 0.0, False
-    t = start
-    while t < end:
-        yield t, False
-        t += spacing
-    # Past the window: the boot is late or failed. Check the status once, keep
-    # the pace for another window's width (late boots are usually only a little
-    # late), then back off, with a status check every couple of seconds.
-    yield t, True
-    late = t + (end - start)
-    while t + spacing <= late + 1e-9:
-        t += spacing
-        yield t, False
-    gap = spacing * 2
-    last_check = t
-    while True:
-        t += gap
-        gap = min(gap * 1.6, 1.0)
-        check = t - last_check >= 2.0
-        if check:
-            last_check = t
-        yield t, check
+    if rtt is None:
+        return (sent + answered) / 2
+    return max(sent, answered - rtt.one_way)
+
+
+@attrs.define
+class ProbePlan:
+    """The schedule of one computer's probes: when each is due, sans I/O.
+
+    Times are on the caller's clock. ``t0`` is the boot's start (server side).
+    The plan reads the model and the RTT afresh at every step, so it follows
+    what the session learns while it runs.
+    """
+
+    t0: float
+    model: BootModel
+    rtt: RttEstimator
+    immediate: bool = False
+    """Probe at once (the computer already says it is running)."""
+    sent: int = 0
+    last_sent: float | None = None
+    gap: float = 0.0
+    last_check: float | None = None
+
+    def next_due(self, now: float, answered: float | None = None) -> float:
+        """When the next probe is due, given the time and when the previous one was answered.
+
+        Never before ``answered``: one probe in flight at a time.
+        """
+        start, end, spacing = self.model.window(now)
+        lead = self.rtt.one_way
+        window_start = self.t0 + start - lead
+        if self.last_sent is None:
+            due = self.t0 if self.immediate else window_start
+        else:
+            # When the previous probe was seen by the server, relative to the boot.
+            seen = self.last_sent + lead - self.t0
+            if seen < end:
+                self.gap = spacing
+            else:
+                late_cap = max(LATE_GAP_FLOOR, LATE_GAP_RTTS * self.rtt.srtt)
+                self.gap = min(late_cap, max(spacing, self.gap) * LATE_GROWTH)
+            # The window may have moved later while we waited (the model learned).
+            due = max(self.last_sent + self.gap, min(window_start, self.last_sent + 1.0))
+        return due if answered is None else max(due, answered)
+
+    def sending(self, now: float) -> bool:
+        """A probe goes out now; returns whether a status check should go with it."""
+        self.sent += 1
+        self.last_sent = now
+        _, end, _ = self.model.window(now)
+        past = now + self.rtt.one_way - self.t0 >= end
+        if not past:
+            return False
+        if self.last_check is None or now - self.last_check >= STATUS_CHECK_EVERY:
+            self.last_check = now
+            return True
+        return False
 
 
 class StatusReader(Protocol):
@@ -178,6 +440,7 @@ async def wait_ready(
     timeout: float | None = 120.0,
     since: float | None = None,
     boot_model: BootModel | None = None,
+    budget: ProbeBudget | None = None,
     probe_timeout: float | None = None,
 ) -> ReadyInfo:
     """Wait until the computer's ``/proxy/health`` answers 200, or the deadline passes.
@@ -187,11 +450,13 @@ async def wait_ready(
         computers: Where the status checks of a late boot are read.
         computer: The computer (its ``instance_id`` and ``status`` are used).
         timeout: Seconds from now to give up; ``None`` waits for ever.
-        since: The loop time at which the boot started (say, when the create was
-            answered); defaults to now.
+        since: The loop time at which the boot started (see :func:`boot_start`);
+            defaults to now.
         boot_model: Where to learn boot times from and record this one; defaults
             to the session's.
-        probe_timeout: One probe's timeout; defaults to ``Timeouts.probe``.
+        budget: The fleet's shared probe budget, if any (its RTT estimate is
+            then the one used).
+        probe_timeout: The longest one probe may take; defaults to ``Timeouts.probe``.
 
     Returns:
         When and how the race was won.
@@ -201,127 +466,139 @@ async def wait_ready(
         ComputerFailedError: the computer is ``error``, ``stopped`` or ``deleting``, or gone.
         AuthenticationError, PermissionDeniedError: the key cannot see it.
 
-    Cancel-safe: cancelling it cancels and awaits the probes in flight.
+    Cancel-safe: there is at most one probe in flight, and cancelling abandons it.
     """
+    optional(check_seconds)("timeout", timeout, inclusive=False)
     instance = computer.instance_id or computer.id
     if not instance:
         raise ValueError("computer has no instance_id or id to probe")
     if computer.status.is_failed:
         raise ComputerFailedError(computer_id=computer.id, status=computer.status.value)
     model = boot_model if boot_model is not None else session.boot_model
+    rtt = budget.rtt if budget is not None else session.probe_rtt
     loop = asyncio.get_running_loop()
     now = loop.time()
     t0 = now if since is None else since
     deadline = None if timeout is None else now + timeout
-    per_probe = probe_timeout if probe_timeout is not None else session.timeouts.probe
-    probe_timeouts = Timeouts(connect=per_probe, read=per_probe, request=per_probe, total=per_probe)
+    ceiling = probe_timeout if probe_timeout is not None else session.timeouts.probe
     path = f"/desktops/{instance}/proxy/health"
-    start, end, spacing = model.window()
     running = computer.status == ComputerStatus.RUNNING
+    plan = ProbePlan(t0=t0, model=model, rtt=rtt, immediate=running)
 
-    probes = 0
+    model.running(t0)
     checks = 0
     first_probe: float | None = None
     last_answer: str | None = None
-    # The winner settles with (when its 200 arrived, when it was sent).
-    winner: asyncio.Future[tuple[float, float]] = loop.create_future()
-    last_miss: float | None = None  # when the latest probe that saw "not ready" was sent
-    pending: set[asyncio.Task[None]] = set()
-
-    async def probe(sent: float) -> None:
-        nonlocal last_answer, last_miss
-        try:
-            response = await session.send("GET", path, timeouts=probe_timeouts)
-        except APIConnectionError as exc:
-            last_answer = str(exc)
-            return
-        except OrgoError as exc:  # a redirect
-            _settle(winner, exc)
-            return
-        if response.status == 200:
-            if not winner.done():
-                winner.set_result((loop.time(), sent))
-            return
-        last_answer = f"{response.status}"
-        last_miss = sent if last_miss is None else max(last_miss, sent)
-        if response.status in (401, 403, 404):
-            _settle(winner, _fatal(computer, response.status))
-
-    async def check_status() -> None:
-        nonlocal last_answer
-        try:
-            current = await computers.get(computer.id, timeout=per_probe)
-        except NotFoundError:
-            _settle(winner, ComputerFailedError(computer_id=computer.id, status="deleted"))
-            return
-        except OrgoError as exc:
-            last_answer = str(exc)
-            return
-        if current.status.is_failed:
-            _settle(
-                winner, ComputerFailedError(computer_id=computer.id, status=current.status.value)
-            )
-
+    last_miss_seen: float | None = None  # when the server saw the latest "not ready"
+    answered: float | None = None
     try:
-        for offset, check in _schedule(start, end, spacing, immediate=running):
-            when = t0 + offset
-            if deadline is not None and when >= deadline:
-                break
-            delay = when - loop.time()
-            if delay > 0:
-                done, _ = await asyncio.wait((winner,), timeout=delay)
-                if done:
-                    break
-            elif winner.done():
-                break
-            if check:
-                checks += 1
-                _spawn(pending, check_status())
-            probes += 1
-            sent = loop.time()
-            if first_probe is None:
-                first_probe = sent
-            _spawn(pending, probe(sent))
-        if not winner.done() and deadline is not None:
-            await asyncio.wait((winner,), timeout=max(0.0, deadline - loop.time()))
-    finally:
-        for task in list(pending):
-            task.cancel()
-        if pending:
-            await asyncio.gather(*pending, return_exceptions=True)
-        if not winner.done():
-            winner.cancel()
-    if winner.cancelled():
+        async with asyncio.timeout_at(deadline):
+            while True:
+                due = plan.next_due(loop.time(), answered)
+                delay = due - loop.time()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                if budget is not None:
+                    async with budget.slot(due):
+                        sent, response = await _probe(session, path, rtt, ceiling)
+                else:
+                    sent, response = await _probe(session, path, rtt, ceiling)
+                if first_probe is None:
+                    first_probe = sent
+                check = plan.sending(sent)
+                answered = loop.time()
+                if response is None:  # no answer: timed out or the connection failed
+                    last_answer = "no answer"
+                else:
+                    rtt_sample = answered - sent
+                    if budget is not None:
+                        budget.observe(rtt_sample, answered)
+                    else:
+                        rtt.observe(rtt_sample)
+                    if response == 200:
+                        break
+                    last_answer = str(response)
+                    last_miss_seen = answered - rtt.one_way
+                    if response in (401, 403, 404):
+                        raise _fatal(computer, response)
+                    if response == 429 and budget is not None:
+                        budget.congested(answered)
+                if check:
+                    checks += 1
+                    await _check_status(computers, computer, ceiling)
+    except TimeoutError:
         raise ReadyTimeout(
             computer_id=computer.id,
             last_status=last_answer,
-            probes=probes,
+            probes=plan.sent,
             elapsed=loop.time() - now,
-        )
-    ready, won_sent = winner.result()  # raises the fatal error, if that settled it
+        ) from None
+    finally:
+        model.done(t0)
+    ready = answered
+    assert ready is not None and plan.last_sent is not None
     if not running:
-        if last_miss is None:
-            # The first probe won: the boot ended some time before it was sent. Three
-            # quarters of that pulls a window that starts too late earlier, so fast
-            # boots are learned instead of the window confirming its own lateness.
-            model.observe(0.75 * (won_sent - t0))
+        won_seen = ready - rtt.one_way
+        if last_miss_seen is None or last_miss_seen < t0:
+            # The first probe won: the boot ended some time before. Three quarters
+            # pulls a window that starts too late earlier, so fast boots are learned
+            # instead of the window confirming its own lateness.
+            model.observe(0.75 * (won_seen - t0))
         else:
-            # The boot ended between the last "not ready" probe and the winner.
-            model.observe((max(last_miss, t0) + won_sent) / 2 - t0)
+            # The boot ended between the last "not ready" the server saw and the winner.
+            model.observe((last_miss_seen + won_seen) / 2 - t0)
     return ReadyInfo(
-        since=t0, first_probe=first_probe, ready=ready, probes=probes, status_checks=checks
+        since=t0, first_probe=first_probe, ready=ready, probes=plan.sent, status_checks=checks
     )
 
 
-def _spawn(pending: set[asyncio.Task[None]], coro: Coroutine[Any, Any, None]) -> None:
-    task = asyncio.get_running_loop().create_task(coro)
-    pending.add(task)
-    task.add_done_callback(pending.discard)
+async def _probe(
+    session: Session, path: str, rtt: RttEstimator, ceiling: float | None
+) -> tuple[float, int | None]:
+    """Send one probe; ``(sent, status)``, with ``None`` when it got no answer in time.
+
+    The probe is given up after the RTO (bounded by ``ceiling``), so one stuck
+    connection delays the race by one RTO, not by a whole probe timeout.
+    """
+    loop = asyncio.get_running_loop()
+    limit = rtt.rto if ceiling is None else min(ceiling, rtt.rto)
+    probe_timeouts = _probe_timeouts(limit)
+    sent = loop.time()
+    try:
+        response = await session.send("GET", path, timeouts=probe_timeouts)
+    except APITimeoutError:
+        rtt.timed_out()
+        return sent, None
+    except APIConnectionError:
+        return sent, None
+    return sent, response.status
 
 
-def _settle(winner: asyncio.Future[tuple[float, float]], exc: BaseException) -> None:
-    if not winner.done():
-        winner.set_exception(exc)
+_TIMEOUTS_CACHE: dict[float, Timeouts] = {}
+
+
+def _probe_timeouts(seconds: float) -> Timeouts:
+    # Timeouts objects are frozen and validated: reuse them (rounded to the ms).
+    key = round(seconds, 3) or 0.001
+    cached = _TIMEOUTS_CACHE.get(key)
+    if cached is None:
+        if len(_TIMEOUTS_CACHE) > 4096:
+            _TIMEOUTS_CACHE.clear()
+        cached = _TIMEOUTS_CACHE[key] = Timeouts(
+            connect=key, read=key, request=key, total=key, probe=key
+        )
+    return cached
+
+
+async def _check_status(computers: StatusReader, computer: Computer, timeout: float | None) -> None:
+    try:
+        current = await computers.get(computer.id, timeout=timeout)
+    except NotFoundError:
+        raise ComputerFailedError(computer_id=computer.id, status="deleted") from None
+    except OrgoError:
+        return  # a status check is a hint; the probes decide
+    if current.status.is_failed:
+        raise ComputerFailedError(computer_id=computer.id, status=current.status.value)
 
 
 def _fatal(computer: Computer, status: int) -> OrgoError:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import pytest
 
@@ -16,7 +17,15 @@ from orgo_async import (
     Workspace,
 )
 from orgo_async.emulator import BootTime, Emulator, FaultRule
-from orgo_async.health import _schedule
+from orgo_async.health import (
+    LATE_GAP_FLOOR,
+    LATE_GAP_RTTS,
+    MAX_DENSE_SPACING,
+    MIN_DENSE_SPACING,
+    ProbeBudget,
+    ProbePlan,
+    RttEstimator,
+)
 
 from .conftest import client_tasks
 
@@ -111,33 +120,182 @@ async def test_cancelling_leaves_no_probe_behind(
     assert client_tasks() == baseline
 
 
+# -- the schedule, sans I/O, against a simulated server -------------------------------
+
+
+def learned(samples: list[float], **kwargs: float) -> BootModel:
+    model = BootModel(**kwargs)  # type: ignore[arg-type]
+    for value in samples:
+        model.observe(value)
+    return model
+
+
+def simulate(
+    plan: ProbePlan, boot: float, rtt: Callable[[float], float], limit: float = 30.0
+) -> tuple[float, list[tuple[float, float, float]]]:
+    """Run a plan against a server whose computer is ready ``boot`` after ``plan.t0``.
+
+    A probe sent at ``s`` is seen by the server at ``s + rtt(s) / 2`` and answered at
+    ``s + rtt(s)``. Returns the detection lag (answer of the winner minus readiness)
+    and every probe as ``(sent, seen, answered)``.
+    """
+    probes: list[tuple[float, float, float]] = []
+    now = plan.t0
+    answered: float | None = None
+    while now < plan.t0 + limit:
+        sent = plan.next_due(now, answered)
+        trip = rtt(sent)
+        seen, answered = sent + trip / 2, sent + trip
+        plan.sending(sent)
+        plan.rtt.observe(trip)
+        probes.append((sent, seen, answered))
+        now = answered
+        if seen >= plan.t0 + boot:
+            return answered - (plan.t0 + boot), probes
+    raise AssertionError("never detected")
+
+
+FIXED = [0.28 + 0.04 * (n % 11) / 10 for n in range(200)]  # 280..320 ms
+
+
+@pytest.mark.parametrize("rtt", [0.002, 0.02, 0.08, 0.3])
+def test_probes_never_overlap_whatever_the_rtt(rtt: float) -> None:
+    for boot in (0.05, 0.29, 0.31, 0.6, 2.0):
+        plan = ProbePlan(t0=100.0, model=learned(FIXED), rtt=RttEstimator())
+        _, probes = simulate(plan, boot, lambda _: rtt)
+        for (_, _, answered), (sent, _, _) in zip(probes, probes[1:], strict=False):
+            assert sent >= answered  # the next one leaves once the previous one is back
+
+
+def test_a_learned_window_costs_few_probes_and_little_lag() -> None:
+    lags, counts = [], []
+    for boot in FIXED[:40]:
+        plan = ProbePlan(t0=5.0, model=learned(FIXED), rtt=RttEstimator())
+        lag, probes = simulate(plan, boot, lambda _: 0.002)
+        lags.append(lag)
+        counts.append(len(probes))
+    # A 10 ms polling loop answers within its period plus a round trip, from probe 1.
+    assert max(lags) <= MAX_DENSE_SPACING + 0.002 + 1e-9
+    assert max(counts) <= 9 and sorted(counts)[len(counts) // 2] <= 6
+
+
+@pytest.mark.parametrize("rtt", [0.002, 0.02, 0.1])
+def test_a_late_boot_is_found_within_a_few_round_trips(rtt: float) -> None:
+    for boot in (0.6, 1.5, 7.0):  # far past a window learned around 300 ms
+        plan = ProbePlan(t0=0.0, model=learned(FIXED), rtt=RttEstimator())
+        lag, probes = simulate(plan, boot, lambda _: rtt)
+        cap = max(LATE_GAP_FLOOR, LATE_GAP_RTTS * rtt)
+        assert lag <= cap + rtt + 1e-9
+        gaps = [b[0] - a[0] for a, b in zip(probes, probes[1:], strict=False)]
+        assert max(gaps) <= max(cap, rtt) + 1e-9  # no back-off gap of a second
+
+
+def test_the_window_is_aimed_half_a_round_trip_early() -> None:
+    model = learned(FIXED)
+    near, far = RttEstimator(), RttEstimator()
+    near.observe(0.001)
+    far.observe(0.2)
+    first_near = ProbePlan(t0=0.0, model=model, rtt=near).next_due(0.0)
+    first_far = ProbePlan(t0=0.0, model=model, rtt=far).next_due(0.0)
+    assert first_near - first_far == pytest.approx((0.2 - 0.001) / 2)
+    # ...so that each is seen by the server at the same point of the boot.
+    assert first_near + 0.0005 == pytest.approx(first_far + 0.1)
+    assert first_near + 0.0005 == pytest.approx(model.window()[0])
+
+
+def test_a_computer_that_already_runs_is_probed_at_once() -> None:
+    plan = ProbePlan(t0=10.0, model=learned(FIXED), rtt=RttEstimator(), immediate=True)
+    assert plan.next_due(12.0) == 10.0
+
+
+def test_status_checks_come_at_the_windows_end_and_then_every_two_seconds() -> None:
+    plan = ProbePlan(t0=0.0, model=learned(FIXED), rtt=RttEstimator())
+    _, probes = simulate(plan, 9.0, lambda _: 0.002)
+    replay = ProbePlan(t0=0.0, model=learned(FIXED), rtt=RttEstimator())
+    checks = [sent for sent, _, _ in probes if replay.sending(sent)]
+    end = learned(FIXED).window()[1]
+    assert checks[0] == pytest.approx(end, abs=0.03)
+    assert all(b - a >= 2.0 for a, b in zip(checks, checks[1:], strict=False))
+    assert len(checks) in (4, 5)
+
+
+# -- the boot model -----------------------------------------------------------------
+
+
 def test_boot_model_learns_a_tight_window() -> None:
     model = BootModel()
     start, end, spacing = model.window()
-    assert start < 0.3 < end  # Orgo's published boot time is inside the default window
+    assert start < 0.3 < end  # Orgo's published boot time is inside the prior
+    assert spacing == MAX_DENSE_SPACING
     for n in range(100):
         model.observe(0.5 + (n % 10) * 0.002)  # 500..518 ms
     start, end, spacing = model.window()
-    assert 0.49 <= start <= 0.5 and 0.518 <= end <= 0.53
-    assert spacing <= model.max_spacing
-    for _ in range(300):
+    assert 0.48 <= start <= 0.5 and 0.518 <= end <= 0.54
+    assert MIN_DENSE_SPACING <= spacing <= MAX_DENSE_SPACING
+    for _ in range(600):
         model.observe(0.2)  # old samples age out
     start, end, _ = model.window()
     assert end < 0.25
 
 
-def test_schedule_is_dense_across_the_window_then_backs_off_with_status_checks() -> None:
-    steps = _schedule(0.3, 0.34, 0.01, immediate=False)
-    offsets = [next(steps) for _ in range(40)]
-    times = [t for t, _ in offsets]
-    assert times[:4] == pytest.approx([0.3, 0.31, 0.32, 0.33])
-    assert offsets[4] == (pytest.approx(0.34), True)  # the status check at the window's end
-    # Late boots are usually only a little late: the pace holds for another window.
-    assert [b - a for a, b in zip(times[4:8], times[5:9], strict=True)] == pytest.approx(
-        [0.01] * 4
-    )
-    gaps = [b - a for a, b in zip(times[8:], times[9:], strict=False)]
-    assert all(b >= a - 1e-9 for a, b in zip(gaps, gaps[1:], strict=False))  # never shorter
-    assert gaps[0] > 0.01 and max(gaps) <= 1.0 + 1e-9
-    assert sum(check for _, check in offsets[5:]) >= 2  # periodic status checks
-    assert next(_schedule(0.3, 0.34, 0.01, immediate=True)) == (0.0, False)
+def test_the_prior_is_wide_until_enough_boots_are_seen() -> None:
+    model = learned([0.3] * 11)
+    assert model.window() == (pytest.approx(0.03), pytest.approx(3.0), MAX_DENSE_SPACING)
+    model.observe(0.3)
+    assert model.window()[1] < 0.4
+
+
+def test_boots_still_running_hold_the_window_open() -> None:
+    # A burst: 100 boots started at t=0. The 12 seen so far are the fastest ones,
+    # and 88 are still running at t=0.12 s: the window must not end at 0.1 s.
+    model = learned([0.09 + n * 0.001 for n in range(12)])
+    for _ in range(88):
+        model.running(0.0)
+    assert model.window()[1] < 0.12  # what the finished boots alone say
+    assert model.window(now=0.12)[1] >= 0.12
+    assert model.window(now=1.5)[1] >= 1.5
+    for _ in range(86):
+        model.done(0.0)
+    # Two stragglers out of 100 do not keep the window open for themselves.
+    assert model.window(now=1.5)[1] < 0.2
+
+
+# -- the fleet's probe budget -------------------------------------------------------
+
+
+async def test_the_budget_shrinks_when_answers_queue_and_grows_back() -> None:
+    budget = ProbeBudget(32, min_limit=4)
+    for n in range(20):
+        budget.observe(0.001, now=n * 0.01)  # the server, unloaded
+    assert budget.limit == 32
+    for n in range(20):
+        budget.observe(0.05, now=1 + n * 0.1)  # fifty times slower: queueing
+    assert budget.limit < 16 and budget.cuts >= 3
+    shrunk = budget.limit
+    budget.in_flight = 100  # in use, answering fast again
+    for n in range(200):
+        budget.observe(0.001, now=10 + n * 0.01)
+    assert budget.limit > shrunk
+
+
+async def test_the_budget_serves_the_earliest_due_probe_first() -> None:
+    budget = ProbeBudget(1, min_limit=1)
+    order: list[str] = []
+    gate = asyncio.Event()
+
+    async def probe(name: str, due: float) -> None:
+        async with budget.slot(due):
+            order.append(name)
+            await gate.wait()
+
+    first = asyncio.create_task(probe("first", 0.0))
+    await asyncio.sleep(0)
+    late = asyncio.create_task(probe("late", 2.0))
+    early = asyncio.create_task(probe("early", 1.0))
+    cancelled = asyncio.create_task(probe("cancelled", 0.5))
+    await asyncio.sleep(0)
+    cancelled.cancel()
+    gate.set()
+    await asyncio.gather(first, late, early, return_exceptions=True)
+    assert order == ["first", "early", "late"]
+    assert budget.in_flight == 0 and budget.max_in_flight == 1

@@ -22,7 +22,7 @@ from ..errors import (
     MethodNotAllowedError,
     NotFoundError,
 )
-from ..health import ReadyInfo, boot_start, wait_ready
+from ..health import ProbeBudget, ReadyInfo, boot_start, wait_ready
 from ..models import (
     CPU_CHOICES,
     MAX_NAME_LENGTH,
@@ -148,14 +148,23 @@ class Computers(Resource):
         *,
         timeout: float | None = 120.0,
         since: float | None = None,
+        budget: ProbeBudget | None = None,
     ) -> ReadyInfo:
         """Wait until the computer answers its health probe (see :mod:`orgo_async.health`).
+
+        Args:
+            timeout: Seconds from now to give up (``None``: never).
+            since: When the server started the boot (``loop.time()``; default: now).
+            budget: A probe budget shared with other waits (a fleet's); by default
+                the probes pace themselves alone.
 
         Raises:
             ReadyTimeout: the deadline passed first.
             ComputerFailedError: it is (or became) ``error``, ``stopped``, ``deleting`` or gone.
         """
-        return await wait_ready(self._session, self, computer, timeout=timeout, since=since)
+        return await wait_ready(
+            self._session, self, computer, timeout=timeout, since=since, budget=budget
+        )
 
     async def launch(
         self,
@@ -209,7 +218,7 @@ class Computers(Resource):
                 self,
                 computer,
                 timeout=ready_timeout,
-                since=boot_start(sent, answered),
+                since=boot_start(sent, answered, self._session.probe_rtt),
             )
         except BaseException as exc:
             if delete_on_failure:
