@@ -41,11 +41,20 @@ def current_observer() -> RetryObserver | None:
 
 
 class RetryCounter:
-    """Counts the retries of the requests in its context, passing each on to the outer observer."""
+    """Counts the retries of the requests in its context, passing each on to ``outer``.
 
-    def __init__(self) -> None:
+    ``outer`` defaults to the observer of the context the counter is made in;
+    pass it explicitly when the counter is made elsewhere (a fleet passes its
+    limiter, so that every retried 429 of its creates slows the whole fleet).
+    """
+
+    _UNSET: object = object()
+
+    def __init__(self, outer: RetryObserver | None | object = _UNSET) -> None:
         self.retries = 0
-        self._outer = current_observer()
+        self._outer: RetryObserver | None = (
+            current_observer() if outer is RetryCounter._UNSET else outer  # type: ignore[assignment]
+        )
 
     def on_retry(self, failure: OrgoError, delay: float) -> None:
         self.retries += 1

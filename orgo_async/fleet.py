@@ -65,6 +65,9 @@ _FATAL: Final = (
 )
 
 
+# The pace regained per successful create (creates per second).
+_RATE_STEP: Final = 0.05
+
 # Rounds of a create through the shared limiter after its own retries met 429 each time.
 _FLEET_RATE_LIMIT_RETRIES: Final = 20
 
@@ -179,10 +182,16 @@ class AdaptiveLimiter:
         self.rate = max(self.min_rate, current / 2)
 
     def on_success(self) -> None:
+        """A create of the fleet succeeded: regain pace, additively.
+
+        Successes arrive ``rate`` times a second, so a fixed step per success
+        grows the pace by about 5% a second: a cut pace comes back gently
+        instead of overshooting the server's limit again within a second.
+        """
         if self.rate is None:
             return
         ceiling = self.max_rate
-        grown = self.rate + max(0.1, self.rate * 0.05)
+        grown = self.rate + _RATE_STEP
         self.rate = grown if ceiling is None else min(ceiling, grown)
 
     def _observed_rate(self, now: float) -> float:
@@ -354,7 +363,9 @@ class Fleet:
     async def _launch_one(self, item: _Item) -> None:
         loop = asyncio.get_running_loop()
         retries = 0
-        counter = RetryCounter()
+        # Every retry of this create is counted, and reported to the limiter: a 429
+        # retried inside the request slows the whole fleet, not just this create.
+        counter = RetryCounter(outer=self.limiter)
         sent: float | None = None
         while True:
             await self.limiter.acquire()
@@ -418,7 +429,7 @@ class Fleet:
         self._queue.put_nowait((LaunchedComputer(computer=computer, timing=timing), item))
 
     async def _create(self, spec: ComputerSpec, counter: RetryCounter) -> Computer:
-        with observe_retries(self.limiter), observe_retries(counter):
+        with observe_retries(counter):
             return await self._computers.create_from(spec, retry=self._retry)
 
     async def _retry_sleep(self, delay: float) -> None:

@@ -416,7 +416,9 @@ class ProbePlan:
         """A probe goes out now; returns whether a status check should go with it."""
         self.sent += 1
         self.last_sent = now
-        _, end, _ = self.model.window(now)
+        # Against the end the finished boots give: boots still running (failed ones
+        # among them) must not postpone the check that finds the failed ones.
+        _, end, _ = self.model.window()
         past = now + self.rtt.one_way - self.t0 >= end
         if not past:
             return False
