@@ -14,7 +14,7 @@ Commands:
     status ID   one computer's fields (never its ``vnc_password``)
     rm ID...    delete computers; ``rm --prefix P`` reaps the leftovers of launches
     terminal ID the computer's shell, interactive (raw mode on a terminal)
-    screenshot ID -o PATH   the screen as an image file (``--vnc``: not available yet)
+    screenshot ID -o PATH   the screen as an image file (``--vnc``: a PNG taken over VNC)
     bash ID -- COMMAND...   run a shell command; exits with the command's exit code
     bench       measure fleet launch latency against a raw-aiohttp baseline
                 (``--plot PATH`` draws the distributions; needs the ``plot`` extra)
@@ -42,7 +42,8 @@ logs it at debug level), and with an exit code per kind of error:
     0    success
     1    an unexpected internal error (a bug; ``--verbose`` shows the traceback)
     2    usage: bad arguments or options, input the SDK refused (``ValueError``),
-         ``screenshot --vnc`` (not available yet), ``bench --plot`` without matplotlib
+         a missing optional extra (``bench --plot`` without matplotlib,
+         ``screenshot --vnc`` without cryptography: the message names the extra)
     3    authentication: no ``ORGO_API_KEY``, or the key was refused (401, 403)
     4    not found (404): no such computer or workspace
     5    any other API error (another error status, an answer that does not fit)

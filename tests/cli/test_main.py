@@ -45,7 +45,7 @@ def test_an_unknown_id_exits_4_on_one_line(server: Server) -> None:
         (["rm"], "--prefix"),
         (["rm", "abc", "--prefix", "p"], "--prefix"),
         (["bash", "abc", "--timeout", "0", "--", "true"], "--timeout"),
-        (["screenshot", "abc", "-o", "x.png", "--vnc"], "not available yet"),
+        (["screenshot", "abc", "-o", "x.png", "--vnc", "--route", "proxy"], "--route"),
         (["no-such-command"], "invalid choice"),
     ],
 )
@@ -68,3 +68,5 @@ def test_help_lists_every_command_and_exits_0() -> None:
         assert f"\n    {command} " in done.stdout, command
     assert "\n    bench " in done.stdout
     assert "exit codes:" in done.stdout
+    sub = ok(cli("screenshot", "--help"))
+    assert "--vnc" in sub.stdout and "not available" not in sub.stdout
