@@ -2,7 +2,7 @@
 
     python benchmarks/fleet_latency.py --count 200 --concurrency 32 --boot-ms 300
 
-This is ``orgo-async bench`` (the logic lives in ``orgo_async._bench``) with
+This is ``orgo-async bench`` (the logic lives in ``orgo_async.cli.bench``) with
 two different defaults:
 
 * the emulator is started in a child process unless ``--base-url`` names a

@@ -28,7 +28,7 @@ from urllib.parse import urlencode
 from websockets.asyncio.client import connect
 
 from orgo_async import Computer, Orgo, Terminal
-from orgo_async._spawn import emulator_process
+from orgo_async.cli._spawn import emulator_process
 
 
 def rss_mb() -> float:

@@ -1,83 +1,92 @@
 """orgo_async: an asyncio-first SDK for Orgo's cloud computers.
 
 Everything public is importable from here and listed in ``__all__``.
+
+The names are loaded on first use (PEP 562): ``import orgo_async`` costs
+almost nothing, and ``orgo_async.Orgo`` (or ``from orgo_async import Orgo``)
+imports the module that defines it then. Type checkers and IDEs see the
+imports under ``TYPE_CHECKING`` below.
 """
 
-import attrs as _attrs
+import importlib as _importlib
+import sys as _sys
+from typing import TYPE_CHECKING, Any as _Any
 
-from ._client import Orgo
-from ._config import DEFAULT_BASE_URL, RetryPolicy, Timeouts
 from ._version import __version__ as __version__
-from .connect import AudioStream, Connection, EventStream, ReconnectPolicy, Terminal, Vnc
-from .errors import (
-    APIConnectionError,
-    APIError,
-    APITimeoutError,
-    AuthenticationError,
-    ClientClosedError,
-    CommandTimeout,
-    ComputerFailedError,
-    ConflictError,
-    ConnectionClosedError,
-    ConnectorError,
-    ConnectorProtocolError,
-    CreateOutcomeUnknown,
-    FleetError,
-    HandshakeError,
-    InvalidRequestError,
-    MethodNotAllowedError,
-    MissingAPIKeyError,
-    NotFoundError,
-    OrgoError,
-    PaymentRequiredError,
-    PermissionDeniedError,
-    ProtocolError,
-    RateLimitError,
-    ReadyTimeout,
-    ResponseValidationError,
-    ServerError,
-)
-from .fanout import Outcome
-from .fleet import AdaptiveLimiter, Fleet, FleetFailure, FleetOptions, FleetResult
-from .health import BootModel, ProbeBudget, ReadyInfo, RttEstimator
-from .models import (
-    AutoStop,
-    BashResult,
-    Computer,
-    ComputerFields,
-    ComputerSpec,
-    ComputerStatus,
-    ExecResult,
-    ExportedFile,
-    FileInfo,
-    LaunchedComputer,
-    LaunchTiming,
-    ResizeDimension,
-    ResizeResult,
-    Screenshot,
-    VncCredentials,
-    Workspace,
-)
-from .protocol.audio import AudioChunk, AudioStarted
-from .protocol.events import (
-    Active,
-    AudioStreamStart,
-    AudioStreamStop,
-    Clipboard,
-    DesktopEvent,
-    FileChange,
-    GenericEvent,
-    Idle,
-    ProcessStart,
-    ProcessStop,
-    ScreenChange,
-    WindowClose,
-    WindowFocus,
-    WindowOpen,
-)
-from .protocol.terminal import CommandResult
-from .resources.desktop import Desktop
-from .resources.files import MAX_UPLOAD_BYTES
+
+if TYPE_CHECKING:
+    from ._client import Orgo
+    from ._config import DEFAULT_BASE_URL, RetryPolicy, Timeouts
+    from .connect import AudioStream, Connection, EventStream, ReconnectPolicy, Terminal, Vnc
+    from .errors import (
+        APIConnectionError,
+        APIError,
+        APITimeoutError,
+        AuthenticationError,
+        ClientClosedError,
+        CommandTimeout,
+        ComputerFailedError,
+        ConflictError,
+        ConnectionClosedError,
+        ConnectorError,
+        ConnectorProtocolError,
+        CreateOutcomeUnknown,
+        FleetError,
+        HandshakeError,
+        InvalidRequestError,
+        MethodNotAllowedError,
+        MissingAPIKeyError,
+        NotFoundError,
+        OrgoError,
+        PaymentRequiredError,
+        PermissionDeniedError,
+        ProtocolError,
+        RateLimitError,
+        ReadyTimeout,
+        ResponseValidationError,
+        ServerError,
+    )
+    from .fanout import Outcome
+    from .fleet import AdaptiveLimiter, Fleet, FleetFailure, FleetOptions, FleetResult
+    from .health import BootModel, ProbeBudget, ReadyInfo, RttEstimator
+    from .models import (
+        AutoStop,
+        BashResult,
+        Computer,
+        ComputerFields,
+        ComputerSpec,
+        ComputerStatus,
+        ExecResult,
+        ExportedFile,
+        FileInfo,
+        LaunchedComputer,
+        LaunchTiming,
+        ResizeDimension,
+        ResizeResult,
+        Screenshot,
+        VncCredentials,
+        Workspace,
+    )
+    from .protocol.audio import AudioChunk, AudioStarted
+    from .protocol.events import (
+        Active,
+        AudioStreamStart,
+        AudioStreamStop,
+        Clipboard,
+        DesktopEvent,
+        FileChange,
+        GenericEvent,
+        Idle,
+        ProcessStart,
+        ProcessStop,
+        ScreenChange,
+        WindowClose,
+        WindowFocus,
+        WindowOpen,
+    )
+    from .protocol.terminal import CommandResult
+    from .resources.desktop import Desktop
+    from .resources.files import MAX_UPLOAD_BYTES
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -163,14 +172,136 @@ __all__ = [
     "Workspace",
 ]
 
-# Public classes report the package as their module (as httpx does). Their string
-# annotations are resolved first, while their defining module is still known.
-# Two passes: a subclass's annotations are resolved through its bases' modules.
-_public = [globals()[_name] for _name in __all__]
-for _obj in _public:
-    if isinstance(_obj, type) and _attrs.has(_obj):
-        _attrs.resolve_types(_obj)
-for _obj in _public:
-    if isinstance(_obj, type):
-        _obj.__module__ = "orgo_async"
-del _obj, _public
+# Where each public name is defined: the same imports as under TYPE_CHECKING above.
+_MODULE_OF: dict[str, str] = {
+    "DEFAULT_BASE_URL": "._config",
+    "MAX_UPLOAD_BYTES": ".resources.files",
+    "APIConnectionError": ".errors",
+    "APIError": ".errors",
+    "APITimeoutError": ".errors",
+    "Active": ".protocol.events",
+    "AdaptiveLimiter": ".fleet",
+    "AudioChunk": ".protocol.audio",
+    "AudioStarted": ".protocol.audio",
+    "AudioStream": ".connect",
+    "AudioStreamStart": ".protocol.events",
+    "AudioStreamStop": ".protocol.events",
+    "AuthenticationError": ".errors",
+    "AutoStop": ".models",
+    "BashResult": ".models",
+    "BootModel": ".health",
+    "ClientClosedError": ".errors",
+    "Clipboard": ".protocol.events",
+    "CommandResult": ".protocol.terminal",
+    "CommandTimeout": ".errors",
+    "Computer": ".models",
+    "ComputerFailedError": ".errors",
+    "ComputerFields": ".models",
+    "ComputerSpec": ".models",
+    "ComputerStatus": ".models",
+    "ConflictError": ".errors",
+    "Connection": ".connect",
+    "ConnectionClosedError": ".errors",
+    "ConnectorError": ".errors",
+    "ConnectorProtocolError": ".errors",
+    "CreateOutcomeUnknown": ".errors",
+    "Desktop": ".resources.desktop",
+    "DesktopEvent": ".protocol.events",
+    "EventStream": ".connect",
+    "ExecResult": ".models",
+    "ExportedFile": ".models",
+    "FileChange": ".protocol.events",
+    "FileInfo": ".models",
+    "Fleet": ".fleet",
+    "FleetError": ".errors",
+    "FleetFailure": ".fleet",
+    "FleetOptions": ".fleet",
+    "FleetResult": ".fleet",
+    "GenericEvent": ".protocol.events",
+    "HandshakeError": ".errors",
+    "Idle": ".protocol.events",
+    "InvalidRequestError": ".errors",
+    "LaunchTiming": ".models",
+    "LaunchedComputer": ".models",
+    "MethodNotAllowedError": ".errors",
+    "MissingAPIKeyError": ".errors",
+    "NotFoundError": ".errors",
+    "Orgo": "._client",
+    "OrgoError": ".errors",
+    "Outcome": ".fanout",
+    "PaymentRequiredError": ".errors",
+    "PermissionDeniedError": ".errors",
+    "ProbeBudget": ".health",
+    "ProcessStart": ".protocol.events",
+    "ProcessStop": ".protocol.events",
+    "ProtocolError": ".errors",
+    "RateLimitError": ".errors",
+    "ReadyInfo": ".health",
+    "ReadyTimeout": ".errors",
+    "ReconnectPolicy": ".connect",
+    "ResizeDimension": ".models",
+    "ResizeResult": ".models",
+    "ResponseValidationError": ".errors",
+    "RetryPolicy": "._config",
+    "RttEstimator": ".health",
+    "ScreenChange": ".protocol.events",
+    "Screenshot": ".models",
+    "ServerError": ".errors",
+    "Terminal": ".connect",
+    "Timeouts": "._config",
+    "Vnc": ".connect",
+    "VncCredentials": ".models",
+    "WindowClose": ".protocol.events",
+    "WindowFocus": ".protocol.events",
+    "WindowOpen": ".protocol.events",
+    "Workspace": ".models",
+}
+
+
+def __getattr__(name: str) -> _Any:
+    """Import the module of a public name on first use, and publish its public names."""
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    _publish(module)
+    return globals()[name]
+
+
+def __dir__() -> list[str]:
+    return sorted([*__all__, "__version__"])
+
+
+def _publish(module_name: str) -> None:
+    """Bind the public names of one submodule here, as the package's own.
+
+    Public classes report the package as their module (as httpx does). Their
+    string annotations are resolved first, through the modules that define
+    them and their bases (the package's own name would not find them).
+    """
+    import attrs  # here, not at the top: a bare `import orgo_async` stays cheap
+
+    module = _importlib.import_module(module_name, __name__)
+    for name, where in _MODULE_OF.items():
+        if where != module_name:
+            continue
+        obj = getattr(module, name)
+        if isinstance(obj, type):
+            if attrs.has(obj):
+                attrs.resolve_types(obj, globalns=_defining_namespace(obj))
+            obj.__module__ = __name__
+        globals()[name] = obj
+
+
+def _defining_namespace(cls: type) -> dict[str, _Any]:
+    """The globals of the modules that define ``cls`` and its bases, base first.
+
+    A base published earlier already reports the package as its module; its
+    defining module is then the one the table names.
+    """
+    namespace: dict[str, _Any] = {}
+    for base in reversed(cls.__mro__):
+        module = base.__module__
+        if module == __name__:
+            module = __name__ + _MODULE_OF[base.__name__]
+        namespace.update(vars(_sys.modules[module]))
+    return namespace

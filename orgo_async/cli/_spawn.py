@@ -31,9 +31,7 @@ from collections.abc import AsyncIterator, Sequence
 
 import attrs
 
-from ._aio import run_shielded
-
-__all__ = ["EmulatorProcess", "EmulatorStartError", "emulator_process"]
+from .._aio import run_shielded
 
 log = logging.getLogger("orgo_async.spawn")
 

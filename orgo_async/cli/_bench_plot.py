@@ -20,34 +20,20 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final
 
-__all__ = [
-    "PLOT_EXTRA_MISSING",
-    "PlotUnavailable",
-    "draw",
-    "load_pyplot",
-]
-
-PLOT_EXTRA_MISSING: Final = "bench --plot needs matplotlib: pip install 'orgo_async[plot]'"
+from ._output import PROG, import_extra
 
 _COLOURS: Final = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple")
-
-
-class PlotUnavailable(Exception):
-    """matplotlib (the ``plot`` extra) is not installed."""
 
 
 def load_pyplot() -> Any:
     """``matplotlib.pyplot`` on the Agg backend.
 
     Raises:
-        PlotUnavailable: matplotlib cannot be imported.
+        UsageError: matplotlib (the ``plot`` extra) is not installed.
     """
-    try:
-        matplotlib = importlib.import_module("matplotlib")
-        matplotlib.use("Agg", force=True)
-        return importlib.import_module("matplotlib.pyplot")
-    except ImportError as exc:
-        raise PlotUnavailable(PLOT_EXTRA_MISSING) from exc
+    matplotlib = import_extra("matplotlib", extra="plot", needed_by="bench --plot")
+    matplotlib.use("Agg", force=True)
+    return importlib.import_module("matplotlib.pyplot")
 
 
 def _cdf(values: Sequence[float]) -> tuple[list[float], list[float]]:
@@ -108,7 +94,7 @@ def draw(pyplot: Any, result: dict[str, Any], path: Path) -> None:
                 )
         boot = result.get("boot_ms")
         figure.suptitle(
-            f"orgo-async bench: {result['count_per_launch']} computers per launch, "
+            f"{PROG} bench: {result['count_per_launch']} computers per launch, "
             f"concurrency {result['concurrency']}"
             + (f", boot {boot:g} ms" if isinstance(boot, int | float) else "")
             + "  (solid: SDK, dashed: raw aiohttp)"

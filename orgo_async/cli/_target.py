@@ -8,41 +8,32 @@ asked), and :meth:`Target.computer` reads a computer by id, or launches one for
 the id ``new`` and deletes it again when the target is closed.
 
 Every secret the command line meets (the API key, a spawned emulator's key,
-each computer's ``vnc_password``) is recorded with :func:`remember_secret`, so
-that the CLI's log handler can blank it out of anything it prints.
+each computer's ``vnc_password``) is recorded with
+:func:`~orgo_async.cli._output.remember_secret`, so that nothing the CLI
+prints shows it.
 """
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import contextlib
-import logging
-import re
 import secrets
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from datetime import datetime
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import attrs
 
-from ._aio import run_shielded
-from ._client import Orgo
-from ._config import env_api_key
+from .._aio import run_shielded
+from .._client import Orgo
+from .._config import env_api_key
+from ..errors import NotFoundError, OrgoError
+from ..models import Computer, Workspace
+from ._output import describe, log, remember_secret
 from ._spawn import EmulatorProcess, emulator_process
-from .errors import NotFoundError, OrgoError
-from .models import Computer, Workspace
 
-__all__ = [
-    "DEFAULT_WORKSPACE",
-    "NEW",
-    "NEW_PREFIX",
-    "Target",
-    "computer_fields",
-    "open_target",
-    "redact",
-    "remember_secret",
-]
-
-log = logging.getLogger("orgo_async.cli")
+T = TypeVar("T")
 
 DEFAULT_WORKSPACE: Final = "orgo-async"
 """The workspace the commands use when no ``--workspace`` is given."""
@@ -54,31 +45,8 @@ NEW_PREFIX: Final = "orgo-async-new"
 """Name prefix of the computers launched for ``new`` (``rm --prefix`` reaps leftovers)."""
 
 _NEW_READY_TIMEOUT: Final = 120.0
-
-# --------------------------------------------------------------------------- secrets
-
-_SECRETS: set[str] = set()
-_TOKEN_PATTERNS: Final = (
-    re.compile(r"(token=)[^&\s'\"]+"),
-    re.compile(r"((?:authorization:\s*)?bearer\s+)\S+", re.IGNORECASE),
-)
-
-
-def remember_secret(value: str | None) -> None:
-    """Record a secret so that :func:`redact` removes it (short values are ignored)."""
-    if value and len(value) >= 6:
-        _SECRETS.add(value)
-
-
-def redact(text: str) -> str:
-    """``text`` with every remembered secret, ``token=...`` and bearer token blanked."""
-    for secret in sorted(_SECRETS, key=len, reverse=True):
-        if secret in text:
-            text = text.replace(secret, "[redacted]")
-    for pattern in _TOKEN_PATTERNS:
-        text = pattern.sub(r"\1[redacted]", text)
-    return text
-
+DELETE_CONCURRENCY: Final = 32
+"""How many deletes :func:`delete_computers` keeps in flight."""
 
 # --------------------------------------------------------------------------- data
 
@@ -241,3 +209,38 @@ async def open_target(
             yield target
         finally:
             await run_shielded(target.close())
+
+
+def target_of(
+    args: argparse.Namespace, **options: Any
+) -> contextlib.AbstractAsyncContextManager[Target]:
+    """The :class:`Target` the global options name (an async context manager)."""
+    return open_target(
+        emulator=args.emulator, base_url=args.base_url, verbose=args.verbose, **options
+    )
+
+
+async def with_computer(
+    args: argparse.Namespace, action: Callable[[Target, Computer], Awaitable[T]]
+) -> T:
+    """Open the target, read (or launch, for ``new``) the computer ``args.id``, run ``action``."""
+    async with target_of(args) as target:
+        computer = await target.computer(args.id, workspace=args.workspace)
+        return await action(target, computer)
+
+
+async def delete_computers(orgo: Orgo, doomed: Sequence[Computer]) -> list[str]:
+    """Delete computers, a few at a time; return the ids that could not be (each logged)."""
+    gate = asyncio.Semaphore(DELETE_CONCURRENCY)
+
+    async def delete(computer: Computer) -> None:
+        async with gate:
+            await orgo.computers.delete(computer, missing_ok=True)
+
+    results = await asyncio.gather(*(delete(c) for c in doomed), return_exceptions=True)
+    left: list[str] = []
+    for computer, result in zip(doomed, results, strict=True):
+        if isinstance(result, BaseException):
+            log.warning("could not delete computer %s: %s", computer.id, describe(result))
+            left.append(computer.id)
+    return left

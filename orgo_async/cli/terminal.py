@@ -15,29 +15,53 @@ The exit code is the remote shell's.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import codecs
 import contextlib
-import logging
 import os
 import signal
+import sys
 import termios
 import tty
 from collections.abc import Callable, Iterator
 from typing import BinaryIO, Final
 
-from ._client import Orgo
-from .connect import Terminal
-from .models import Computer
+from .._client import Orgo
+from ..connect import Terminal
+from ..models import Computer
+from ._options import add_id
+from ._output import log
+from ._target import Target, with_computer
 
-__all__ = ["interact"]
-
-log = logging.getLogger("orgo_async.cli")
+__all__ = ["add_terminal", "interact"]
 
 _READ_SIZE: Final = 65536
 _EOF: Final = "\x04"
 _DEFAULT_SIZE: Final = (80, 24)
 _SEND_FAILURE_GRACE: Final = 2.0
+
+
+def add_terminal(parser: argparse.ArgumentParser) -> None:
+    """The ``terminal`` command's options and handler."""
+    parser.description = """
+        Connect this terminal to the computer's shell: stdin in raw mode (every key goes to the
+        remote shell; Ctrl-D at an empty prompt ends it), the window size follows this one, and
+        the terminal is restored on exit. Piped stdin is sent as is, then a Ctrl-D. Exits with
+        the shell's exit code.
+    """
+    add_id(parser)
+    parser.set_defaults(handler=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    async def run(target: Target, computer: Computer) -> int:
+        return await interact(
+            target.orgo, computer, stdin_fd=sys.stdin.fileno(), stdout=sys.stdout.buffer
+        )
+
+    sys.stdout.flush()
+    return asyncio.run(with_computer(args, run))
 
 
 def _window_size(*fds: int) -> tuple[int, int]:

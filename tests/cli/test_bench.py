@@ -8,35 +8,17 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import subprocess
-import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from orgo_async._bench import percentiles
+from .conftest import PNG_MAGIC, blocking, cli, ok, one_error_line, python
 
-TIMEOUT = 180
+BENCH_TIMEOUT = 180
 PERCENTILE_KEYS = ("p50", "p95", "p99", "max")
 FIGURES = ("create_ms", "create_to_ready_ms", "detection_lag_ms", "probes_per_computer")
 MODES = ("sequential", "staggered", "burst")
-
-
-def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ORGO_")}
-    env["PYTHONWARNINGS"] = "error::ResourceWarning"
-    return env
-
-
-def _orgo_async(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "orgo_async", *args],
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-        env=_env() if env is None else env,
-    )
 
 
 def _check_percentiles(figure: Any, name: str) -> None:
@@ -61,7 +43,7 @@ def _check_ratios(ratios: dict[str, Any], where: str) -> None:
 
 
 def test_bench_json_accounts_for_every_computer_and_leaves_none() -> None:
-    done = _orgo_async(
+    done = cli(
         "bench",
         "--emulator",
         "--count",
@@ -73,6 +55,7 @@ def test_bench_json_accounts_for_every_computer_and_leaves_none() -> None:
         "--json",
         "--mode",
         "all",
+        timeout=BENCH_TIMEOUT,
     )
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr and "Warning" not in done.stderr, done.stderr
@@ -104,9 +87,9 @@ def test_bench_json_accounts_for_every_computer_and_leaves_none() -> None:
 
 def test_bench_prints_a_table_without_json() -> None:
     # The global option may come before the command too.
-    done = _orgo_async(
+    done = cli(
         "--emulator", "bench", "--count", "2", "--concurrency", "2", "--boot-ms", "20",
-        "--mode", "burst",
+        "--mode", "burst", timeout=BENCH_TIMEOUT,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     with pytest.raises(json.JSONDecodeError):
@@ -118,33 +101,51 @@ def test_bench_prints_a_table_without_json() -> None:
 
 
 def test_bad_count_is_a_usage_error_on_one_line() -> None:
-    done = _orgo_async("bench", "--emulator", "--count", "0")
-    assert done.returncode == 2
+    done = cli("bench", "--emulator", "--count", "0")
     assert done.stdout == ""
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1, done.stderr
-    assert "--count" in lines[0]
-    assert "Traceback" not in done.stderr
+    assert "--count" in one_error_line(done, 2)
 
 
 def test_bench_without_a_target_is_a_usage_error() -> None:
-    done = _orgo_async("bench", "--count", "1")
-    assert done.returncode == 2
-    assert len(done.stderr.strip().splitlines()) == 1
-    assert "--emulator" in done.stderr
+    done = cli("bench", "--count", "1")
+    assert "--emulator" in one_error_line(done, 2)
 
 
 def test_missing_api_key_exits_3_on_one_line() -> None:
-    done = _orgo_async("bench", "--base-url", "http://127.0.0.1:9/api", "--count", "1")
-    assert done.returncode == 3
-    assert len(done.stderr.strip().splitlines()) == 1
-    assert "ORGO_API_KEY" in done.stderr
+    done = cli("bench", "--base-url", "http://127.0.0.1:9/api", "--count", "1")
+    assert "ORGO_API_KEY" in one_error_line(done, 3)
 
 
-def test_percentiles_are_nearest_rank() -> None:
-    assert percentiles([]) == {"p50": None, "p95": None, "p99": None, "max": None, "n": 0}
-    assert percentiles([7.0]) == {"p50": 7.0, "p95": 7.0, "p99": 7.0, "max": 7.0, "n": 1}
-    values = list(range(100, 0, -1))  # 1..100, unsorted
-    assert percentiles(values) == {"p50": 50, "p95": 95, "p99": 99, "max": 100, "n": 100}
-    # Nearest rank on six values: ranks ceil(3) = 3, ceil(5.7) = 6, ceil(5.94) = 6.
-    assert percentiles([1, 2, 3, 4, 5, 6]) == {"p50": 3, "p95": 6, "p99": 6, "max": 6, "n": 6}
+def test_bench_plot_without_matplotlib_exits_2_before_running(tmp_path: Path) -> None:
+    out = tmp_path / "latency.png"
+    done = python(blocking("matplotlib"), "bench", "--emulator", "--plot", str(out))
+    line = one_error_line(done, 2)
+    assert line == "bench --plot needs matplotlib: pip install 'orgo_async[plot]'"
+    assert done.stdout == ""
+    assert not out.exists()
+
+
+def test_bench_plot_draws_a_png(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "plots" / "latency.png"
+    done = ok(
+        cli(
+            "--emulator",
+            "bench",
+            "--count",
+            "4",
+            "--concurrency",
+            "2",
+            "--boot-ms",
+            "20",
+            "--mode",
+            "burst",
+            "--json",
+            "--plot",
+            str(out),
+            timeout=BENCH_TIMEOUT,
+        )  # fmt: skip
+    )
+    assert json.loads(done.stdout)["ready"] == 4
+    assert out.read_bytes().startswith(PNG_MAGIC)
+    assert f"drew {out}" in done.stderr

@@ -11,10 +11,9 @@ afterwards (even after an error or Ctrl-C), unless ``keep``.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import collections
-import json
-import logging
 import sys
 import time
 from collections.abc import Sequence
@@ -22,20 +21,112 @@ from typing import Any, Final, TextIO
 
 import attrs
 
-from ._aio import run_shielded
-from ._bench import percentiles
-from ._cli_target import Target
-from .fleet import Fleet, FleetFailure
-from .models import Computer, LaunchedComputer
-from .resources.computers import Computers
+from .._aio import run_shielded
+from ..fleet import Fleet, FleetFailure
+from ..models import CPU_CHOICES, RAM_CHOICES, ComputerSpec, LaunchedComputer, Workspace
+from ._format import ms, percentile_cells, percentile_header, percentiles, to_json
+from ._options import add_json, add_workspace, int_at_least, non_negative_float, positive_float
+from ._output import EXIT_FLEET, EXIT_OK, PROG, UsageError, error, isatty, output
+from ._target import Target, delete_computers, target_of
 
-__all__ = ["LaunchOptions", "format_table", "launch", "to_json"]
-
-log = logging.getLogger("orgo_async.cli")
+__all__ = ["LaunchOptions", "add_launch", "format_table", "launch"]
 
 REDRAW_PER_SECOND: Final = 10
-_DELETE_CONCURRENCY: Final = 32
-_PERCENTILES: Final = ("p50", "p95", "p99", "max")
+
+
+def add_launch(parser: argparse.ArgumentParser) -> None:
+    """The ``launch`` command's options and handler."""
+    parser.description = """
+        Launch --count computers named PREFIX-RUN-N into --workspace (created if missing), with
+        a live progress line when stdout is a terminal, then print a table (or, with --json, one
+        JSON object) of create latency, create->ready and health probes per computer, and the
+        failures by type. The computers are deleted at the end, even after an error or Ctrl-C,
+        unless --keep. Exit code 7 if any computer failed.
+    """
+    parser.add_argument(
+        "--count", type=int_at_least(1), required=True, help="how many computers to launch"
+    )
+    parser.add_argument(
+        "--concurrency",
+        type=int_at_least(1),
+        default=16,
+        help="launches in flight at once (default 16)",
+    )
+    parser.add_argument(
+        "--rate",
+        type=positive_float,
+        default=None,
+        help="at most this many creates per second (default: as fast as allowed)",
+    )
+    parser.add_argument("--ram", type=int, choices=RAM_CHOICES, default=None, help="GB of RAM")
+    parser.add_argument("--cpu", type=int, choices=CPU_CHOICES, default=None, help="CPU cores")
+    parser.add_argument(
+        "--resolution", default=None, metavar="WxHxD", help="screen, e.g. 1280x720x24"
+    )
+    parser.add_argument(
+        "--ready-timeout",
+        type=positive_float,
+        default=120.0,
+        metavar="S",
+        help="seconds per computer from its create's answer to ready (default 120)",
+    )
+    parser.add_argument(
+        "--prefix",
+        default="orgo-async",
+        help="name prefix; 'rm --prefix' with it reaps leftovers (default orgo-async)",
+    )
+    add_workspace(parser, "the workspace, by name (created if missing) or id (default: orgo-async)")
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the computers (their ids are printed)"
+    )
+    add_json(parser, "print one JSON object on stdout, nothing else")
+    parser.add_argument(
+        "--boot-ms",
+        type=non_negative_float,
+        default=None,
+        help="with --emulator: the spawned emulator's boot time in ms (default 300)",
+    )
+    parser.set_defaults(handler=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.boot_ms is not None and not args.emulator:
+        raise UsageError(f"{PROG} launch: error: --boot-ms needs --emulator")
+    # Check the fields before anything is started or created (ValueError: exit 2).
+    ComputerSpec(
+        name="check", workspace_id="check", ram=args.ram, cpu=args.cpu, resolution=args.resolution
+    )
+    options = LaunchOptions(
+        count=args.count,
+        concurrency=args.concurrency,
+        rate=args.rate,
+        ram=args.ram,
+        cpu=args.cpu,
+        resolution=args.resolution,
+        ready_timeout=args.ready_timeout,
+        prefix=args.prefix,
+        workspace=args.workspace,
+        keep=args.keep,
+        progress=not args.json and isatty(sys.stdout),
+    )
+
+    async def run() -> dict[str, Any]:
+        async with target_of(args, boot_ms=args.boot_ms) as target:
+            return await launch(target, options)
+
+    report = asyncio.run(run())
+    output(to_json(report) if args.json else format_table(report))
+    if report["failed"] or report["left_behind"]:
+        error(
+            f"{PROG} launch: {report['failed']} of {report['count']} computer(s) failed"
+            + (
+                f" and {len(report['left_behind'])} could not be deleted"
+                if report["left_behind"]
+                else ""
+            )
+        )
+        return EXIT_FLEET
+    return EXIT_OK
 
 
 @attrs.frozen(kw_only=True)
@@ -124,7 +215,6 @@ async def launch(target: Target, options: LaunchOptions) -> dict[str, Any]:
     progress.failures = fleet.failures
     drawing = asyncio.create_task(progress.run()) if options.progress else None
     launched: list[LaunchedComputer] = []
-    deleted = 0
     left_behind: list[str] = []
     started = time.perf_counter()
     wall = 0.0
@@ -144,66 +234,34 @@ async def launch(target: Target, options: LaunchOptions) -> dict[str, Any]:
             progress.clear()
         computers = [item.computer for item in launched]
         if not options.keep:
-            deleted, left_behind = await run_shielded(_delete(orgo.computers, computers))
+            left_behind = await run_shielded(delete_computers(orgo, computers))
         elif not finished and computers:
             # No report will list them: say which ones are still there.
             ids = " ".join(c.id for c in computers)
-            print(f"orgo-async launch: kept {len(computers)} computer(s): {ids}", file=sys.stderr)
-    failures = list(fleet.failures)
-    return _report(
-        workspace_id=workspace.id,
-        workspace_name=workspace.name,
-        options=options,
-        launched=launched,
-        failures=failures,
-        wall=wall,
-        deleted=deleted,
-        left_behind=left_behind,
-    )
-
-
-async def _delete(computers: Computers, doomed: Sequence[Computer]) -> tuple[int, list[str]]:
-    gate = asyncio.Semaphore(_DELETE_CONCURRENCY)
-
-    async def delete(computer: Computer) -> None:
-        async with gate:
-            await computers.delete(computer, missing_ok=True)
-
-    results = await asyncio.gather(*(delete(c) for c in doomed), return_exceptions=True)
-    left: list[str] = []
-    for computer, result in zip(doomed, results, strict=True):
-        if isinstance(result, BaseException):
-            log.warning("could not delete computer %s: %s", computer.id, result)
-            left.append(computer.id)
-    return len(doomed) - len(left), left
-
-
-def _ms(seconds: float) -> float:
-    return round(seconds * 1000, 3)
+            print(f"{PROG} launch: kept {len(computers)} computer(s): {ids}", file=sys.stderr)
+    return _report(workspace, options, launched, fleet.failures, wall=wall, left_behind=left_behind)
 
 
 def _report(
-    *,
-    workspace_id: str,
-    workspace_name: str,
+    workspace: Workspace,
     options: LaunchOptions,
     launched: Sequence[LaunchedComputer],
     failures: Sequence[FleetFailure],
+    *,
     wall: float,
-    deleted: int,
     left_behind: Sequence[str],
 ) -> dict[str, Any]:
     by_type = collections.Counter(type(f.error).__name__ for f in failures)
     return {
-        "workspace": {"id": workspace_id, "name": workspace_name},
+        "workspace": {"id": workspace.id, "name": workspace.name},
         "prefix": options.prefix,
         "count": options.count,
         "ready": len(launched),
         "failed": len(failures),
-        "wall_ms": _ms(wall),
+        "wall_ms": ms(wall),
         "ready_per_second": round(len(launched) / wall, 3) if wall > 0 else None,
-        "create_ms": percentiles(_ms(i.timing.create_seconds) for i in launched),
-        "create_to_ready_ms": percentiles(_ms(i.timing.create_to_ready_seconds) for i in launched),
+        "create_ms": percentiles(ms(i.timing.create_seconds) for i in launched),
+        "create_to_ready_ms": percentiles(ms(i.timing.create_to_ready_seconds) for i in launched),
         "probes_per_computer": percentiles(i.timing.probes for i in launched),
         "retries": sum(i.timing.retries for i in launched),
         "failures_by_type": dict(sorted(by_type.items())),
@@ -220,30 +278,17 @@ def _report(
             {
                 "id": i.computer.id,
                 "name": i.computer.name,
-                "create_ms": _ms(i.timing.create_seconds),
-                "create_to_ready_ms": _ms(i.timing.create_to_ready_seconds),
+                "create_ms": ms(i.timing.create_seconds),
+                "create_to_ready_ms": ms(i.timing.create_to_ready_seconds),
                 "probes": i.timing.probes,
                 "retries": i.timing.retries,
             }
             for i in launched
         ],
         "kept": options.keep,
-        "deleted": deleted,
+        "deleted": 0 if options.keep else len(launched) - len(left_behind),
         "left_behind": list(left_behind),
     }
-
-
-def to_json(report: dict[str, Any]) -> str:
-    """The report as one JSON object."""
-    return json.dumps(report, indent=2, allow_nan=False)
-
-
-def _cell(value: float | int | None) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, int):
-        return str(value)
-    return f"{value:.1f}" if abs(value) >= 100 else f"{value:.2f}"
 
 
 def format_table(report: dict[str, Any]) -> str:
@@ -255,15 +300,14 @@ def format_table(report: dict[str, Any]) -> str:
         f"{report['ready']} ready, {report['failed']} failed in {report['wall_ms'] / 1000:.2f} s"
         + (f" ({rate:.1f} ready/s)" if rate else ""),
         "",
-        f"{'':22}" + "".join(f"{h:>10}" for h in _PERCENTILES),
+        f"{'':22}" + percentile_header(10),
     ]
     for label, key in (
         ("create ms", "create_ms"),
         ("create -> ready ms", "create_to_ready_ms"),
         ("probes per computer", "probes_per_computer"),
     ):
-        figure = report[key]
-        lines.append(f"{label:22}" + "".join(f"{_cell(figure[p]):>10}" for p in _PERCENTILES))
+        lines.append(f"{label:22}" + percentile_cells(report[key], 10))
     if report["retries"]:
         lines.append(f"create retries: {report['retries']}")
     if report["failures_by_type"]:
@@ -276,7 +320,7 @@ def format_table(report: dict[str, Any]) -> str:
     if report["kept"]:
         lines.append(
             f"kept {report['ready']} computer(s) (delete them with: "
-            f"orgo-async rm --prefix {report['prefix']}):"
+            f"{PROG} rm --prefix {report['prefix']}):"
         )
         lines += [f"  {c['id']}  {c['name']}" for c in report["computers"]]
     else:

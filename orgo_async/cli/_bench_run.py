@@ -1,4 +1,4 @@
-"""The fleet latency benchmark behind ``orgo-async bench`` and ``benchmarks/fleet_latency.py``.
+"""The fleet latency benchmark behind ``orgo-async bench``: the runs and their figures.
 
 It launches ``count`` computers with the SDK (``Orgo.fleet``) and, in the same
 run against the same server, with a hand-written raw-aiohttp loop doing the
@@ -21,9 +21,9 @@ the emulator, and by the client itself). Per run: wall time and client CPU
 (``time.process_time()`` of this process; an emulator child is not counted)
 from the first request to the last computer ready, cleanup excluded.
 
-Percentiles use the **nearest-rank** method: the p-th percentile of ``n``
-sorted values is the value of rank ``ceil(p / 100 * n)`` (1-based), so every
-reported figure is one that was actually measured.
+Percentiles use the **nearest-rank** method (see
+:func:`~orgo_async.cli._format.percentiles`), so every reported figure is one
+that was actually measured.
 
 Only timestamps are taken inside the launch loops; every figure is computed
 after the run.
@@ -31,10 +31,8 @@ after the run.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import gc
-import json
 import logging
 import math
 import os
@@ -42,41 +40,28 @@ import platform
 import secrets
 import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any, Final, Literal
 from urllib.parse import urlsplit
 
 import aiohttp
 import attrs
 
-from ._client import Orgo
-from ._config import env_api_key, env_base_url
+from .._client import Orgo
+from .._config import env_api_key, env_base_url
+from .._version import __version__
+from ..errors import MissingAPIKeyError, OrgoError
+from ..models import LaunchedComputer
+from ._format import ms, percentiles
+from ._output import describe
 from ._spawn import emulator_process
-from ._version import __version__
-from .errors import MissingAPIKeyError, OrgoError
-from .models import Computer, LaunchedComputer
-
-__all__ = [
-    "MODES",
-    "BenchConfig",
-    "add_bench_arguments",
-    "config_from_args",
-    "format_table",
-    "percentiles",
-    "prepare_out",
-    "run",
-    "to_json",
-    "write_json",
-]
+from ._target import DELETE_CONCURRENCY, delete_computers
 
 log = logging.getLogger("orgo_async.bench")
 
 Mode = Literal["sequential", "staggered", "burst"]
 MODES: Final[tuple[Mode, ...]] = ("sequential", "staggered", "burst")
 _HEADLINE: Final = "burst"
-_PERCENTILES: Final = (50, 95, 99)
-_DELETE_CONCURRENCY: Final = 32
 
 
 # --------------------------------------------------------------------------- configuration
@@ -114,136 +99,6 @@ class BenchConfig:
     verbose: bool = False
 
 
-def int_at_least(low: int, high: int | None = None) -> Callable[[str], int]:
-    """An argparse type: a whole number >= ``low`` (and <= ``high``)."""
-    bound = f">= {low}" if high is None else f"from {low} to {high}"
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            value = low - 1
-        if value < low or (high is not None and value > high):
-            raise argparse.ArgumentTypeError(f"must be a whole number {bound}; got {text!r}")
-        return value
-
-    return parse
-
-
-def float_above(low: float, *, inclusive: bool = False) -> Callable[[str], float]:
-    """An argparse type: a finite number > ``low`` (>= with ``inclusive``)."""
-    relation = ">=" if inclusive else ">"
-
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            value = math.nan
-        ok = value >= low if inclusive else value > low
-        if not (ok and math.isfinite(value)):
-            raise argparse.ArgumentTypeError(f"must be a number {relation} {low:g}; got {text!r}")
-        return value
-
-    return parse
-
-
-def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the benchmark's own options (not the target: ``--emulator``, ``--base-url``)."""
-    parser.add_argument(
-        "--count", type=int_at_least(1), default=200, help="computers per launch (default 200)"
-    )
-    parser.add_argument(
-        "--concurrency",
-        type=int_at_least(1),
-        default=32,
-        help="launches in flight at once, staggered and burst (default 32)",
-    )
-    parser.add_argument(
-        "--mode",
-        choices=[*MODES, "all"],
-        default="all",
-        help="sequential (one at a time), staggered (paced creates), burst (all at once, "
-        "bounded by --concurrency), or all (default)",
-    )
-    parser.add_argument(
-        "--boot-ms",
-        type=float_above(0, inclusive=True),
-        default=None,
-        help="the spawned emulator's boot time in ms (with --emulator; default 300)",
-    )
-    parser.add_argument(
-        "--boot-jitter-ms",
-        type=float_above(0, inclusive=True),
-        default=None,
-        help="+/- uniform jitter of the spawned emulator's boot (with --emulator; default 20)",
-    )
-    parser.add_argument(
-        "--stagger-ms",
-        type=float_above(0),
-        default=20.0,
-        help="staggered mode: ms between creates (default 20)",
-    )
-    parser.add_argument(
-        "--baseline-poll-ms",
-        type=float_above(0),
-        default=10.0,
-        help="the raw-aiohttp baseline's health polling interval in ms (default 10)",
-    )
-    parser.add_argument(
-        "--rounds",
-        type=int_at_least(1),
-        default=1,
-        help="SDK/baseline pairs per mode, alternating which goes first (default 1)",
-    )
-    parser.add_argument(
-        "--ready-timeout",
-        type=float_above(0),
-        default=60.0,
-        help="seconds per computer from its create's answer to ready (default 60)",
-    )
-    parser.add_argument(
-        "--json", action="store_true", help="print one JSON object on stdout instead of a table"
-    )
-    parser.add_argument(
-        "--out",
-        type=Path,
-        default=None,
-        metavar="PATH",
-        help="also write the JSON object to PATH (directories are created)",
-    )
-
-
-def config_from_args(
-    args: argparse.Namespace, *, emulator: bool, base_url: str | None, verbose: bool = False
-) -> BenchConfig:
-    """A :class:`BenchConfig` from parsed options.
-
-    Raises:
-        ValueError: a combination of options that cannot work (for the usage exit code).
-    """
-    if not emulator:
-        if args.boot_ms is not None or args.boot_jitter_ms is not None:
-            raise ValueError("--boot-ms and --boot-jitter-ms need --emulator")
-        if base_url is None and not os.environ.get("ORGO_BASE_URL"):
-            # Never benchmark production by accident: hundreds of real computers.
-            raise ValueError("bench needs --emulator, or a target: --base-url or ORGO_BASE_URL")
-    modes: tuple[Mode, ...] = MODES if args.mode == "all" else (args.mode,)
-    return BenchConfig(
-        count=args.count,
-        concurrency=args.concurrency,
-        modes=modes,
-        boot_ms=300.0 if args.boot_ms is None else args.boot_ms,
-        boot_jitter_ms=20.0 if args.boot_jitter_ms is None else args.boot_jitter_ms,
-        stagger_ms=args.stagger_ms,
-        baseline_poll_ms=args.baseline_poll_ms,
-        rounds=args.rounds,
-        ready_timeout=args.ready_timeout,
-        emulator=emulator,
-        base_url=base_url,
-        verbose=verbose,
-    )
-
-
 # --------------------------------------------------------------------------- measurements
 
 
@@ -275,26 +130,6 @@ class _Target:
     base_url: str
     api_key: str = attrs.field(repr=False)
     workspace_id: str
-
-
-def percentiles(values: Iterable[float]) -> dict[str, float | int | None]:
-    """``p50``, ``p95``, ``p99``, ``max`` (nearest rank) and ``n``; ``None`` when empty."""
-    data = sorted(values)
-    n = len(data)
-    out: dict[str, float | int | None] = {}
-    for p in _PERCENTILES:
-        out[f"p{p}"] = data[max(1, math.ceil(p / 100 * n)) - 1] if n else None
-    out["max"] = data[-1] if n else None
-    out["n"] = n
-    return out
-
-
-def _ms(seconds: float) -> float:
-    return round(seconds * 1000, 3)
-
-
-def _describe(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}"[:300]
 
 
 def _plan(config: BenchConfig, mode: Mode) -> tuple[int, float | None]:
@@ -329,7 +164,7 @@ async def _run_sdk(config: BenchConfig, target: _Target, mode: Mode) -> _Run:
         finally:
             # The received computers are ours to delete; the fleet deleted the rest.
             cleanup0 = time.perf_counter()
-            await _sdk_delete(orgo, [item.computer for item in launched])
+            await delete_computers(orgo, [item.computer for item in launched])
             cleanup = time.perf_counter() - cleanup0
     samples = [
         _Sample(
@@ -342,21 +177,8 @@ async def _run_sdk(config: BenchConfig, target: _Target, mode: Mode) -> _Run:
         )
         for item in launched
     ]
-    errors = [f"{f.name}: {_describe(f.error)}" for f in fleet.failures]
+    errors = [f"{f.name}: {describe(f.error)}" for f in fleet.failures]
     return _Run(samples=samples, errors=errors, wall=wall, cpu=cpu, cleanup=cleanup)
-
-
-async def _sdk_delete(orgo: Orgo, computers: Sequence[Computer]) -> None:
-    gate = asyncio.Semaphore(_DELETE_CONCURRENCY)
-
-    async def delete(computer: Computer) -> None:
-        async with gate:
-            await orgo.computers.delete(computer, missing_ok=True)
-
-    results = await asyncio.gather(*(delete(c) for c in computers), return_exceptions=True)
-    for computer, result in zip(computers, results, strict=True):
-        if isinstance(result, BaseException):
-            log.warning("could not delete computer %s: %s", computer.id, _describe(result))
 
 
 async def _run_baseline(config: BenchConfig, target: _Target, mode: Mode) -> _Run:
@@ -410,7 +232,7 @@ async def _run_baseline(config: BenchConfig, target: _Target, mode: Mode) -> _Ru
                 if resp.status not in (200, 204, 404):
                     log.warning("baseline: DELETE %s answered %d", computer_id, resp.status)
 
-    delete_gate = asyncio.Semaphore(_DELETE_CONCURRENCY)
+    delete_gate = asyncio.Semaphore(DELETE_CONCURRENCY)
     gc.collect()
     cpu0 = time.process_time()
     wall0 = time.perf_counter()
@@ -432,10 +254,10 @@ async def _run_baseline(config: BenchConfig, target: _Target, mode: Mode) -> _Ru
             cleanup = time.perf_counter() - cleanup0
     for outcome in outcomes:
         if isinstance(outcome, BaseException):
-            log.warning("baseline: a delete failed: %s", _describe(outcome))
+            log.warning("baseline: a delete failed: %s", describe(outcome))
     samples = [r for r in results if isinstance(r, _Sample)]
     errors = [
-        f"{name}: {_describe(r)}"
+        f"{name}: {describe(r)}"
         for name, r in zip(names, results, strict=True)
         if isinstance(r, BaseException)
     ]
@@ -474,7 +296,7 @@ async def _read_records(base_url: str, api_key: str) -> _Records | None:
                     return None
                 data = await resp.json()
     except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-        log.debug("no emulator records at the target: %s", _describe(exc))
+        log.debug("no emulator records at the target: %s", describe(exc))
         return None
     if not isinstance(data, dict) or "live" not in data:
         return None
@@ -518,22 +340,22 @@ def _figures(runs: Sequence[_Run], count: int, records: _Records | None) -> dict
         "count": launched,
         "ready": len(samples),
         "failed": len(errors),
-        "create_ms": percentiles(_ms(s.answered - s.sent) for s in samples),
-        "create_to_ready_ms": percentiles(_ms(s.ready - s.answered) for s in samples),
+        "create_ms": percentiles(ms(s.answered - s.sent) for s in samples),
+        "create_to_ready_ms": percentiles(ms(s.ready - s.answered) for s in samples),
         "detection_lag_ms": percentiles(round(x, 3) for x in lag),
         "probes_per_computer": percentiles(
             emulator_probes if records is not None else client_probes
         ),
         "client_probes_per_computer": percentiles(client_probes),
         "retries": sum(s.retries for s in samples),
-        "wall_ms": _ms(wall),
-        "client_cpu_ms": _ms(cpu),
+        "wall_ms": ms(wall),
+        "client_cpu_ms": ms(cpu),
         "client_cpu_ms_per_computer": round(cpu * 1000 / launched, 4),
-        "cleanup_ms": _ms(sum(r.cleanup for r in runs) / len(runs)),
+        "cleanup_ms": ms(sum(r.cleanup for r in runs) / len(runs)),
         "failure_examples": errors[:5],
         # Per-computer values, for plots and for anyone re-analysing the JSON.
         "samples": {
-            "create_to_ready_ms": [_ms(s.ready - s.answered) for s in samples],
+            "create_to_ready_ms": [ms(s.ready - s.answered) for s in samples],
             "detection_lag_ms": [round(x, 3) for x in lag],
         },
     }
@@ -562,10 +384,10 @@ def _summarize(
         {
             "round": n,
             "first": "sdk" if n % 2 == 0 else "baseline",
-            "sdk_wall_ms": _ms(s.wall),
-            "baseline_wall_ms": _ms(b.wall),
-            "sdk_cpu_ms": _ms(s.cpu),
-            "baseline_cpu_ms": _ms(b.cpu),
+            "sdk_wall_ms": ms(s.wall),
+            "baseline_wall_ms": ms(b.wall),
+            "sdk_cpu_ms": ms(s.cpu),
+            "baseline_cpu_ms": ms(b.cpu),
         }
         for n, (s, b) in enumerate(zip(sdk_runs, baseline_runs, strict=True))
     ]
@@ -648,7 +470,7 @@ async def _run_on(
             try:
                 await setup.workspaces.delete(workspace.id)
             except OrgoError as exc:
-                log.warning("could not delete the bench workspace: %s", _describe(exc))
+                log.warning("could not delete the bench workspace: %s", describe(exc))
     modes = {mode: _summarize(config, s, b, records) for mode, (s, b) in runs.items()}
     headline = _HEADLINE if _HEADLINE in modes else config.modes[-1]
     result: dict[str, Any] = {"headline_mode": headline, **modes[headline]}
@@ -677,100 +499,3 @@ async def _run_on(
         }
     )
     return result
-
-
-# --------------------------------------------------------------------------- the table
-
-
-def _cell(value: float | int | None) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, int):
-        return str(value)
-    return f"{value:.1f}" if abs(value) >= 100 else f"{value:.2f}"
-
-
-def _ratio_cell(value: float | None) -> str:
-    return "-" if value is None else f"{value:.2f}x"
-
-
-def format_table(result: dict[str, Any]) -> str:
-    """The results as a plain-text table, one block per mode."""
-    boot = (
-        f"boot {result['boot_ms']:g}±{result['boot_jitter_ms']:g} ms"
-        if result["boot_ms"] is not None
-        else "boot: the target's"
-    )
-    py = result["python"]
-    machine = result["machine"]
-    lines = [
-        f"orgo-async bench: {result['count_per_launch']} computers per launch, "
-        f"concurrency {result['concurrency']}, {boot}, rounds {result['rounds']}, "
-        f"stagger {result['stagger_ms']:g} ms, baseline poll {result['baseline_poll_ms']:g} ms",
-        f"target: {result['target']}; Python {py['version']} ({py['implementation']}) on "
-        f"{machine['platform']}, {machine['cpus']} CPUs; percentiles: nearest rank",
-    ]
-    rows = (
-        ("create ms", "create_ms"),
-        ("create -> ready ms", "create_to_ready_ms"),
-        ("detection lag ms", "detection_lag_ms"),
-        ("probes/computer", "probes_per_computer"),
-        ("probes/computer (client count)", "client_probes_per_computer"),
-    )
-    head = f"{'':31}" + "".join(f"{h:>9}" for h in ("p50", "p95", "p99", "max"))
-    head += "  |" + "".join(f"{h:>9}" for h in ("p50", "p95", "p99", "max"))
-    for mode, m in result["modes"].items():
-        b = m["baseline"]
-        ratio = m["ratio_vs_baseline"]
-        lines += [
-            "",
-            f"== {mode}: SDK ready {m['ready']}/{m['count']} (failed {m['failed']}, "
-            f"retries {m['retries']}); baseline ready {b['ready']}/{b['count']} "
-            f"(failed {b['failed']})",
-            f"{'':31}{'SDK':>36}  |{'raw aiohttp baseline':>36}",
-            head,
-        ]
-        for label, key in rows:
-            cells = "".join(f"{_cell(m[key][p]):>9}" for p in ("p50", "p95", "p99", "max"))
-            base = "".join(f"{_cell(b[key][p]):>9}" for p in ("p50", "p95", "p99", "max"))
-            lines.append(f"{label:31}{cells}  |{base}")
-        lines += [
-            f"{'wall ms':31}{_cell(m['wall_ms']):>36}  |{_cell(b['wall_ms']):>36}"
-            f"   SDK/baseline {_ratio_cell(ratio['wall'])}",
-            f"{'client CPU ms per computer':31}"
-            f"{_cell(m['client_cpu_ms_per_computer']):>36}  |"
-            f"{_cell(b['client_cpu_ms_per_computer']):>36}"
-            f"   SDK/baseline {_ratio_cell(ratio['cpu'])}",
-            f"{'cleanup ms':31}{_cell(m['cleanup_ms']):>36}  |{_cell(b['cleanup_ms']):>36}",
-        ]
-        for example in m["failure_examples"] + b["failure_examples"]:
-            lines.append(f"  failure: {example}")
-    ratio = result["ratio_vs_baseline"]
-    lines += [
-        "",
-        f"headline ({result['headline_mode']}): wall {_ratio_cell(ratio['wall'])}, "
-        f"CPU {_ratio_cell(ratio['cpu'])} of the baseline; "
-        f"leftover computers: {result['leftover']}",
-    ]
-    if not result["detection_lag_available"]:
-        lines.append("detection lag needs the emulator on this machine (--emulator)")
-    return "\n".join(lines)
-
-
-def to_json(result: dict[str, Any]) -> str:
-    """The results as one JSON object (every figure is finite; missing ones are ``null``)."""
-    return json.dumps(result, indent=2, allow_nan=False, default=str)
-
-
-def prepare_out(path: Path) -> None:
-    """Make sure ``path`` can be written before the run (``OSError`` if not)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.is_dir():
-        raise IsADirectoryError(f"{path} is a directory")
-
-
-def write_json(result: dict[str, Any], path: Path) -> None:
-    """Write the results to ``path`` as one JSON object, replacing it whole."""
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(to_json(result) + "\n", encoding="utf-8")
-    partial.replace(path)

@@ -1,0 +1,207 @@
+"""The ``orgo-async`` command line (also ``python -m orgo_async``).
+
+::
+
+    orgo-async [--base-url URL] [--emulator] [--verbose] COMMAND [options]
+
+Commands:
+
+    emulator    serve the local emulator in the foreground (same options as
+                ``python -m orgo_async.emulator``; first stdout line ``ORGO_BASE_URL=...``)
+    launch      start N computers with a progress line, report latencies, delete them
+                (``--keep`` keeps them); ``--json`` prints one JSON object
+    ls          the computers (of one ``--workspace``, or of all)
+    status ID   one computer's fields (never its ``vnc_password``)
+    rm ID...    delete computers; ``rm --prefix P`` reaps the leftovers of launches
+    terminal ID the computer's shell, interactive (raw mode on a terminal)
+    screenshot ID -o PATH   the screen as an image file (``--vnc``: a PNG taken over VNC)
+    bash ID -- COMMAND...   run a shell command; exits with the command's exit code
+    bench       measure fleet launch latency against a raw-aiohttp baseline
+                (``--plot PATH`` draws the distributions; needs the ``plot`` extra)
+
+The global options may also follow the command (``orgo-async bench --emulator``).
+Without ``--emulator`` the target is ``--base-url`` (else ``ORGO_BASE_URL``)
+with the key in ``ORGO_API_KEY``; the key is never taken from the command line,
+printed or logged (``--verbose`` logs blank out keys and tokens).
+
+``--emulator`` runs the command against an emulator started on the spot in a
+child process and stopped afterwards, so every command works offline. Such an
+emulator starts empty: the commands create their workspace there (``--workspace``,
+default ``orgo-async``), and the computer id ``new`` launches one computer first
+(``orgo-async --emulator bash new -- uname -a``). ``new`` works on any target: the
+computer it launches is deleted when the command ends.
+
+To reuse one emulator across commands, run ``orgo-async emulator --port 8000
+--api-key K`` (the key defaults to ``ORGO_API_KEY``, else ``sk_emulator``) and
+point the other commands at it: ``ORGO_API_KEY=K orgo-async --base-url
+http://127.0.0.1:8000/api ls``.
+
+Errors come out as one line on stderr, without a traceback (``--verbose``
+logs it at debug level), and with an exit code per kind of error:
+
+    0    success
+    1    an unexpected internal error (a bug; ``--verbose`` shows the traceback)
+    2    usage: bad arguments or options, input the SDK refused (``ValueError``),
+         a missing optional extra (``bench --plot`` without matplotlib,
+         ``screenshot --vnc`` without cryptography: the message names the extra)
+    3    authentication: no ``ORGO_API_KEY``, or the key was refused (401, 403)
+    4    not found (404): no such computer or workspace
+    5    any other API error (another error status, an answer that does not fit)
+    6    connection or timeout: no answer, a timeout, a computer never ready, a
+         terminal socket that failed or closed, a command that timed out
+    7    fleet failures: some computers did not become ready, or were left behind
+    8    the local emulator could not be started (``--emulator``, ``emulator``)
+    130  interrupted (Ctrl-C)
+
+``bash`` and ``terminal`` exit with the remote command's (shell's) exit code
+when it ran; ``bash`` uses 1 when the API reports none. Those codes can
+coincide with the ones above, as ``ssh``'s do.
+
+Each command lives in its own module of this package and is imported only
+when it runs (or its ``--help`` is asked for): ``orgo-async --help`` loads
+neither the SDK's network stack nor the emulator, and the emulator is loaded
+only by the ``emulator`` command (``--emulator`` runs it in a child process).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+from collections.abc import Callable
+from typing import Final
+
+from ._options import Parser, add_global_options
+from ._output import (
+    EXIT_API,
+    EXIT_AUTH,
+    EXIT_CONNECTION,
+    EXIT_EMULATOR,
+    EXIT_FLEET,
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    EXIT_NOT_FOUND,
+    EXIT_OK,
+    EXIT_USAGE,
+    PROG,
+    UsageError,
+    classify,
+    configure_logging,
+    error,
+    interrupted,
+    leaf,
+    log,
+)
+
+__all__ = [
+    "EXIT_API",
+    "EXIT_AUTH",
+    "EXIT_CONNECTION",
+    "EXIT_EMULATOR",
+    "EXIT_FLEET",
+    "EXIT_INTERNAL",
+    "EXIT_INTERRUPTED",
+    "EXIT_NOT_FOUND",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "build_parser",
+    "main",
+]
+
+Handler = Callable[[argparse.Namespace], int]
+
+# The commands, in --help order: name, "module:function" that adds the command's
+# options and handler to its parser, and the one-line help --help lists.
+_COMMANDS: Final = (
+    ("emulator", "emulator:add_emulator", "serve the local emulator in the foreground"),
+    (
+        "launch",
+        "launch:add_launch",
+        "start N computers, report their launch latency, then delete them",
+    ),
+    ("ls", "computers:add_ls", "list computers"),
+    ("status", "computers:add_status", "show one computer"),
+    ("rm", "computers:add_rm", "delete computers, or reap the leftovers of launches by prefix"),
+    ("terminal", "terminal:add_terminal", "open the computer's shell interactively"),
+    ("screenshot", "screenshot:add_screenshot", "save the computer's screen as an image"),
+    ("bash", "bash:add_bash", "run a shell command on the computer"),
+    ("bench", "bench:add_bench", "measure fleet launch latency against a raw-aiohttp baseline"),
+)
+
+# `emulator` has options of its own: it serves, it does not act on a target.
+_WITHOUT_GLOBAL_OPTIONS: Final = frozenset({"emulator"})
+
+_EPILOG: Final = """\
+target: --emulator (a fresh emulator, offline), else --base-url or ORGO_BASE_URL with
+ORGO_API_KEY. The computer id 'new' launches one computer first and deletes it at the end.
+
+exit codes: 0 ok, 1 internal error, 2 usage, 3 authentication, 4 not found, 5 API error,
+6 connection or timeout, 7 fleet failures, 8 emulator did not start, 130 interrupted;
+bash and terminal exit with the remote command's code."""
+
+
+def _configure(name: str, where: str) -> Callable[[Parser], None]:
+    """A parser's ``configure``: import the command's module and let it add its options."""
+    module_name, _, function = where.partition(":")
+
+    def configure(parser: Parser) -> None:
+        if name not in _WITHOUT_GLOBAL_OPTIONS:
+            add_global_options(parser, repeated=True)
+        module = importlib.import_module(f".{module_name}", __name__)
+        getattr(module, function)(parser)
+
+    return configure
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``orgo-async`` parser, with one subparser per command.
+
+    A command's own options are added when that command is parsed or its help
+    is formatted, by the module that implements it.
+    """
+    parser = Parser(
+        prog=PROG,
+        description="Command line of orgo_async, an asyncio SDK for Orgo's cloud computers.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_global_options(parser, repeated=False)
+    commands = parser.add_subparsers(
+        dest="command", metavar="COMMAND", required=True, parser_class=Parser
+    )
+    for name, where, help in _COMMANDS:
+        commands.add_parser(name, help=help, configure=_configure(name, where))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``orgo-async`` with ``argv`` (default: ``sys.argv[1:]``); return the exit code."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except UsageError as exc:
+        error(str(exc))
+        return EXIT_USAGE
+    except SystemExit as exc:  # --help
+        return exc.code if isinstance(exc.code, int) else EXIT_OK
+    configure_logging(args.verbose)
+    handler: Handler = args.handler
+    try:
+        return handler(args)
+    except UsageError as exc:
+        error(str(exc))
+        return EXIT_USAGE
+    except Exception as exc:
+        failure = leaf(exc)
+        code, kind = classify(failure)
+        log.debug("%s %s failed", PROG, args.command, exc_info=exc)
+        if code == EXIT_USAGE:
+            error(f"{PROG} {args.command}: error: {failure}")
+            return code
+        hint = " (run with --verbose for the traceback)" if code == EXIT_INTERNAL else ""
+        error(f"{PROG} {args.command}: {kind}: {type(failure).__name__}: {failure}{hint}")
+        return code
+    except BaseException as exc:
+        if not interrupted(exc):
+            raise
+        error(f"{PROG}: interrupted")
+        return EXIT_INTERRUPTED

@@ -1,0 +1,67 @@
+"""``orgo-async ls``, ``status`` and ``rm``."""
+
+from __future__ import annotations
+
+import json
+
+from .conftest import KEY, Server, cli, launch_kept, ok
+
+
+def test_rm_prefix_reaps_the_leftovers(server: Server) -> None:
+    crashed = launch_kept(server, 3, "crash")
+    other = launch_kept(server, 1, "other")
+    assert server.live() == 4
+    done = ok(cli("rm", "--prefix", "crash", server=server))
+    lines = done.stdout.strip().splitlines()
+    assert len(lines) == 3 and all(line.startswith("deleted ") for line in lines)
+    assert sorted(line.split()[1] for line in lines) == sorted(crashed)
+    assert server.live() == 1
+    again = json.loads(ok(cli("rm", "--prefix", "crash", "--json", server=server)).stdout)
+    assert again == {"deleted": []}
+    ok(cli("rm", *other, server=server))
+    assert server.live() == 0
+
+
+def test_ls_and_status_as_json_and_tables(server: Server) -> None:
+    assert ok(cli("ls", server=server)).stdout.strip() == "no computers"
+    ids = launch_kept(server, 2, "look")
+
+    listed = json.loads(ok(cli("ls", "--json", server=server)).stdout)
+    assert sorted(c["id"] for c in listed) == sorted(ids)
+    assert all(c["status"] == "running" and "vnc_password" not in c for c in listed)
+
+    table = ok(cli("ls", "--workspace", "orgo-async", server=server)).stdout.splitlines()
+    assert table[0].split() == ["ID", "NAME", "STATUS", "INSTANCE", "RESOLUTION", "CREATED"]
+    assert len(table) == 3
+    assert {line.split()[0] for line in table[1:]} == set(ids)
+    assert all(" running " in line for line in table[1:])
+
+    status = json.loads(ok(cli("status", ids[0], "--json", server=server)).stdout)
+    assert status["id"] == ids[0] and status["status"] == "running"
+    assert "vnc_password" not in status
+    text = ok(cli("status", ids[0], server=server)).stdout
+    fields = dict(line.split(None, 1) for line in text.splitlines() if len(line.split()) > 1)
+    assert fields["id"] == ids[0] and fields["status"] == "running"
+    assert "vnc_password" not in text
+
+    password = server.get(f"/api/computers/{ids[0]}")["vnc_password"]
+    assert password
+    verbose = ok(cli("-v", "status", ids[0], server=server))
+    for shown in (text, json.dumps(listed), json.dumps(status), verbose.stdout, verbose.stderr):
+        assert password not in shown and KEY not in shown
+
+    ok(cli("rm", *ids, server=server))
+    assert server.live() == 0
+
+
+def test_emulator_ls_and_status_new_work_offline() -> None:
+    assert ok(cli("--emulator", "ls")).stdout.strip() == "no computers"
+    status = json.loads(ok(cli("--emulator", "status", "new", "--json")).stdout)
+    assert status["status"] == "running" and status["name"].startswith("orgo-async-new-")
+
+
+def test_new_computers_are_deleted_when_the_command_ends(server: Server) -> None:
+    status = json.loads(ok(cli("status", "new", "--json", server=server)).stdout)
+    assert status["status"] == "running"
+    assert server.live() == 0
+    assert server.counters()["creates"] == 1
