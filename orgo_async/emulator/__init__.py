@@ -24,8 +24,9 @@ imports the SDK client.
 """
 
 from .app import Emulator
+from .config import BootTime, EmulatorConfig
+from .counters import Counters
 from .faults import FaultRule, Faults
-from .state import BootTime, Counters, EmulatorConfig
 
 __all__ = [
     "BootTime",

@@ -19,8 +19,8 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from .app import Emulator
+from .config import BootTime, EmulatorConfig
 from .faults import FaultRule
-from .state import BootTime, EmulatorConfig
 
 __all__ = ["add_arguments", "config_from_args", "faults_from_args", "main", "serve"]
 

@@ -49,17 +49,16 @@ from aiohttp.typedefs import Handler
 from ..protocol.events import EVENT_TYPES
 from . import desktop as actions, files
 from .commands import CommandRunner
+from .config import BootTime, EmulatorConfig
+from .counters import Counters
 from .desktop import DESKTOP_KEY, DesktopService, proxy_unavailable
 from .faults import FaultRule, Faults
 from .files import FILES_KEY, FileStore
-from .state import (
+from .store import (
     MAX_DISK_GB,
     ApiError,
-    BootTime,
     Clock,
     Computer,
-    Counters,
-    EmulatorConfig,
     Store,
     Workspace,
     retry_after_header,
@@ -1125,7 +1124,7 @@ class Emulator:
         Terminal shells start here with ``HOME`` set to it; ``file_change``
         events watch its ``Desktop/`` and ``Downloads/``. Removed when the
         computer is deleted. ``computer`` is a Computer, its UUID or instance
-        id; an unknown id raises :class:`~orgo_async.emulator.state.ApiError` (404).
+        id; an unknown id raises :class:`~orgo_async.emulator.store.ApiError` (404).
         """
         return self.state.workdir(self._computer(computer))
 

@@ -41,7 +41,7 @@ from typing import Final
 import attrs
 
 from .shell import wait_gone
-from .state import Computer, Store, Transition
+from .store import Computer, Store, Transition
 from .watch import scan_processes, session_members
 
 __all__ = [

@@ -87,7 +87,7 @@ from .commands import (
     exec_failure,
 )
 from .framebuffer import Button, Framebuffer
-from .state import ApiError, Computer, Store, Transition, iso_now
+from .store import ApiError, Computer, Store, Transition, iso_now
 from .vnc import Desktop, DesktopBackends
 from .xvnc import XvncError
 

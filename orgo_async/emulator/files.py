@@ -60,7 +60,7 @@ import attrs
 from aiohttp import BodyPartReader, web
 
 from .desktop import invalid, read_json
-from .state import ApiError, Computer, Store, Workspace, iso_now
+from .store import ApiError, Computer, Store, Workspace, iso_now
 
 __all__ = [
     "FILES_KEY",

@@ -74,7 +74,7 @@ from ..protocol.events import (
 )
 from ..protocol.terminal import Input, Ping, Resize, TerminalProtocol, UnknownMessage
 from .shell import DEFAULT_GRACE, Shell, ShellError
-from .state import ApiError, Computer, Store, Transition, iso_now
+from .store import ApiError, Computer, Store, Transition, iso_now
 from .vnc import DesktopBackends, serve_websockify
 from .watch import FileWatcher, IdleTracker, ProcessWatcher
 
