@@ -21,7 +21,7 @@ One ``/api`` route skips step 2: the signed file URL
 The desktop actions (screenshot, click, drag, type, key, scroll, wait, bash,
 exec; platform route and proxy) live in :mod:`.desktop`, the file routes in
 :mod:`.files`. The desktop WebSockets (``/desktops/{instance_id}/ws/{name}``)
-live in :mod:`.ws`: outside ``/api``, authenticated per computer by the
+live in :mod:`.sockets`: outside ``/api``, authenticated per computer by the
 socket handlers themselves.
 """
 
@@ -54,6 +54,7 @@ from .counters import Counters
 from .desktop import DESKTOP_KEY, DesktopService, proxy_unavailable
 from .faults import FaultRule, Faults
 from .files import FILES_KEY, FileStore
+from .sockets import SOCKET_NAMES, SOCKETS_KEY, SocketHub, desktop_socket
 from .store import (
     MAX_DISK_GB,
     ApiError,
@@ -63,8 +64,7 @@ from .store import (
     Workspace,
     retry_after_header,
 )
-from .vnc import DesktopBackends
-from .ws import SOCKET_NAMES, SOCKETS_KEY, SocketHub, desktop_socket
+from .vnc import DesktopBackends, serve_websockify
 from .xvnc import XvncError
 
 __all__ = ["EMULATOR_KEY", "Emulator", "create_app"]
@@ -908,7 +908,7 @@ def create_app(emulator: Emulator) -> web.Application:
     add("GET", "/api/files/blob/{file_id}", files.file_blob, name=_SIGNED_ROUTE)
 
     # Desktop WebSockets: /desktops/{instance_id}/ws/{name} (websockify | terminal | audio |
-    # events; ws.SOCKET_SERVERS, websockify over the desktop backends). They are outside /api,
+    # events; served by the socket hub's servers). They are outside /api,
     # so the middleware neither checks the API key nor injects faults for them: the
     # socket handler authenticates with the computer's vnc_password itself
     # (?token= or Authorization: Bearer) and closes 4401 / 4404 as Orgo does.
@@ -1000,6 +1000,7 @@ class Emulator:
         self.faults = Faults(random.Random(None if seed is None else f"faults:{seed}"))
         backends = DesktopBackends(self.state)
         self.sockets = SocketHub(self.state, desktops=backends)
+        self.sockets.add_server("websockify", serve_websockify)
         self.commands = CommandRunner(self.state)
         self.desktops = DesktopService(
             self.state,

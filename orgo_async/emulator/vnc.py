@@ -73,7 +73,7 @@ from .store import Computer, Store, Transition
 from .xvnc import XvncError, XvncManager, XvncServer, capture_screen, run_x
 
 if TYPE_CHECKING:
-    from .ws import DesktopSocket, SocketHub
+    from .sockets import DesktopSocket, SocketHub
 
 __all__ = [
     "CHUNK_BYTES",
