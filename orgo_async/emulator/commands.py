@@ -18,7 +18,7 @@ machine, until the computer stops, restarts or is deleted, or the emulator
 closes. On timeout the whole session is killed with ``SIGKILL``, children
 included.
 
-Nothing here knows about HTTP: :mod:`.desktop` turns a :class:`CommandResult`
+Nothing here knows about HTTP: :mod:`.routes.desktop` turns a :class:`CommandResult`
 into Orgo's answer.
 """
 

@@ -23,7 +23,7 @@ import pytest
 
 from orgo_async.emulator import BootTime, Emulator, EmulatorConfig, FaultRule
 from orgo_async.emulator.commands import MAX_OUTPUT, exec_failure
-from orgo_async.emulator.files import MAX_UPLOAD_BYTES
+from orgo_async.emulator.routes.files import MAX_UPLOAD_BYTES
 from orgo_async.emulator.watch import scan_processes
 from orgo_async.protocol.png import decode_png
 

@@ -59,8 +59,9 @@ from urllib.parse import quote
 import attrs
 from aiohttp import BodyPartReader, web
 
-from .desktop import invalid, read_json
-from .store import ApiError, Computer, Store, Workspace, iso_now
+from ..store import ApiError, Computer, Store, Workspace, iso_now
+from ._base import invalid, read_json
+from .desktop import platform_unavailable
 
 __all__ = [
     "FILES_KEY",
@@ -106,10 +107,6 @@ Source = Literal["upload", "export"]
 
 def _too_large(what: str, limit: int) -> ApiError:
     return ApiError(413, "file_too_large", "File too large", max_bytes=limit, detail=what)
-
-
-def _unavailable() -> ApiError:
-    return ApiError(400, "desktop_unavailable", "Desktop instance not available")
 
 
 def _outside_home() -> ApiError:
@@ -422,10 +419,10 @@ async def export_file(request: web.Request) -> web.Response:
     """POST /api/files/export ``{desktopId, path}`` → ``{success, file, url}``."""
     files = request.app[FILES_KEY]
     store = files.store
-    body = await read_json(request)
+    body = await read_json(request, optional=True)
     computer = _computer_ref(store, body.get("desktopId"))
     if not computer.is_running(store.now()):
-        raise _unavailable()
+        raise platform_unavailable()
     path = body.get("path")
     if not isinstance(path, str) or not path.strip() or "\x00" in path:
         raise invalid("path is required: Desktop/<name>, ~/<name> or /home/user/<name>")
