@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import getpass
 import logging
 import os
 import re
@@ -40,7 +39,7 @@ from typing import Final
 
 import attrs
 
-from .shell import wait_gone
+from .shell import user_name, wait_gone
 from .store import Computer, Store, Transition
 from .watch import scan_processes, session_members
 
@@ -93,21 +92,13 @@ class CommandResult:
 
 
 @lru_cache(maxsize=1)
-def _user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "user"
-
-
-@lru_cache(maxsize=1)
 def _bash() -> str:
     return shutil.which("bash") or shutil.which("sh") or "/bin/sh"
 
 
 def command_env(home: Path) -> dict[str, str]:
     """The environment of a command run in ``home``: built from scratch, no secrets."""
-    user = _user()
+    user = user_name()
     return {
         "PATH": os.environ.get("PATH", os.defpath),
         "HOME": str(home),

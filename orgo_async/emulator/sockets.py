@@ -645,6 +645,16 @@ class _JsonCore(Protocol):
     def send_error(self, message: str) -> None: ...
 
 
+async def _refuse_query(
+    hub: SocketHub, socket: DesktopSocket, proto: _JsonCore, message: str
+) -> None:
+    """Refuse bad query parameters: an ``error`` message naming them, then close 1008."""
+    proto.send_error(message)
+    await socket.send_frames(proto.data_to_send())
+    _count(hub.store.counters.ws_rejections, CLOSE_POLICY)
+    socket.close(CLOSE_POLICY, message)
+
+
 async def _client_events(socket: DesktopSocket, proto: _JsonCore) -> AsyncIterator[Sequence[Any]]:
     """The events of each text frame the client sends, until the socket closes.
 
@@ -674,10 +684,7 @@ async def _serve_terminal(hub: SocketHub, socket: DesktopSocket) -> None:
             if not 1 <= value <= 10000:
                 raise ValueError(f"{label} must be an integer from 1 to 10000, got {value}")
     except ValueError as exc:
-        proto.send_error(str(exc))
-        await socket.send_frames(proto.data_to_send())
-        _count(hub.store.counters.ws_rejections, CLOSE_POLICY)
-        socket.close(CLOSE_POLICY, str(exc))
+        await _refuse_query(hub, socket, proto, str(exc))
         return
     computer = hub.store.computers.get(socket.computer_id)
     try:
@@ -784,10 +791,7 @@ async def _serve_audio(hub: SocketHub, socket: DesktopSocket) -> None:
         if channels not in CHANNELS:
             raise ValueError(f"channels must be 1 or 2, got {channels}")
     except ValueError as exc:
-        proto.send_error(str(exc))
-        await socket.send_frames(proto.data_to_send())
-        _count(hub.store.counters.ws_rejections, CLOSE_POLICY)
-        socket.close(CLOSE_POLICY, str(exc))
+        await _refuse_query(hub, socket, proto, str(exc))
         return
     hub.accepted(socket)
     proto.send_started(rate, channels)

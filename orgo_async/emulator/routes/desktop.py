@@ -73,7 +73,7 @@ import operator
 import re
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Final, TypeVar
+from typing import Any, Final, Literal, TypeVar
 
 from aiohttp import web
 
@@ -102,6 +102,8 @@ __all__ = [
     "drag",
     "exec_code",
     "key",
+    "platform_unavailable",
+    "proxied_computer",
     "proxy_unavailable",
     "scroll",
     "screenshot",
@@ -145,6 +147,10 @@ def proxy_unavailable() -> ApiError:
 def platform_unavailable() -> ApiError:
     """400 on the platform route: the computer is not running."""
     return ApiError(400, "desktop_unavailable", "Desktop instance not available")
+
+
+def _unavailable(proxy: bool) -> ApiError:
+    return proxy_unavailable() if proxy else platform_unavailable()
 
 
 def proxied_computer(store: Store, instance_id: str) -> Computer:
@@ -214,7 +220,7 @@ class DesktopService:
             return await self.backends.desktop(computer)
         except XvncError as exc:
             log.warning("desktop of computer %s unavailable: %s", computer.instance_id, exc)
-            raise proxy_unavailable() if proxy else platform_unavailable() from None
+            raise _unavailable(proxy) from None
 
     async def perform(
         self, computer: Computer, action: Awaitable[T], *, proxy: bool, failure: str
@@ -239,7 +245,7 @@ class DesktopService:
         """
         store = self.store
         if store.computers.get(computer.id) is not computer or not computer.is_running(store.now()):
-            raise proxy_unavailable() if proxy else platform_unavailable()
+            raise _unavailable(proxy)
 
     def capturing(self, computer_id: str) -> bool:
         """True while a screenshot of the computer (UUID) is being taken."""
@@ -584,18 +590,34 @@ async def wait(request: web.Request) -> web.Response:
 
 
 async def _run(
-    service: DesktopService, computer: Computer, argv: list[str], timeout: int, proxy: bool
-) -> CommandResult:
+    request: web.Request, action: Literal["bash", "exec"], field: str, default_timeout: int
+) -> tuple[str, int, CommandResult]:
+    """Read the source (``field``) and ``timeout``, count the action, run it for real.
+
+    Returns the source, the timeout and how the command ended.
+    """
+    body = await read_json(request, optional=True)
+    service, computer, proxy = _target(request)
+    source = text(body, field, MAX_COMMAND)
+    timeout = integer(body, "timeout", 1, MAX_TIMEOUT, default_timeout)
+    service.count(action)
+    counters = service.store.counters
+    if action == "bash":
+        counters.bash_runs += 1
+        argv = bash_argv(source)
+    else:
+        counters.exec_runs += 1
+        argv = exec_argv(source)
     try:
         result = await service.commands.run(computer, argv, timeout=timeout)
     except RuntimeError:  # the emulator is closing
-        raise proxy_unavailable() if proxy else platform_unavailable() from None
+        raise _unavailable(proxy) from None
     except OSError as exc:
         raise ApiError(500, "command_failed", f"Could not start the command: {exc}") from None
     if result.interrupted:
         # The computer stopped, restarted or went away under the command.
         raise proxy_unavailable()
-    return result
+    return source, timeout, result
 
 
 async def bash(request: web.Request) -> web.Response:
@@ -604,13 +626,7 @@ async def bash(request: web.Request) -> web.Response:
     ``success`` means it ran; check ``exit_code`` (124 with ``timed_out``
     after the timeout, which kills the command and its children).
     """
-    body = await read_json(request, optional=True)
-    service, computer, proxy = _target(request)
-    command = text(body, "command", MAX_COMMAND)
-    timeout = integer(body, "timeout", 1, MAX_TIMEOUT, 200)
-    service.count("bash")
-    service.store.counters.bash_runs += 1
-    result = await _run(service, computer, bash_argv(command), timeout, proxy)
+    command, _timeout, result = await _run(request, "bash", "command", 200)
     answer: dict[str, Any] = {
         "success": True,
         "action": "bash",
@@ -631,13 +647,7 @@ async def exec_code(request: web.Request) -> web.Response:
     ``success`` is false when the code raised (``error``, ``error_type``),
     exited non-zero or timed out (``timeout: true``).
     """
-    body = await read_json(request, optional=True)
-    service, computer, proxy = _target(request)
-    code = text(body, "code", MAX_COMMAND)
-    timeout = integer(body, "timeout", 1, MAX_TIMEOUT, 10)
-    service.count("exec")
-    service.store.counters.exec_runs += 1
-    result = await _run(service, computer, exec_argv(code), timeout, proxy)
+    _code, timeout, result = await _run(request, "exec", "code", 10)
     answer: dict[str, Any] = {
         "output": result.output,
         "success": False,
