@@ -1,22 +1,18 @@
 """The emulator's own routes under ``/_emulator/``: counters, faults, config, sockets, events.
 
 They need the API key like ``/api`` but are neither counted nor subject to
-faults (see the middleware in :mod:`orgo_async.emulator.app`).
+faults (see the request pipeline in :mod:`orgo_async.emulator.app`).
 
-=================================================  =====================================
-route                                              what
-=================================================  =====================================
-``GET|DELETE /_emulator/counters``                 :class:`~orgo_async.emulator.Counters`
-                                                   as JSON (plus ``clock``); reset them
-``GET|POST|DELETE /_emulator/faults``,             list, add (a FaultRule as JSON),
-``DELETE /_emulator/faults/{rule_id}``             clear, remove fault rules
-``GET|PATCH /_emulator/config``                    the config (never the API key);
-                                                   change what later requests see
-``GET /_emulator/computers``                       every computer with its clock values
-``POST /_emulator/computers/{id}/drop-sockets``    cut its sockets' TCP connections
-``POST /_emulator/computers/{id}/close-sockets``   close its sockets with a code
-``POST /_emulator/computers/{id}/events``          publish a desktop event
-=================================================  =====================================
+- ``GET`` / ``DELETE /_emulator/counters``: the counters as JSON (plus
+  ``clock``), or reset them;
+- ``GET`` / ``POST`` / ``DELETE /_emulator/faults`` and ``DELETE
+  /_emulator/faults/{rule_id}``: list, add (a FaultRule as JSON), clear or
+  remove fault rules;
+- ``GET`` / ``PATCH /_emulator/config``: the config (never the API key), or
+  change what later requests see;
+- ``GET /_emulator/computers``: every computer with its clock values;
+- ``POST /_emulator/computers/{computer_id}/drop-sockets``, ``.../close-sockets``
+  and ``.../events``: cut or close its desktop sockets, publish an event.
 """
 
 from __future__ import annotations

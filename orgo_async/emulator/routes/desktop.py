@@ -49,10 +49,10 @@ The pointer, keyboard and screenshot actions go through the computer's
 desktop backend (:mod:`orgo_async.emulator.vnc`), chosen at each boot by
 ``EmulatorConfig.desktop_backend``:
 
-- ``synthetic``: one :class:`~orgo_async.emulator.framebuffer.Framebuffer` per computer, made on
-  first use at the computer's resolution and dropped when the computer
-  starts, stops, restarts or is deleted (the next action draws on a fresh
-  desktop); ``/ws/websockify`` serves the same framebuffer;
+- ``synthetic``: one framebuffer per computer, made on first use at the
+  computer's resolution and dropped when the computer starts, stops,
+  restarts or is deleted (the next action draws on a fresh desktop);
+  ``/ws/websockify`` serves the same framebuffer;
 - ``xvnc``: the computer's real ``Xvnc``. Actions run ``xdotool`` on its display
   (a drag is ``mousedown``, the duration, then ``mousemove`` + ``mouseup``); a
   screenshot is read from the X server over RFB and takes what that takes

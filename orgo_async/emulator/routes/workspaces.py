@@ -1,18 +1,14 @@
 """Workspace routes: ``/api/workspaces`` and its deprecated alias ``/api/projects``.
 
-==========================================  ==========================================
-route                                       answer
-==========================================  ==========================================
-``POST /workspaces {name, icon_url?,        201 Workspace; 400 ``name_exists``,
-status?}``                                  ``name_required``, ``invalid_status``
-``GET /workspaces``                         ``{"workspaces": [Workspace]}`` (the key is
-                                            ``EmulatorConfig.list_key``), no pagination
-``GET /workspaces/{id}``                    Workspace
-``DELETE /workspaces/{id}``,                ``{"success": true}``; its computers go too
-``POST /projects/{id}/delete``
-``DELETE /projects/{id}``                   405, as production answered (2026-06)
-``GET /projects/by-name/{name}``            ``{"project": Workspace}``
-==========================================  ==========================================
+- ``POST /workspaces {name, icon_url?, status?}`` → 201 Workspace; 400
+  ``name_exists``, ``name_required`` or ``invalid_status``;
+- ``GET /workspaces`` → ``{"workspaces": [Workspace]}`` without pagination
+  (the key is ``EmulatorConfig.list_key``);
+- ``GET /workspaces/{id}`` → Workspace;
+- ``DELETE /workspaces/{id}`` and ``POST /projects/{id}/delete`` →
+  ``{"success": true}``, its computers deleted too; ``DELETE /projects/{id}``
+  answers 405, as production did (2026-06);
+- ``GET /projects/by-name/{name}`` → ``{"project": Workspace}``.
 
 A Workspace is rendered with its computers as ``desktops``.
 """
