@@ -182,13 +182,6 @@ class Term:
 
 
 @pytest.fixture
-async def emu() -> AsyncIterator[Emulator]:
-    config = EmulatorConfig(boot=FAST_BOOT, stop_seconds=0.01, seed=3)
-    async with Emulator(config) as emulator:
-        yield emulator
-
-
-@pytest.fixture
 async def api(emu: Emulator) -> AsyncIterator[Api]:
     async with aiohttp.ClientSession() as session:
         yield Api(emu, session)
