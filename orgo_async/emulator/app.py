@@ -62,7 +62,7 @@ __all__ = ["Emulator", "create_app"]
 log = logging.getLogger("orgo_async.emulator")
 
 _HEALTH_ROUTE: Final = "desktop_health"
-# The signed blob URL is its own credential: no API key (files.py checks the signature).
+# The signed blob URL is its own credential: no API key (routes/files.py checks the signature).
 _SIGNED_ROUTE: Final = "files_blob"
 # An upload is read part by part by its handler (a 10 MB file is not read up front).
 _UPLOAD_ROUTE: Final = "files_upload"

@@ -41,6 +41,7 @@ from .counters import Counters
 
 __all__ = [
     "COMPUTER_STATUSES",
+    "MAX_DISK_GB",
     "ApiError",
     "BootKind",
     "BootListener",
