@@ -19,13 +19,22 @@ break them on purpose; stop, restart and delete close them with 1001.
 Run it as a process with ``python -m orgo_async.emulator --port 0``: the first
 line on stdout is ``ORGO_BASE_URL=http://127.0.0.1:PORT/api``.
 
+Inside: :mod:`.app` (the server, its application and request pipeline),
+:mod:`.config`, :mod:`.counters`, :mod:`.store` (workspaces, computers and
+their state machine), :mod:`.faults`, :mod:`.routes` (the REST handlers, one
+module per resource), :mod:`.sockets` (the desktop WebSockets, with
+:mod:`.shell` and :mod:`.watch` behind them), :mod:`.commands` (the ``bash``
+and ``exec`` processes) and the desktop backends behind ``/ws/websockify``,
+the screenshots and the input actions.
+
 The emulator depends only on the standard library, aiohttp and attrs; it never
-imports the SDK client.
+imports the SDK client (it shares the protocol cores of :mod:`orgo_async.protocol`).
 """
 
 from .app import Emulator
+from .config import BootTime, EmulatorConfig
+from .counters import Counters
 from .faults import FaultRule, Faults
-from .state import BootTime, Counters, EmulatorConfig
 
 __all__ = [
     "BootTime",

@@ -19,8 +19,8 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from .app import Emulator
+from .config import BootTime, EmulatorConfig
 from .faults import FaultRule
-from .state import BootTime, EmulatorConfig
 
 __all__ = ["add_arguments", "config_from_args", "faults_from_args", "main", "serve"]
 
@@ -172,28 +172,21 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
 def faults_from_args(args: argparse.Namespace) -> list[FaultRule]:
     """The probabilistic fault rules asked for on the command line (all ``/api/`` routes)."""
     rules: list[FaultRule] = []
-    if args.fault_429_rate > 0:
-        rules.append(
-            FaultRule(
-                kind="status",
-                path=r"^/api/",
-                probability=args.fault_429_rate,
-                status=429,
-                code="rate_limited",
-                retry_after=args.retry_after,
+    for rate, status, code in (
+        (args.fault_429_rate, 429, "rate_limited"),
+        (args.fault_503_rate, 503, "resuming"),
+    ):
+        if rate > 0:
+            rules.append(
+                FaultRule(
+                    kind="status",
+                    path=r"^/api/",
+                    probability=rate,
+                    status=status,
+                    code=code,
+                    retry_after=args.retry_after,
+                )
             )
-        )
-    if args.fault_503_rate > 0:
-        rules.append(
-            FaultRule(
-                kind="status",
-                path=r"^/api/",
-                probability=args.fault_503_rate,
-                status=503,
-                code="resuming",
-                retry_after=args.retry_after,
-            )
-        )
     return rules
 
 

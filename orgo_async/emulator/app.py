@@ -1,10 +1,10 @@
-"""The emulator's aiohttp application, its handlers and the :class:`Emulator` server.
+"""The :class:`Emulator` server, its aiohttp application and the request pipeline.
 
 Paths, bodies, status codes and error shapes follow Orgo's documentation
-(``reference/orgo-create-computer.txt`` and ``reference/orgo-api.md``); where
-production drifted from the docs, :class:`~orgo_async.emulator.EmulatorConfig`
-switches the drift on. Every response carries ``X-Request-Id``; every error is
-``{"error": message, "code": snake_code, "request_id": id, ...extra}``.
+(``docs/orgo-api.md``); where production drifted from the docs,
+:class:`~orgo_async.emulator.EmulatorConfig` switches the drift on. Every
+response carries ``X-Request-Id``; every error is ``{"error": message, "code":
+snake_code, "request_id": id, ...extra}``.
 
 Request pipeline (one middleware), for ``/api/...``:
 
@@ -18,11 +18,11 @@ counted nor subject to faults.
 One ``/api`` route skips step 2: the signed file URL
 (``/api/files/blob/{id}?exp=&sig=``), whose signature is its credential.
 
-The desktop actions (screenshot, click, drag, type, key, scroll, wait, bash,
-exec; platform route and proxy) live in :mod:`.desktop`, the file routes in
-:mod:`.files`. The desktop WebSockets (``/desktops/{instance_id}/ws/{name}``)
-live in :mod:`.ws`: outside ``/api``, authenticated per computer by the
-socket handlers themselves.
+The handlers live in :mod:`.routes`, one module per resource (workspaces,
+computers, health and the desktop proxy, desktop actions, files, admin).
+The desktop WebSockets (``/desktops/{instance_id}/ws/{name}``) live in
+:mod:`.sockets`: outside ``/api``, authenticated per computer by the socket
+handlers themselves.
 """
 
 from __future__ import annotations
@@ -30,10 +30,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
-import json
 import logging
 import random
-import re
 import secrets
 import time
 from collections.abc import Mapping
@@ -41,695 +39,37 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Final
 
-import attrs
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.typedefs import Handler
 
 from ..protocol.events import EVENT_TYPES
-from . import desktop as actions, files
 from .commands import CommandRunner
-from .desktop import DESKTOP_KEY, DesktopService, proxy_unavailable
+from .config import EmulatorConfig
+from .counters import Counters
 from .faults import FaultRule, Faults
-from .files import FILES_KEY, FileStore
-from .state import (
-    MAX_DISK_GB,
-    ApiError,
-    BootTime,
-    Clock,
-    Computer,
-    Counters,
-    EmulatorConfig,
-    Store,
-    Workspace,
-    retry_after_header,
-)
-from .vnc import DesktopBackends
-from .ws import SOCKET_NAMES, SOCKETS_KEY, SocketHub, desktop_socket
+from .routes import admin, computers, desktop as actions, files, health, workspaces
+from .routes._base import EMULATOR_KEY, emulator_of
+from .routes.desktop import DESKTOP_KEY, DesktopService
+from .routes.files import FILES_KEY, FileStore
+from .sockets import SOCKET_NAMES, SOCKETS_KEY, SocketHub, desktop_socket
+from .store import ApiError, Clock, Computer, Store, retry_after_header
+from .vnc import DesktopBackends, serve_websockify
 from .xvnc import XvncError
 
-__all__ = ["EMULATOR_KEY", "Emulator", "create_app"]
+__all__ = ["Emulator", "create_app"]
 
 log = logging.getLogger("orgo_async.emulator")
 
-EMULATOR_KEY: Final[web.AppKey[Emulator]] = web.AppKey("orgo_emulator")
-"""Where handlers find their :class:`Emulator` (``request.app[EMULATOR_KEY]``)."""
-
-_RESOLUTION: Final = re.compile(r"^(\d+)x(\d+)x(8|16|24|32)$")
-_GPUS: Final = ("none", "a10", "l40s", "a100-40gb", "a100-80gb")
-_RAM_CHOICES: Final = (4, 8, 16, 32, 64)
-_CPU_CHOICES: Final = (1, 2, 4, 8, 16)
-_WORKSPACE_STATUSES: Final = ("active", "inactive")
 _HEALTH_ROUTE: Final = "desktop_health"
-# The signed blob URL is its own credential: no API key (files.py checks the signature).
+# The signed blob URL is its own credential: no API key (routes/files.py checks the signature).
 _SIGNED_ROUTE: Final = "files_blob"
 # An upload is read part by part by its handler (a 10 MB file is not read up front).
 _UPLOAD_ROUTE: Final = "files_upload"
 
 
-# --------------------------------------------------------------------------- helpers
-
-
-def _emu(request: web.Request) -> Emulator:
-    return request.app[EMULATOR_KEY]
-
-
 def _new_request_id() -> str:
     return "req_" + secrets.token_hex(8)
-
-
-def _show(value: object) -> str:
-    # Messages quote the JSON the client sent (true, not True).
-    try:
-        return json.dumps(value)
-    except (TypeError, ValueError):
-        return repr(value)
-
-
-def _invalid(message: str) -> ApiError:
-    # Orgo documents no machine-readable field key, so the message names the field.
-    return ApiError(400, "invalid_field", message)
-
-
-async def _json_object(request: web.Request, *, optional: bool = False) -> dict[str, Any]:
-    """The body as a JSON object; 400 ``invalid_json`` otherwise (empty allowed if optional)."""
-    raw = await request.read()
-    if optional and not raw.strip():
-        return {}
-    try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise ApiError(400, "invalid_json", "Request body must be a JSON object") from None
-    if not isinstance(data, dict):
-        raise ApiError(400, "invalid_json", "Request body must be a JSON object")
-    return data
-
-
-def _integer(field: str, value: object, expected: str) -> int:
-    # JavaScript backends see 4.0 as 4, so integral floats pass; booleans never do.
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise _invalid(f"{field} must be {expected}, got {_show(value)}")
-    if isinstance(value, float) and not value.is_integer():
-        raise _invalid(f"{field} must be {expected}, got {_show(value)}")
-    return int(value)
-
-
-def _choice(body: Mapping[str, Any], field: str, choices: tuple[int, ...], default: int) -> int:
-    value = body.get(field)
-    if value is None:
-        return default
-    allowed = ", ".join(str(c) for c in choices)
-    number = _integer(field, value, f"one of {allowed}")
-    if number not in choices:
-        raise _invalid(f"{field} must be one of {allowed}, got {_show(value)}")
-    return number
-
-
-def _bounded(
-    body: Mapping[str, Any], field: str, low: int, high: int | None, default: int | None
-) -> int | None:
-    value = body.get(field)
-    if value is None:
-        return default
-    expected = f"an integer >= {low}" if high is None else f"an integer from {low} to {high}"
-    number = _integer(field, value, expected)
-    if number < low or (high is not None and number > high):
-        raise _invalid(f"{field} must be {expected}, got {_show(value)}")
-    return number
-
-
-def _optional_str(body: Mapping[str, Any], field: str) -> str | None:
-    value = body.get(field)
-    if value is not None and not isinstance(value, str):
-        raise _invalid(f"{field} must be a string, got {_show(value)}")
-    return value
-
-
-def _workspace_ref(body: Mapping[str, Any]) -> str:
-    # project_id is the deprecated alias of workspace_id (orgo-api.md 1.4).
-    value = body.get("workspace_id")
-    if value is None:
-        value = body.get("project_id")
-    if not isinstance(value, str) or not value:
-        raise _invalid("workspace_id is required: the ID of a workspace")
-    return value
-
-
-def _resolution(body: Mapping[str, Any]) -> str:
-    value = body.get("resolution")
-    if value is None:
-        return "1280x720x24"
-    message = (
-        "resolution must be WIDTHxHEIGHTxDEPTH with width and height from 1 to 8192"
-        f" and depth 8, 16, 24 or 32 (e.g. 1280x720x24), got {_show(value)}"
-    )
-    if not isinstance(value, str):
-        raise _invalid(message)
-    match = _RESOLUTION.match(value)
-    if match is None or not all(1 <= int(match.group(i)) <= 8192 for i in (1, 2)):
-        raise _invalid(message)
-    return value
-
-
-def computer_json(emu: Emulator, computer: Computer, now: float) -> dict[str, Any]:
-    """A computer as Orgo's API renders it (every documented field plus observed extras)."""
-    workspace = emu.state.workspaces.get(computer.workspace_id)
-    hostport = emu.hostport
-    data: dict[str, Any] = {
-        "id": computer.id,
-        "name": computer.name,
-        "workspace_id": computer.workspace_id,
-        "project_id": computer.workspace_id,
-        "project_name": workspace.name if workspace is not None else None,
-        "os": computer.os,
-        "ram": computer.ram,
-        "cpu": computer.cpu,
-        "disk_size_gb": computer.disk_size_gb,
-        "resolution": computer.resolution,
-        "status": computer.status_at(now),
-        "auto_stop_minutes": computer.auto_stop_minutes,
-        "url": f"{emu.origin}/workspaces/{computer.workspace_id}/computers/{computer.id}",
-        "created_at": computer.created_at,
-        "instance_id": computer.instance_id,
-        "fly_instance_id": computer.instance_id,
-        "hostname": hostport,
-        "connection_url": f"http://{hostport}/desktops/{computer.instance_id}",
-        "vnc_password": computer.vnc_password,
-        "template_ref": computer.template_ref,
-    }
-    if emu.config.omit_instance_id:
-        del data["instance_id"]
-    return data
-
-
-def workspace_json(emu: Emulator, workspace: Workspace, now: float) -> dict[str, Any]:
-    """A workspace with its ``desktops`` (computers), as Orgo's API renders it."""
-    return {
-        "id": workspace.id,
-        "name": workspace.name,
-        "user_id": workspace.user_id,
-        "status": workspace.status,
-        "icon_url": workspace.icon_url,
-        "created_at": workspace.created_at,
-        "updated_at": workspace.updated_at,
-        "desktops": [computer_json(emu, c, now) for c in workspace.computers.values()],
-    }
-
-
-def _ok(data: Any, status: int = 200) -> web.Response:
-    return web.json_response(data, status=status)
-
-
-# --------------------------------------------------------------------------- workspaces
-
-
-async def create_workspace(request: web.Request) -> web.Response:
-    """POST /workspaces (and /projects)."""
-    emu = _emu(request)
-    body = await _json_object(request)
-    name = body.get("name")
-    if not isinstance(name, str) or not name:
-        raise ApiError(400, "name_required", "Workspace name is required")
-    icon_url = _optional_str(body, "icon_url")
-    status = body.get("status")
-    if status is None:
-        status = "active"
-    if status not in _WORKSPACE_STATUSES:
-        raise ApiError(
-            400,
-            "invalid_status",
-            f"status must be 'active' or 'inactive', got {_show(status)}",
-        )
-    workspace = emu.state.create_workspace(name, icon_url=icon_url, status=status)
-    return _ok(workspace_json(emu, workspace, emu.state.now()), 201)
-
-
-async def list_workspaces(request: web.Request) -> web.Response:
-    """GET /workspaces (and /projects): no pagination, as in production."""
-    emu = _emu(request)
-    now = emu.state.now()
-    items = [workspace_json(emu, w, now) for w in emu.state.workspaces.values()]
-    return _ok({emu.config.list_key: items})
-
-
-async def get_workspace(request: web.Request) -> web.Response:
-    """GET /workspaces/{workspace_id}."""
-    emu = _emu(request)
-    workspace = emu.state.get_workspace(request.match_info["workspace_id"])
-    return _ok(workspace_json(emu, workspace, emu.state.now()))
-
-
-async def delete_workspace(request: web.Request) -> web.Response:
-    """DELETE /workspaces/{id} and POST /projects/{id}/delete: deletes its computers too."""
-    emu = _emu(request)
-    workspace = emu.state.get_workspace(request.match_info["workspace_id"])
-    emu.state.delete_workspace(workspace)
-    return _ok({"success": True})
-
-
-async def delete_project_not_allowed(request: web.Request) -> web.Response:
-    """DELETE /projects/{id} answered 405 in production (2026-06); POST .../delete works."""
-    raise ApiError(
-        405,
-        "method_not_allowed",
-        "Method not allowed: use POST /api/projects/{id}/delete",
-        headers={"Allow": "GET, HEAD"},
-    )
-
-
-async def workspace_by_name(request: web.Request) -> web.Response:
-    """GET /projects/by-name/{name} → ``{"project": Workspace}``."""
-    emu = _emu(request)
-    workspace = emu.state.workspace_by_name(request.match_info["name"])
-    return _ok({"project": workspace_json(emu, workspace, emu.state.now())})
-
-
-# --------------------------------------------------------------------------- computers
-
-
-async def create_computer(request: web.Request) -> web.Response:
-    """POST /computers: validate like Orgo, then 201 with status ``creating``."""
-    emu = _emu(request)
-    store = emu.state
-    store.counters.create_attempts += 1
-    body = await _json_object(request)
-    workspace_id = _workspace_ref(body)
-    store.take_create_token(workspace_id)
-    name = body.get("name")
-    if not isinstance(name, str) or not name:
-        raise _invalid(f"name is required: a non-empty string, got {_show(name)}")
-    os_name = body.get("os")
-    if os_name is not None and os_name != "linux":
-        raise _invalid(f"os must be 'linux' (the only supported value), got {_show(os_name)}")
-    ram = _choice(body, "ram", _RAM_CHOICES, 4)
-    cpu = _choice(body, "cpu", _CPU_CHOICES, 1)
-    disk_size_gb = _bounded(body, "disk_size_gb", 1, MAX_DISK_GB, 8)
-    assert disk_size_gb is not None
-    resolution = _resolution(body)
-    auto_stop_minutes = _bounded(body, "auto_stop_minutes", 0, None, None)
-    template_ref = _optional_str(body, "template_ref")
-    gpu = body.get("gpu")
-    if gpu is not None and gpu not in _GPUS:
-        raise _invalid(f"gpu must be one of {', '.join(_GPUS)}, got {_show(gpu)}")
-    _optional_str(body, "image")  # legacy, accepted and ignored
-    workspace = store.get_workspace(workspace_id)
-    computer = store.create_computer(
-        workspace,
-        name=name,
-        ram=ram,
-        cpu=cpu,
-        disk_size_gb=disk_size_gb,
-        resolution=resolution,
-        auto_stop_minutes=auto_stop_minutes,
-        template_ref=template_ref,
-    )
-    store.counters.creates += 1
-    return _ok(computer_json(emu, computer, store.now()), 201)
-
-
-async def get_computer(request: web.Request) -> web.Response:
-    """GET /computers/{id} (UUID or instance id)."""
-    emu = _emu(request)
-    computer = emu.state.get_computer(request.match_info["computer_id"])
-    return _ok(computer_json(emu, computer, emu.state.now()))
-
-
-async def delete_computer(request: web.Request) -> web.Response:
-    """DELETE /computers/{id}: gone at once."""
-    emu = _emu(request)
-    computer = emu.state.get_computer(request.match_info["computer_id"])
-    emu.state.delete_computer(computer)
-    return _ok({"success": True})
-
-
-async def start_computer(request: web.Request) -> web.Response:
-    """POST /computers/{id}/start (from stopped or error)."""
-    emu = _emu(request)
-    emu.state.start(emu.state.get_computer(request.match_info["computer_id"]))
-    return _ok({"success": True, "status": "starting"})
-
-
-async def stop_computer(request: web.Request) -> web.Response:
-    """POST /computers/{id}/stop."""
-    emu = _emu(request)
-    emu.state.stop(emu.state.get_computer(request.match_info["computer_id"]))
-    return _ok({"success": True, "status": "stopping"})
-
-
-async def restart_computer(request: web.Request) -> web.Response:
-    """POST /computers/{id}/restart; 405 on legacy hosts (``legacy_restart``)."""
-    emu = _emu(request)
-    if emu.config.legacy_restart:
-        raise ApiError(
-            405,
-            "method_not_allowed",
-            "Restart is not supported on this host: stop and start the computer instead",
-        )
-    emu.state.restart(emu.state.get_computer(request.match_info["computer_id"]))
-    return _ok({"success": True, "status": "restarting"})
-
-
-async def clone_computer(request: web.Request) -> web.Response:
-    """POST /computers/{id}/clone ``{name?}`` → 201 Computer (always-on)."""
-    emu = _emu(request)
-    source = emu.state.get_computer(request.match_info["computer_id"])
-    body = await _json_object(request, optional=True)
-    name = body.get("name")
-    if name is not None and (not isinstance(name, str) or not name):
-        raise _invalid(f"name must be a non-empty string, got {_show(name)}")
-    clone = emu.state.clone(source, name)
-    emu.counters.clones += 1
-    return _ok(computer_json(emu, clone, emu.state.now()), 201)
-
-
-async def move_computer(request: web.Request) -> web.Response:
-    """PATCH /computers/{id}/move ``{workspace_id}`` (alias ``project_id``)."""
-    emu = _emu(request)
-    computer = emu.state.get_computer(request.match_info["computer_id"])
-    body = await _json_object(request)
-    target = emu.state.get_workspace(_workspace_ref(body))
-    emu.state.move(computer, target)
-    return _ok({"success": True, "workspace_id": target.id, "project_id": target.id})
-
-
-def _resize_view(computer: Computer) -> dict[str, Any]:
-    return {
-        "vcpus": computer.cpu,
-        "mem_gb": computer.ram,
-        "disk_size_gb": computer.disk_size_gb,
-        "bandwidth_limit_mbps": computer.bandwidth_limit_mbps,
-        "auto_stop_minutes": computer.auto_stop_minutes,
-    }
-
-
-async def get_resize(request: web.Request) -> web.Response:
-    """GET /computers/{id}/resize: current size and limits."""
-    emu = _emu(request)
-    computer = emu.state.get_computer(request.match_info["computer_id"])
-    view = _resize_view(computer)
-    view["current_disk_gb"] = computer.disk_size_gb
-    view["max_disk_gb"] = MAX_DISK_GB
-    return _ok(view)
-
-
-async def patch_resize(request: web.Request) -> web.Response:
-    """PATCH /computers/{id}/resize: 200 all applied, 207 some, 422 none.
-
-    ``cpu``/``ram`` keys are silently ignored, as in production.
-    """
-    emu = _emu(request)
-    computer = emu.state.get_computer(request.match_info["computer_id"])
-    body = await _json_object(request)
-
-    def integer(field: str, low: int) -> int | None:
-        value = body.get(field)
-        if value is None:
-            return None
-        number = _integer(field, value, f"an integer >= {low}")
-        if number < low:
-            raise _invalid(f"{field} must be an integer >= {low}, got {_show(value)}")
-        return number
-
-    results = emu.state.resize(
-        computer,
-        vcpus=integer("vcpus", 1),
-        mem_gb=integer("mem_gb", 1),
-        disk_size_gb=integer("disk_size_gb", 1),
-        bandwidth_limit_mbps=integer("bandwidth_limit_mbps", 1),
-        auto_stop_minutes=integer("auto_stop_minutes", 0),
-        auto_stop_given="auto_stop_minutes" in body,
-    )
-    failed = [name for name, result in results.items() if not result.ok]
-    applied = len(results) - len(failed)
-    payload = _resize_view(computer)
-    payload["results"] = {name: result.to_dict() for name, result in results.items()}
-    payload["partial"] = bool(failed) and applied > 0
-    if not failed:
-        return _ok(payload)
-    if applied:
-        return _ok(payload, 207)
-    raise ApiError(
-        422,
-        "resize_failed",
-        "No requested resize could be applied: " + ", ".join(failed),
-        **payload,
-    )
-
-
-async def get_auto_stop(request: web.Request) -> web.Response:
-    """GET /computers/{id}/auto-stop."""
-    emu = _emu(request)
-    computer = emu.state.get_computer(request.match_info["computer_id"])
-    return _ok({"auto_stop_minutes": computer.auto_stop_minutes, "configurable": True})
-
-
-async def patch_auto_stop(request: web.Request) -> web.Response:
-    """PATCH /computers/{id}/auto-stop ``{auto_stop_minutes >= 0}`` (0 = never)."""
-    emu = _emu(request)
-    computer = emu.state.get_computer(request.match_info["computer_id"])
-    body = await _json_object(request)
-    if body.get("auto_stop_minutes") is None:
-        raise _invalid("auto_stop_minutes is required: an integer >= 0")
-    minutes = _bounded(body, "auto_stop_minutes", 0, None, None)
-    computer.auto_stop_minutes = minutes
-    return _ok({"auto_stop_minutes": minutes, "auto_suspend_after": "0s"})
-
-
-async def get_vnc_password(request: web.Request) -> web.Response:
-    """GET /computers/{id}/vnc-password: the current (rotating) credentials."""
-    emu = _emu(request)
-    computer = emu.state.get_computer(request.match_info["computer_id"])
-    return _ok({"password": computer.vnc_password, "desktop_api_token": computer.desktop_api_token})
-
-
-# --------------------------------------------------------------------------- desktop proxy
-
-
-def _count_probe(emu: Emulator, key: str) -> Computer | None:
-    computer = emu.state.find_computer(key)
-    if computer is not None:
-        probes = emu.counters.health_probes
-        probes[computer.id] = probes.get(computer.id, 0) + 1
-    return computer
-
-
-async def desktop_health(request: web.Request) -> web.Response:
-    """GET /api/desktops/{instance_id}/proxy/health: 200 from the instant the boot completes."""
-    emu = _emu(request)
-    computer = _count_probe(emu, request.match_info["instance_id"])
-    if computer is None:
-        raise ApiError(404, "computer_not_found", "Desktop not found")
-    # The clock is read here, after everything else, so 200 never precedes ready_at.
-    if computer.is_running(emu.state.now()):
-        return _ok({"status": "ok"})
-    raise proxy_unavailable()
-
-
-async def desktop_proxy(request: web.Request) -> web.Response:
-    """Any other /api/desktops/{instance_id}/proxy/{endpoint}.
-
-    The desktop actions have their own routes (:mod:`.desktop`); what
-    reaches this one is an unknown endpoint (404 from a running desktop) or
-    a known one with the wrong method (405).
-    """
-    emu = _emu(request)
-    computer = emu.state.find_computer(request.match_info["instance_id"])
-    if computer is None:
-        raise ApiError(404, "computer_not_found", "Desktop not found")
-    if not computer.is_running(emu.state.now()):
-        raise proxy_unavailable()
-    known = actions.ACTIONS.get(request.match_info["endpoint"])
-    if known is not None:
-        method = known[0]
-        raise ApiError(
-            405,
-            "method_not_allowed",
-            f"Method not allowed: use {method}",
-            headers={"Allow": method},
-        )
-    raise ApiError(404, "not_found", "Unknown desktop endpoint", upstream_status=404)
-
-
-# --------------------------------------------------------------------------- admin
-
-
-_CONFIG_PATCHABLE: Final = (
-    "boot",
-    "boot_failure_rate",
-    "create_rate_limit",
-    "max_computers",
-    "legacy_restart",
-    "stop_seconds",
-    "list_key",
-    "omit_instance_id",
-    "workspaces_path_missing",
-    "ws_auth",
-    "audio_tone_hz",
-    "idle_seconds",
-    "screenshot_seconds",
-    "desktop_backend",
-)
-
-
-def config_json(config: EmulatorConfig) -> dict[str, Any]:
-    """The config as JSON, without the API key."""
-    data = attrs.asdict(config, recurse=False)
-    data.pop("api_key")
-    data["boot"] = config.boot.to_dict()
-    return data
-
-
-async def admin_counters(request: web.Request) -> web.Response:
-    """GET /_emulator/counters (plus ``clock``: the emulator clock now)."""
-    emu = _emu(request)
-    data = emu.counters.to_dict()
-    data["clock"] = emu.state.now()
-    return _ok(data)
-
-
-async def admin_reset_counters(request: web.Request) -> web.Response:
-    """DELETE /_emulator/counters."""
-    _emu(request).counters.reset()
-    return _ok({"success": True})
-
-
-async def admin_list_faults(request: web.Request) -> web.Response:
-    """GET /_emulator/faults."""
-    return _ok({"faults": [rule.to_dict() for rule in _emu(request).faults]})
-
-
-async def admin_add_fault(request: web.Request) -> web.Response:
-    """POST /_emulator/faults with a FaultRule as JSON → 201 ``{"id": ...}``."""
-    emu = _emu(request)
-    body = await _json_object(request)
-    try:
-        rule = emu.faults.add(FaultRule.from_dict(body))
-    except (TypeError, ValueError) as exc:
-        raise ApiError(400, "invalid_field", str(exc)) from None
-    return _ok({"id": rule.id}, 201)
-
-
-async def admin_clear_faults(request: web.Request) -> web.Response:
-    """DELETE /_emulator/faults."""
-    cleared = _emu(request).faults.clear()
-    return _ok({"success": True, "cleared": cleared})
-
-
-async def admin_delete_fault(request: web.Request) -> web.Response:
-    """DELETE /_emulator/faults/{rule_id}."""
-    if not _emu(request).faults.remove(request.match_info["rule_id"]):
-        raise ApiError(404, "not_found", "No such fault rule")
-    return _ok({"success": True})
-
-
-async def admin_get_config(request: web.Request) -> web.Response:
-    """GET /_emulator/config."""
-    return _ok(config_json(_emu(request).config))
-
-
-async def admin_patch_config(request: web.Request) -> web.Response:
-    """PATCH /_emulator/config: change boot/failure/limits/drift for later requests."""
-    emu = _emu(request)
-    body = await _json_object(request)
-    unknown = sorted(set(body) - set(_CONFIG_PATCHABLE))
-    if unknown:
-        raise ApiError(
-            400,
-            "invalid_field",
-            f"not patchable: {', '.join(unknown)}; allowed: {', '.join(_CONFIG_PATCHABLE)}",
-        )
-    changes = dict(body)
-    try:
-        if "boot" in changes:
-            if not isinstance(changes["boot"], dict):
-                raise ValueError("boot must be an object like {'dist': 'fixed', 'seconds': 0.3}")
-            changes["boot"] = BootTime.from_dict(changes["boot"])
-        for flag in ("legacy_restart", "omit_instance_id", "workspaces_path_missing"):
-            if flag in changes and not isinstance(changes[flag], bool):
-                raise ValueError(f"{flag} must be true or false")
-        # Validate everything on a copy first so a bad field changes nothing.
-        attrs.evolve(emu.config, **changes)
-    except (TypeError, ValueError) as exc:
-        raise ApiError(400, "invalid_field", str(exc)) from None
-    for key, value in changes.items():
-        setattr(emu.config, key, value)
-    return _ok(config_json(emu.config))
-
-
-async def admin_computers(request: web.Request) -> web.Response:
-    """GET /_emulator/computers: every computer with its clock values, for benchmarks."""
-    emu = _emu(request)
-    now = emu.state.now()
-    healthy_at = emu.counters.healthy_at
-    probes = emu.counters.health_probes
-    items = [
-        {
-            "id": c.id,
-            "name": c.name,
-            "workspace_id": c.workspace_id,
-            "instance_id": c.instance_id,
-            "status": c.status_at(now),
-            "boot_kind": c.boot_kind,
-            "boot_seconds": c.boot_seconds,
-            "boot_fails": c.boot_fails,
-            "boot_error": c.boot_error,
-            "desktop_backend": c.desktop_backend,
-            "boot_started_at": c.phase_started_at if c.phase == "boot" else None,
-            "ready_at": c.ready_at,
-            "healthy_at": healthy_at.get(c.id),
-            "health_probes": probes.get(c.id, 0),
-            "sockets": len(emu.sockets.sockets(c.id)),
-        }
-        for c in emu.state.computers.values()
-    ]
-    return _ok({"computers": items, "clock": now})
-
-
-async def admin_drop_sockets(request: web.Request) -> web.Response:
-    """POST /_emulator/computers/{computer_id}/drop-sockets → ``{"dropped": n}`` (TCP cut)."""
-    emu = _emu(request)
-    computer = emu.state.get_computer(request.match_info["computer_id"])
-    return _ok({"dropped": emu.drop_sockets(computer.id)})
-
-
-async def admin_close_sockets(request: web.Request) -> web.Response:
-    """POST /_emulator/computers/{computer_id}/close-sockets ``{code?, reason?}`` → ``{"closed"}``.
-
-    ``code`` defaults to 1001 and must be 1000-1014 (sendable ones) or 3000-4999.
-    """
-    emu = _emu(request)
-    computer = emu.state.get_computer(request.match_info["computer_id"])
-    body = await _json_object(request, optional=True)
-    code = body.get("code", 1001)
-    if (
-        isinstance(code, bool)
-        or not isinstance(code, int)
-        or not (1000 <= code <= 1014 and code not in (1004, 1005, 1006) or 3000 <= code <= 4999)
-    ):
-        raise _invalid(f"code must be a sendable WebSocket close code, got {_show(code)}")
-    reason = body.get("reason", "")
-    if not isinstance(reason, str):
-        raise _invalid(f"reason must be a string, got {_show(reason)}")
-    return _ok({"closed": emu.close_sockets(computer.id, code, reason)})
-
-
-async def admin_publish_event(request: web.Request) -> web.Response:
-    """POST /_emulator/computers/{computer_id}/events ``{type, data?}`` → ``{"delivered": n}``.
-
-    ``type`` must be one of Orgo's event types (a client cannot subscribe to
-    any other); ``data`` is the event's payload object.
-    """
-    emu = _emu(request)
-    computer = emu.state.get_computer(request.match_info["computer_id"])
-    body = await _json_object(request)
-    event_type = body.get("type")
-    if event_type not in EVENT_TYPES:
-        allowed = ", ".join(sorted(EVENT_TYPES))
-        raise _invalid(f"type must be one of {allowed}, got {_show(event_type)}")
-    data = body.get("data", {})
-    if not isinstance(data, dict):
-        raise _invalid(f"data must be an object, got {_show(data)}")
-    return _ok({"delivered": emu.publish_event(computer, event_type, data)})
 
 
 # --------------------------------------------------------------------------- middleware
@@ -783,7 +123,7 @@ def _route_key(request: web.Request) -> str:
 
 @web.middleware
 async def _middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    emu = _emu(request)
+    emu = emulator_of(request)
     path = request.path
     api = path == "/api" or path.startswith("/api/")
     admin = path.startswith("/_emulator/")
@@ -808,7 +148,7 @@ async def _middleware(request: web.Request, handler: Handler) -> web.StreamRespo
                     _HEALTH_ROUTE
                 ):
                     # The client did probe, even if the fault answered.
-                    _count_probe(emu, request.match_info["instance_id"])
+                    health.count_probe(emu, request.match_info["instance_id"])
                 if rule.kind == "drop":
                     return _drop(request)
                 if rule.kind == "status":
@@ -863,40 +203,40 @@ def create_app(emulator: Emulator) -> web.Application:
 
     # Workspaces, and the deprecated /projects alias served by the same handlers.
     for prefix in ("/api/workspaces", "/api/projects"):
-        add("POST", prefix, create_workspace)
-        add("GET", prefix, list_workspaces)
-        add("GET", prefix + "/{workspace_id}", get_workspace)
-    add("DELETE", "/api/workspaces/{workspace_id}", delete_workspace)
-    add("DELETE", "/api/projects/{workspace_id}", delete_project_not_allowed)
-    add("POST", "/api/projects/{workspace_id}/delete", delete_workspace)
-    add("GET", "/api/projects/by-name/{name}", workspace_by_name)
+        add("POST", prefix, workspaces.create_workspace)
+        add("GET", prefix, workspaces.list_workspaces)
+        add("GET", prefix + "/{workspace_id}", workspaces.get_workspace)
+    add("DELETE", "/api/workspaces/{workspace_id}", workspaces.delete_workspace)
+    add("DELETE", "/api/projects/{workspace_id}", workspaces.delete_project_not_allowed)
+    add("POST", "/api/projects/{workspace_id}/delete", workspaces.delete_workspace)
+    add("GET", "/api/projects/by-name/{name}", workspaces.workspace_by_name)
 
     # Computers. {computer_id} accepts the UUID or the instance id.
     computer = "/api/computers/{computer_id}"
-    add("POST", "/api/computers", create_computer)
-    add("GET", computer, get_computer)
-    add("DELETE", computer, delete_computer)
-    add("POST", computer + "/start", start_computer)
-    add("POST", computer + "/stop", stop_computer)
-    add("POST", computer + "/restart", restart_computer)
-    add("POST", computer + "/clone", clone_computer)
-    add("PATCH", computer + "/move", move_computer)
-    add("GET", computer + "/resize", get_resize)
-    add("PATCH", computer + "/resize", patch_resize)
-    add("GET", computer + "/auto-stop", get_auto_stop)
-    add("PATCH", computer + "/auto-stop", patch_auto_stop)
-    add("GET", computer + "/vnc-password", get_vnc_password)
+    add("POST", "/api/computers", computers.create_computer)
+    add("GET", computer, computers.get_computer)
+    add("DELETE", computer, computers.delete_computer)
+    add("POST", computer + "/start", computers.start_computer)
+    add("POST", computer + "/stop", computers.stop_computer)
+    add("POST", computer + "/restart", computers.restart_computer)
+    add("POST", computer + "/clone", computers.clone_computer)
+    add("PATCH", computer + "/move", computers.move_computer)
+    add("GET", computer + "/resize", computers.get_resize)
+    add("PATCH", computer + "/resize", computers.patch_resize)
+    add("GET", computer + "/auto-stop", computers.get_auto_stop)
+    add("PATCH", computer + "/auto-stop", computers.patch_auto_stop)
+    add("GET", computer + "/vnc-password", computers.get_vnc_password)
 
     # Desktop actions: on the platform route and through the HTTP Desktop API proxy
     # (API key as Bearer), with the same bodies. The proxy's catch-all comes last
     # (routes match in order): 404 for unknown endpoints, 405 for a wrong method.
     app[DESKTOP_KEY] = emulator.desktops
     desktop = "/api/desktops/{instance_id}/proxy"
-    add("GET", desktop + "/health", desktop_health, name=_HEALTH_ROUTE)
+    add("GET", desktop + "/health", health.desktop_health, name=_HEALTH_ROUTE)
     for endpoint, (method, handler) in actions.ACTIONS.items():
         add(method, f"{computer}/{endpoint}", handler)
         add(method, f"{desktop}/{endpoint}", handler)
-    add("*", desktop + "/{endpoint:.+}", desktop_proxy)
+    add("*", desktop + "/{endpoint:.+}", health.desktop_proxy)
     add("GET", "/api/storage/screenshots/{name}", actions.stored_screenshot)
 
     # Files. The blob route needs no API key: its URL is signed.
@@ -909,7 +249,7 @@ def create_app(emulator: Emulator) -> web.Application:
     add("GET", "/api/files/blob/{file_id}", files.file_blob, name=_SIGNED_ROUTE)
 
     # Desktop WebSockets: /desktops/{instance_id}/ws/{name} (websockify | terminal | audio |
-    # events; ws.SOCKET_SERVERS, websockify over the desktop backends). They are outside /api,
+    # events; served by the socket hub's servers). They are outside /api,
     # so the middleware neither checks the API key nor injects faults for them: the
     # socket handler authenticates with the computer's vnc_password itself
     # (?token= or Authorization: Bearer) and closes 4401 / 4404 as Orgo does.
@@ -917,18 +257,18 @@ def create_app(emulator: Emulator) -> web.Application:
     add("GET", "/desktops/{instance_id}/ws/{name}", desktop_socket)
 
     # Emulator administration (API key required, not counted, no faults).
-    add("GET", "/_emulator/counters", admin_counters)
-    add("DELETE", "/_emulator/counters", admin_reset_counters)
-    add("GET", "/_emulator/faults", admin_list_faults)
-    add("POST", "/_emulator/faults", admin_add_fault)
-    add("DELETE", "/_emulator/faults", admin_clear_faults)
-    add("DELETE", "/_emulator/faults/{rule_id}", admin_delete_fault)
-    add("GET", "/_emulator/config", admin_get_config)
-    add("PATCH", "/_emulator/config", admin_patch_config)
-    add("GET", "/_emulator/computers", admin_computers)
-    add("POST", "/_emulator/computers/{computer_id}/drop-sockets", admin_drop_sockets)
-    add("POST", "/_emulator/computers/{computer_id}/close-sockets", admin_close_sockets)
-    add("POST", "/_emulator/computers/{computer_id}/events", admin_publish_event)
+    add("GET", "/_emulator/counters", admin.admin_counters)
+    add("DELETE", "/_emulator/counters", admin.admin_reset_counters)
+    add("GET", "/_emulator/faults", admin.admin_list_faults)
+    add("POST", "/_emulator/faults", admin.admin_add_fault)
+    add("DELETE", "/_emulator/faults", admin.admin_clear_faults)
+    add("DELETE", "/_emulator/faults/{rule_id}", admin.admin_delete_fault)
+    add("GET", "/_emulator/config", admin.admin_get_config)
+    add("PATCH", "/_emulator/config", admin.admin_patch_config)
+    add("GET", "/_emulator/computers", admin.admin_computers)
+    add("POST", "/_emulator/computers/{computer_id}/drop-sockets", admin.admin_drop_sockets)
+    add("POST", "/_emulator/computers/{computer_id}/close-sockets", admin.admin_close_sockets)
+    add("POST", "/_emulator/computers/{computer_id}/events", admin.admin_publish_event)
     return app
 
 
@@ -1001,6 +341,7 @@ class Emulator:
         self.faults = Faults(random.Random(None if seed is None else f"faults:{seed}"))
         backends = DesktopBackends(self.state)
         self.sockets = SocketHub(self.state, desktops=backends)
+        self.sockets.add_server("websockify", serve_websockify)
         self.commands = CommandRunner(self.state)
         self.desktops = DesktopService(
             self.state,
@@ -1125,7 +466,7 @@ class Emulator:
         Terminal shells start here with ``HOME`` set to it; ``file_change``
         events watch its ``Desktop/`` and ``Downloads/``. Removed when the
         computer is deleted. ``computer`` is a Computer, its UUID or instance
-        id; an unknown id raises :class:`~orgo_async.emulator.state.ApiError` (404).
+        id; an unknown id raises :class:`~orgo_async.emulator.store.ApiError` (404).
         """
         return self.state.workdir(self._computer(computer))
 

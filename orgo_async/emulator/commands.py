@@ -18,7 +18,7 @@ machine, until the computer stops, restarts or is deleted, or the emulator
 closes. On timeout the whole session is killed with ``SIGKILL``, children
 included.
 
-Nothing here knows about HTTP: :mod:`.desktop` turns a :class:`CommandResult`
+Nothing here knows about HTTP: :mod:`.routes.desktop` turns a :class:`CommandResult`
 into Orgo's answer.
 """
 
@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import getpass
 import logging
 import os
 import re
@@ -40,8 +39,8 @@ from typing import Final
 
 import attrs
 
-from .shell import wait_gone
-from .state import Computer, Store, Transition
+from .shell import user_name, wait_gone
+from .store import Computer, Store, Transition
 from .watch import scan_processes, session_members
 
 __all__ = [
@@ -93,21 +92,13 @@ class CommandResult:
 
 
 @lru_cache(maxsize=1)
-def _user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "user"
-
-
-@lru_cache(maxsize=1)
 def _bash() -> str:
     return shutil.which("bash") or shutil.which("sh") or "/bin/sh"
 
 
 def command_env(home: Path) -> dict[str, str]:
     """The environment of a command run in ``home``: built from scratch, no secrets."""
-    user = _user()
+    user = user_name()
     return {
         "PATH": os.environ.get("PATH", os.defpath),
         "HOME": str(home),

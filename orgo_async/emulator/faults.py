@@ -53,7 +53,7 @@ _DEFAULT_CODES: Final[Mapping[int, str]] = {
     504: "gateway_timeout",
 }
 
-# Human messages for Orgo's transient codes (orgo-api.md 1.2); others use the HTTP phrase.
+# Human messages for Orgo's transient codes (docs/orgo-api.md §1.2); others use the HTTP phrase.
 _MESSAGES: Final[Mapping[str, str]] = {
     "rate_limited": "Too many requests",
     "resuming": "Computer is resuming",

@@ -47,7 +47,7 @@ from typing import Final
 
 from .watch import session_members
 
-__all__ = ["DEFAULT_GRACE", "Shell", "ShellError", "shell_command"]
+__all__ = ["DEFAULT_GRACE", "Shell", "ShellError", "shell_command", "user_name", "wait_gone"]
 
 log = logging.getLogger("orgo_async.emulator")
 
@@ -177,8 +177,8 @@ class Shell:
             "TERM": "xterm-256color",
             "LANG": "C.UTF-8",
             "SHELL": argv[0],
-            "USER": _user(),
-            "LOGNAME": _user(),
+            "USER": user_name(),
+            "LOGNAME": user_name(),
             "PS1": _PS1,
             "HISTFILE": "",  # an empty HISTFILE: history is not written into the computer's dir
         }
@@ -487,7 +487,8 @@ def _resolve(future: asyncio.Future[None]) -> None:
 
 
 @lru_cache(maxsize=1)
-def _user() -> str:
+def user_name() -> str:
+    """The emulator's login name, ``USER`` of its shells and commands (``user`` if unknown)."""
     try:
         return getpass.getuser()
     except (KeyError, OSError):

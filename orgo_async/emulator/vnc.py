@@ -69,11 +69,11 @@ from ..protocol.rfb import (
     keysym,
 )
 from .framebuffer import MIN_HEIGHT, MIN_WIDTH, Button, Framebuffer, Rect
-from .state import Computer, Store, Transition
+from .store import Computer, Store, Transition
 from .xvnc import XvncError, XvncManager, XvncServer, capture_screen, run_x
 
 if TYPE_CHECKING:
-    from .ws import DesktopSocket, SocketHub
+    from .sockets import DesktopSocket, SocketHub
 
 __all__ = [
     "CHUNK_BYTES",

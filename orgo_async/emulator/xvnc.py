@@ -60,7 +60,7 @@ from ..protocol.rfb import (
     RFBProtocol,
 )
 from .shell import wait_gone
-from .state import BootKind, Computer, Store, Transition
+from .store import BootKind, Computer, Store, Transition
 from .watch import session_members
 
 __all__ = [

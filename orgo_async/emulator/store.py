@@ -1,4 +1,4 @@
-"""The emulator's in-memory store and the computer lifecycle state machine.
+"""The emulator's in-memory store: workspaces, computers and their lifecycle state machine.
 
 A computer's status is never stored. Each lifecycle change records clock
 values (when the boot started, when it will be ready, when a stop completes)
@@ -10,6 +10,9 @@ no timers at all.
 The clock is injectable (``time.monotonic`` by default). ``time.monotonic`` is
 system-wide on Linux, so a client in another process can compare its own
 readings against ``ready_at`` / ``healthy_at``.
+
+Operations that break one of Orgo's rules raise :class:`ApiError`, which the
+app answers with Orgo's JSON error shape.
 
 Everything here is synchronous and single-threaded: the aiohttp handlers call
 it from the event loop and never await between a read and the write that
@@ -29,43 +32,38 @@ import uuid
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final, Literal, cast
+from typing import Any, Final, Literal
 
 import attrs
 
+from .config import DesktopBackend, EmulatorConfig
+from .counters import Counters
+
 __all__ = [
     "COMPUTER_STATUSES",
+    "MAX_DISK_GB",
     "ApiError",
+    "BootKind",
     "BootListener",
-    "BootTime",
     "Clock",
     "Computer",
-    "Counters",
-    "DesktopBackend",
-    "EmulatorConfig",
     "LifecycleListener",
+    "ResizeResult",
     "Store",
     "Transition",
-    "WsAuth",
     "Workspace",
     "WorkspaceListener",
+    "iso_now",
+    "retry_after_header",
 ]
 
 Clock = Callable[[], float]
 """A zero-argument callable returning seconds on a monotonic scale."""
 
-BootDist = Literal["fixed", "uniform", "long_tail"]
-ListKey = Literal["workspaces", "projects"]
 BootKind = Literal["create", "start", "restart"]
 Phase = Literal["boot", "stop"]
-WsAuth = Literal["close", "reject", "query_only", "header_only"]
 Transition = Literal["start", "stop", "restart", "delete"]
 """A request-driven lifecycle change that ends a computer's current desktop session."""
-DesktopBackend = Literal["synthetic", "xvnc"]
-"""What serves a computer's desktop: a synthetic framebuffer, or a real TigerVNC ``Xvnc``."""
-
-WS_AUTH_MODES: Final = ("close", "reject", "query_only", "header_only")
-DESKTOP_BACKENDS: Final = ("synthetic", "xvnc")
 
 COMPUTER_STATUSES: Final = (
     "creating",
@@ -121,350 +119,6 @@ def iso_now() -> str:
     """Wall-clock now as ISO 8601 UTC with milliseconds and ``Z`` (JavaScript's toISOString)."""
     now = datetime.now(UTC)
     return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
-
-
-# --------------------------------------------------------------------------- validation
-
-
-def _is_number(value: object) -> bool:
-    # bool is an int subclass; True is not a duration.
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def _finite(name: str, value: object, *, minimum: float = 0.0, strict: bool = False) -> float:
-    if not _is_number(value):
-        raise ValueError(f"{name} must be a number, got {value!r}")
-    number = float(cast(float, value))
-    if not math.isfinite(number):
-        raise ValueError(f"{name} must be finite, got {value!r}")
-    if number < minimum or (strict and number == minimum):
-        relation = ">" if strict else ">="
-        raise ValueError(f"{name} must be {relation} {minimum:g}, got {value!r}")
-    return number
-
-
-# --------------------------------------------------------------------------- BootTime
-
-
-@attrs.frozen(kw_only=True, repr=False)
-class BootTime:
-    """How long a computer takes from create/start/restart to healthy.
-
-    Build one with :meth:`fixed`, :meth:`uniform` or :meth:`long_tail`; the
-    fields only hold the parameters of the chosen ``dist``. Invalid
-    parameters raise ``ValueError`` naming the argument.
-    """
-
-    dist: BootDist = "fixed"
-    seconds: float = 0.3
-    jitter: float = 0.0
-    low: float = 0.0
-    high: float = 0.0
-    median: float = 0.0
-    sigma: float = 0.5
-    cap: float | None = None
-
-    def __attrs_post_init__(self) -> None:
-        if self.dist == "fixed":
-            _finite("seconds", self.seconds)
-            _finite("jitter", self.jitter)
-        elif self.dist == "uniform":
-            low = _finite("low", self.low)
-            if _finite("high", self.high) < low:
-                raise ValueError(f"high must be >= low ({low:g}), got {self.high!r}")
-        elif self.dist == "long_tail":
-            median = _finite("median", self.median, strict=True)
-            _finite("sigma", self.sigma)
-            if self.cap is not None and _finite("cap", self.cap) < median:
-                raise ValueError(f"cap must be >= median ({median:g}), got {self.cap!r}")
-        else:
-            raise ValueError(f"dist must be 'fixed', 'uniform' or 'long_tail', got {self.dist!r}")
-
-    @classmethod
-    def fixed(cls, seconds: float, jitter: float = 0.0) -> BootTime:
-        """``seconds`` plus a uniform offset in ``[-jitter, +jitter]`` (never below 0)."""
-        return cls(dist="fixed", seconds=seconds, jitter=jitter)
-
-    @classmethod
-    def uniform(cls, low: float, high: float) -> BootTime:
-        """Uniform in ``[low, high]``."""
-        return cls(dist="uniform", low=low, high=high)
-
-    @classmethod
-    def long_tail(cls, median: float, sigma: float = 0.5, cap: float | None = None) -> BootTime:
-        """Lognormal with the given median and log-space ``sigma``, clipped at ``cap``."""
-        return cls(dist="long_tail", median=median, sigma=sigma, cap=cap)
-
-    @property
-    def nominal(self) -> float:
-        """The typical boot time: the fixed value, the range midpoint or the median."""
-        if self.dist == "fixed":
-            return self.seconds
-        if self.dist == "uniform":
-            return (self.low + self.high) / 2
-        return self.median
-
-    def sample(self, rng: random.Random) -> float:
-        """Draw one boot time in seconds."""
-        if self.dist == "fixed":
-            if not self.jitter:
-                return self.seconds
-            return max(0.0, self.seconds + rng.uniform(-self.jitter, self.jitter))
-        if self.dist == "uniform":
-            return rng.uniform(self.low, self.high)
-        value = rng.lognormvariate(math.log(self.median), self.sigma)
-        return value if self.cap is None else min(value, self.cap)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON form used by the admin routes (inverse of :meth:`from_dict`)."""
-        if self.dist == "fixed":
-            return {"dist": "fixed", "seconds": self.seconds, "jitter": self.jitter}
-        if self.dist == "uniform":
-            return {"dist": "uniform", "low": self.low, "high": self.high}
-        return {"dist": "long_tail", "median": self.median, "sigma": self.sigma, "cap": self.cap}
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> BootTime:
-        """Parse ``{"dist": "fixed"|"uniform"|"long_tail", ...params}``; ``ValueError`` if bad."""
-        params = dict(data)
-        dist = str(params.pop("dist", "fixed")).replace("-", "_")
-        allowed = {
-            "fixed": {"seconds", "jitter"},
-            "uniform": {"low", "high"},
-            "long_tail": {"median", "sigma", "cap"},
-        }.get(dist)
-        if allowed is None:
-            raise ValueError(f"dist must be 'fixed', 'uniform' or 'long_tail', got {dist!r}")
-        unknown = sorted(set(params) - allowed)
-        if unknown:
-            raise ValueError(f"unknown {dist} boot parameter(s): {', '.join(unknown)}")
-        required = {"fixed": ("seconds",), "uniform": ("low", "high"), "long_tail": ("median",)}
-        for name in required[dist]:
-            if name not in params:
-                raise ValueError(f"{dist} boot time needs {name!r}")
-        if dist == "fixed":
-            return cls.fixed(**params)
-        if dist == "uniform":
-            return cls.uniform(**params)
-        return cls.long_tail(**params)
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.to_dict().items() if k != "dist")
-        return f"BootTime.{self.dist}({args})"
-
-
-# --------------------------------------------------------------------------- config
-
-
-def _validate_rate(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if not _is_number(value) or not 0.0 <= float(cast(float, value)) <= 1.0:
-        raise ValueError(f"{attribute.name} must be a number in [0, 1], got {value!r}")
-
-
-def _validate_non_negative(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    _finite(attribute.name, value)
-
-
-def _validate_optional_positive(
-    _inst: object, attribute: attrs.Attribute[Any], value: object
-) -> None:
-    if value is not None:
-        _finite(attribute.name, value, strict=True)
-
-
-def _validate_optional_count(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
-        raise ValueError(f"{attribute.name} must be None or an int >= 0, got {value!r}")
-
-
-def _validate_port(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 65535:
-        raise ValueError(f"{attribute.name} must be an int in [0, 65535], got {value!r}")
-
-
-def _validate_api_key(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if not isinstance(value, str) or not value:
-        # Never echo the key itself.
-        raise ValueError(f"{attribute.name} must be a non-empty string")
-
-
-def _validate_positive(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    _finite(attribute.name, value, strict=True)
-
-
-def _validate_tone(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    # Below Nyquist at the lowest sample rate (24 kHz), or the tone aliases.
-    if _finite(attribute.name, value, strict=True) >= 12000:
-        raise ValueError(f"{attribute.name} must be below 12000 Hz, got {value!r}")
-
-
-def _validate_optional_dir(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if value is not None and (not isinstance(value, str) or not value):
-        raise ValueError(f"{attribute.name} must be None or a non-empty path, got {value!r}")
-
-
-def _default_boot() -> BootTime:
-    return BootTime.fixed(0.3, jitter=0.02)
-
-
-@attrs.define(kw_only=True)
-class EmulatorConfig:
-    """Settings of one emulator. Mutable: a change applies to later requests.
-
-    Validators run on assignment too, so ``config.boot_failure_rate = 2``
-    raises ``ValueError``. ``host``, ``port`` and ``seed`` are read once at start.
-    """
-
-    api_key: str = attrs.field(default="sk_emulator", repr=False, validator=_validate_api_key)
-    host: str = "127.0.0.1"
-    port: int = attrs.field(default=0, validator=_validate_port)
-    boot: BootTime = attrs.field(
-        factory=_default_boot, validator=attrs.validators.instance_of(BootTime)
-    )
-    stop_seconds: float = attrs.field(default=0.05, validator=_validate_non_negative)
-    boot_failure_rate: float = attrs.field(default=0.0, validator=_validate_rate)
-    create_rate_limit: float | None = attrs.field(
-        default=None, validator=_validate_optional_positive
-    )
-    max_computers: int | None = attrs.field(default=None, validator=_validate_optional_count)
-    legacy_restart: bool = False
-    workspaces_path_missing: bool = False
-    list_key: ListKey = attrs.field(
-        default="workspaces", validator=attrs.validators.in_(("workspaces", "projects"))
-    )
-    omit_instance_id: bool = False
-    seed: int | None = None
-    access_log: bool = False
-    # Desktop sockets (/desktops/{instance_id}/ws/{name}).
-    ws_auth: WsAuth = attrs.field(default="close", validator=attrs.validators.in_(WS_AUTH_MODES))
-    """How a bad, missing or stale socket token is refused: ``close`` (upgrade, then
-    close 4401, Orgo's documented way), ``reject`` (HTTP 401 instead of the upgrade),
-    ``query_only`` (only ``?token=`` is accepted, anything else is HTTP 401: the new
-    metal image) or ``header_only`` (only ``Authorization: Bearer``: the old image)."""
-    audio_tone_hz: float = attrs.field(default=440.0, validator=_validate_tone)
-    """Frequency of the sine tone ``/ws/audio`` streams."""
-    idle_seconds: float = attrs.field(default=30.0, validator=_validate_positive)
-    """Seconds without terminal input before an ``idle`` event."""
-    workdir_root: str | None = attrs.field(default=None, validator=_validate_optional_dir)
-    """Where computers' working directories live (``<root>/<instance_id>/``); ``None``
-    = a temporary directory created when first needed and removed when the emulator
-    closes. Read once, when the first working directory is made."""
-    screenshot_seconds: float = attrs.field(default=0.02, validator=_validate_non_negative)
-    """How long each REST screenshot takes to capture (a real VM needs tens of
-    milliseconds); a second screenshot of the same computer meanwhile fails.
-    (An ``xvnc`` desktop's screenshot takes what the real capture takes instead.)"""
-    desktop_backend: DesktopBackend = attrs.field(
-        default="synthetic", validator=attrs.validators.in_(DESKTOP_BACKENDS)
-    )
-    """What serves the desktop (``/ws/websockify``, the REST desktop actions and
-    screenshots) of computers booted from now on: ``synthetic``, a framebuffer drawn
-    by the emulator, or ``xvnc``, a real TigerVNC ``Xvnc`` per computer (driven with
-    ``xdotool``). A computer keeps the backend of its current boot until it boots
-    again (start, restart)."""
-
-
-# --------------------------------------------------------------------------- counters
-
-
-class Counters:
-    """What the emulator has seen, for tests and benchmarks.
-
-    Dict keys are computer ids, ``"METHOD /route/{pattern}"`` strings or HTTP
-    statuses. ``healthy_at`` / ``ready_at`` hold clock values (the emulator's
-    clock, ``time.monotonic`` by default). ``healthy_at`` is the latest
-    moment each computer became running; it is settled lazily on read.
-
-    Desktop sockets: ``ws_connections`` counts the sockets that passed auth,
-    the running check and their parameters, per socket name;
-    ``ws_rejections`` counts refused ones by close code (4401, 4404, 4500,
-    1008, 1001, and 1011 for a desktop that cannot be served) or HTTP status
-    (401); ``ws_events_dropped`` counts events a slow ``/ws/events`` consumer
-    lost to its full buffer.
-
-    Desktop REST actions: ``actions`` counts the accepted ones per endpoint
-    (``screenshot``, ``click``, ``drag``, ``type``, ``key``, ``scroll``,
-    ``wait``, ``bash``, ``exec``; platform and proxy routes alike);
-    ``screenshots`` the screenshots taken, ``bash_runs`` / ``exec_runs`` the
-    processes started, ``uploads`` the files uploaded.
-    """
-
-    def __init__(
-        self,
-        *,
-        live: Callable[[], int] | None = None,
-        settle: Callable[[], None] | None = None,
-    ) -> None:
-        self._live = live
-        self._settle = settle
-        self.creates = 0
-        self.create_attempts = 0
-        self.clones = 0
-        self.deletes = 0
-        self.faults_injected = 0
-        self.health_probes: dict[str, int] = {}
-        self.requests: dict[str, int] = {}
-        self.responses_by_status: dict[int, int] = {}
-        self.ready_at: dict[str, float] = {}
-        self._healthy_at: dict[str, float] = {}
-        self.ws_connections: dict[str, int] = {}
-        self.ws_rejections: dict[int, int] = {}
-        self.ws_events_dropped = 0
-        self.actions: dict[str, int] = {}
-        self.screenshots = 0
-        self.bash_runs = 0
-        self.exec_runs = 0
-        self.uploads = 0
-
-    @property
-    def live(self) -> int:
-        """Computers that exist right now (not reset by :meth:`reset`)."""
-        return self._live() if self._live is not None else 0
-
-    @property
-    def healthy_at(self) -> dict[str, float]:
-        """Clock time at which each computer (last) became running."""
-        if self._settle is not None:
-            self._settle()
-        return self._healthy_at
-
-    def reset(self) -> None:
-        """Zero every counter (``live`` reflects the store and is unaffected)."""
-        self.creates = self.create_attempts = self.clones = self.deletes = 0
-        self.faults_injected = 0
-        self.health_probes.clear()
-        self.requests.clear()
-        self.responses_by_status.clear()
-        self.ready_at.clear()
-        self._healthy_at.clear()
-        self.ws_connections.clear()
-        self.ws_rejections.clear()
-        self.ws_events_dropped = 0
-        self.actions.clear()
-        self.screenshots = self.bash_runs = self.exec_runs = self.uploads = 0
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready snapshot (status keys become strings)."""
-        return {
-            "creates": self.creates,
-            "create_attempts": self.create_attempts,
-            "clones": self.clones,
-            "deletes": self.deletes,
-            "live": self.live,
-            "faults_injected": self.faults_injected,
-            "health_probes": dict(self.health_probes),
-            "requests": dict(self.requests),
-            "responses_by_status": {str(k): v for k, v in self.responses_by_status.items()},
-            "ready_at": dict(self.ready_at),
-            "healthy_at": dict(self.healthy_at),
-            "ws_connections": dict(self.ws_connections),
-            "ws_rejections": {str(k): v for k, v in self.ws_rejections.items()},
-            "ws_events_dropped": self.ws_events_dropped,
-            "actions": dict(self.actions),
-            "screenshots": self.screenshots,
-            "bash_runs": self.bash_runs,
-            "exec_runs": self.exec_runs,
-            "uploads": self.uploads,
-        }
 
 
 # --------------------------------------------------------------------------- records
@@ -608,8 +262,7 @@ class Store:
         self.clock = clock
         self.rng = rng if rng is not None else random.Random(self.config.seed)
         self.counters = counters if counters is not None else Counters()
-        self.counters._live = lambda: len(self.computers)
-        self.counters._settle = self.settle
+        self.counters.bind(live=lambda: len(self.computers), settle=self.settle)
         self.user_id = str(uuid.uuid4())
         self.workspaces: dict[str, Workspace] = {}
         self.computers: dict[str, Computer] = {}
@@ -1052,7 +705,7 @@ class Store:
                 and computer.generation == generation
                 and not computer.boot_fails  # failed later by fail_boot()
             ):
-                self.counters._healthy_at[computer_id] = ready_at
+                self.counters.mark_healthy(computer_id, ready_at)
 
     def _new_instance_id(self) -> str:
         while True:

@@ -31,11 +31,13 @@ its UUID. Neither the token nor the query string is ever logged.
 
 :class:`SocketHub` is the shared edge: the registry of open sockets per
 computer (closed with 1001 on stop/restart/delete through a store
-listener), the per-computer event subscribers, and the event sources of
-:mod:`.watch`, which it runs only while a subscriber needs them. The three
-socket protocols are the sans-I/O cores of :mod:`orgo_async.protocol` in
-their server role; ``websockify`` is served by :mod:`.vnc` over the
-computer's desktop backend (:class:`~.vnc.DesktopBackends`).
+listener), the per-computer event subscribers, the event sources of
+:mod:`.watch`, which it runs only while a subscriber needs them, and the
+serve function of each socket name. The terminal, audio and events sockets
+are served here, by the sans-I/O cores of :mod:`orgo_async.protocol` in
+their server role. ``websockify`` (RFB over the computer's desktop) is
+served by the desktop side, which the emulator registers with
+:meth:`SocketHub.add_server`: this module never imports it.
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ import logging
 import math
 import sys
 from array import array
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
 from fractions import Fraction
 from functools import lru_cache
 from typing import Any, Final, Protocol
@@ -74,8 +76,7 @@ from ..protocol.events import (
 )
 from ..protocol.terminal import Input, Ping, Resize, TerminalProtocol, UnknownMessage
 from .shell import DEFAULT_GRACE, Shell, ShellError
-from .state import ApiError, Computer, Store, Transition, iso_now
-from .vnc import DesktopBackends, serve_websockify
+from .store import ApiError, Computer, Store, Transition, iso_now
 from .watch import FileWatcher, IdleTracker, ProcessWatcher
 
 __all__ = [
@@ -276,14 +277,18 @@ class SocketHub:
 
     Created by the :class:`~orgo_async.emulator.Emulator`; it registers a
     lifecycle listener on ``store`` so that a stop, restart or delete closes
-    that computer's sockets with 1001 and kills its shells. ``desktops`` is
-    what ``/ws/websockify`` serves (by default a :class:`~.vnc.DesktopBackends`
-    of its own). All methods run on the event loop.
+    that computer's sockets with 1001 and kills its shells. It serves the
+    terminal, audio and events sockets; :meth:`add_server` adds another name's
+    server (the emulator adds ``websockify``). ``desktops`` is what
+    ``/ws/websockify`` serves: the hub only carries it for that server, so the
+    socket edge does not depend on the desktop backends. All methods run on
+    the event loop.
     """
 
-    def __init__(self, store: Store, *, desktops: DesktopBackends | None = None) -> None:
+    def __init__(self, store: Store, *, desktops: Any = None) -> None:
         self.store = store
-        self.desktops = desktops if desktops is not None else DesktopBackends(store)
+        self.desktops = desktops
+        self._servers: dict[str, SocketServer] = dict(SOCKET_SERVERS)
         self._computers: dict[str, _ComputerSockets] = {}
         self._closed = False
         self.files = FileWatcher(self._publish_key)
@@ -295,6 +300,16 @@ class SocketHub:
     def closed(self) -> bool:
         """True once :meth:`shutdown` has begun: new sockets are refused with 1001."""
         return self._closed
+
+    def add_server(self, name: str, serve: SocketServer) -> None:
+        """Serve ``/ws/{name}`` with ``serve`` (one of :data:`SOCKET_NAMES`)."""
+        if name not in SOCKET_NAMES:
+            raise ValueError(f"name must be one of {', '.join(SOCKET_NAMES)}, got {name!r}")
+        self._servers[name] = serve
+
+    def server(self, name: str) -> SocketServer | None:
+        """The serve function of ``/ws/{name}``, or None (the route answers 404)."""
+        return self._servers.get(name)
 
     def _entry(self, computer_id: str) -> _ComputerSockets:
         entry = self._computers.get(computer_id)
@@ -542,7 +557,7 @@ async def desktop_socket(request: web.Request) -> web.StreamResponse:
     """``GET /desktops/{instance_id}/ws/{name}``: authenticate, then serve the socket."""
     hub = request.app[SOCKETS_KEY]
     name = request.match_info["name"]
-    serve = SOCKET_SERVERS.get(name)
+    serve = hub.server(name)
     if serve is None:
         raise web.HTTPNotFound()
     store = hub.store
@@ -605,9 +620,16 @@ def _query_int(query: Mapping[str, str], name: str, default: int, allowed: str) 
         raise ValueError(f"{name} must be {allowed}, got {raw!r}") from None
 
 
-async def _drain_until_closed(socket: DesktopSocket) -> None:
-    while await socket.receive() is not None:
-        pass
+@contextlib.asynccontextmanager
+async def _alongside(sender: Coroutine[Any, Any, None]) -> AsyncIterator[None]:
+    """Run ``sender`` (a socket's outgoing pump) while the block runs; cancel it after."""
+    task = asyncio.get_running_loop().create_task(sender)
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 # --------------------------------------------------------------------------- terminal
@@ -621,6 +643,16 @@ class _JsonCore(Protocol):
     def data_to_send(self) -> list[str]: ...
 
     def send_error(self, message: str) -> None: ...
+
+
+async def _refuse_query(
+    hub: SocketHub, socket: DesktopSocket, proto: _JsonCore, message: str
+) -> None:
+    """Refuse bad query parameters: an ``error`` message naming them, then close 1008."""
+    proto.send_error(message)
+    await socket.send_frames(proto.data_to_send())
+    _count(hub.store.counters.ws_rejections, CLOSE_POLICY)
+    socket.close(CLOSE_POLICY, message)
 
 
 async def _client_events(socket: DesktopSocket, proto: _JsonCore) -> AsyncIterator[Sequence[Any]]:
@@ -652,10 +684,7 @@ async def _serve_terminal(hub: SocketHub, socket: DesktopSocket) -> None:
             if not 1 <= value <= 10000:
                 raise ValueError(f"{label} must be an integer from 1 to 10000, got {value}")
     except ValueError as exc:
-        proto.send_error(str(exc))
-        await socket.send_frames(proto.data_to_send())
-        _count(hub.store.counters.ws_rejections, CLOSE_POLICY)
-        socket.close(CLOSE_POLICY, str(exc))
+        await _refuse_query(hub, socket, proto, str(exc))
         return
     computer = hub.store.computers.get(socket.computer_id)
     try:
@@ -669,8 +698,7 @@ async def _serve_terminal(hub: SocketHub, socket: DesktopSocket) -> None:
         return
     hub.accepted(socket)
     hub.add_shell(socket, shell)
-    pump = asyncio.get_running_loop().create_task(_pump_terminal(socket, shell, proto))
-    try:
+    async with _alongside(_pump_terminal(socket, shell, proto)):
         async for events in _client_events(socket, proto):
             for event in events:
                 if isinstance(event, Input):
@@ -684,10 +712,6 @@ async def _serve_terminal(hub: SocketHub, socket: DesktopSocket) -> None:
                 elif isinstance(event, UnknownMessage):
                     proto.send_error(f"Unknown message type: {event.type}")
             await socket.send_frames(proto.data_to_send())
-    finally:
-        pump.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await pump
 
 
 async def _pump_terminal(socket: DesktopSocket, shell: Shell, proto: TerminalProtocol) -> None:
@@ -767,10 +791,7 @@ async def _serve_audio(hub: SocketHub, socket: DesktopSocket) -> None:
         if channels not in CHANNELS:
             raise ValueError(f"channels must be 1 or 2, got {channels}")
     except ValueError as exc:
-        proto.send_error(str(exc))
-        await socket.send_frames(proto.data_to_send())
-        _count(hub.store.counters.ws_rejections, CLOSE_POLICY)
-        socket.close(CLOSE_POLICY, str(exc))
+        await _refuse_query(hub, socket, proto, str(exc))
         return
     hub.accepted(socket)
     proto.send_started(rate, channels)
@@ -778,19 +799,16 @@ async def _serve_audio(hub: SocketHub, socket: DesktopSocket) -> None:
         return
     tone = _tone(float(hub.store.config.audio_tone_hz), rate, channels)
     hub.publish(socket.computer_id, "audio_stream_start", {})
-    stream = asyncio.get_running_loop().create_task(_stream_tone(socket, tone))
     try:
-        async for events in _client_events(socket, proto):
-            for event in events:
-                if isinstance(event, AudioStop):
-                    socket.close(CLOSE_NORMAL, "Stopped")
-                elif isinstance(event, AudioPing):
-                    proto.send_pong()
-            await socket.send_frames(proto.data_to_send())
+        async with _alongside(_stream_tone(socket, tone)):
+            async for events in _client_events(socket, proto):
+                for event in events:
+                    if isinstance(event, AudioStop):
+                        socket.close(CLOSE_NORMAL, "Stopped")
+                    elif isinstance(event, AudioPing):
+                        proto.send_pong()
+                await socket.send_frames(proto.data_to_send())
     finally:
-        stream.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await stream
         hub.publish(socket.computer_id, "audio_stream_stop", {})
 
 
@@ -821,8 +839,7 @@ async def _serve_events(hub: SocketHub, socket: DesktopSocket) -> None:
     hub.accepted(socket)
     proto = EventsProtocol(Role.SERVER)
     sub = hub.subscribe(socket)
-    sender = asyncio.get_running_loop().create_task(_pump_events(socket, sub, proto))
-    try:
+    async with _alongside(_pump_events(socket, sub, proto)):
         async for events in _client_events(socket, proto):
             for event in events:
                 if isinstance(event, Subscribe | Unsubscribe):
@@ -846,10 +863,6 @@ async def _serve_events(hub: SocketHub, socket: DesktopSocket) -> None:
                 elif isinstance(event, EventsError):
                     proto.send_error(event.message)
             await socket.send_frames(proto.data_to_send())
-    finally:
-        sender.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await sender
 
 
 async def _pump_events(socket: DesktopSocket, sub: _Subscriber, proto: EventsProtocol) -> None:
@@ -867,10 +880,10 @@ async def _pump_events(socket: DesktopSocket, sub: _Subscriber, proto: EventsPro
 SOCKET_NAMES: Final = ("websockify", "terminal", "audio", "events")
 """The socket names Orgo documents under ``/desktops/{instance_id}/ws/``."""
 
-SOCKET_SERVERS: Final[dict[str, SocketServer]] = {
-    "websockify": serve_websockify,  # RFB in binary frames, over the desktop backend (.vnc)
+SOCKET_SERVERS: Final[Mapping[str, SocketServer]] = {
     "terminal": _serve_terminal,
     "audio": _serve_audio,
     "events": _serve_events,
 }
-"""The serve function of each socket name; a name without one answers HTTP 404."""
+"""The serve functions of this module, by socket name. A hub starts with these; a name
+without a server (``websockify`` until the emulator adds it) answers HTTP 404."""

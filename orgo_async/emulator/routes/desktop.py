@@ -9,7 +9,7 @@ Each action is served twice, with the same request bodies:
   a computer that is not running answers 503 ``desktop_unavailable``, as the
   health route does.
 
-Answers follow ``orgo-api.md`` 1.7: ``{"success": true, "action": name,
+Answers follow ``docs/orgo-api.md`` §1.7: ``{"success": true, "action": name,
 "details": {...}}`` for the pointer, keyboard and wait actions (``action`` is
 ``click``, ``double_click``, ``drag``, ``type``, ``key_press``, ``scroll``
 or ``wait``). Bad fields answer 400 ``invalid_field`` with a message naming
@@ -46,13 +46,13 @@ Where Orgo's documentation is silent, the emulator chose:
   (or the emulator closed) answers 503 ``desktop_unavailable``.
 
 The pointer, keyboard and screenshot actions go through the computer's
-desktop backend (:mod:`.vnc`), chosen at each boot by
+desktop backend (:mod:`orgo_async.emulator.vnc`), chosen at each boot by
 ``EmulatorConfig.desktop_backend``:
 
-- ``synthetic``: one :class:`~.framebuffer.Framebuffer` per computer, made on
-  first use at the computer's resolution and dropped when the computer
-  starts, stops, restarts or is deleted (the next action draws on a fresh
-  desktop); ``/ws/websockify`` serves the same framebuffer;
+- ``synthetic``: one framebuffer per computer, made on first use at the
+  computer's resolution and dropped when the computer starts, stops,
+  restarts or is deleted (the next action draws on a fresh desktop);
+  ``/ws/websockify`` serves the same framebuffer;
 - ``xvnc``: the computer's real ``Xvnc``. Actions run ``xdotool`` on its display
   (a drag is ``mousedown``, the duration, then ``mousemove`` + ``mouseup``); a
   screenshot is read from the X server over RFB and takes what that takes
@@ -67,29 +67,29 @@ from __future__ import annotations
 import asyncio
 import base64
 import collections
-import json
 import logging
 import math
 import operator
 import re
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Final, TypeVar
+from typing import Any, Final, Literal, TypeVar
 
 from aiohttp import web
 
-from ..protocol.png import encode_png
-from .commands import (
+from ...protocol.png import encode_png
+from ..commands import (
     CommandResult,
     CommandRunner,
     bash_argv,
     exec_argv,
     exec_failure,
 )
-from .framebuffer import Button, Framebuffer
-from .state import ApiError, Computer, Store, Transition, iso_now
-from .vnc import Desktop, DesktopBackends
-from .xvnc import XvncError
+from ..framebuffer import Button, Framebuffer
+from ..store import ApiError, Computer, Store, Transition, iso_now
+from ..vnc import Desktop, DesktopBackends
+from ..xvnc import XvncError
+from ._base import boolean, choice, integer, invalid, number, read_json, show, text
 
 __all__ = [
     "ACTIONS",
@@ -102,6 +102,8 @@ __all__ = [
     "drag",
     "exec_code",
     "key",
+    "platform_unavailable",
+    "proxied_computer",
     "proxy_unavailable",
     "scroll",
     "screenshot",
@@ -134,109 +136,6 @@ T = TypeVar("T")
 log = logging.getLogger("orgo_async.emulator")
 
 
-# --------------------------------------------------------------------------- request fields
-
-
-def show(value: object) -> str:
-    """``value`` as the client wrote it (JSON: ``true``, not ``True``)."""
-    try:
-        return json.dumps(value)
-    except (TypeError, ValueError):
-        return repr(value)
-
-
-def invalid(message: str) -> ApiError:
-    """400 ``invalid_field``: Orgo has no machine-readable field key, the message names it."""
-    return ApiError(400, "invalid_field", message)
-
-
-async def read_json(request: web.Request) -> dict[str, Any]:
-    """The body as a JSON object (an empty body is ``{}``); 400 ``invalid_json`` otherwise."""
-    raw = await request.read()
-    if not raw.strip():
-        return {}
-    try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise ApiError(400, "invalid_json", "Request body must be a JSON object") from None
-    if not isinstance(data, dict):
-        raise ApiError(400, "invalid_json", "Request body must be a JSON object")
-    return data
-
-
-def integer(
-    body: Mapping[str, Any], name: str, low: int, high: int, default: int | None = None
-) -> int:
-    """An integer field in ``[low, high]`` (integral floats pass, booleans never do).
-
-    Missing or null: ``default``, or 400 when there is none.
-    """
-    value = body.get(name)
-    expected = f"an integer from {low} to {high}"
-    if value is None:
-        if default is None:
-            raise invalid(f"{name} is required: {expected}")
-        return default
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or (isinstance(value, float) and not value.is_integer())
-        or not low <= value <= high
-    ):
-        raise invalid(f"{name} must be {expected}, got {show(value)}")
-    return int(value)
-
-
-def number(
-    body: Mapping[str, Any], name: str, low: float, high: float, default: float | None = None
-) -> float:
-    """A finite number field in ``[low, high]``; missing: ``default`` or 400."""
-    value = body.get(name)
-    expected = f"a number from {low:g} to {high:g}"
-    if value is None:
-        if default is None:
-            raise invalid(f"{name} is required: {expected}")
-        return default
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or not low <= value <= high
-    ):
-        raise invalid(f"{name} must be {expected}, got {show(value)}")
-    return float(value)
-
-
-def choice(body: Mapping[str, Any], name: str, choices: tuple[str, ...], default: str) -> str:
-    """One of ``choices``; missing: ``default``."""
-    value = body.get(name)
-    if value is None:
-        return default
-    if value not in choices:
-        raise invalid(f"{name} must be one of {', '.join(choices)}, got {show(value)}")
-    return str(value)
-
-
-def boolean(body: Mapping[str, Any], name: str, default: bool) -> bool:
-    """``true`` or ``false``; missing: ``default``."""
-    value = body.get(name)
-    if value is None:
-        return default
-    if not isinstance(value, bool):
-        raise invalid(f"{name} must be true or false, got {show(value)}")
-    return value
-
-
-def text(body: Mapping[str, Any], name: str, limit: int) -> str:
-    """A required non-empty string of at most ``limit`` characters."""
-    value = body.get(name)
-    if not isinstance(value, str) or not value:
-        raise invalid(f"{name} is required: a non-empty string, got {show(value)}")
-    if len(value) > limit:
-        raise invalid(f"{name} must be at most {limit} characters, got {len(value)}")
-    return value
-
-
 # --------------------------------------------------------------------------- errors
 
 
@@ -245,8 +144,27 @@ def proxy_unavailable() -> ApiError:
     return ApiError(503, "desktop_unavailable", "Could not reach the desktop", upstream_status=502)
 
 
-def _platform_unavailable() -> ApiError:
+def platform_unavailable() -> ApiError:
+    """400 on the platform route: the computer is not running."""
     return ApiError(400, "desktop_unavailable", "Desktop instance not available")
+
+
+def _unavailable(proxy: bool) -> ApiError:
+    return proxy_unavailable() if proxy else platform_unavailable()
+
+
+def proxied_computer(store: Store, instance_id: str) -> Computer:
+    """The running computer a proxy route names (UUID or instance id).
+
+    404 ``computer_not_found`` when there is none, 503 (:func:`proxy_unavailable`)
+    when it is not running.
+    """
+    computer = store.find_computer(instance_id)
+    if computer is None:
+        raise ApiError(404, "computer_not_found", "Desktop not found")
+    if not computer.is_running(store.now()):
+        raise proxy_unavailable()
+    return computer
 
 
 # --------------------------------------------------------------------------- service
@@ -258,7 +176,7 @@ class DesktopService:
     ``sleep`` is the emulator's interruptible sleep (cut short when it
     closes); ``origin`` returns ``http://HOST:PORT`` for screenshot URLs;
     ``backends`` holds the desktops (by default a
-    :class:`~.vnc.DesktopBackends` of its own).
+    :class:`~orgo_async.emulator.vnc.DesktopBackends` of its own).
     """
 
     def __init__(
@@ -302,7 +220,7 @@ class DesktopService:
             return await self.backends.desktop(computer)
         except XvncError as exc:
             log.warning("desktop of computer %s unavailable: %s", computer.instance_id, exc)
-            raise proxy_unavailable() if proxy else _platform_unavailable() from None
+            raise _unavailable(proxy) from None
 
     async def perform(
         self, computer: Computer, action: Awaitable[T], *, proxy: bool, failure: str
@@ -327,7 +245,7 @@ class DesktopService:
         """
         store = self.store
         if store.computers.get(computer.id) is not computer or not computer.is_running(store.now()):
-            raise proxy_unavailable() if proxy else _platform_unavailable()
+            raise _unavailable(proxy)
 
     def capturing(self, computer_id: str) -> bool:
         """True while a screenshot of the computer (UUID) is being taken."""
@@ -421,15 +339,10 @@ def _target(request: web.Request) -> tuple[DesktopService, Computer, bool]:
     store = service.store
     instance_id = request.match_info.get("instance_id")
     if instance_id is not None:
-        computer = store.find_computer(instance_id)
-        if computer is None:
-            raise ApiError(404, "computer_not_found", "Desktop not found")
-        if not computer.is_running(store.now()):
-            raise proxy_unavailable()
-        return service, computer, True
+        return service, proxied_computer(store, instance_id), True
     computer = store.get_computer(request.match_info["computer_id"])
     if not computer.is_running(store.now()):
-        raise _platform_unavailable()
+        raise platform_unavailable()
     return service, computer, False
 
 
@@ -524,7 +437,7 @@ async def stored_screenshot(request: web.Request) -> web.Response:
 
 async def click(request: web.Request) -> web.Response:
     """POST .../click ``{x, y, button: left|right, double}`` (a double click ignores button)."""
-    body = await read_json(request)
+    body = await read_json(request, optional=True)
     service, computer, proxy = _target(request)
     desktop = await service.desktop(computer, proxy=proxy)
     x, y = _point(desktop, body, "x", "y")
@@ -545,7 +458,7 @@ async def click(request: web.Request) -> web.Response:
 
 async def drag(request: web.Request) -> web.Response:
     """POST .../drag ``{start_x, start_y, end_x, end_y, button, duration (0..10 s, 0.5)}``."""
-    body = await read_json(request)
+    body = await read_json(request, optional=True)
     service, computer, proxy = _target(request)
     desktop = await service.desktop(computer, proxy=proxy)
     start = _point(desktop, body, "start_x", "start_y")
@@ -578,7 +491,7 @@ async def scroll(request: web.Request) -> web.Response:
     Without coordinates it scrolls where the pointer is; with only one, the
     missing axis is 0 (what Orgo's Linux desktops do).
     """
-    body = await read_json(request)
+    body = await read_json(request, optional=True)
     service, computer, proxy = _target(request)
     desktop = await service.desktop(computer, proxy=proxy)
     direction = body.get("direction")
@@ -609,7 +522,7 @@ async def type_text(request: web.Request) -> web.Response:
     Answers after about ``len(text) * delay_ms`` (at most
     :data:`MAX_TYPING_SECONDS`), the text appearing as it is typed.
     """
-    body = await read_json(request)
+    body = await read_json(request, optional=True)
     service, computer, proxy = _target(request)
     value = text(body, "text", MAX_TEXT)
     delay_ms = integer(body, "delay_ms", 0, 1000, 12)
@@ -648,7 +561,7 @@ def _check_key(value: object) -> str:
 
 async def key(request: web.Request) -> web.Response:
     """POST .../key ``{key}``: a keysym name (``Return``, ``Page_Up``) or combo (``ctrl+c``)."""
-    body = await read_json(request)
+    body = await read_json(request, optional=True)
     service, computer, proxy = _target(request)
     name = _check_key(body.get("key"))
     desktop = await service.desktop(computer, proxy=proxy)
@@ -662,7 +575,7 @@ async def key(request: web.Request) -> web.Response:
 
 async def wait(request: web.Request) -> web.Response:
     """POST .../wait ``{seconds: 0..60}`` (``duration`` is the deprecated alias)."""
-    body = await read_json(request)
+    body = await read_json(request, optional=True)
     service, _computer, _ = _target(request)
     field = "seconds" if body.get("seconds") is not None else "duration"
     if body.get(field) is None:
@@ -677,18 +590,34 @@ async def wait(request: web.Request) -> web.Response:
 
 
 async def _run(
-    service: DesktopService, computer: Computer, argv: list[str], timeout: int, proxy: bool
-) -> CommandResult:
+    request: web.Request, action: Literal["bash", "exec"], field: str, default_timeout: int
+) -> tuple[str, int, CommandResult]:
+    """Read the source (``field``) and ``timeout``, count the action, run it for real.
+
+    Returns the source, the timeout and how the command ended.
+    """
+    body = await read_json(request, optional=True)
+    service, computer, proxy = _target(request)
+    source = text(body, field, MAX_COMMAND)
+    timeout = integer(body, "timeout", 1, MAX_TIMEOUT, default_timeout)
+    service.count(action)
+    counters = service.store.counters
+    if action == "bash":
+        counters.bash_runs += 1
+        argv = bash_argv(source)
+    else:
+        counters.exec_runs += 1
+        argv = exec_argv(source)
     try:
         result = await service.commands.run(computer, argv, timeout=timeout)
     except RuntimeError:  # the emulator is closing
-        raise proxy_unavailable() if proxy else _platform_unavailable() from None
+        raise _unavailable(proxy) from None
     except OSError as exc:
         raise ApiError(500, "command_failed", f"Could not start the command: {exc}") from None
     if result.interrupted:
         # The computer stopped, restarted or went away under the command.
         raise proxy_unavailable()
-    return result
+    return source, timeout, result
 
 
 async def bash(request: web.Request) -> web.Response:
@@ -697,13 +626,7 @@ async def bash(request: web.Request) -> web.Response:
     ``success`` means it ran; check ``exit_code`` (124 with ``timed_out``
     after the timeout, which kills the command and its children).
     """
-    body = await read_json(request)
-    service, computer, proxy = _target(request)
-    command = text(body, "command", MAX_COMMAND)
-    timeout = integer(body, "timeout", 1, MAX_TIMEOUT, 200)
-    service.count("bash")
-    service.store.counters.bash_runs += 1
-    result = await _run(service, computer, bash_argv(command), timeout, proxy)
+    command, _timeout, result = await _run(request, "bash", "command", 200)
     answer: dict[str, Any] = {
         "success": True,
         "action": "bash",
@@ -724,13 +647,7 @@ async def exec_code(request: web.Request) -> web.Response:
     ``success`` is false when the code raised (``error``, ``error_type``),
     exited non-zero or timed out (``timeout: true``).
     """
-    body = await read_json(request)
-    service, computer, proxy = _target(request)
-    code = text(body, "code", MAX_COMMAND)
-    timeout = integer(body, "timeout", 1, MAX_TIMEOUT, 10)
-    service.count("exec")
-    service.store.counters.exec_runs += 1
-    result = await _run(service, computer, exec_argv(code), timeout, proxy)
+    _code, timeout, result = await _run(request, "exec", "code", 10)
     answer: dict[str, Any] = {
         "output": result.output,
         "success": False,

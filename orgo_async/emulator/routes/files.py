@@ -51,7 +51,7 @@ import secrets
 import shutil
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Final, Literal
 from urllib.parse import quote
@@ -59,8 +59,9 @@ from urllib.parse import quote
 import attrs
 from aiohttp import BodyPartReader, web
 
-from .desktop import invalid, read_json
-from .state import ApiError, Computer, Store, Workspace, iso_now
+from ..store import ApiError, Computer, Store, Workspace, iso_now
+from ._base import invalid, read_json
+from .desktop import platform_unavailable
 
 __all__ = [
     "FILES_KEY",
@@ -106,10 +107,6 @@ Source = Literal["upload", "export"]
 
 def _too_large(what: str, limit: int) -> ApiError:
     return ApiError(413, "file_too_large", "File too large", max_bytes=limit, detail=what)
-
-
-def _unavailable() -> ApiError:
-    return ApiError(400, "desktop_unavailable", "Desktop instance not available")
 
 
 def _outside_home() -> ApiError:
@@ -284,6 +281,16 @@ async def _spool(part: BodyPartReader, path: Path) -> int:
     return size
 
 
+@contextlib.contextmanager
+def _removed_on_error(path: Path) -> Iterator[None]:
+    """Remove ``path`` when the block fails: no stored copy is left without its record."""
+    try:
+        yield
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+
+
 def _copy_to(source: Path, targets: list[Path]) -> None:
     for target in targets:
         try:
@@ -322,7 +329,7 @@ async def upload_file(request: web.Request) -> web.Response:
     file_id, path = files.new_path()
     fields: dict[str, str] = {}
     upload: tuple[str, str, int] | None = None  # filename, content type, size
-    try:
+    with _removed_on_error(path):
         try:
             reader = await request.multipart()
             while (part := await reader.next()) is not None:
@@ -365,9 +372,6 @@ async def upload_file(request: web.Request) -> web.Response:
         # Directories are made here, on the loop; the copying runs in a thread.
         targets = [store.workdir(c) / "Desktop" / filename for c in computers]
         await asyncio.to_thread(_copy_to, path, targets)
-    except BaseException:
-        path.unlink(missing_ok=True)
-        raise
     stored = files.add(
         StoredFile(
             id=file_id,
@@ -422,10 +426,10 @@ async def export_file(request: web.Request) -> web.Response:
     """POST /api/files/export ``{desktopId, path}`` → ``{success, file, url}``."""
     files = request.app[FILES_KEY]
     store = files.store
-    body = await read_json(request)
+    body = await read_json(request, optional=True)
     computer = _computer_ref(store, body.get("desktopId"))
     if not computer.is_running(store.now()):
-        raise _unavailable()
+        raise platform_unavailable()
     path = body.get("path")
     if not isinstance(path, str) or not path.strip() or "\x00" in path:
         raise invalid("path is required: Desktop/<name>, ~/<name> or /home/user/<name>")
@@ -442,14 +446,11 @@ async def export_file(request: web.Request) -> web.Response:
     if size > MAX_EXPORT_BYTES:
         raise _too_large(f"the file has {size} bytes", MAX_EXPORT_BYTES)
     file_id, blob = files.new_path()
-    try:
-        await asyncio.to_thread(shutil.copyfile, target, blob)
-    except FileNotFoundError:
-        blob.unlink(missing_ok=True)
-        raise ApiError(404, "file_not_found", f"File not found: {path}") from None
-    except BaseException:
-        blob.unlink(missing_ok=True)
-        raise
+    with _removed_on_error(blob):
+        try:
+            await asyncio.to_thread(shutil.copyfile, target, blob)
+        except FileNotFoundError:
+            raise ApiError(404, "file_not_found", f"File not found: {path}") from None
     stored = files.add(
         StoredFile(
             id=file_id,

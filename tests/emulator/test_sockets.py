@@ -7,6 +7,7 @@ Every wait is a condition with a deadline, never a fixed sleep.
 from __future__ import annotations
 
 import argparse
+import ast
 import asyncio
 import json
 import os
@@ -23,8 +24,10 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.frames import Close
 
-from orgo_async.emulator import BootTime, Emulator, EmulatorConfig
+from orgo_async.emulator import BootTime, Emulator, EmulatorConfig, sockets
 from orgo_async.emulator.__main__ import add_arguments, config_from_args
+from orgo_async.emulator.sockets import SOCKET_SERVERS, SocketHub
+from orgo_async.emulator.store import Store
 from orgo_async.protocol.terminal import strip_ansi
 
 from ..conftest import eventually, gone
@@ -176,13 +179,6 @@ class Term:
         # $(( )) keeps the marker out of the echo of the typed line.
         await self.type("echo PID-$((0+$$))-END\r")
         return int((await self.expect(r"PID-(\d+)-END")).group(1))
-
-
-@pytest.fixture
-async def emu() -> AsyncIterator[Emulator]:
-    config = EmulatorConfig(boot=FAST_BOOT, stop_seconds=0.01, seed=3)
-    async with Emulator(config) as emulator:
-        yield emulator
 
 
 @pytest.fixture
@@ -856,6 +852,30 @@ async def test_temporary_workdir_root_is_removed_at_close() -> None:
         root = emu.workdir(computer["id"]).parent
         assert root.is_dir()
     assert not root.exists()
+
+
+# --------------------------------------------------------------------------- servers
+
+
+async def test_websockify_is_the_server_the_emulator_registers(emu: Emulator) -> None:
+    assert emu.sockets.server("websockify") is not None
+    hub = SocketHub(Store())
+    assert hub.server("websockify") is None  # answered with HTTP 404
+    assert all(hub.server(name) is SOCKET_SERVERS[name] for name in ("terminal", "audio", "events"))
+    with pytest.raises(ValueError, match="name must be one of"):
+        hub.add_server("bash", SOCKET_SERVERS["terminal"])
+
+
+def test_the_socket_edge_imports_no_desktop_backend() -> None:
+    # The websockify server imports this module (for its types); this module must not
+    # import it back: the emulator hands the server to the hub instead.
+    tree = ast.parse(Path(sockets.__file__).read_text())
+    ours = {
+        node.module
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and node.level == 1 and node.module
+    }
+    assert ours == {"shell", "store", "watch"}
 
 
 # --------------------------------------------------------------------------- command line

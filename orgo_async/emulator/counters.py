@@ -1,0 +1,118 @@
+"""The emulator's counters: what clients did, for tests and benchmarks (:class:`Counters`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["Counters"]
+
+
+class Counters:
+    """What the emulator has seen, for tests and benchmarks.
+
+    Dict keys are computer ids, ``"METHOD /route/{pattern}"`` strings or HTTP
+    statuses. ``healthy_at`` / ``ready_at`` hold clock values (the emulator's
+    clock, ``time.monotonic`` by default). ``healthy_at`` is the latest
+    moment each computer became running; it is settled lazily on read.
+
+    Desktop sockets: ``ws_connections`` counts the sockets that passed auth,
+    the running check and their parameters, per socket name;
+    ``ws_rejections`` counts refused ones by close code (4401, 4404, 4500,
+    1008, 1001, and 1011 for a desktop that cannot be served) or HTTP status
+    (401); ``ws_events_dropped`` counts events a slow ``/ws/events`` consumer
+    lost to its full buffer.
+
+    Desktop REST actions: ``actions`` counts the accepted ones per endpoint
+    (``screenshot``, ``click``, ``drag``, ``type``, ``key``, ``scroll``,
+    ``wait``, ``bash``, ``exec``; platform and proxy routes alike);
+    ``screenshots`` the screenshots taken, ``bash_runs`` / ``exec_runs`` the
+    processes started, ``uploads`` the files uploaded.
+    """
+
+    def __init__(
+        self,
+        *,
+        live: Callable[[], int] | None = None,
+        settle: Callable[[], None] | None = None,
+    ) -> None:
+        self._live = live
+        self._settle = settle
+        self.creates = 0
+        self.create_attempts = 0
+        self.clones = 0
+        self.deletes = 0
+        self.faults_injected = 0
+        self.health_probes: dict[str, int] = {}
+        self.requests: dict[str, int] = {}
+        self.responses_by_status: dict[int, int] = {}
+        self.ready_at: dict[str, float] = {}
+        self._healthy_at: dict[str, float] = {}
+        self.ws_connections: dict[str, int] = {}
+        self.ws_rejections: dict[int, int] = {}
+        self.ws_events_dropped = 0
+        self.actions: dict[str, int] = {}
+        self.screenshots = 0
+        self.bash_runs = 0
+        self.exec_runs = 0
+        self.uploads = 0
+
+    def bind(self, *, live: Callable[[], int], settle: Callable[[], None]) -> None:
+        """Read ``live`` from a store, and let it settle ``healthy_at`` before each read."""
+        self._live = live
+        self._settle = settle
+
+    def mark_healthy(self, computer_id: str, at: float) -> None:
+        """Record that the computer became running at clock time ``at`` (the store settles)."""
+        self._healthy_at[computer_id] = at
+
+    @property
+    def live(self) -> int:
+        """Computers that exist right now (not reset by :meth:`reset`)."""
+        return self._live() if self._live is not None else 0
+
+    @property
+    def healthy_at(self) -> dict[str, float]:
+        """Clock time at which each computer (last) became running."""
+        if self._settle is not None:
+            self._settle()
+        return self._healthy_at
+
+    def reset(self) -> None:
+        """Zero every counter (``live`` reflects the store and is unaffected)."""
+        self.creates = self.create_attempts = self.clones = self.deletes = 0
+        self.faults_injected = 0
+        self.health_probes.clear()
+        self.requests.clear()
+        self.responses_by_status.clear()
+        self.ready_at.clear()
+        self._healthy_at.clear()
+        self.ws_connections.clear()
+        self.ws_rejections.clear()
+        self.ws_events_dropped = 0
+        self.actions.clear()
+        self.screenshots = self.bash_runs = self.exec_runs = self.uploads = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready snapshot (status keys become strings)."""
+        return {
+            "creates": self.creates,
+            "create_attempts": self.create_attempts,
+            "clones": self.clones,
+            "deletes": self.deletes,
+            "live": self.live,
+            "faults_injected": self.faults_injected,
+            "health_probes": dict(self.health_probes),
+            "requests": dict(self.requests),
+            "responses_by_status": {str(k): v for k, v in self.responses_by_status.items()},
+            "ready_at": dict(self.ready_at),
+            "healthy_at": dict(self.healthy_at),
+            "ws_connections": dict(self.ws_connections),
+            "ws_rejections": {str(k): v for k, v in self.ws_rejections.items()},
+            "ws_events_dropped": self.ws_events_dropped,
+            "actions": dict(self.actions),
+            "screenshots": self.screenshots,
+            "bash_runs": self.bash_runs,
+            "exec_runs": self.exec_runs,
+            "uploads": self.uploads,
+        }

@@ -1,0 +1,14 @@
+"""The emulator's HTTP routes, one module per resource.
+
+- :mod:`.workspaces`: ``/api/workspaces`` and the ``/api/projects`` alias;
+- :mod:`.computers`: ``/api/computers``: CRUD, lifecycle, clone and move,
+  resize, auto-stop, ``vnc-password``;
+- :mod:`.health`: the desktop proxy's health probe and its unknown endpoints;
+- :mod:`.desktop`: the desktop actions (screenshot, click, ..., bash, exec) on
+  the platform route and through the proxy, and the service behind them;
+- :mod:`.files`: ``/api/files`` and the file store behind them;
+- :mod:`.admin`: the emulator's own ``/_emulator/`` routes.
+
+What every route shares (its emulator, the JSON body and its fields) is in
+:mod:`._base`. :func:`orgo_async.emulator.app.create_app` maps the paths.
+"""

@@ -1,0 +1,66 @@
+"""The desktop proxy's health probe and the rest of ``/api/desktops/{instance_id}/proxy/``.
+
+``GET /api/desktops/{instance_id}/proxy/health`` answers 200 ``{"status":
+"ok"}`` from the exact clock time the computer's boot completes, and 503
+``desktop_unavailable`` before (and while it is stopped or failed); every
+probe is counted in ``counters.health_probes``, a probe a fault answered
+included. The desktop actions behind the proxy have their own routes
+(:mod:`.desktop`); any other path under the proxy answers 404 (405 for an
+action with the wrong method).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from ..store import ApiError, Computer
+from ._base import emulator_of, ok
+from .desktop import ACTIONS, proxied_computer, proxy_unavailable
+
+if TYPE_CHECKING:
+    from ..app import Emulator
+
+__all__ = ["count_probe", "desktop_health", "desktop_proxy"]
+
+
+def count_probe(emu: Emulator, key: str) -> Computer | None:
+    """Count a health probe of the computer ``key`` names; the computer, if there is one."""
+    computer = emu.state.find_computer(key)
+    if computer is not None:
+        probes = emu.counters.health_probes
+        probes[computer.id] = probes.get(computer.id, 0) + 1
+    return computer
+
+
+async def desktop_health(request: web.Request) -> web.Response:
+    """GET /api/desktops/{instance_id}/proxy/health: 200 from the instant the boot completes."""
+    emu = emulator_of(request)
+    computer = count_probe(emu, request.match_info["instance_id"])
+    if computer is None:
+        raise ApiError(404, "computer_not_found", "Desktop not found")
+    # The clock is read here, after everything else, so 200 never precedes ready_at.
+    if computer.is_running(emu.state.now()):
+        return ok({"status": "ok"})
+    raise proxy_unavailable()
+
+
+async def desktop_proxy(request: web.Request) -> web.Response:
+    """Any other /api/desktops/{instance_id}/proxy/{endpoint}.
+
+    The desktop actions have their own routes (:mod:`.desktop`); what
+    reaches this one is an unknown endpoint (404 from a running desktop) or
+    a known one with the wrong method (405).
+    """
+    proxied_computer(emulator_of(request).state, request.match_info["instance_id"])
+    known = ACTIONS.get(request.match_info["endpoint"])
+    if known is not None:
+        method = known[0]
+        raise ApiError(
+            405,
+            "method_not_allowed",
+            f"Method not allowed: use {method}",
+            headers={"Allow": method},
+        )
+    raise ApiError(404, "not_found", "Unknown desktop endpoint", upstream_status=404)

@@ -1,0 +1,118 @@
+"""Workspace routes: ``/api/workspaces`` and its deprecated alias ``/api/projects``.
+
+- ``POST /workspaces {name, icon_url?, status?}`` → 201 Workspace; 400
+  ``name_exists``, ``name_required`` or ``invalid_status``;
+- ``GET /workspaces`` → ``{"workspaces": [Workspace]}`` without pagination
+  (the key is ``EmulatorConfig.list_key``);
+- ``GET /workspaces/{id}`` → Workspace;
+- ``DELETE /workspaces/{id}`` and ``POST /projects/{id}/delete`` →
+  ``{"success": true}``, its computers deleted too; ``DELETE /projects/{id}``
+  answers 405, as production did (2026-06);
+- ``GET /projects/by-name/{name}`` → ``{"project": Workspace}``.
+
+A Workspace is rendered with its computers as ``desktops``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Final
+
+from aiohttp import web
+
+from ..store import ApiError, Workspace
+from ._base import emulator_of, ok, optional_str, read_json, show
+from .computers import computer_json
+
+if TYPE_CHECKING:
+    from ..app import Emulator
+
+__all__ = [
+    "create_workspace",
+    "delete_project_not_allowed",
+    "delete_workspace",
+    "get_workspace",
+    "list_workspaces",
+    "workspace_by_name",
+    "workspace_json",
+]
+
+_WORKSPACE_STATUSES: Final = ("active", "inactive")
+
+
+def workspace_json(emu: Emulator, workspace: Workspace, now: float) -> dict[str, Any]:
+    """A workspace with its ``desktops`` (computers), as Orgo's API renders it."""
+    return {
+        "id": workspace.id,
+        "name": workspace.name,
+        "user_id": workspace.user_id,
+        "status": workspace.status,
+        "icon_url": workspace.icon_url,
+        "created_at": workspace.created_at,
+        "updated_at": workspace.updated_at,
+        "desktops": [computer_json(emu, c, now) for c in workspace.computers.values()],
+    }
+
+
+def _workspace(request: web.Request) -> tuple[Emulator, Workspace]:
+    """The emulator and the workspace the path names (404 ``workspace_not_found``)."""
+    emu = emulator_of(request)
+    return emu, emu.state.get_workspace(request.match_info["workspace_id"])
+
+
+async def create_workspace(request: web.Request) -> web.Response:
+    """POST /workspaces (and /projects)."""
+    emu = emulator_of(request)
+    body = await read_json(request)
+    name = body.get("name")
+    if not isinstance(name, str) or not name:
+        raise ApiError(400, "name_required", "Workspace name is required")
+    icon_url = optional_str(body, "icon_url")
+    status = body.get("status")
+    if status is None:
+        status = "active"
+    if status not in _WORKSPACE_STATUSES:
+        raise ApiError(
+            400,
+            "invalid_status",
+            f"status must be 'active' or 'inactive', got {show(status)}",
+        )
+    workspace = emu.state.create_workspace(name, icon_url=icon_url, status=status)
+    return ok(workspace_json(emu, workspace, emu.state.now()), 201)
+
+
+async def list_workspaces(request: web.Request) -> web.Response:
+    """GET /workspaces (and /projects): no pagination, as in production."""
+    emu = emulator_of(request)
+    now = emu.state.now()
+    items = [workspace_json(emu, w, now) for w in emu.state.workspaces.values()]
+    return ok({emu.config.list_key: items})
+
+
+async def get_workspace(request: web.Request) -> web.Response:
+    """GET /workspaces/{workspace_id}."""
+    emu, workspace = _workspace(request)
+    return ok(workspace_json(emu, workspace, emu.state.now()))
+
+
+async def delete_workspace(request: web.Request) -> web.Response:
+    """DELETE /workspaces/{id} and POST /projects/{id}/delete: deletes its computers too."""
+    emu, workspace = _workspace(request)
+    emu.state.delete_workspace(workspace)
+    return ok({"success": True})
+
+
+async def delete_project_not_allowed(request: web.Request) -> web.Response:
+    """DELETE /projects/{id} answered 405 in production (2026-06); POST .../delete works."""
+    raise ApiError(
+        405,
+        "method_not_allowed",
+        "Method not allowed: use POST /api/projects/{id}/delete",
+        headers={"Allow": "GET, HEAD"},
+    )
+
+
+async def workspace_by_name(request: web.Request) -> web.Response:
+    """GET /projects/by-name/{name} → ``{"project": Workspace}``."""
+    emu = emulator_of(request)
+    workspace = emu.state.workspace_by_name(request.match_info["name"])
+    return ok({"project": workspace_json(emu, workspace, emu.state.now())})

@@ -1,0 +1,88 @@
+"""The emulator server and its request pipeline: surface, URLs, exit, API key, request ids.
+
+Driven by plain aiohttp requests (no SDK), on an ephemeral port.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+
+import aiohttp
+import pytest
+
+import orgo_async.emulator as emulator_pkg
+from orgo_async.emulator import Emulator, EmulatorConfig, FaultRule
+
+from .rest import FAST_BOOT, Api
+
+
+def test_public_surface() -> None:
+    assert sorted(emulator_pkg.__all__) == [
+        "BootTime",
+        "Counters",
+        "Emulator",
+        "EmulatorConfig",
+        "FaultRule",
+        "Faults",
+    ]
+
+
+async def test_urls_and_exit_leave_nothing_behind() -> None:
+    async with Emulator(EmulatorConfig(boot=FAST_BOOT)) as emu:
+        assert re.fullmatch(r"http://127\.0\.0\.1:\d+/api", emu.base_url)
+        assert emu.base_url == emu.origin + "/api"
+        assert emu.port > 0
+        async with aiohttp.ClientSession() as session:
+            api = Api(emu, session)
+            ws = await api.workspace()
+            await api.computer(ws["id"])
+    assert asyncio.all_tasks() == {asyncio.current_task()}
+    with pytest.raises(RuntimeError):
+        await emu.start()
+
+
+async def test_auth_required(api: Api) -> None:
+    for headers in (
+        {},
+        {"Authorization": "Bearer wrong"},
+        {"Authorization": f"Basic {api.emu.api_key}"},
+        {"Authorization": "Bearer sk_émulator"},
+    ):
+        reply = await api.call("GET", "/api/workspaces", auth=False, headers=headers)
+        assert reply.status == 401
+        assert reply.body["error"] == "Invalid API key"
+        assert reply.body["code"] == "invalid_api_key"
+        assert reply.body["request_id"] == reply.headers["X-Request-Id"]
+    # Health, unknown /api paths and admin routes need the key as well.
+    assert (await api.call("GET", "/api/desktops/x/proxy/health", auth=False)).status == 401
+    assert (await api.call("GET", "/api/nowhere", auth=False)).status == 401
+    assert (await api.call("GET", "/_emulator/counters", auth=False)).status == 401
+
+
+async def test_request_ids_and_json_errors_everywhere(api: Api) -> None:
+    ok = await api.call("GET", "/api/workspaces")
+    assert re.fullmatch(r"req_[0-9a-f]{16}", ok.headers["X-Request-Id"])
+    missing = await api.call("GET", "/api/nowhere")
+    assert missing.status == 404
+    assert missing.body["code"] == "not_found"
+    assert missing.body["request_id"] == missing.headers["X-Request-Id"]
+    wrong_verb = await api.call("PUT", "/api/computers")
+    assert wrong_verb.status == 405
+    assert wrong_verb.body["code"] == "method_not_allowed"
+    assert ok.headers["X-Request-Id"] != missing.headers["X-Request-Id"]
+
+
+async def test_pending_delay_does_not_hold_up_exit() -> None:
+    async with aiohttp.ClientSession() as session:
+        async with Emulator(EmulatorConfig(boot=FAST_BOOT)) as emu:
+            emu.faults.add(FaultRule(kind="delay", delay=60))
+            api = Api(emu, session)
+            request = asyncio.create_task(api.call("GET", "/api/workspaces"))
+            await asyncio.sleep(0.05)
+            started = time.monotonic()
+        assert time.monotonic() - started < 2
+        async with asyncio.timeout(2):
+            await asyncio.gather(request, return_exceptions=True)
+    assert asyncio.all_tasks() == {asyncio.current_task()}
