@@ -48,6 +48,7 @@ from aiohttp.typedefs import Handler
 
 from ..protocol.events import EVENT_TYPES
 from . import desktop as actions, files
+from .backends import DesktopBackends
 from .commands import CommandRunner
 from .desktop import DESKTOP_KEY, DesktopService, proxy_unavailable
 from .faults import FaultRule, Faults
@@ -64,7 +65,6 @@ from .state import (
     Workspace,
     retry_after_header,
 )
-from .vnc import DesktopBackends
 from .ws import SOCKET_NAMES, SOCKETS_KEY, SocketHub, desktop_socket
 from .xvnc import XvncError
 

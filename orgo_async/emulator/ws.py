@@ -34,8 +34,8 @@ computer (closed with 1001 on stop/restart/delete through a store
 listener), the per-computer event subscribers, and the event sources of
 :mod:`.watch`, which it runs only while a subscriber needs them. The three
 socket protocols are the sans-I/O cores of :mod:`orgo_async.protocol` in
-their server role; ``websockify`` is served by :mod:`.vnc` over the
-computer's desktop backend (:class:`~.vnc.DesktopBackends`).
+their server role; ``websockify`` is served by :mod:`.rfb_server` over the
+computer's desktop backend (:class:`~.backends.DesktopBackends`).
 """
 
 from __future__ import annotations
@@ -73,9 +73,10 @@ from ..protocol.events import (
     Unsubscribe,
 )
 from ..protocol.terminal import Input, Ping, Resize, TerminalProtocol, UnknownMessage
+from .backends import DesktopBackends
+from .rfb_server import serve_websockify
 from .shell import DEFAULT_GRACE, Shell, ShellError
 from .state import ApiError, Computer, Store, Transition, iso_now
-from .vnc import DesktopBackends, serve_websockify
 from .watch import FileWatcher, IdleTracker, ProcessWatcher
 
 __all__ = [
@@ -277,7 +278,7 @@ class SocketHub:
     Created by the :class:`~orgo_async.emulator.Emulator`; it registers a
     lifecycle listener on ``store`` so that a stop, restart or delete closes
     that computer's sockets with 1001 and kills its shells. ``desktops`` is
-    what ``/ws/websockify`` serves (by default a :class:`~.vnc.DesktopBackends`
+    what ``/ws/websockify`` serves (by default a :class:`~.backends.DesktopBackends`
     of its own). All methods run on the event loop.
     """
 
@@ -868,7 +869,7 @@ SOCKET_NAMES: Final = ("websockify", "terminal", "audio", "events")
 """The socket names Orgo documents under ``/desktops/{instance_id}/ws/``."""
 
 SOCKET_SERVERS: Final[dict[str, SocketServer]] = {
-    "websockify": serve_websockify,  # RFB in binary frames, over the desktop backend (.vnc)
+    "websockify": serve_websockify,  # RFB in binary frames, over the desktop backend
     "terminal": _serve_terminal,
     "audio": _serve_audio,
     "events": _serve_events,

@@ -1,39 +1,39 @@
-"""The computers' desktops: ``/desktops/{instance_id}/ws/websockify`` and its two backends.
+"""``/desktops/{instance_id}/ws/websockify``: RFB (VNC) over the computer's desktop backend.
 
-``/ws/websockify`` carries the RFB (VNC) byte stream in binary WebSocket
-frames, both ways, as websockify does: frame boundaries mean nothing, and the
+``/ws/websockify`` carries the RFB byte stream in binary WebSocket frames,
+both ways, as websockify does: frame boundaries mean nothing, and the
 ``binary`` subprotocol is accepted when the client offers it (never
-required). The socket edge (:mod:`.ws`) has already checked the token and
-that the computer runs; behind it, RFB asks for VNC authentication (type 2)
-with the computer's ``vnc_password`` as it is when the connection opens
-(only its first 8 characters count, as with every VNC server).
+required). The socket edge has already checked the token and that the
+computer runs; behind it, RFB asks for VNC authentication (type 2) with the
+computer's ``vnc_password`` as it is when the connection opens (only its
+first 8 characters count, as with every VNC server). What is served depends
+on the computer's desktop backend (:mod:`.backends`):
 
-Each boot of a computer picks a backend from ``EmulatorConfig.desktop_backend``:
-
-``synthetic`` (the default)
-    The RFB core of :mod:`orgo_async.protocol.rfb`, server role, over the
-    computer's :class:`~.framebuffer.Framebuffer`, the very one the REST
-    actions draw on and screenshots read. Input changes it visibly: keys type
-    text (Return, BackSpace, Tab and ``ctrl+...`` combos go through
-    :meth:`~.framebuffer.Framebuffer.key`), buttons leave markers, a held
+``synthetic``
+    :class:`~orgo_async.protocol.rfb.RFBServerProtocol` over the computer's
+    :class:`~.synthetic.SyntheticDesktop`, the very one the REST actions draw
+    on and screenshots read. Input changes it visibly: keys type text (Return,
+    BackSpace, Tab and ``ctrl+...`` combos go through
+    :meth:`~.synthetic.SyntheticDesktop.key`), buttons leave markers, a held
     button draws, wheel buttons scroll, and ClientCutText becomes the
-    computer's clipboard (a ``clipboard`` event ``{content}``). A full
-    update request is answered at once. An incremental one waits until the
-    framebuffer changes (each connection collects its own damage through a
-    framebuffer listener: no polling) and is answered with the changed
-    rectangles. Pixels go as ZRLE when the client offers it, else Raw, in
-    whatever pixel format it set.
+    computer's clipboard (a ``clipboard`` event ``{content}``). A full update
+    request is answered at once. An incremental one waits until the desktop
+    changes (each connection collects its own damage through a desktop
+    listener: no polling) and is answered with the changed rectangles. Pixels
+    go as ZRLE when the client offers it, else Raw, in whatever pixel format
+    it set.
 ``xvnc``
-    A real TigerVNC ``Xvnc`` per computer (:mod:`.xvnc`). The socket is
-    bridged to its RFB unix socket, bytes both ways with back-pressure, and
-    either side's end closes the other (``1000 Target closed`` when Xvnc
-    hangs up, as websockify says it). REST actions run ``xdotool`` on its
-    display; screenshots are read from it over RFB.
+    The socket is bridged to the computer's ``Xvnc`` RFB unix socket, bytes
+    both ways with back-pressure, and either side's end closes the other
+    (``1000 Target closed`` when Xvnc hangs up, as websockify says it).
 
 Close codes of this socket, beyond the edge's (4401, 4404, 1001): 1000
 "Target closed" after a failed VNC authentication or when the VNC server
 hung up, 1003 for a text frame, 1008 for a broken RFB stream, 1011 when the
 desktop cannot be served.
+
+This module does not import the socket edge: :func:`serve_websockify` takes
+the hub and the socket as arguments, described by the two protocols below.
 """
 
 from __future__ import annotations
@@ -41,11 +41,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
-from typing import TYPE_CHECKING, Final, Literal, Protocol
+from collections.abc import Mapping
+from typing import Any, Final, Literal, Protocol, TypeVar
 
 from ..errors import ProtocolError
-from ..protocol._base import Role
 from ..protocol.rfb import (
     BUTTON_LEFT,
     BUTTON_MIDDLE,
@@ -63,27 +62,17 @@ from ..protocol.rfb import (
     Pointer,
     RectPixels,
     RFBEvent,
-    RFBProtocol,
+    RFBServerProtocol,
     SetDesktopSize,
     UpdateRequest,
-    keysym,
 )
-from .framebuffer import MIN_HEIGHT, MIN_WIDTH, Button, Framebuffer, Rect
-from .state import Computer, Store, Transition
-from .xvnc import XvncError, XvncManager, XvncServer, capture_screen, run_x
+from ..protocol.rfb.keysyms import keysym_char, keysym_name, modifier
+from .backends import DesktopBackends
+from .state import Computer, Store
+from .synthetic import MAX_DAMAGE, Button, Rect, SyntheticDesktop, bounding_box
+from .xvnc import XvncError
 
-if TYPE_CHECKING:
-    from .ws import DesktopSocket, SocketHub
-
-__all__ = [
-    "CHUNK_BYTES",
-    "Desktop",
-    "DesktopBackends",
-    "SyntheticDesktop",
-    "XvncDesktop",
-    "desktop_size",
-    "serve_websockify",
-]
+__all__ = ["CHUNK_BYTES", "RFBHub", "RFBSocket", "serve_websockify"]
 
 log = logging.getLogger("orgo_async.emulator")
 
@@ -97,267 +86,45 @@ _CLOSE_POLICY: Final = 1008
 _CLOSE_INTERNAL: Final = 1011
 _CLOSE_NOT_FOUND: Final = 4404
 
-# Damage beyond this many rectangles collapses into their bounding box.
-_MAX_DAMAGE: Final = 64
 # Two left clicks on the same spot within this many seconds are a double click.
 _DOUBLE_CLICK: Final = 0.4
 
-# xdotool's button numbers.
-_X_BUTTONS: Final[dict[str, str]] = {"left": "1", "middle": "2", "right": "3"}
-_X_WHEEL: Final[dict[str, str]] = {"up": "4", "down": "5", "left": "6", "right": "7"}
 
-
-def desktop_size(resolution: str) -> tuple[int, int]:
-    """The screen size of a computer's ``WIDTHxHEIGHTxDEPTH`` resolution, for both backends.
-
-    At least 64x96 (the smallest synthetic desktop that shows text); an
-    unreadable resolution gives 1280x720.
-    """
-    parts = resolution.split("x")
-    try:
-        width, height = int(parts[0]), int(parts[1])
-    except (IndexError, ValueError):
-        width, height = 1280, 720
-    return max(width, MIN_WIDTH), max(height, MIN_HEIGHT)
-
-
-# --------------------------------------------------------------------------- the backends
-
-
-class Desktop(Protocol):
-    """One computer's desktop, as the REST actions drive it.
-
-    Coordinates are checked by the caller against :attr:`width` and
-    :attr:`height`. The ``xvnc`` desktop's methods raise
-    :class:`~.xvnc.XvncError` when its X server fails them.
-    """
+class RFBSocket(Protocol):
+    """What :func:`serve_websockify` uses of an accepted desktop socket."""
 
     @property
-    def width(self) -> int: ...
+    def computer_id(self) -> str: ...
 
     @property
-    def height(self) -> int: ...
+    def closing(self) -> bool: ...
 
-    async def click(self, x: int, y: int, button: Button, *, double: bool) -> None:
-        """Move to ``(x, y)`` and click (twice for ``double``)."""
+    def close(self, code: int, reason: str = ...) -> bool: ...
 
-    async def press(self, x: int, y: int, button: Button) -> None:
-        """Move to ``(x, y)`` and hold ``button`` down."""
+    async def receive(self) -> str | bytes | None: ...
 
-    async def release(self, x: int, y: int, button: Button) -> None:
-        """Move to ``(x, y)`` (dragging what is held) and let ``button`` go."""
-
-    async def type_text(self, text: str) -> None:
-        """Type ``text``."""
-
-    async def key(self, name: str) -> None:
-        """Press and release a key or a combo such as ``ctrl+shift+t``."""
-
-    async def scroll(
-        self, direction: Literal["up", "down"], amount: int, x: int | None, y: int | None
-    ) -> tuple[int, int]:
-        """Scroll ``amount`` steps at ``(x, y)`` (default: the pointer); the pointer after."""
-
-    async def capture(self) -> tuple[int, int, bytes]:
-        """The screen: ``(width, height, packed RGB rows)``."""
+    async def send_bytes(self, data: bytes) -> bool: ...
 
 
-class SyntheticDesktop:
-    """The ``synthetic`` backend: a :class:`~.framebuffer.Framebuffer`.
+S = TypeVar("S", bound=RFBSocket)
+S_contra = TypeVar("S_contra", bound=RFBSocket, contravariant=True)
 
-    Its methods never suspend, so a REST handler's checks still hold when the
-    action happens.
-    """
 
-    def __init__(self, fb: Framebuffer) -> None:
-        self.fb = fb
+class RFBHub(Protocol[S_contra]):
+    """What :func:`serve_websockify` uses of the registry of desktop sockets."""
 
     @property
-    def width(self) -> int:
-        return self.fb.width
+    def store(self) -> Store: ...
 
     @property
-    def height(self) -> int:
-        return self.fb.height
+    def desktops(self) -> DesktopBackends: ...
 
-    async def click(self, x: int, y: int, button: Button, *, double: bool) -> None:
-        self.fb.click(x, y, button, double=double)
+    def accepted(self, socket: S_contra) -> None: ...
 
-    async def press(self, x: int, y: int, button: Button) -> None:
-        self.fb.press(x, y, button)
-
-    async def release(self, x: int, y: int, button: Button) -> None:
-        self.fb.release(x, y, button)
-
-    async def type_text(self, text: str) -> None:
-        self.fb.type_text(text)
-
-    async def key(self, name: str) -> None:
-        self.fb.key(name)
-
-    async def scroll(
-        self, direction: Literal["up", "down"], amount: int, x: int | None, y: int | None
-    ) -> tuple[int, int]:
-        self.fb.scroll(direction, amount, x, y)
-        return self.fb.pointer
-
-    async def capture(self) -> tuple[int, int, bytes]:
-        # A copy: the caller encodes it in a thread while the desktop changes on.
-        return self.fb.width, self.fb.height, bytes(self.fb.pixels)
+    def publish(self, computer_id: str, event_type: str, data: Mapping[str, Any]) -> int: ...
 
 
-_X_KEY_PART: Final = re.compile(r"^[A-Za-z0-9_]+$")
-
-
-def _x_key(name: str) -> str:
-    """A REST key combo as ``xdotool key`` takes it: each key as its keysym number.
-
-    ``ctrl+shift+t`` becomes ``0xffe3+0xffe1+0x74``: xdotool would not know
-    aliases such as ``enter`` or ``esc``, nor ``+`` as a key. A name the
-    keysym table lacks goes as it is (``XF86AudioMute``), which X resolves.
-    """
-    if name == "+" or name.endswith("++"):
-        head, last = name[:-2], "+"
-        parts = [*(head.split("+") if head else []), last]
-    else:
-        parts = name.split("+")
-    out = []
-    for part in parts:
-        try:
-            out.append(f"0x{keysym(part):x}")
-        except ValueError:
-            if not _X_KEY_PART.match(part):
-                raise
-            out.append(part)
-    return "+".join(out)
-
-
-class XvncDesktop:
-    """The ``xvnc`` backend: a real X display, driven by ``xdotool``, read over RFB."""
-
-    def __init__(self, server: XvncServer, password: str) -> None:
-        if server.display is None:
-            raise ValueError("the Xvnc is not started")
-        self.server = server
-        self.display: Final = server.display
-        self._password = password
-
-    @property
-    def width(self) -> int:
-        return self.server.width
-
-    @property
-    def height(self) -> int:
-        return self.server.height
-
-    async def xdotool(self, *args: str) -> str:
-        """Run ``xdotool ARGS`` on this display; its output."""
-        return await run_x(self.display, ["xdotool", *args], home=self.server.directory)
-
-    async def click(self, x: int, y: int, button: Button, *, double: bool) -> None:
-        repeat = ["--repeat", "2", "--delay", "40"] if double else []
-        await self.xdotool("mousemove", str(x), str(y), "click", *repeat, _X_BUTTONS[button])
-
-    async def press(self, x: int, y: int, button: Button) -> None:
-        await self.xdotool("mousemove", str(x), str(y), "mousedown", _X_BUTTONS[button])
-
-    async def release(self, x: int, y: int, button: Button) -> None:
-        await self.xdotool("mousemove", str(x), str(y), "mouseup", _X_BUTTONS[button])
-
-    async def type_text(self, text: str) -> None:
-        # The REST action paces the typing itself (delay_ms): none here.
-        await self.xdotool("type", "--delay", "0", "--", text)
-
-    async def key(self, name: str) -> None:
-        await self.xdotool("key", "--", _x_key(name))
-
-    async def pointer(self) -> tuple[int, int]:
-        """Where the X pointer is."""
-        fields = dict(
-            line.split("=", 1)
-            for line in (await self.xdotool("getmouselocation", "--shell")).splitlines()
-            if "=" in line
-        )
-        return int(fields["X"]), int(fields["Y"])
-
-    async def scroll(
-        self, direction: Literal["up", "down"], amount: int, x: int | None, y: int | None
-    ) -> tuple[int, int]:
-        move = [] if x is None or y is None else ["mousemove", str(x), str(y)]
-        clicks = ["click", "--repeat", str(amount), "--delay", "10", _X_WHEEL[direction]]
-        await self.xdotool(*move, *clicks)
-        return await self.pointer()
-
-    async def capture(self) -> tuple[int, int, bytes]:
-        return await capture_screen(self.server.socket_path, self._password)
-
-
-class DesktopBackends:
-    """The desktops of one emulator's computers, whatever their backend.
-
-    It keeps one synthetic :class:`~.framebuffer.Framebuffer` per computer
-    (made on first use, dropped by every lifecycle change, like the desktop
-    session it stands for), the ``xvnc`` computers' servers
-    (:attr:`xvnc`), and the clipboard VNC clients set. Call
-    :meth:`shutdown` when the emulator closes.
-    """
-
-    def __init__(self, store: Store) -> None:
-        self.store = store
-        self.xvnc = XvncManager(store, size=desktop_size)
-        self._framebuffers: dict[str, Framebuffer] = {}
-        self._clipboards: dict[str, str] = {}
-        store.add_listener(self._on_transition)
-
-    def framebuffer(self, computer: Computer) -> Framebuffer:
-        """The computer's synthetic desktop, made at its resolution on first use."""
-        fb = self._framebuffers.get(computer.id)
-        if fb is None:
-            width, height = desktop_size(computer.resolution)
-            fb = Framebuffer(width, height, title=computer.name)
-            self._framebuffers[computer.id] = fb
-        return fb
-
-    def has_framebuffer(self, computer_id: str) -> bool:
-        """True when the computer (UUID) has a synthetic desktop right now."""
-        return computer_id in self._framebuffers
-
-    async def desktop(self, computer: Computer) -> Desktop:
-        """The computer's desktop for its current boot.
-
-        For ``synthetic`` this returns without suspending. For ``xvnc`` it
-        waits until the computer's Xvnc accepts connections.
-
-        Raises:
-            XvncError: the computer's Xvnc failed, was stopped or is missing.
-        """
-        if computer.desktop_backend == "xvnc":
-            server = await self.xvnc.ready(computer)
-            return XvncDesktop(server, computer.vnc_password)
-        return SyntheticDesktop(self.framebuffer(computer))
-
-    def clipboard(self, computer_id: str) -> str | None:
-        """The text a VNC client last put on the computer's (UUID) clipboard, if any."""
-        return self._clipboards.get(computer_id)
-
-    def set_clipboard(self, computer_id: str, text: str) -> None:
-        """Set the computer's (UUID) clipboard."""
-        self._clipboards[computer_id] = text
-
-    def _on_transition(self, computer: Computer, transition: Transition) -> None:
-        # Every transition ends the desktop session: the next one starts afresh.
-        self._framebuffers.pop(computer.id, None)
-        self._clipboards.pop(computer.id, None)
-
-    async def shutdown(self) -> None:
-        """Stop every Xvnc and wait until it is reaped."""
-        await self.xvnc.shutdown()
-
-
-# --------------------------------------------------------------------------- the socket
-
-
-async def serve_websockify(hub: SocketHub, socket: DesktopSocket) -> None:
+async def serve_websockify(hub: RFBHub[S], socket: S) -> None:
     """Serve ``/ws/websockify``: RFB over the computer's desktop (see the module doc)."""
     computer = hub.store.computers.get(socket.computer_id)
     if computer is None:
@@ -369,14 +136,14 @@ async def serve_websockify(hub: SocketHub, socket: DesktopSocket) -> None:
         await _SyntheticSession.serve(hub, socket, computer)
 
 
-def _refuse(hub: SocketHub, socket: DesktopSocket, code: int, reason: str) -> None:
+def _refuse(hub: RFBHub[S], socket: S, code: int, reason: str) -> None:
     """Close a socket that was not accepted, counted in ``counters.ws_rejections``."""
     rejections = hub.store.counters.ws_rejections
     rejections[code] = rejections.get(code, 0) + 1
     socket.close(code, reason)
 
 
-async def _send_stream(socket: DesktopSocket, data: bytes) -> bool:
+async def _send_stream(socket: RFBSocket, data: bytes) -> bool:
     """Send bytes of the RFB stream, in frames of at most :data:`CHUNK_BYTES`."""
     view = memoryview(data)
     for start in range(0, len(data), CHUNK_BYTES):
@@ -388,7 +155,7 @@ async def _send_stream(socket: DesktopSocket, data: bytes) -> bool:
 # -- xvnc: a byte bridge ---------------------------------------------------------------------
 
 
-async def _bridge_xvnc(hub: SocketHub, socket: DesktopSocket, computer: Computer) -> None:
+async def _bridge_xvnc(hub: RFBHub[S], socket: S, computer: Computer) -> None:
     backends = hub.desktops
     try:
         server = await backends.xvnc.ready(computer)
@@ -429,7 +196,7 @@ async def _bridge_xvnc(hub: SocketHub, socket: DesktopSocket, computer: Computer
             await writer.wait_closed()
 
 
-async def _pump_to_socket(reader: asyncio.StreamReader, socket: DesktopSocket) -> None:
+async def _pump_to_socket(reader: asyncio.StreamReader, socket: RFBSocket) -> None:
     """Xvnc's bytes to binary frames; its hang-up closes the socket (1000 Target closed)."""
     try:
         while data := await reader.read(CHUNK_BYTES):
@@ -442,40 +209,8 @@ async def _pump_to_socket(reader: asyncio.StreamReader, socket: DesktopSocket) -
 
 # -- synthetic: the RFB core over the framebuffer ---------------------------------------------
 
-# Modifier keysyms -> the names Framebuffer.key() understands.
-_MODIFIERS: Final[dict[int, str]] = {
-    0xFFE1: "shift",
-    0xFFE2: "shift",
-    0xFFE3: "ctrl",
-    0xFFE4: "ctrl",
-    0xFFE7: "alt",  # Meta
-    0xFFE8: "alt",
-    0xFFE9: "alt",
-    0xFFEA: "alt",
-    0xFFEB: "super",
-    0xFFEC: "super",
-}
+# The order of modifiers in the combos given to SyntheticDesktop.key().
 _MODIFIER_ORDER: Final = ("ctrl", "alt", "super", "shift")
-
-# Keysyms of keys that are not characters -> their X11 names.
-_KEY_NAMES: Final[dict[int, str]] = {
-    0xFF08: "BackSpace",
-    0xFF09: "Tab",
-    0xFF0D: "Return",
-    0xFF1B: "Escape",
-    0xFF50: "Home",
-    0xFF51: "Left",
-    0xFF52: "Up",
-    0xFF53: "Right",
-    0xFF54: "Down",
-    0xFF55: "Page_Up",
-    0xFF56: "Page_Down",
-    0xFF57: "End",
-    0xFF63: "Insert",
-    0xFF8D: "KP_Enter",
-    0xFFFF: "Delete",
-    **{0xFFBE + n: f"F{n + 1}" for n in range(24)},
-}
 
 _BUTTONS: Final[tuple[tuple[int, Button], ...]] = (
     (BUTTON_LEFT, "left"),
@@ -488,17 +223,6 @@ _WHEELS: Final[tuple[tuple[int, Literal["up", "down", "left", "right"]], ...]] =
     (WHEEL_LEFT, "left"),
     (WHEEL_RIGHT, "right"),
 )
-
-
-def _keysym_char(value: int) -> str | None:
-    """The character a keysym types, if it is one (Latin-1, Unicode, keypad digits)."""
-    if 0x20 <= value <= 0x7E or 0xA0 <= value <= 0xFF:
-        return chr(value)
-    if 0x01000100 <= value <= 0x0110FFFF:
-        return chr(value - 0x01000000)
-    if 0xFFB0 <= value <= 0xFFB9:
-        return chr(value - 0xFFB0 + 0x30)
-    return None
 
 
 def _intersect(a: Rect, b: Rect) -> Rect | None:
@@ -518,24 +242,16 @@ def _contains(outer: Rect, inner: Rect) -> bool:
     )
 
 
-def _bounding_box(rects: list[Rect]) -> Rect:
-    x0 = min(r[0] for r in rects)
-    y0 = min(r[1] for r in rects)
-    x1 = max(r[0] + r[2] for r in rects)
-    y1 = max(r[1] + r[3] for r in rects)
-    return (x0, y0, x1 - x0, y1 - y0)
-
-
 class _SyntheticSession:
     """One ``/ws/websockify`` connection to a synthetic desktop."""
 
     def __init__(
         self,
-        hub: SocketHub,
-        socket: DesktopSocket,
+        hub: RFBHub[Any],
+        socket: RFBSocket,
         computer: Computer,
-        fb: Framebuffer,
-        core: RFBProtocol,
+        fb: SyntheticDesktop,
+        core: RFBServerProtocol,
     ) -> None:
         self.hub = hub
         self.socket = socket
@@ -554,11 +270,10 @@ class _SyntheticSession:
         self.refused = False
 
     @classmethod
-    async def serve(cls, hub: SocketHub, socket: DesktopSocket, computer: Computer) -> None:
+    async def serve(cls, hub: RFBHub[S], socket: S, computer: Computer) -> None:
         fb = hub.desktops.framebuffer(computer)
         try:
-            core = RFBProtocol(
-                Role.SERVER,
+            core = RFBServerProtocol(
                 password=computer.vnc_password,  # as it is now: a rotation is for new connections
                 width=fb.width,
                 height=fb.height,
@@ -679,15 +394,15 @@ class _SyntheticSession:
 
     def _key(self, event: Key) -> None:
         value = event.keysym
-        modifier = _MODIFIERS.get(value)
+        mod = modifier(value)
         if not event.down:
             self.held.pop(value, None)
             return
-        if modifier is not None:
-            self.held[value] = modifier
+        if mod is not None:
+            self.held[value] = mod
             return
         mods = set(self.held.values())
-        char = _keysym_char(value)
+        char = keysym_char(value)
         if char is not None and not mods & {"ctrl", "alt", "super"}:
             self.fb.type_text(char)  # the client already applied Shift to the keysym
             return
@@ -696,7 +411,7 @@ class _SyntheticSession:
         elif char is not None:
             name = char
         else:
-            name = _KEY_NAMES.get(value, f"0x{value:x}")
+            name = keysym_name(value) or f"0x{value:x}"
         combo = [m for m in _MODIFIER_ORDER if m in mods]
         self.fb.key("+".join([*combo, name]))
 
@@ -707,8 +422,8 @@ class _SyntheticSession:
         for rect in rects:
             if not any(_contains(d, rect) for d in damage[-4:]):
                 damage.append(rect)
-        if len(damage) > _MAX_DAMAGE:
-            self.damage = [_bounding_box(damage)]
+        if len(damage) > MAX_DAMAGE:
+            self.damage = [bounding_box(damage)]
         if self.request is not None:
             self.wake.set()
 
