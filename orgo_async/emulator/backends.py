@@ -166,15 +166,10 @@ class XvncBackend:
             raise ValueError("the Xvnc is not started")
         self.server = server
         self.display: Final = server.display
+        # An Xvnc keeps the size it was started with.
+        self.width: Final = server.width
+        self.height: Final = server.height
         self._password = password
-
-    @property
-    def width(self) -> int:
-        return self.server.width
-
-    @property
-    def height(self) -> int:
-        return self.server.height
 
     async def xdotool(self, *args: str) -> str:
         """Run ``xdotool ARGS`` on this display; its output."""

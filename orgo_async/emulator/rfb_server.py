@@ -207,7 +207,7 @@ async def _pump_to_socket(reader: asyncio.StreamReader, socket: RFBSocket) -> No
     socket.close(_CLOSE_NORMAL, "Target closed")
 
 
-# -- synthetic: the RFB core over the framebuffer ---------------------------------------------
+# -- synthetic: the RFB core over the synthetic desktop --------------------------------------
 
 # The order of modifiers in the combos given to SyntheticDesktop.key().
 _MODIFIER_ORDER: Final = ("ctrl", "alt", "super", "shift")

@@ -156,10 +156,12 @@ class SyntheticDesktop:
 
     @property
     def width(self) -> int:
+        """The screen's width in pixels (at least 64)."""
         return self._fb.width
 
     @property
     def height(self) -> int:
+        """The screen's height in pixels (at least 96)."""
         return self._fb.height
 
     @property

@@ -19,7 +19,8 @@ from typing import ClassVar, Final
 from ...errors import ProtocolError
 from .._base import Role
 from .._reader import StreamReader
-from ._wire import RAW_BAND_BYTES, U32, VERSION_RE, cut_text
+from ._wire import RAW_BAND_BYTES, U32, VERSION_RE, cut_text, password_bytes
+from .auth import des_ecb
 from .events import RFBEvent
 from .pixels import PixelCodec, PixelFormat
 
@@ -104,10 +105,12 @@ class RFBProtocol:
     def __init__(
         self,
         *,
+        password: str | bytes | None,
         read_limit: int,
         max_width: int,
         max_height: int,
         max_cut_text: int,
+        max_cursor: int,
     ) -> None:
         self.state = RFBState.PROTOCOL_VERSION
         self.version: tuple[int, int] | None = None
@@ -119,10 +122,17 @@ class RFBProtocol:
         """The pixel format rectangles travel in (the client's, once it set one)."""
         self.encodings: tuple[int, ...] = ()
         """The encodings the client announced (``SetEncodings``)."""
+        self.shared = True
+        """Whether the client shares the desktop with others (its ClientInit)."""
 
         self.max_width = max_width
         self.max_height = max_height
         self.max_cut_text = max_cut_text
+        self.max_cursor = max_cursor
+
+        self._password = None if password is None else password_bytes(password)
+        if self._password is not None:
+            des_ecb()  # fail now, with the install hint, rather than mid-handshake
 
         self._out: list[bytes] = []
         self._events: list[RFBEvent] = []

@@ -47,10 +47,9 @@ from ._wire import (
     check_u16,
     decode_text,
     pack_screens,
-    password_bytes,
     unpack_screens,
 )
-from .auth import des_ecb, vnc_auth_response
+from .auth import vnc_auth_response
 from .base import RFBProtocol, RFBState
 from .constants import (
     DEFAULT_ENCODINGS,
@@ -146,20 +145,17 @@ class RFBClientProtocol(RFBProtocol):
         # a full colour map (65535 entries of 6 bytes).
         cursor_bytes = max_cursor * max_cursor * 4 + (max_cursor + 7) // 8 * max_cursor
         super().__init__(
+            password=password,
             read_limit=self._read_limit(max_cut_text, max_name, cursor_bytes, 6 * 0xFFFF),
             max_width=max_width,
             max_height=max_height,
             max_cut_text=max_cut_text,
+            max_cursor=max_cursor,
         )
         self.shared = shared
         self.auth_failed = False
         """The server rejected the VNC password (as opposed to other failures)."""
         self.max_name = max_name
-        self.max_cursor = max_cursor
-
-        self._password = None if password is None else password_bytes(password)
-        if self._password is not None:
-            des_ecb()  # fail now, with the install hint, rather than mid-handshake
         if pixel_format is not None:
             PixelCodec(pixel_format)  # reject an unusable format now
         self._requested_format = pixel_format

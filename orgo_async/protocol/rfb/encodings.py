@@ -1,11 +1,11 @@
 """The rectangle encodings: Raw, CopyRect, Hextile and ZRLE decoders, and the server's encoders.
 
 Decoders are generators over the core's :class:`~orgo_async.protocol._reader.StreamReader`
-(RFC 6143 §7.7): they append packed-RGB events to the list they are given, a
-band of rows at a time, so memory stays bounded whatever the server sends and
-the first pixels are reported before the rectangle's last byte arrives. The
-hot loops keep to slice assignments and ``bytes.translate``: nothing loops
-over pixels in Python except ZRLE's run lengths.
+(RFC 6143 §7.7): they hand packed-RGB events to the ``emit`` function they
+are given, a band of rows at a time, so memory stays bounded whatever the
+server sends and the first pixels are reported before the rectangle's last
+byte arrives. The hot loops keep to slice assignments and ``bytes.translate``:
+nothing loops over pixels in Python except ZRLE's run lengths.
 
 Encoders turn packed RGB into the client's pixel format: Raw, CopyRect, the
 Cursor pseudo-encoding, and ZRLE with solid and raw tiles over one zlib

@@ -43,10 +43,9 @@ from ._wire import (
     check_size,
     check_u16,
     pack_screens,
-    password_bytes,
     unpack_screens,
 )
-from .auth import des_ecb, vnc_auth_response
+from .auth import vnc_auth_response
 from .base import RFBProtocol, RFBState
 from .constants import (
     ENCODING_COPYRECT,
@@ -133,19 +132,14 @@ class RFBServerProtocol(RFBProtocol):
     ) -> None:
         # The biggest single read: a clipboard text or a SetEncodings list.
         super().__init__(
+            password=password,
             read_limit=self._read_limit(max_cut_text, 4 * max_encodings),
             max_width=max_width,
             max_height=max_height,
             max_cut_text=max_cut_text,
+            max_cursor=max_cursor,
         )
-        self.shared = True
-        """Whether the client asked to share the desktop (from ClientInit)."""
-        self.max_cursor = max_cursor
         self.max_encodings = max_encodings
-
-        self._password = None if password is None else password_bytes(password)
-        if self._password is not None:
-            des_ecb()  # fail now, with the install hint, rather than mid-handshake
         check_size(width, height, max_width, max_height)
         self.width, self.height, self.name = width, height, name
         self._codec = PixelCodec(pixel_format)
