@@ -701,18 +701,22 @@ class SyntheticDesktop:
         _merge_into(self._pending, (x0, y0, x1 - x0, y1 - y0))
 
     def _glyph(self, x: int, y: int, ch: str, ink: bytes, scale: int) -> None:
-        # Marks nothing: callers mark the whole cell or line once.
+        # Marks nothing: callers mark the whole cell or line once. Text is most of
+        # what is drawn, so its runs go straight into the pixels, one slice each.
         fb = self._fb
-        width, height = fb.width, fb.height
+        width, height, p = fb.width, fb.height, fb.pixels
         for r, row_runs in enumerate(glyph_runs(ch)):
-            y0, y1 = max(y + r * scale, 0), min(y + (r + 1) * scale, height)
-            if not row_runs or y1 <= y0:
+            if not row_runs:
                 continue
             for col, n in row_runs:
                 x0 = max(x + col * scale, 0)
                 x1 = min(x + (col + n) * scale, width)
-                if x1 > x0:
-                    fb.fill(x0, y0, x1 - x0, y1 - y0, ink)
+                if x1 <= x0:
+                    continue
+                segment = ink * (x1 - x0)
+                for py in range(max(y + r * scale, 0), min(y + (r + 1) * scale, height)):
+                    start = (py * width + x0) * 3
+                    p[start : start + len(segment)] = segment
 
     def _marker(self, x: int, y: int, colour: bytes, *, double: bool) -> None:
         first = len(self._pending)

@@ -194,8 +194,19 @@ def _fill(
 ) -> None:
     stride = width * bpp
     start = y * stride + x * bpp
-    if w == width:
-        buf[start : start + stride * h] = pixel * (w * h)
+    if w == width and h > 1:
+        # Whole rows are one run: paint the first, then double what is painted.
+        # (One `pixel * (w * h)` would build a screen-sized temporary: a fresh
+        # allocation, and its page faults, for every full-screen fill.)
+        end = start + stride * h
+        buf[start : start + stride] = pixel * w
+        view = memoryview(buf)
+        done = start + stride
+        while done < end:
+            n = min(done - start, end - done)
+            view[done : done + n] = view[start : start + n]
+            done += n
+        view.release()
         return
     line = pixel * w
     row = len(line)

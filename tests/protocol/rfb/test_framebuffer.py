@@ -60,6 +60,30 @@ def test_painting_filling_and_reading() -> None:
 
 @settings(max_examples=60, deadline=None)
 @given(
+    x=st.integers(0, 9),
+    y=st.integers(0, 6),
+    size=st.tuples(st.integers(0, 10), st.integers(0, 7)),
+    whole_rows=st.booleans(),
+)
+def test_fill_paints_exactly_its_rectangle(
+    x: int, y: int, size: tuple[int, int], whole_rows: bool
+) -> None:
+    if whole_rows:
+        x, size = 0, (10, size[1])
+    w, h = min(size[0], 10 - x), min(size[1], 7 - y)
+    fb = Framebuffer(10, 7)
+    fb.paint(0, 0, 10, 7, picture(10, 7, seed=3))
+    before = bytes(fb.pixels)
+    fb.fill(x, y, w, h, bytes(RED))
+    for py in range(7):
+        for px in range(10):
+            inside = x <= px < x + w and y <= py < y + h
+            at = (py * 10 + px) * 3
+            assert fb.pixel(px, py) == (RED if inside else tuple(before[at : at + 3]))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
     src=st.tuples(st.integers(0, 15), st.integers(0, 11)),
     dst=st.tuples(st.integers(0, 15), st.integers(0, 11)),
     size=st.tuples(st.integers(0, 16), st.integers(0, 12)),
