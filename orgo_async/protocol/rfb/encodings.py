@@ -25,7 +25,7 @@ from .._reader import StreamReader
 from ._wire import RAW_BAND_BYTES, RECT, U32
 from .constants import ENCODING_COPYRECT, ENCODING_CURSOR, ENCODING_RAW, ENCODING_ZRLE
 from .events import CursorShape, RectCopy, RectFill, RectPixels, RFBEvent
-from .pixels import BIT_UNPACK, PixelCodec
+from .pixels import BIT_UNPACK, PixelCodec, crop_rect, fill_rect, put_rect
 
 __all__ = [
     "ZRLEDecoder",
@@ -93,14 +93,9 @@ def read_hextile(
         plain = True
         for left in range(0, w, 16):
             tw = min(16, w - left)
-            tile_row = tw * bpp
-            base = left * bpp
             mask = (yield from read(1))[0]
             if mask & 1:  # raw: the other bits don't matter
-                data = yield from read(tile_row * th)
-                for row in range(th):
-                    at = base + row * stride
-                    band[at : at + tile_row] = data[row * tile_row : (row + 1) * tile_row]
+                put_rect(band, bpp, w, left, 0, tw, th, (yield from read(tw * bpp * th)))
                 plain = False
                 continue
             if mask > 0x1F:
@@ -114,9 +109,7 @@ def read_hextile(
                 fg, at = head[at : at + bpp], at + bpp
             if bg is None:
                 raise ProtocolError("Hextile tile without a background colour")
-            row_fill = bg * tw
-            for row in range(th):
-                band[base + row * stride : base + row * stride + tile_row] = row_fill
+            fill_rect(band, bpp, w, left, 0, tw, th, bg)
             if plain:
                 if fill is None:
                     fill = bg
@@ -141,7 +134,9 @@ def read_hextile(
             else:
                 assert fg is not None
                 subrects = zip(repeat(fg), data[0::2], data[1::2], strict=False)
-            # The hot loop of Hextile: keep it to slice assignments.
+            # The hot loop of Hextile: subrectangles are many and small, so they are
+            # filled here, a slice a row, rather than through fill_rect().
+            base = left * bpp
             for colour, xy, wh in subrects:
                 sx, sy, sw, sh = xy >> 4, xy & 15, (wh >> 4) + 1, (wh & 15) + 1
                 if sx + sw > tw or sy + sh > th:
@@ -214,19 +209,18 @@ class _Short(Exception):
 
 
 def _decode_zrle_tile(
-    buf: bytearray, cpp: int, tw: int, th: int, band: bytearray, start: int, stride: int
+    buf: bytearray, cpp: int, tw: int, th: int, band: bytearray, width: int, tile_x: int
 ) -> tuple[int, bytes | None]:
-    """Decode the ZRLE tile at the start of ``buf`` into ``band``.
+    """Decode the ZRLE tile at the start of ``buf`` into ``band`` at column ``tile_x``.
 
-    The tile's rows go to ``band[start + row * stride:]``. Returns the bytes
-    used and, for a solid tile, its CPIXEL.
+    ``band`` holds rows of ``width`` CPIXELs. Returns the bytes used and, for
+    a solid tile, its CPIXEL.
 
     Raises:
         _Short: the data ends inside the tile.
         ProtocolError: an invalid tile.
     """
     n = tw * th
-    row_bytes = tw * cpp
     kind = buf[0]
     off = 1
     solid: bytes | None = None
@@ -241,10 +235,7 @@ def _decode_zrle_tile(
         if end > len(buf):
             raise _Short
         solid = bytes(buf[off:end])
-        row = solid * tw
-        for y in range(th):
-            at = start + y * stride
-            band[at : at + row_bytes] = row
+        fill_rect(band, cpp, width, tile_x, 0, tw, th, solid)
         return end, solid
     elif kind <= 16:  # packed palette
         end = off + kind * cpp
@@ -325,9 +316,7 @@ def _decode_zrle_tile(
         raise ProtocolError(f"unused ZRLE tile subencoding {kind}")
     if off > len(buf):
         raise _Short
-    for y in range(th):
-        at = start + y * stride
-        band[at : at + row_bytes] = pixels[y * row_bytes : (y + 1) * row_bytes]
+    put_rect(band, cpp, width, tile_x, 0, tw, th, pixels)
     return off, solid
 
 
@@ -410,7 +399,7 @@ class ZRLEDecoder:
                 if not zbuf:
                     raise ProtocolError("ZRLE data ends before its last tile")
                 try:
-                    used, solid = _decode_zrle_tile(zbuf, cpp, tw, th, band, left * cpp, stride)
+                    used, solid = _decode_zrle_tile(zbuf, cpp, tw, th, band, w, left)
                 except _Short:
                     raise ProtocolError("ZRLE data ends inside a tile") from None
                 del zbuf[:used]
@@ -459,21 +448,18 @@ def zrle_tiles(codec: PixelCodec, w: int, h: int, rgb: bytes) -> bytes:
     """ZRLE tiles of ``w`` x ``h`` RGB pixels: solid ones as subencoding 1, the rest raw."""
     cpp = codec.cpp
     pixels = codec.from_rgb(rgb, cpixel=True)
-    stride = w * cpp
     out = bytearray()
     for top in range(0, h, 64):
         th = min(64, h - top)
         for left in range(0, w, 64):
             tw = min(64, w - left)
-            begin = top * stride + left * cpp
-            rows = [pixels[at : at + tw * cpp] for at in range(begin, begin + th * stride, stride)]
-            first = rows[0][:cpp]
-            solid_row = first * tw
-            if all(row == solid_row for row in rows):
+            tile = crop_rect(pixels, cpp, w, left, top, tw, th)
+            first = tile[:cpp]
+            if tile == first * (tw * th):
                 out += b"\x01" + first
             else:
                 out += b"\x00"
-                out += b"".join(rows)
+                out += tile
     return bytes(out)
 
 

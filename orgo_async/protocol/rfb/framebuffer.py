@@ -32,6 +32,7 @@ from .events import (
     RFBEvent,
     ServerInit,
 )
+from .pixels import copy_rect, crop_rect, fill_rect, put_rect
 
 __all__ = ["Framebuffer"]
 
@@ -127,21 +128,21 @@ class Framebuffer:
 
     def paint(self, x: int, y: int, w: int, h: int, rgb: bytes | bytearray) -> None:
         """Put ``h`` rows of ``w`` RGB pixels at ``(x, y)``."""
-        _put(self.pixels, 3, self.width, x, y, w, h, rgb)
+        put_rect(self.pixels, 3, self.width, x, y, w, h, rgb)
         if self._coverage is not None:
-            _fill(self._coverage, 1, self.width, x, y, w, h, b"\x01")
+            fill_rect(self._coverage, 1, self.width, x, y, w, h, b"\x01")
 
     def fill(self, x: int, y: int, w: int, h: int, rgb: bytes) -> None:
         """Fill a rectangle with one colour (3 bytes)."""
-        _fill(self.pixels, 3, self.width, x, y, w, h, rgb)
+        fill_rect(self.pixels, 3, self.width, x, y, w, h, rgb)
         if self._coverage is not None:
-            _fill(self._coverage, 1, self.width, x, y, w, h, b"\x01")
+            fill_rect(self._coverage, 1, self.width, x, y, w, h, b"\x01")
 
     def copy(self, src_x: int, src_y: int, x: int, y: int, w: int, h: int) -> None:
         """Copy a rectangle from ``(src_x, src_y)`` to ``(x, y)``; the two may overlap."""
-        _copy(self.pixels, 3, self.width, src_x, src_y, x, y, w, h)
+        copy_rect(self.pixels, 3, self.width, src_x, src_y, x, y, w, h)
         if self._coverage is not None:
-            _copy(self._coverage, 1, self.width, src_x, src_y, x, y, w, h)
+            copy_rect(self._coverage, 1, self.width, src_x, src_y, x, y, w, h)
 
     # -- reading --------------------------------------------------------------------------
 
@@ -153,12 +154,7 @@ class Framebuffer:
 
     def crop(self, x: int, y: int, w: int, h: int) -> bytes:
         """The RGB bytes of a rectangle (inside the framebuffer), ``h`` rows of ``w`` pixels."""
-        stride, row = self.width * 3, w * 3
-        start = y * stride + x * 3
-        if w == self.width:
-            return bytes(self.pixels[start : start + row * h])
-        view = memoryview(self.pixels)
-        return b"".join(view[at : at + row] for at in range(start, start + h * stride, stride))
+        return crop_rect(self.pixels, 3, self.width, x, y, w, h)
 
     def to_png(self, *, compress_level: int = 6, filter: Literal["sub", "none"] = "sub") -> bytes:
         """The picture as an RGB PNG (see :func:`~orgo_async.protocol.png.encode_png`).
@@ -169,62 +165,3 @@ class Framebuffer:
         return encode_png(
             self.width, self.height, self.pixels, compress_level=compress_level, filter=filter
         )
-
-
-# Rectangles in a packed buffer of ``bpp`` bytes a pixel, ``width`` pixels a row: the
-# picture (3) and the coverage map (1) are painted by the same three functions.
-
-
-def _put(
-    buf: bytearray, bpp: int, width: int, x: int, y: int, w: int, h: int, data: bytes | bytearray
-) -> None:
-    stride, row = width * bpp, w * bpp
-    start = y * stride + x * bpp
-    if w == width:
-        buf[start : start + row * h] = data
-        return
-    src = memoryview(data)
-    for r in range(h):
-        buf[start : start + row] = src[r * row : (r + 1) * row]
-        start += stride
-
-
-def _fill(
-    buf: bytearray, bpp: int, width: int, x: int, y: int, w: int, h: int, pixel: bytes
-) -> None:
-    stride = width * bpp
-    start = y * stride + x * bpp
-    if w == width and h > 1:
-        # Whole rows are one run: paint the first, then double what is painted.
-        # (One `pixel * (w * h)` would build a screen-sized temporary: a fresh
-        # allocation, and its page faults, for every full-screen fill.)
-        end = start + stride * h
-        buf[start : start + stride] = pixel * w
-        view = memoryview(buf)
-        done = start + stride
-        while done < end:
-            n = min(done - start, end - done)
-            view[done : done + n] = view[start : start + n]
-            done += n
-        view.release()
-        return
-    line = pixel * w
-    row = len(line)
-    for _ in range(h):
-        buf[start : start + row] = line
-        start += stride
-
-
-def _copy(
-    buf: bytearray, bpp: int, width: int, sx: int, sy: int, dx: int, dy: int, w: int, h: int
-) -> None:
-    stride, row = width * bpp, w * bpp
-    # Through a temporary copy of the source: the two rectangles may overlap.
-    rows = [
-        bytes(buf[(sy + r) * stride + sx * bpp : (sy + r) * stride + sx * bpp + row])
-        for r in range(h)
-    ]
-    start = dy * stride + dx * bpp
-    for line in rows:
-        buf[start : start + row] = line
-        start += stride

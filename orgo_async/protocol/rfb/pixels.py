@@ -1,9 +1,11 @@
-"""Pixel formats, and the codec between a pixel format and packed RGB.
+"""Pixel formats, the codec between a pixel format and packed RGB, and packed rectangles.
 
 Events always carry packed RGB (3 bytes a pixel, row by row); on the wire,
 pixels are in the format the client chose (RFC 6143 §7.4). :class:`PixelCodec`
 converts whole runs of pixels between the two, both ways, including ZRLE's
-compressed CPIXELs.
+compressed CPIXELs. :func:`put_rect`, :func:`fill_rect`, :func:`copy_rect` and
+:func:`crop_rect` work on rectangles of any packed buffer, whatever its bytes
+a pixel: the framebuffer's RGB, a decoder's band of wire pixels.
 """
 
 from __future__ import annotations
@@ -14,7 +16,15 @@ from typing import Final, Literal
 
 import attrs
 
-__all__ = ["DEFAULT_PIXEL_FORMAT", "PixelCodec", "PixelFormat"]
+__all__ = [
+    "DEFAULT_PIXEL_FORMAT",
+    "PixelCodec",
+    "PixelFormat",
+    "copy_rect",
+    "crop_rect",
+    "fill_rect",
+    "put_rect",
+]
 
 _STRUCT: Final = struct.Struct(">BBBBHHHBBB3x")
 
@@ -240,3 +250,82 @@ BIT_UNPACK: Final[Mapping[int, list[bytes]]] = {
     ]
     for bits in (1, 2, 4)
 }
+
+
+# -- rectangles in packed buffers ----------------------------------------------------------
+#
+# A buffer of ``bpp`` bytes a pixel and ``width`` pixels a row, rows one after the
+# other: a framebuffer's RGB picture (3) and its coverage map (1), a decoder's band of
+# pixels in the wire format, a server's CPIXELs. Rectangles must lie inside the buffer.
+
+
+def put_rect(
+    buf: bytearray, bpp: int, width: int, x: int, y: int, w: int, h: int, data: bytes | bytearray
+) -> None:
+    """Put ``data``, ``h`` rows of ``w`` pixels, at ``(x, y)``."""
+    stride, row = width * bpp, w * bpp
+    start = y * stride + x * bpp
+    if w == width:
+        buf[start : start + row * h] = data
+        return
+    # Slicing a long row out of a memoryview saves copying it; a short row (a
+    # decoder's tile) is cheaper to copy than to wrap.
+    src = memoryview(data) if row >= 2048 else data
+    for r in range(h):
+        buf[start : start + row] = src[r * row : (r + 1) * row]
+        start += stride
+
+
+def fill_rect(
+    buf: bytearray, bpp: int, width: int, x: int, y: int, w: int, h: int, pixel: bytes
+) -> None:
+    """Fill a rectangle with one pixel value (``bpp`` bytes)."""
+    stride = width * bpp
+    start = y * stride + x * bpp
+    if w == width and h > 1:
+        # Whole rows are one run: paint the first, then double what is painted.
+        # (One `pixel * (w * h)` would build a screen-sized temporary: a fresh
+        # allocation, and its page faults, for every full-screen fill.)
+        end = start + stride * h
+        buf[start : start + stride] = pixel * w
+        view = memoryview(buf)
+        done = start + stride
+        while done < end:
+            n = min(done - start, end - done)
+            view[done : done + n] = view[start : start + n]
+            done += n
+        view.release()
+        return
+    line = pixel * w
+    row = len(line)
+    for _ in range(h):
+        buf[start : start + row] = line
+        start += stride
+
+
+def copy_rect(
+    buf: bytearray, bpp: int, width: int, sx: int, sy: int, dx: int, dy: int, w: int, h: int
+) -> None:
+    """Copy a rectangle from ``(sx, sy)`` to ``(dx, dy)``; the two may overlap."""
+    stride, row = width * bpp, w * bpp
+    # Through a temporary copy of the source: the two rectangles may overlap.
+    rows = [
+        bytes(buf[(sy + r) * stride + sx * bpp : (sy + r) * stride + sx * bpp + row])
+        for r in range(h)
+    ]
+    start = dy * stride + dx * bpp
+    for line in rows:
+        buf[start : start + row] = line
+        start += stride
+
+
+def crop_rect(
+    buf: bytes | bytearray, bpp: int, width: int, x: int, y: int, w: int, h: int
+) -> bytes:
+    """The bytes of a rectangle, ``h`` rows of ``w`` pixels."""
+    stride, row = width * bpp, w * bpp
+    start = y * stride + x * bpp
+    if w == width:
+        return bytes(buf[start : start + row * h])
+    view = memoryview(buf)
+    return b"".join(view[at : at + row] for at in range(start, start + h * stride, stride))
