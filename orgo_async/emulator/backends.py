@@ -98,41 +98,41 @@ class SyntheticBackend:
     action happens.
     """
 
-    def __init__(self, fb: SyntheticDesktop) -> None:
-        self.fb = fb
+    def __init__(self, desktop: SyntheticDesktop) -> None:
+        self.desktop = desktop
 
     @property
     def width(self) -> int:
-        return self.fb.width
+        return self.desktop.width
 
     @property
     def height(self) -> int:
-        return self.fb.height
+        return self.desktop.height
 
     async def click(self, x: int, y: int, button: Button, *, double: bool) -> None:
-        self.fb.click(x, y, button, double=double)
+        self.desktop.click(x, y, button, double=double)
 
     async def press(self, x: int, y: int, button: Button) -> None:
-        self.fb.press(x, y, button)
+        self.desktop.press(x, y, button)
 
     async def release(self, x: int, y: int, button: Button) -> None:
-        self.fb.release(x, y, button)
+        self.desktop.release(x, y, button)
 
     async def type_text(self, text: str) -> None:
-        self.fb.type_text(text)
+        self.desktop.type_text(text)
 
     async def key(self, name: str) -> None:
-        self.fb.key(name)
+        self.desktop.key(name)
 
     async def scroll(
         self, direction: Literal["up", "down"], amount: int, x: int | None, y: int | None
     ) -> tuple[int, int]:
-        self.fb.scroll(direction, amount, x, y)
-        return self.fb.pointer
+        self.desktop.scroll(direction, amount, x, y)
+        return self.desktop.pointer
 
     async def capture(self) -> tuple[int, int, bytes]:
         # A copy: the caller encodes it in a thread while the desktop changes on.
-        return self.fb.width, self.fb.height, bytes(self.fb.pixels)
+        return self.desktop.width, self.desktop.height, bytes(self.desktop.pixels)
 
 
 _X_KEY_PART: Final = re.compile(r"^[A-Za-z0-9_]+$")
@@ -232,12 +232,12 @@ class DesktopBackends:
 
     def framebuffer(self, computer: Computer) -> SyntheticDesktop:
         """The computer's synthetic desktop, made at its resolution on first use."""
-        fb = self._framebuffers.get(computer.id)
-        if fb is None:
+        desktop = self._framebuffers.get(computer.id)
+        if desktop is None:
             width, height = desktop_size(computer.resolution)
-            fb = SyntheticDesktop(width, height, title=computer.name)
-            self._framebuffers[computer.id] = fb
-        return fb
+            desktop = SyntheticDesktop(width, height, title=computer.name)
+            self._framebuffers[computer.id] = desktop
+        return desktop
 
     def has_framebuffer(self, computer_id: str) -> bool:
         """True when the computer (UUID) has a synthetic desktop right now."""

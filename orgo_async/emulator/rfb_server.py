@@ -250,14 +250,14 @@ class _SyntheticSession:
         hub: RFBHub[Any],
         socket: RFBSocket,
         computer: Computer,
-        fb: SyntheticDesktop,
+        desktop: SyntheticDesktop,
         core: RFBServerProtocol,
     ) -> None:
         self.hub = hub
         self.socket = socket
         self.computer_id = computer.id
         self.instance_id = computer.instance_id
-        self.fb = fb
+        self.desktop = desktop
         self.core = core
         self.damage: list[Rect] = []
         self.request: UpdateRequest | None = None
@@ -271,12 +271,12 @@ class _SyntheticSession:
 
     @classmethod
     async def serve(cls, hub: RFBHub[S], socket: S, computer: Computer) -> None:
-        fb = hub.desktops.framebuffer(computer)
+        desktop = hub.desktops.framebuffer(computer)
         try:
             core = RFBServerProtocol(
                 password=computer.vnc_password,  # as it is now: a rotation is for new connections
-                width=fb.width,
-                height=fb.height,
+                width=desktop.width,
+                height=desktop.height,
                 name=computer.name,
             )
         except ImportError as exc:  # VNC authentication needs the optional cryptography
@@ -284,10 +284,10 @@ class _SyntheticSession:
             _refuse(hub, socket, _CLOSE_INTERNAL, "VNC authentication unavailable")
             return
         hub.accepted(socket)
-        await cls(hub, socket, computer, fb, core).run()
+        await cls(hub, socket, computer, desktop, core).run()
 
     async def run(self) -> None:
-        remove = self.fb.add_listener(self._changed)
+        remove = self.desktop.add_listener(self._changed)
         sender = asyncio.get_running_loop().create_task(
             self._send_updates(), name=f"orgo-emulator-rfb-{self.instance_id}"
         )
@@ -341,35 +341,35 @@ class _SyntheticSession:
         elif isinstance(event, SetDesktopSize):
             # The synthetic desktop keeps the computer's resolution: "prohibited".
             if self.core.supports(ENCODING_EXTENDED_DESKTOP_SIZE):
-                self.extra.append(DesktopResized(self.fb.width, self.fb.height, 1, 1))
+                self.extra.append(DesktopResized(self.desktop.width, self.desktop.height, 1, 1))
                 self.wake.set()
         elif isinstance(event, AuthenticationFailed):
             log.debug("VNC authentication failed for computer %s", self.instance_id)
             self.refused = True
 
     def _pointer(self, event: Pointer) -> None:
-        fb = self.fb
-        x, y = min(event.x, fb.width - 1), min(event.y, fb.height - 1)
+        desktop = self.desktop
+        x, y = min(event.x, desktop.width - 1), min(event.y, desktop.height - 1)
         old, new = self.mask, event.mask
         self.mask = new
-        if (x, y) != fb.pointer:
+        if (x, y) != desktop.pointer:
             # A button held since before this move starts a drag where it went down.
             for button, (px, py) in self.pressed.items():
-                fb.press(px, py, button)
+                desktop.press(px, py, button)
             self.pressed.clear()
-            fb.move(x, y)  # with a button held: a line
+            desktop.move(x, y)  # with a button held: a line
         for bit, button in _BUTTONS:
             if new & bit and not old & bit:
                 # Drawn at the release (a click) or at the first move (a drag).
                 self.pressed[button] = (x, y)
             elif old & bit and not new & bit:
                 if self.pressed.pop(button, None) is not None:
-                    fb.click(x, y, button, double=self._double(x, y, button))
+                    desktop.click(x, y, button, double=self._double(x, y, button))
                 else:
-                    fb.release(x, y, button)
+                    desktop.release(x, y, button)
         for bit, direction in _WHEELS:
             if new & bit and not old & bit:  # a wheel click is a press and a release
-                fb.scroll(direction, 1, x, y)
+                desktop.scroll(direction, 1, x, y)
 
     def _double(self, x: int, y: int, button: Button) -> bool:
         """Whether this click completes a double click (the same spot, soon enough)."""
@@ -385,10 +385,10 @@ class _SyntheticSession:
 
     def _release_buttons(self) -> None:
         # A client that leaves with a button held must not leave it stuck.
-        x, y = self.fb.pointer
+        x, y = self.desktop.pointer
         for bit, button in _BUTTONS:
             if self.mask & bit and button not in self.pressed:
-                self.fb.release(x, y, button)
+                self.desktop.release(x, y, button)
         self.mask = 0
         self.pressed.clear()
 
@@ -404,7 +404,7 @@ class _SyntheticSession:
         mods = set(self.held.values())
         char = keysym_char(value)
         if char is not None and not mods & {"ctrl", "alt", "super"}:
-            self.fb.type_text(char)  # the client already applied Shift to the keysym
+            self.desktop.type_text(char)  # the client already applied Shift to the keysym
             return
         if char == " ":
             name = "space"
@@ -413,7 +413,7 @@ class _SyntheticSession:
         else:
             name = keysym_name(value) or f"0x{value:x}"
         combo = [m for m in _MODIFIER_ORDER if m in mods]
-        self.fb.key("+".join([*combo, name]))
+        self.desktop.key("+".join([*combo, name]))
 
     # -- updates ----------------------------------------------------------------------------
 
@@ -449,18 +449,18 @@ class _SyntheticSession:
         request = self.request
         if request is None:
             return None
-        fb = self.fb
-        screen = (0, 0, fb.width, fb.height)
+        desktop = self.desktop
+        screen = (0, 0, desktop.width, desktop.height)
         extra: list[RectPixels | DesktopResized] = list(self.extra)
         self.extra.clear()
-        if (fb.width, fb.height) != (self.core.width, self.core.height):
+        if (desktop.width, desktop.height) != (self.core.width, self.core.height):
             # The desktop changed size: say so if the client understands, then repaint.
             if not self.core.supports(ENCODING_DESKTOP_SIZE) and not self.core.supports(
                 ENCODING_EXTENDED_DESKTOP_SIZE
             ):
                 self.socket.close(_CLOSE_NORMAL, "Desktop size changed")
                 return None
-            extra.append(DesktopResized(fb.width, fb.height))
+            extra.append(DesktopResized(desktop.width, desktop.height))
             areas = [screen]
             self.damage = []
         else:
@@ -484,5 +484,5 @@ class _SyntheticSession:
             if request.incremental and not areas and not extra:
                 return None  # nothing changed yet: answer when something does
         self.request = None
-        pixels = [RectPixels(x, y, w, h, fb.region(x, y, w, h)) for x, y, w, h in areas]
+        pixels = [RectPixels(x, y, w, h, desktop.region(x, y, w, h)) for x, y, w, h in areas]
         return [*extra, *pixels]

@@ -26,6 +26,7 @@ __all__ = [
 ]
 
 Modifier = Literal["ctrl", "shift", "alt", "super"]
+"""The four modifiers, whichever side of the keyboard (Meta counts as Alt)."""
 
 _X11_KEYSYMS: Final[dict[str, int]] = {
     "BackSpace": 0xFF08,
