@@ -429,7 +429,7 @@ async def test_typing_and_clicking_over_rfb_change_the_screenshot(
     assert after != before
     assert pixel(after, 320, 100, 120) == RED
     assert fb.pointer == (100, 120)
-    # A combo with ctrl goes through Framebuffer.key(): ctrl+a clears the text.
+    # A combo with ctrl goes through SyntheticDesktop.key(): ctrl+a clears the text.
     async with viewer(session, ws_url(emu, computer, password), password) as view:
         view.core.send_keys(key_combo("ctrl+a"))
         await view.send()
