@@ -52,7 +52,6 @@ from typing import Any
 from orgo_async import Computer, Orgo, ReconnectPolicy
 from orgo_async.connect import Connection, Vnc
 from orgo_async.connect.vnc import VNC_ENCODINGS
-from orgo_async.protocol import Role
 from orgo_async.protocol.png import decode_png
 from orgo_async.protocol.rfb import (
     ENCODING_CURSOR,
@@ -65,7 +64,7 @@ from orgo_async.protocol.rfb import (
     RectCopy,
     RectFill,
     RectPixels,
-    RFBProtocol,
+    RFBClientProtocol,
     RFBState,
 )
 
@@ -364,7 +363,7 @@ def _pct(values: list[float], q: float) -> float:
 
 def record_full_frame(peers: Peers, encoding: int) -> tuple[bytes, bytes]:
     """The server's bytes for the handshake, and for one full frame in ``encoding``."""
-    core = RFBProtocol(Role.CLIENT, password=peers.password, encodings=(encoding,))
+    core = RFBClientProtocol(password=peers.password, encodings=(encoding,))
     handshake, update = bytearray(), bytearray()
     area = 0
     with socket.socket(socket.AF_UNIX) as sock:
@@ -389,7 +388,7 @@ def record_full_frame(peers: Peers, encoding: int) -> tuple[bytes, bytes]:
 
 
 def decode_time(password: str, encoding: int, handshake: bytes, update: bytes) -> float:
-    core = RFBProtocol(Role.CLIENT, password=password, encodings=(encoding,))
+    core = RFBClientProtocol(password=password, encodings=(encoding,))
     core.receive_data(handshake)
     core.events_received()
     view = memoryview(update)

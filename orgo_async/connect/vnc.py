@@ -2,8 +2,9 @@
 
 ``/ws/websockify`` is plain websockify: binary WebSocket frames carrying the
 RFB byte stream, cut wherever the bridge's reads happened to end. This
-connector feeds those chunks to the sans-I/O :class:`~orgo_async.protocol.rfb.RFBProtocol`
-and keeps a framebuffer up to date from what it decodes::
+connector feeds those chunks to the sans-I/O
+:class:`~orgo_async.protocol.rfb.RFBClientProtocol` and keeps a
+:class:`~orgo_async.protocol.rfb.Framebuffer` up to date from what it decodes::
 
     async with orgo.connect(computer).vnc() as vnc:
         png = await vnc.screenshot()
@@ -29,7 +30,6 @@ from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
 from ..errors import ConnectionClosedError, ConnectorError, HandshakeError, ProtocolError
-from ..protocol import Role
 from ..protocol.png import encode_png
 from ..protocol.rfb import (
     BUTTON_LEFT,
@@ -49,13 +49,14 @@ from ..protocol.rfb import (
     Bell,
     CursorShape,
     DesktopResized,
+    Framebuffer,
     FramebufferUpdateEnd,
     FramebufferUpdateStart,
     RectCopy,
     RectFill,
     RectPixels,
+    RFBClientProtocol,
     RFBEvent,
-    RFBProtocol,
     RFBState,
     ServerCutText,
     ServerInit,
@@ -154,7 +155,7 @@ class _RFBLink(Link):
             return ws, []
 
 
-class Vnc(Socket[RFBProtocol]):  # type: ignore[type-var]  # RFB frames are bytes, not JSON
+class Vnc(Socket[RFBClientProtocol]):  # type: ignore[type-var]  # RFB frames are bytes, not JSON
     """The computer's screen over VNC: screenshots, pointer, keyboard and clipboard.
 
     Get one with :meth:`Connection.vnc() <orgo_async.connect.Connection.vnc>`
@@ -187,22 +188,17 @@ class Vnc(Socket[RFBProtocol]):  # type: ignore[type-var]  # RFB frames are byte
     name = "websockify"
 
     def __init__(self, connection: Connection, *, encodings: Sequence[int] = VNC_ENCODINGS) -> None:
-        RFBProtocol(Role.CLIENT, encodings=encodings)  # checks them now, not at the first dial
+        RFBClientProtocol(encodings=encodings)  # checks them now, not at the first dial
         super().__init__(connection)
         self._link = _RFBLink(
             connection, self.name, handshake=self._handshake, greeting=self._greet
         )
         self._encodings = tuple(encodings)
-        self._width = 0
-        self._height = 0
         self._name = ""
-        self._fb = bytearray()
-        # One byte a pixel, 1 once painted since the last (re)connect or resize;
-        # None once every pixel was: the frame is complete.
-        self._coverage: bytearray | None = None
+        self._fb = Framebuffer()
         self._in_update = False
         self._changed = False
-        self._handshaken: tuple[RFBProtocol, list[RFBEvent]] | None = None
+        self._handshaken: tuple[RFBClientProtocol, list[RFBEvent]] | None = None
         self._signal = asyncio.Event()  # replaced on each notify: waiters hold the old one
         self._wake = asyncio.Event()  # the writer has update requests to flush
         self._pointer: tuple[int, int] | None = None
@@ -225,12 +221,12 @@ class Vnc(Socket[RFBProtocol]):  # type: ignore[type-var]  # RFB frames are byte
     @property
     def width(self) -> int:
         """The framebuffer's width in pixels (0 before :meth:`open`)."""
-        return self._width
+        return self._fb.width
 
     @property
     def height(self) -> int:
         """The framebuffer's height in pixels (0 before :meth:`open`)."""
-        return self._height
+        return self._fb.height
 
     @property
     def desktop_name(self) -> str:
@@ -252,7 +248,7 @@ class Vnc(Socket[RFBProtocol]):  # type: ignore[type-var]  # RFB frames are byte
             ImportError: the optional ``cryptography`` dependency (the ``vnc``
                 extra) is missing.
         """
-        RFBProtocol(Role.CLIENT, password=b"")  # the install hint now, before any dial
+        RFBClientProtocol(password=b"")  # the install hint now, before any dial
         await super().open()
         if self._keepalive is None:  # no pings, but the writer still runs
             self._keepalive = asyncio.get_running_loop().create_task(
@@ -299,7 +295,8 @@ class Vnc(Socket[RFBProtocol]):  # type: ignore[type-var]  # RFB frames are byte
             ConnectionClosedError: the socket is closed for good.
         """
         await self._wait_for(self._frame_ready, timeout, "complete frame")
-        return self._width, self._height, bytes(self._fb)
+        fb = self._fb
+        return fb.width, fb.height, bytes(fb.pixels)
 
     async def wait_for_change(
         self, timeout: float | None = None, *, since_version: int | None = None
@@ -356,7 +353,7 @@ class Vnc(Socket[RFBProtocol]):  # type: ignore[type-var]  # RFB frames are byte
         self._check_point(x, y)
         mask = self._button_mask(button)
 
-        def build(core: RFBProtocol) -> None:
+        def build(core: RFBClientProtocol) -> None:
             core.send_pointer(x, y, 0)
             for _ in range(2 if double else 1):
                 core.send_pointer(x, y, mask)
@@ -381,7 +378,7 @@ class Vnc(Socket[RFBProtocol]):  # type: ignore[type-var]  # RFB frames are byte
         if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= _MAX_STEPS:
             raise ValueError(f"steps must be an int from 1 to {_MAX_STEPS}; got {steps!r}")
 
-        def build(core: RFBProtocol) -> None:
+        def build(core: RFBClientProtocol) -> None:
             core.send_pointer(x0, y0, 0)
             core.send_pointer(x0, y0, mask)
             for i in range(1, steps + 1):
@@ -429,9 +426,9 @@ class Vnc(Socket[RFBProtocol]):  # type: ignore[type-var]  # RFB frames are byte
             px, py = x, y
         else:
             self._require_size()
-            px, py = self._pointer or (self._width // 2, self._height // 2)
+            px, py = self._pointer or (self.width // 2, self.height // 2)
 
-        def build(core: RFBProtocol) -> None:
+        def build(core: RFBClientProtocol) -> None:
             core.send_pointer(px, py, 0)
             for _ in range(amount):
                 core.send_pointer(px, py, bit)
@@ -495,11 +492,11 @@ class Vnc(Socket[RFBProtocol]):  # type: ignore[type-var]  # RFB frames are byte
 
     def _check_point(self, x: int, y: int, x_name: str = "x", y_name: str = "y") -> None:
         self._require_size()
-        for label, value, size in ((x_name, x, self._width), (y_name, y, self._height)):
+        for label, value, size in ((x_name, x, self.width), (y_name, y, self.height)):
             if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < size:
                 raise ValueError(
                     f"{label} must be an int from 0 to {size - 1} on this "
-                    f"{self._width}x{self._height} screen; got {value!r}"
+                    f"{self.width}x{self.height} screen; got {value!r}"
                 )
 
     @staticmethod
@@ -513,7 +510,7 @@ class Vnc(Socket[RFBProtocol]):  # type: ignore[type-var]  # RFB frames are byte
 
     # -- sending -------------------------------------------------------------------------
 
-    async def _send_rfb(self, build: Callable[[RFBProtocol], None]) -> None:
+    async def _send_rfb(self, build: Callable[[RFBClientProtocol], None]) -> None:
         """Buffer messages with ``build(core)`` and send them as one frame.
 
         Waits out a reconnect; a send cut by one is redone on the new socket.
@@ -522,26 +519,7 @@ class Vnc(Socket[RFBProtocol]):  # type: ignore[type-var]  # RFB frames are byte
             ConnectionClosedError: the socket is closed for good.
         """
         self._require_size()
-        for attempt in range(2):
-            await self._wait_connected()
-            ws, core = self._ws, self._core
-            assert ws is not None and core is not None
-            build(core)
-            data = b"".join(core.data_to_send())
-            if not data:
-                return
-            try:
-                await ws.send(data)
-                return
-            except ConnectionClosed as exc:
-                if attempt or self._closing:
-                    raise ConnectionClosedError(
-                        "the socket closed while sending",
-                        socket=self.name,
-                        code=close_code(exc),
-                        reason=close_reason(exc),
-                    ) from exc
-                self._connected.clear()  # the reader re-dials; send again on the new socket
+        await self._send(build)  # the core hands over all it buffered as one chunk
 
     async def _ping(self) -> None:
         """The writer: flushes the update requests the reader queued, and pings.
@@ -619,7 +597,7 @@ class Vnc(Socket[RFBProtocol]):  # type: ignore[type-var]  # RFB frames are byte
             ConnectionClosedError: the server hung up meanwhile.
         """
         timeouts = self._conn.timeouts
-        core = RFBProtocol(Role.CLIENT, password=self._conn.token, encodings=self._encodings)
+        core = RFBClientProtocol(password=self._conn.token, encodings=self._encodings)
         events: list[RFBEvent] = []
         pending = list(frames)
         try:
@@ -657,7 +635,7 @@ class Vnc(Socket[RFBProtocol]):  # type: ignore[type-var]  # RFB frames are byte
             ) from exc
         self._handshaken = (core, events)
 
-    def _new_core(self) -> RFBProtocol:
+    def _new_core(self) -> RFBClientProtocol:
         handshaken = self._handshaken
         if handshaken is None:
             raise RuntimeError("the RFB handshake has not run")  # pragma: no cover
@@ -684,28 +662,19 @@ class Vnc(Socket[RFBProtocol]):  # type: ignore[type-var]  # RFB frames are byte
         self._apply(core.events_received())
 
     def _apply(self, events: list[RFBEvent]) -> None:
+        fb = self._fb
         for event in events:
-            if isinstance(event, RectPixels):
-                self._paint(event.x, event.y, event.width, event.height, event.rgb)
-            elif isinstance(event, RectFill):
-                self._fill(event.x, event.y, event.width, event.height, event.rgb)
-            elif isinstance(event, RectCopy):
-                self._copy(event)
+            if isinstance(event, RectPixels | RectFill | RectCopy | DesktopResized):
+                if fb.apply(event):
+                    self._changed = True
             elif isinstance(event, FramebufferUpdateStart):
                 self._in_update = True
             elif isinstance(event, FramebufferUpdateEnd):
+                fb.apply(event)
                 self._update_ended()
-            elif isinstance(event, DesktopResized):
-                if event.status == 0 and (event.width, event.height) != (
-                    self._width,
-                    self._height,
-                ):
-                    self._resize(event.width, event.height)
-                    self._changed = True
             elif isinstance(event, ServerInit):
                 self._name = event.name
-                self._resize(event.width, event.height)
-                self._coverage = bytearray(event.width * event.height)
+                fb.apply(event)  # a new frame: screenshots wait until it is complete
             elif isinstance(event, CursorShape):
                 self.cursor = event
             elif isinstance(event, Bell):
@@ -716,53 +685,8 @@ class Vnc(Socket[RFBProtocol]):  # type: ignore[type-var]  # RFB frames are byte
                 self.clipboard_version += 1
                 self._notify()
 
-    def _resize(self, width: int, height: int) -> None:
-        """A new framebuffer size: keep the overlap, black elsewhere; wait for a full frame."""
-        old, old_width = self._fb, self._width
-        fb = bytearray(width * height * 3)
-        if old:
-            row = min(width, old_width) * 3
-            for y in range(min(height, self._height)):
-                src = y * old_width * 3
-                fb[y * width * 3 : y * width * 3 + row] = old[src : src + row]
-        self._fb, self._width, self._height = fb, width, height
-        self._coverage = bytearray(width * height)
-
-    def _check_rect(self, x: int, y: int, w: int, h: int) -> None:
-        # The core checks rectangles against its size; ours follows it, but a
-        # mismatch would silently grow the bytearray, so it is checked again.
-        if x + w > self._width or y + h > self._height:
-            raise ProtocolError(
-                f"rectangle {w}x{h}+{x}+{y} is outside the {self._width}x{self._height} screen"
-            )
-
-    def _paint(self, x: int, y: int, w: int, h: int, rgb: bytes) -> None:
-        self._check_rect(x, y, w, h)
-        _put(self._fb, 3, self._width, x, y, w, h, rgb)
-        if self._coverage is not None:
-            _fill(self._coverage, 1, self._width, x, y, w, h, b"\x01")
-        self._changed = True
-
-    def _fill(self, x: int, y: int, w: int, h: int, rgb: bytes) -> None:
-        self._check_rect(x, y, w, h)
-        _fill(self._fb, 3, self._width, x, y, w, h, rgb)
-        if self._coverage is not None:
-            _fill(self._coverage, 1, self._width, x, y, w, h, b"\x01")
-        self._changed = True
-
-    def _copy(self, event: RectCopy) -> None:
-        w, h = event.width, event.height
-        self._check_rect(event.src_x, event.src_y, w, h)
-        self._check_rect(event.x, event.y, w, h)
-        _copy(self._fb, 3, self._width, event.src_x, event.src_y, event.x, event.y, w, h)
-        if self._coverage is not None:
-            _copy(self._coverage, 1, self._width, event.src_x, event.src_y, event.x, event.y, w, h)
-        self._changed = True
-
     def _update_ended(self) -> None:
         self._in_update = False
-        if self._coverage is not None and self._coverage.find(0) == -1:
-            self._coverage = None  # every pixel painted: the frame is complete
         if self._changed:
             self._changed = False
             self.version += 1
@@ -778,7 +702,7 @@ class Vnc(Socket[RFBProtocol]):  # type: ignore[type-var]  # RFB frames are byte
     # -- waiting -------------------------------------------------------------------------
 
     def _frame_ready(self) -> bool:
-        return self._connected.is_set() and self._coverage is None and not self._in_update
+        return self._connected.is_set() and self._fb.complete and not self._in_update
 
     def _notify(self) -> None:
         self._signal.set()
@@ -805,48 +729,3 @@ def _frame_bytes(frame: Frame) -> bytes:
     if isinstance(frame, str):
         raise ProtocolError("a text frame on the VNC socket (websockify sends binary frames)")
     return frame
-
-
-# Rectangles in a packed buffer of ``bpp`` bytes a pixel, ``width`` pixels a row.
-
-
-def _put(buf: bytearray, bpp: int, width: int, x: int, y: int, w: int, h: int, data: bytes) -> None:
-    stride, row = width * bpp, w * bpp
-    start = y * stride + x * bpp
-    if w == width:
-        buf[start : start + row * h] = data
-        return
-    src = memoryview(data)
-    for r in range(h):
-        buf[start : start + row] = src[r * row : (r + 1) * row]
-        start += stride
-
-
-def _fill(
-    buf: bytearray, bpp: int, width: int, x: int, y: int, w: int, h: int, pixel: bytes
-) -> None:
-    stride = width * bpp
-    start = y * stride + x * bpp
-    if w == width:
-        buf[start : start + stride * h] = pixel * (w * h)
-        return
-    line = pixel * w
-    row = len(line)
-    for _ in range(h):
-        buf[start : start + row] = line
-        start += stride
-
-
-def _copy(
-    buf: bytearray, bpp: int, width: int, sx: int, sy: int, dx: int, dy: int, w: int, h: int
-) -> None:
-    stride, row = width * bpp, w * bpp
-    # Through a temporary copy of the source: the two rectangles may overlap.
-    rows = [
-        bytes(buf[(sy + r) * stride + sx * bpp : (sy + r) * stride + sx * bpp + row])
-        for r in range(h)
-    ]
-    start = dy * stride + dx * bpp
-    for line in rows:
-        buf[start : start + row] = line
-        start += stride

@@ -44,17 +44,18 @@ from aiohttp.abc import AbstractAccessLogger
 from aiohttp.typedefs import Handler
 
 from ..protocol.events import EVENT_TYPES
+from .backends import DesktopBackends
 from .commands import CommandRunner
 from .config import EmulatorConfig
 from .counters import Counters
 from .faults import FaultRule, Faults
+from .rfb_server import serve_websockify
 from .routes import admin, computers, desktop as actions, files, health, workspaces
 from .routes._base import EMULATOR_KEY, emulator_of
 from .routes.desktop import DESKTOP_KEY, DesktopService
 from .routes.files import FILES_KEY, FileStore
 from .sockets import SOCKET_NAMES, SOCKETS_KEY, SocketHub, desktop_socket
 from .store import ApiError, Clock, Computer, Store, retry_after_header
-from .vnc import DesktopBackends, serve_websockify
 from .xvnc import XvncError
 
 __all__ = ["Emulator", "create_app"]

@@ -49,16 +49,7 @@ from pathlib import Path
 from typing import Final
 
 from ..errors import ProtocolError
-from ..protocol._base import Role
-from ..protocol.rfb import (
-    ENCODING_RAW,
-    FramebufferUpdateEnd,
-    Ready,
-    RectCopy,
-    RectFill,
-    RectPixels,
-    RFBProtocol,
-)
+from ..protocol.rfb import ENCODING_RAW, Framebuffer, FramebufferUpdateEnd, Ready, RFBClientProtocol
 from .shell import wait_gone
 from .store import BootKind, Computer, Store, Transition
 from .watch import session_members
@@ -419,9 +410,8 @@ async def capture_screen(
         reader, writer = await asyncio.open_unix_connection(str(socket_path))
     except OSError as exc:
         raise XvncError(f"cannot connect to the desktop's RFB socket: {exc}") from exc
-    core = RFBProtocol(Role.CLIENT, password=password, encodings=(ENCODING_RAW,))
-    screen = bytearray()
-    width = height = covered = 0
+    core = RFBClientProtocol(password=password, encodings=(ENCODING_RAW,))
+    screen = Framebuffer()
     try:
         async with asyncio.timeout(timeout):
             while True:
@@ -431,15 +421,12 @@ async def capture_screen(
                 else:
                     core.receive_eof()
                 for event in core.events_received():
+                    screen.apply(event)  # ServerInit sizes it; the rectangles paint it
                     if isinstance(event, Ready):
-                        width, height = core.width, core.height
-                        screen = bytearray(width * height * 3)
                         core.send_update_request(incremental=False)
-                    elif isinstance(event, RectPixels | RectFill | RectCopy):
-                        covered += _paint(screen, width, event)
                     elif isinstance(event, FramebufferUpdateEnd):
-                        if covered >= width * height:
-                            return width, height, bytes(screen)
+                        if screen.complete:
+                            return screen.width, screen.height, bytes(screen.pixels)
                         core.send_update_request(incremental=False)
                 if not data:
                     raise XvncError("the desktop's RFB server closed the connection")
@@ -456,26 +443,6 @@ async def capture_screen(
         writer.close()
         with contextlib.suppress(OSError):
             await writer.wait_closed()
-
-
-def _paint(screen: bytearray, width: int, rect: RectPixels | RectFill | RectCopy) -> int:
-    """Apply one rectangle to an RGB screen; how many pixels it covered."""
-    x, y, w, h = rect.x, rect.y, rect.width, rect.height
-    stride = width * 3
-    row = w * 3
-    if isinstance(rect, RectCopy):
-        # Read every source row before writing: the areas may overlap.
-        starts = [(rect.src_y + r) * stride + rect.src_x * 3 for r in range(h)]
-        source = [bytes(screen[start : start + row]) for start in starts]
-        for r, line in enumerate(source):
-            at = (y + r) * stride + x * 3
-            screen[at : at + row] = line
-        return w * h
-    pixels = rect.rgb * w if isinstance(rect, RectFill) else None
-    for r in range(h):
-        at = (y + r) * stride + x * 3
-        screen[at : at + row] = pixels if pixels is not None else rect.rgb[r * row : (r + 1) * row]
-    return w * h
 
 
 # --------------------------------------------------------------------------- the manager

@@ -33,10 +33,9 @@ import pytest
 
 from orgo_async.emulator import BootTime, Emulator, EmulatorConfig
 from orgo_async.emulator.__main__ import add_arguments, config_from_args
-from orgo_async.emulator.vnc import CHUNK_BYTES
+from orgo_async.emulator.rfb_server import CHUNK_BYTES
 from orgo_async.emulator.xvnc import XvncError, capture_screen
 from orgo_async.errors import ProtocolError
-from orgo_async.protocol._base import Role
 from orgo_async.protocol.png import decode_png
 from orgo_async.protocol.rfb import (
     BUTTON_LEFT,
@@ -44,14 +43,15 @@ from orgo_async.protocol.rfb import (
     ENCODING_RAW,
     ENCODING_ZRLE,
     WHEEL_DOWN,
+    Framebuffer,
     FramebufferUpdateEnd,
     PixelFormat,
     Ready,
     RectCopy,
     RectFill,
     RectPixels,
+    RFBClientProtocol,
     RFBEvent,
-    RFBProtocol,
     ServerInit,
     key_combo,
     text_to_keys,
@@ -154,11 +154,10 @@ def pixel(rgb: bytes | bytearray, width: int, x: int, y: int) -> tuple[int, int,
 class Viewer:
     """An RFB client over ``/ws/websockify``: the core in client role, a screen, the frames."""
 
-    def __init__(self, ws: aiohttp.ClientWebSocketResponse, core: RFBProtocol) -> None:
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse, core: RFBClientProtocol) -> None:
         self.ws = ws
         self.core = core
-        self.screen = bytearray()
-        self.width = self.height = 0
+        self.fb = Framebuffer()
         self.server_init: ServerInit | None = None
         self.frames: list[int] = []  # sizes of the binary frames received
         self.updates = 0
@@ -185,22 +184,22 @@ class Viewer:
                 if any(done(e) for e in events):
                     return seen
 
+    @property
+    def screen(self) -> bytearray:
+        return self.fb.pixels
+
+    @property
+    def width(self) -> int:
+        return self.fb.width
+
+    @property
+    def height(self) -> int:
+        return self.fb.height
+
     def _apply(self, event: RFBEvent) -> None:
+        self.fb.apply(event)
         if isinstance(event, ServerInit):
             self.server_init = event
-            self.width, self.height = event.width, event.height
-            self.screen = bytearray(event.width * event.height * 3)
-        elif isinstance(event, RectPixels | RectFill | RectCopy):
-            stride, row = self.width * 3, event.width * 3
-            for r in range(event.height):
-                at = (event.y + r) * stride + event.x * 3
-                if isinstance(event, RectPixels):
-                    self.screen[at : at + row] = event.rgb[r * row : (r + 1) * row]
-                elif isinstance(event, RectFill):
-                    self.screen[at : at + row] = event.rgb * event.width
-                else:
-                    src = (event.src_y + r) * stride + event.src_x * 3
-                    self.screen[at : at + row] = bytes(self.screen[src : src + row])
         elif isinstance(event, FramebufferUpdateEnd):
             self.updates += 1
 
@@ -246,7 +245,7 @@ async def viewer(
     kwargs: dict[str, Any] = {"encodings": encodings}
     if pixel_format is not None:
         kwargs["pixel_format"] = pixel_format
-    core = RFBProtocol(Role.CLIENT, password=password, **kwargs)
+    core = RFBClientProtocol(password=password, **kwargs)
     async with session.ws_connect(target, protocols=("binary",), headers=headers) as ws:
         view = Viewer(ws, core)
         await view.until(lambda e: isinstance(e, Ready))
@@ -353,7 +352,7 @@ async def test_big_updates_travel_in_bounded_frames(
 async def test_wrong_password_fails_with_the_security_result(
     emu: Emulator, session: aiohttp.ClientSession, computer: dict[str, Any]
 ) -> None:
-    core = RFBProtocol(Role.CLIENT, password="not-the-password")
+    core = RFBClientProtocol(password="not-the-password")
     async with session.ws_connect(ws_url(emu, computer, computer["vnc_password"])) as ws:
         view = Viewer(ws, core)
         with pytest.raises(ProtocolError, match="Authentication failure"):
@@ -386,7 +385,7 @@ async def test_edge_auth_and_close_codes(
     )
     # The Bearer form works too; a client offering no subprotocol gets none.
     bearer = {"Authorization": f"Bearer {password}"}
-    core = RFBProtocol(Role.CLIENT, password=password)
+    core = RFBClientProtocol(password=password)
     async with session.ws_connect(ws_url(emu, computer), headers=bearer) as ws:
         assert ws.protocol is None
         view = Viewer(ws, core)
@@ -430,7 +429,7 @@ async def test_typing_and_clicking_over_rfb_change_the_screenshot(
     assert after != before
     assert pixel(after, 320, 100, 120) == RED
     assert fb.pointer == (100, 120)
-    # A combo with ctrl goes through Framebuffer.key(): ctrl+a clears the text.
+    # A combo with ctrl goes through SyntheticDesktop.key(): ctrl+a clears the text.
     async with viewer(session, ws_url(emu, computer, password), password) as view:
         view.core.send_keys(key_combo("ctrl+a"))
         await view.send()
@@ -510,7 +509,7 @@ async def test_restart_rotates_the_vnc_password(
     new = await api.password(computer)
     assert new[:8] != old[:8]
     # The edge takes the new password, and so must RFB: the old one fails there too.
-    core = RFBProtocol(Role.CLIENT, password=old)
+    core = RFBClientProtocol(password=old)
     async with session.ws_connect(ws_url(emu, computer, new)) as ws:
         with pytest.raises(ProtocolError, match="Authentication failure"):
             await Viewer(ws, core).until(lambda e: isinstance(e, Ready))
@@ -815,7 +814,7 @@ async def test_xvnc_restart_is_a_new_xvnc_with_the_new_password(
     assert second != first
     await eventually(lambda: gone(first))
     # The new Xvnc's password file holds the new password: the old one is refused by Xvnc.
-    core = RFBProtocol(Role.CLIENT, password=old)
+    core = RFBClientProtocol(password=old)
     async with session.ws_connect(ws_url(xemu, computer, new)) as ws:
         with pytest.raises(ProtocolError, match="Authentication failure"):
             await Viewer(ws, core).until(lambda e: isinstance(e, Ready))

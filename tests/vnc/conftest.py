@@ -1,4 +1,4 @@
-"""Real VNC peers for the VNC connector's tests (protocols.md section 6).
+"""Real VNC peers for the VNC connector's tests (docs/local-peers.md).
 
 * **Xvnc** (TigerVNC): X server and RFB server in one process, on ``-displayfd``
   (no display clashes) and a unix socket (``-rfbport -1 -rfbunixpath``: no TCP

@@ -46,13 +46,13 @@ Where Orgo's documentation is silent, the emulator chose:
   (or the emulator closed) answers 503 ``desktop_unavailable``.
 
 The pointer, keyboard and screenshot actions go through the computer's
-desktop backend (:mod:`orgo_async.emulator.vnc`), chosen at each boot by
+desktop backend (:mod:`orgo_async.emulator.backends`), chosen at each boot by
 ``EmulatorConfig.desktop_backend``:
 
-- ``synthetic``: one framebuffer per computer, made on first use at the
-  computer's resolution and dropped when the computer starts, stops,
-  restarts or is deleted (the next action draws on a fresh desktop);
-  ``/ws/websockify`` serves the same framebuffer;
+- ``synthetic``: one :class:`~orgo_async.emulator.synthetic.SyntheticDesktop` per
+  computer, made on first use at the computer's resolution and dropped when
+  the computer starts, stops, restarts or is deleted (the next action draws
+  on a fresh desktop); ``/ws/websockify`` serves the same framebuffer;
 - ``xvnc``: the computer's real ``Xvnc``. Actions run ``xdotool`` on its display
   (a drag is ``mousedown``, the duration, then ``mousemove`` + ``mouseup``); a
   screenshot is read from the X server over RFB and takes what that takes
@@ -78,6 +78,7 @@ from typing import Any, Final, Literal, TypeVar
 from aiohttp import web
 
 from ...protocol.png import encode_png
+from ..backends import Desktop, DesktopBackends
 from ..commands import (
     CommandResult,
     CommandRunner,
@@ -85,9 +86,8 @@ from ..commands import (
     exec_argv,
     exec_failure,
 )
-from ..framebuffer import Button, Framebuffer
 from ..store import ApiError, Computer, Store, Transition, iso_now
-from ..vnc import Desktop, DesktopBackends
+from ..synthetic import Button, SyntheticDesktop
 from ..xvnc import XvncError
 from ._base import boolean, choice, integer, invalid, number, read_json, show, text
 
@@ -176,7 +176,7 @@ class DesktopService:
     ``sleep`` is the emulator's interruptible sleep (cut short when it
     closes); ``origin`` returns ``http://HOST:PORT`` for screenshot URLs;
     ``backends`` holds the desktops (by default a
-    :class:`~orgo_async.emulator.vnc.DesktopBackends` of its own).
+    :class:`~orgo_async.emulator.backends.DesktopBackends` of its own).
     """
 
     def __init__(
@@ -198,7 +198,7 @@ class DesktopService:
         self._kept: collections.OrderedDict[str, tuple[str, bytes]] = collections.OrderedDict()
         store.add_listener(self._on_transition)
 
-    def framebuffer(self, computer: Computer) -> Framebuffer:
+    def framebuffer(self, computer: Computer) -> SyntheticDesktop:
         """The computer's synthetic desktop, made at its resolution on first use.
 
         A resolution under 64x96 gets a 64x96 desktop (the smallest that

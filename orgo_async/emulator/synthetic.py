@@ -1,22 +1,25 @@
-"""The emulator's synthetic desktop: an RGB framebuffer that reacts to input.
+"""The emulator's synthetic desktop: an RGB picture that reacts to input.
 
-:class:`Framebuffer` draws a small desktop (a title bar, a text area, a
-status bar) into an RGB ``bytearray`` and changes it visibly for every
-action an agent can take, so that a screenshot after an action differs from
-the one before:
+:class:`SyntheticDesktop` draws a small desktop (a title bar, a text area, a
+status bar) with the bitmap font of :mod:`.font` into a
+:class:`~orgo_async.protocol.rfb.Framebuffer`, and changes it visibly for
+every action an agent can take, so that a screenshot after an action differs
+from the one before:
 
-* :meth:`~Framebuffer.type_text` and :meth:`~Framebuffer.key` write into the
-  text area at a caret, wrapping at the right edge and scrolling up when full;
-* :meth:`~Framebuffer.click`, :meth:`~Framebuffer.press` and
-  :meth:`~Framebuffer.release` draw a round marker (red for left, green for
-  right, amber for middle, with a ring for a double click);
-* :meth:`~Framebuffer.drag` (and :meth:`~Framebuffer.move` with a button held)
-  draws a line;
+* :meth:`~SyntheticDesktop.type_text` and :meth:`~SyntheticDesktop.key`
+  write into the text area at a caret, wrapping at the right edge and
+  scrolling up when full (key names and combos are read with the keysym table
+  of :mod:`orgo_async.protocol.rfb.keysyms`);
+* :meth:`~SyntheticDesktop.click`, :meth:`~SyntheticDesktop.press` and
+  :meth:`~SyntheticDesktop.release` draw a round marker (red for left, green
+  for right, amber for middle, with a ring for a double click);
+* :meth:`~SyntheticDesktop.drag` (and :meth:`~SyntheticDesktop.move` with a
+  button held) draws a line;
 * every key, pointer position and scroll shows in the status bar.
 
-For a VNC server it tracks change: :attr:`~Framebuffer.damage` collects the
-rectangles drawn since the last :meth:`~Framebuffer.take_damage`, and
-listeners added with :meth:`~Framebuffer.add_listener` are called
+For a VNC server it tracks change: :attr:`~SyntheticDesktop.damage` collects
+the rectangles drawn since the last :meth:`~SyntheticDesktop.take_damage`, and
+listeners added with :meth:`~SyntheticDesktop.add_listener` are called
 synchronously after each change. Nothing here does I/O or uses asyncio.
 """
 
@@ -27,18 +30,20 @@ import math
 from collections.abc import Callable, Iterator, Sequence
 from typing import Final, Literal
 
-from ..protocol.png import MAX_ENCODE_SIZE, encode_png
+from ..protocol.png import MAX_ENCODE_SIZE
+from ..protocol.rfb.framebuffer import Framebuffer
+from ..protocol.rfb.keysyms import keysym, keysym_char, modifier, split_combo
+from .font import CELL_HEIGHT, CELL_WIDTH, GLYPH_HEIGHT, glyph_runs, text_size
 
 __all__ = [
     "MAX_DAMAGE",
     "MIN_HEIGHT",
     "MIN_WIDTH",
     "Button",
-    "Framebuffer",
     "Listener",
     "Rect",
-    "glyph",
-    "text_size",
+    "SyntheticDesktop",
+    "bounding_box",
 ]
 
 Rect = tuple[int, int, int, int]
@@ -56,171 +61,6 @@ MIN_HEIGHT: Final = 96
 # Damage beyond this many rectangles collapses into their bounding box: a VNC
 # update of one big rectangle beats one of hundreds of tiny ones.
 MAX_DAMAGE: Final = 64
-
-# -- font -------------------------------------------------------------------
-#
-# 5x7 glyphs for printable ASCII, one line per character: its code in hex,
-# then seven rows top to bottom, each row 5 bits with the leftmost pixel in
-# bit 4 (0x10). Characters outside printable ASCII draw as an empty box.
-
-_FONT_DATA: Final = """
-20 00 00 00 00 00 00 00
-21 04 04 04 04 00 00 04
-22 0A 0A 0A 00 00 00 00
-23 0A 0A 1F 0A 1F 0A 0A
-24 04 0F 14 0E 05 1E 04
-25 18 19 02 04 08 13 03
-26 0C 12 14 08 15 12 0D
-27 0C 04 08 00 00 00 00
-28 02 04 08 08 08 04 02
-29 08 04 02 02 02 04 08
-2A 00 04 15 0E 15 04 00
-2B 00 04 04 1F 04 04 00
-2C 00 00 00 00 0C 04 08
-2D 00 00 00 1F 00 00 00
-2E 00 00 00 00 00 0C 0C
-2F 00 01 02 04 08 10 00
-30 0E 11 13 15 19 11 0E
-31 04 0C 04 04 04 04 0E
-32 0E 11 01 02 04 08 1F
-33 1F 02 04 02 01 11 0E
-34 02 06 0A 12 1F 02 02
-35 1F 10 1E 01 01 11 0E
-36 06 08 10 1E 11 11 0E
-37 1F 01 02 04 08 08 08
-38 0E 11 11 0E 11 11 0E
-39 0E 11 11 0F 01 02 0C
-3A 00 0C 0C 00 0C 0C 00
-3B 00 0C 0C 00 0C 04 08
-3C 02 04 08 10 08 04 02
-3D 00 00 1F 00 1F 00 00
-3E 08 04 02 01 02 04 08
-3F 0E 11 01 02 04 00 04
-40 0E 11 01 0D 15 15 0E
-41 0E 11 11 11 1F 11 11
-42 1E 11 11 1E 11 11 1E
-43 0E 11 10 10 10 11 0E
-44 1C 12 11 11 11 12 1C
-45 1F 10 10 1E 10 10 1F
-46 1F 10 10 1E 10 10 10
-47 0E 11 10 17 11 11 0F
-48 11 11 11 1F 11 11 11
-49 0E 04 04 04 04 04 0E
-4A 07 02 02 02 02 12 0C
-4B 11 12 14 18 14 12 11
-4C 10 10 10 10 10 10 1F
-4D 11 1B 15 15 11 11 11
-4E 11 11 19 15 13 11 11
-4F 0E 11 11 11 11 11 0E
-50 1E 11 11 1E 10 10 10
-51 0E 11 11 11 15 12 0D
-52 1E 11 11 1E 14 12 11
-53 0F 10 10 0E 01 01 1E
-54 1F 04 04 04 04 04 04
-55 11 11 11 11 11 11 0E
-56 11 11 11 11 11 0A 04
-57 11 11 11 15 15 15 0A
-58 11 11 0A 04 0A 11 11
-59 11 11 11 0A 04 04 04
-5A 1F 01 02 04 08 10 1F
-5B 0E 08 08 08 08 08 0E
-5C 00 10 08 04 02 01 00
-5D 0E 02 02 02 02 02 0E
-5E 04 0A 11 00 00 00 00
-5F 00 00 00 00 00 00 1F
-60 08 04 02 00 00 00 00
-61 00 00 0E 01 0F 11 0F
-62 10 10 16 19 11 11 1E
-63 00 00 0E 10 10 11 0E
-64 01 01 0D 13 11 11 0F
-65 00 00 0E 11 1F 10 0E
-66 06 09 08 1C 08 08 08
-67 00 0F 11 11 0F 01 0E
-68 10 10 16 19 11 11 11
-69 04 00 0C 04 04 04 0E
-6A 02 00 06 02 02 12 0C
-6B 10 10 12 14 18 14 12
-6C 0C 04 04 04 04 04 0E
-6D 00 00 1A 15 15 11 11
-6E 00 00 16 19 11 11 11
-6F 00 00 0E 11 11 11 0E
-70 00 00 1E 11 1E 10 10
-71 00 00 0D 13 0F 01 01
-72 00 00 16 19 10 10 10
-73 00 00 0E 10 0E 01 1E
-74 08 08 1C 08 08 09 06
-75 00 00 11 11 11 13 0D
-76 00 00 11 11 11 0A 04
-77 00 00 11 11 15 15 0A
-78 00 00 11 0A 04 0A 11
-79 00 00 11 11 0F 01 0E
-7A 00 00 1F 02 04 08 1F
-7B 02 04 04 08 04 04 02
-7C 04 04 04 04 04 04 04
-7D 08 04 04 02 04 04 08
-7E 00 00 08 15 02 00 00
-"""
-
-_UNKNOWN_GLYPH: Final = (0x1F, 0x11, 0x11, 0x11, 0x11, 0x11, 0x1F)
-
-GLYPH_WIDTH: Final = 5
-GLYPH_HEIGHT: Final = 7
-# A character's cell at scale 1: the glyph plus one blank column and row.
-CELL_WIDTH: Final = GLYPH_WIDTH + 1
-CELL_HEIGHT: Final = GLYPH_HEIGHT + 1
-
-# Runs of lit pixels per glyph row: ((start column, length), ...) for each of
-# the seven rows, so drawing is one slice assignment per run, not per pixel.
-_Runs = tuple[tuple[tuple[int, int], ...], ...]
-
-
-def _runs(rows: Sequence[int]) -> _Runs:
-    out = []
-    for bits in rows:
-        runs: list[tuple[int, int]] = []
-        col = 0
-        while col < GLYPH_WIDTH:
-            if bits & (0x10 >> col):
-                start = col
-                while col < GLYPH_WIDTH and bits & (0x10 >> col):
-                    col += 1
-                runs.append((start, col - start))
-            else:
-                col += 1
-        out.append(tuple(runs))
-    return tuple(out)
-
-
-def _parse_font(data: str) -> dict[str, _Runs]:
-    font: dict[str, _Runs] = {}
-    for line in data.split("\n"):
-        if line:
-            code, *rows = (int(field, 16) for field in line.split())
-            font[chr(code)] = _runs(rows)
-    return font
-
-
-_FONT: Final = _parse_font(_FONT_DATA)
-_UNKNOWN_RUNS: Final = _runs(_UNKNOWN_GLYPH)
-
-
-def glyph(ch: str) -> tuple[int, ...]:
-    """The seven 5-bit rows of ``ch``'s glyph (leftmost pixel in bit 4)."""
-    runs = _FONT.get(ch, _UNKNOWN_RUNS)
-    return tuple(
-        sum(((1 << n) - 1) << (GLYPH_WIDTH - start - n) for start, n in row) for row in runs
-    )
-
-
-def text_size(text: str, scale: int = 2) -> tuple[int, int]:
-    """The ``(width, height)`` in pixels that :meth:`Framebuffer.draw_text` covers.
-
-    Every character takes a cell of ``6 * scale`` by ``8 * scale`` pixels
-    (the 5x7 glyph plus a blank column and row).
-    """
-    _check_scale(scale)
-    return len(text) * CELL_WIDTH * scale, CELL_HEIGHT * scale
-
 
 # -- colours and layout -----------------------------------------------------
 
@@ -245,66 +85,22 @@ _TEXT_SCALE: Final = 2
 # Text-area lines are spaced wider than the font's cell so that they read as lines.
 _LINE_HEIGHT: Final = 10 * _TEXT_SCALE
 _COLUMN_WIDTH: Final = CELL_WIDTH * _TEXT_SCALE
-_TAB: Final = 4
+_TAB_STOP: Final = 4
 _MARKER_RADIUS: Final = 5
 _RING: Final = (8, 10)  # inner and outer radius of a double click's ring
 _LINE_WIDTH: Final = 3
 
-_MODIFIERS: Final = {
-    "ctrl": "ctrl",
-    "control": "ctrl",
-    "shift": "shift",
-    "alt": "alt",
-    "meta": "alt",
-    "super": "super",
-    "cmd": "super",
-    "win": "super",
-}
-_RETURN: Final = frozenset({"return", "enter", "kp_enter"})
-# X11 keysym names of printable ASCII that is not a letter or digit.
-_KEYSYMS: Final = {
-    "space": " ",
-    "exclam": "!",
-    "quotedbl": '"',
-    "numbersign": "#",
-    "dollar": "$",
-    "percent": "%",
-    "ampersand": "&",
-    "apostrophe": "'",
-    "quoteright": "'",
-    "parenleft": "(",
-    "parenright": ")",
-    "asterisk": "*",
-    "plus": "+",
-    "comma": ",",
-    "minus": "-",
-    "period": ".",
-    "slash": "/",
-    "colon": ":",
-    "semicolon": ";",
-    "less": "<",
-    "equal": "=",
-    "greater": ">",
-    "question": "?",
-    "at": "@",
-    "bracketleft": "[",
-    "backslash": "\\",
-    "bracketright": "]",
-    "asciicircum": "^",
-    "underscore": "_",
-    "grave": "`",
-    "quoteleft": "`",
-    "braceleft": "{",
-    "bar": "|",
-    "braceright": "}",
-    "asciitilde": "~",
-}
+# Keysyms that edit the text area beyond typing a character.
+_RETURN: Final = frozenset({keysym("Return"), keysym("KP_Enter")})
+_TAB: Final = keysym("Tab")
+_BACKSPACE: Final = keysym("BackSpace")
 
 
-class Framebuffer:
+class SyntheticDesktop:
     """A synthetic desktop of ``width`` x ``height`` RGB pixels.
 
-    ``pixels`` holds the screen as rows of 3-byte RGB pixels, top to bottom;
+    ``pixels`` holds the screen as rows of 3-byte RGB pixels, top to bottom
+    (the ``pixels`` of a :class:`~orgo_async.protocol.rfb.Framebuffer`);
     read it, but draw only through the methods, which track damage and tell
     listeners (:meth:`resize` replaces it with a new ``bytearray``).
     ``version`` goes up by one after each call that drew something; a call
@@ -333,9 +129,7 @@ class Framebuffer:
         _check_size(width, height)
         self.background: tuple[int, int, int] = _check_rgb(background)
         self.title = title
-        self._width = width
-        self._height = height
-        self.pixels = bytearray(width * height * 3)
+        self._fb = Framebuffer(width, height)
         self._version = 0
         self._pointer = (width // 2, height // 2)
         self._buttons: frozenset[str] = frozenset()
@@ -355,17 +149,25 @@ class Framebuffer:
         self._layout()
         # The first picture is no change: version 0, no damage.
         self._redraw()
+        self._fb.settle()  # every pixel is drawn: no need to track which from now on
         self._pending.clear()
 
     # -- state ----------------------------------------------------------------
 
     @property
     def width(self) -> int:
-        return self._width
+        """The screen's width in pixels (at least 64)."""
+        return self._fb.width
 
     @property
     def height(self) -> int:
-        return self._height
+        """The screen's height in pixels (at least 96)."""
+        return self._fb.height
+
+    @property
+    def pixels(self) -> bytearray:
+        """The screen, rows of 3-byte RGB pixels, top to bottom (read only)."""
+        return self._fb.pixels
 
     @property
     def version(self) -> int:
@@ -389,11 +191,11 @@ class Framebuffer:
 
     @property
     def title_bar(self) -> Rect:
-        return (0, 0, self._width, _BAR_HEIGHT)
+        return (0, 0, self._fb.width, _BAR_HEIGHT)
 
     @property
     def status_bar(self) -> Rect:
-        return (0, self._height - _BAR_HEIGHT, self._width, _BAR_HEIGHT)
+        return (0, self._fb.height - _BAR_HEIGHT, self._fb.width, _BAR_HEIGHT)
 
     @property
     def text_area(self) -> Rect:
@@ -453,7 +255,7 @@ class Framebuffer:
         for rect in rects:
             _merge_into(self._damage, rect)
         if len(self._damage) > MAX_DAMAGE:
-            self._damage = [_bounding_box(self._damage)]
+            self._damage = [bounding_box(self._damage)]
         error: BaseException | None = None
         for listener in list(self._listeners):
             try:
@@ -465,7 +267,7 @@ class Framebuffer:
 
     def _mark(self, x: int, y: int, w: int, h: int) -> None:
         x0, y0 = max(x, 0), max(y, 0)
-        x1, y1 = min(x + w, self._width), min(y + h, self._height)
+        x1, y1 = min(x + w, self._fb.width), min(y + h, self._fb.height)
         if x1 > x0 and y1 > y0:
             _merge_into(self._pending, (x0, y0, x1 - x0, y1 - y0))
 
@@ -478,9 +280,7 @@ class Framebuffer:
             ValueError: the point is outside the screen.
         """
         self._check_point(x, y)
-        i = (y * self._width + x) * 3
-        p = self.pixels
-        return p[i], p[i + 1], p[i + 2]
+        return self._fb.pixel(x, y)
 
     def region(self, x: int, y: int, w: int, h: int) -> bytes:
         """The RGB bytes of a rectangle, ``h`` rows of ``w`` pixels.
@@ -491,19 +291,15 @@ class Framebuffer:
         for name, value in (("x", x), ("y", y), ("w", w), ("h", h)):
             if not isinstance(value, int) or value < 0:
                 raise ValueError(f"{name} must be a non-negative int, not {value!r}")
-        if x + w > self._width or y + h > self._height:
+        if x + w > self._fb.width or y + h > self._fb.height:
             raise ValueError(
-                f"rectangle ({x}, {y}, {w}, {h}) exceeds the {self._width}x{self._height} screen"
+                f"rectangle ({x}, {y}, {w}, {h}) exceeds the {self.width}x{self.height} screen"
             )
-        stride = self._width * 3
-        view = memoryview(self.pixels)
-        return b"".join(
-            view[row * stride + x * 3 : row * stride + (x + w) * 3] for row in range(y, y + h)
-        )
+        return self._fb.crop(x, y, w, h)
 
     def to_png(self, *, compress_level: int = 6) -> bytes:
         """The screen as an RGB PNG (see :func:`~orgo_async.protocol.png.encode_png`)."""
-        return encode_png(self._width, self._height, self.pixels, compress_level=compress_level)
+        return self._fb.to_png(compress_level=compress_level)
 
     # -- drawing ----------------------------------------------------------------
 
@@ -534,7 +330,7 @@ class Framebuffer:
         Characters outside printable ASCII draw as an empty box. With
         ``background``, every character cell is filled first; without it the
         text is drawn over what is there. Returns the ``(width, height)``
-        covered, as :func:`text_size`.
+        covered, as :func:`~.font.text_size`.
 
         Raises:
             ValueError: a bad colour, or a scale outside 1..16.
@@ -564,8 +360,7 @@ class Framebuffer:
         """
         _check_size(width, height)
         text = self._logical_text()
-        self._width, self._height = width, height
-        self.pixels = bytearray(width * height * 3)
+        self._fb = Framebuffer(width, height)
         self._pointer = (min(self._pointer[0], width - 1), min(self._pointer[1], height - 1))
         self._layout()
         self._rows, self._soft = _wrap(text, self._cols, self._max_rows)
@@ -574,6 +369,7 @@ class Framebuffer:
         self._pending = []
         with self._changing():
             self._redraw()
+        self._fb.settle()
 
     # -- keyboard -----------------------------------------------------------------
 
@@ -599,7 +395,7 @@ class Framebuffer:
                 elif ch == "\r":
                     self._newline(soft=False)
                 elif ch == "\t":
-                    for _ in range(_TAB - len(self._rows[-1]) % _TAB):
+                    for _ in range(_TAB_STOP - len(self._rows[-1]) % _TAB_STOP):
                         self._put(" ")
                 elif ch >= " " and ch != "\x7f":
                     self._put(ch)
@@ -631,15 +427,15 @@ class Framebuffer:
             elif mods == {"ctrl"} and base.lower() == "l":
                 self._redraw()
             elif mods <= {"shift"}:
-                lowered = base.lower()
-                ch = _char_of(base, shift=bool(mods))
+                value = _keysym_of(base)
+                ch = _char_of(base, value, shift=bool(mods))
                 if ch is not None:
                     self.type_text(ch)
-                elif lowered in _RETURN:
+                elif value in _RETURN:
                     self.type_text("\n")
-                elif lowered == "tab":
+                elif value == _TAB:
                     self.type_text("\t")
-                elif lowered == "backspace":
+                elif value == _BACKSPACE:
                     self._backspace()
             self._draw_status()
 
@@ -669,11 +465,7 @@ class Framebuffer:
         """
         colour = _button_colour(button)
         self._check_point(x, y)
-        with self._changing():
-            self._pointer = (x, y)
-            self._marker(x, y, colour, double=double)
-            self._last_click = f"{'double ' if double else ''}{button} {x},{y}"
-            self._draw_status()
+        self._mark_click(x, y, colour, f"{'double ' if double else ''}{button} {x},{y}", double)
 
     def press(self, x: int, y: int, button: Button = "left") -> None:
         """Move to ``(x, y)`` and hold ``button`` down: a marker appears there.
@@ -683,12 +475,8 @@ class Framebuffer:
         """
         colour = _button_colour(button)
         self._check_point(x, y)
-        with self._changing():
-            self._pointer = (x, y)
-            self._buttons = self._buttons | {button}
-            self._marker(x, y, colour, double=False)
-            self._last_click = f"{button} down {x},{y}"
-            self._draw_status()
+        self._buttons = self._buttons | {button}
+        self._mark_click(x, y, colour, f"{button} down {x},{y}", False)
 
     def release(self, x: int, y: int, button: Button = "left") -> None:
         """Move to ``(x, y)`` (drawing a line if a button is held), then let ``button`` go.
@@ -758,10 +546,18 @@ class Framebuffer:
             self._pointer = (x, y)
             self._draw_status()
 
+    def _mark_click(self, x: int, y: int, colour: bytes, label: str, double: bool) -> None:
+        """Put the pointer at ``(x, y)`` and a marker there; ``label`` goes in the status bar."""
+        with self._changing():
+            self._pointer = (x, y)
+            self._marker(x, y, colour, double=double)
+            self._last_click = label
+            self._draw_status()
+
     # -- internals: layout and chrome ---------------------------------------------
 
     def _layout(self) -> None:
-        w, h = self._width, self._height
+        w, h = self._fb.width, self._fb.height
         area = (_MARGIN, _BAR_HEIGHT + _MARGIN, w - 2 * _MARGIN, h - 2 * _BAR_HEIGHT - 2 * _MARGIN)
         self._text_area: Rect = area
         self._cols = max(1, (area[2] - 2 * _PADDING) // _COLUMN_WIDTH)
@@ -770,10 +566,10 @@ class Framebuffer:
         self._grid_y = area[1] + _PADDING
 
     def _redraw(self) -> None:
-        self._fill(0, 0, self._width, self._height, bytes(self.background))
+        self._fill(0, 0, self._fb.width, self._fb.height, bytes(self.background))
         self._fill(*self.title_bar, _BAR)
-        size = f"{self._width}x{self._height}"
-        room = self._width - 24  # margins at both ends and between the two
+        size = f"{self._fb.width}x{self._fb.height}"
+        room = self._fb.width - 24  # margins at both ends and between the two
         scale = _BAR_SCALE
         if text_size(self.title + size, scale)[0] > room:
             scale = 1
@@ -781,7 +577,7 @@ class Framebuffer:
         self._text(8, pad, self.title, _TITLE_INK, scale)
         size_width = text_size(size, scale)[0]
         if text_size(self.title, scale)[0] + size_width <= room:
-            self._text(self._width - 8 - size_width, pad, size, _TITLE_INK, scale)
+            self._text(self._fb.width - 8 - size_width, pad, size, _TITLE_INK, scale)
         self._fill(*self._text_area, _PAPER)
         for row, line in enumerate(self._rows):
             for col, ch in enumerate(line):
@@ -853,13 +649,7 @@ class Framebuffer:
         ax, _, aw, _ = self._text_area
         top = self._grid_y
         bottom = top + self._max_rows * _LINE_HEIGHT
-        stride = self._width * 3
-        p = self.pixels
-        left, right = ax * 3, (ax + aw) * 3
-        for y in range(top, bottom - _LINE_HEIGHT):
-            dst = y * stride
-            src = dst + _LINE_HEIGHT * stride
-            p[dst + left : dst + right] = p[src + left : src + right]
+        self._fb.copy(ax, top + _LINE_HEIGHT, ax, top, aw, bottom - _LINE_HEIGHT - top)
         self._fill(ax, bottom - _LINE_HEIGHT, aw, _LINE_HEIGHT, _PAPER)
         self._mark(ax, top, aw, bottom - top)
 
@@ -894,36 +684,28 @@ class Framebuffer:
     # -- internals: pixels ------------------------------------------------------
 
     def _check_point(self, x: int, y: int) -> None:
-        for name, value, limit in (("x", x, self._width), ("y", y, self._height)):
+        for name, value, limit in (("x", x, self._fb.width), ("y", y, self._fb.height)):
             if not isinstance(value, int) or isinstance(value, bool):
                 raise ValueError(f"{name} must be an int, not {value!r}")
             if not 0 <= value < limit:
                 raise ValueError(
-                    f"{name}={value} is outside the {self._width}x{self._height} screen"
+                    f"{name}={value} is outside the {self._fb.width}x{self._fb.height} screen"
                 )
 
     def _fill(self, x: int, y: int, w: int, h: int, colour: bytes) -> None:
         x0, y0 = max(x, 0), max(y, 0)
-        x1, y1 = min(x + w, self._width), min(y + h, self._height)
+        x1, y1 = min(x + w, self._fb.width), min(y + h, self._fb.height)
         if x1 <= x0 or y1 <= y0:
             return
-        stride = self._width * 3
-        row = colour * (x1 - x0)
-        p = self.pixels
-        start = y0 * stride + x0 * 3
-        end = start + len(row)
-        for _ in range(y1 - y0):
-            p[start:end] = row
-            start += stride
-            end += stride
+        self._fb.fill(x0, y0, x1 - x0, y1 - y0, colour)
         _merge_into(self._pending, (x0, y0, x1 - x0, y1 - y0))
 
     def _glyph(self, x: int, y: int, ch: str, ink: bytes, scale: int) -> None:
-        # Marks nothing: callers mark the whole cell or line once.
-        width, height = self._width, self._height
-        p = self.pixels
-        runs = _FONT.get(ch, _UNKNOWN_RUNS)
-        for r, row_runs in enumerate(runs):
+        # Marks nothing: callers mark the whole cell or line once. Text is most of
+        # what is drawn, so its runs go straight into the pixels, one slice each.
+        fb = self._fb
+        width, height, p = fb.width, fb.height, fb.pixels
+        for r, row_runs in enumerate(glyph_runs(ch)):
             if not row_runs:
                 continue
             for col, n in row_runs:
@@ -971,7 +753,7 @@ class Framebuffer:
         shape = self._pending[first:]
         if shape:
             del self._pending[first:]
-            _merge_into(self._pending, _bounding_box(shape))
+            _merge_into(self._pending, bounding_box(shape))
 
 
 # -- helpers ------------------------------------------------------------------
@@ -1000,7 +782,8 @@ def _merge_into(rects: list[Rect], rect: Rect) -> None:
     rects.append(rect)
 
 
-def _bounding_box(rects: Sequence[Rect]) -> Rect:
+def bounding_box(rects: Sequence[Rect]) -> Rect:
+    """The smallest rectangle that covers all of ``rects`` (at least one)."""
     x0 = min(r[0] for r in rects)
     y0 = min(r[1] for r in rects)
     x1 = max(r[0] + r[2] for r in rects)
@@ -1025,25 +808,34 @@ def _wrap(text: str, cols: int, max_rows: int) -> tuple[list[str], list[bool]]:
 
 def _split_combo(name: str) -> tuple[set[str], str]:
     """``"ctrl+shift+t"`` -> ({"ctrl", "shift"}, "t"); ``"+"``, ``"ctrl++"``: the plus key."""
-    if name.endswith("+") and (len(name) == 1 or name.endswith("++")):
-        head, base = name[:-2], "+"
-    else:
-        head, _, base = name.rpartition("+")
+    *head, base = split_combo(name)
     mods: set[str] = set()
-    for part in head.split("+") if head else ():
-        mod = _MODIFIERS.get(part.strip().lower())
+    for part in head:
+        try:
+            mod = modifier(keysym(part.strip()))
+        except ValueError:
+            mod = None
         # An unknown modifier makes an unknown key: it only shows in the status bar.
         mods.add(mod if mod is not None else f"?{part}")
     return mods, base
 
 
-def _char_of(base: str, *, shift: bool) -> str | None:
-    if len(base) == 1 and " " <= base <= "~":
-        return base.upper() if shift else base
-    ch = _KEYSYMS.get(base.lower())
-    if ch is None and base.lower().startswith("kp_") and len(base) == 4 and base[3].isdigit():
-        ch = base[3]
-    return ch
+def _keysym_of(base: str) -> int | None:
+    """The keysym a key name or a printable ASCII character stands for, if any."""
+    if len(base) == 1 and not " " <= base <= "~":
+        return None  # only ASCII has glyphs: other characters are unknown keys here
+    try:
+        return keysym(base)
+    except ValueError:
+        return None
+
+
+def _char_of(base: str, value: int | None, *, shift: bool) -> str | None:
+    """The printable ASCII character a key types, if it types one."""
+    if len(base) == 1:
+        return (base.upper() if shift else base) if value is not None else None
+    ch = None if value is None else keysym_char(value)
+    return ch if ch is not None and " " <= ch <= "~" else None
 
 
 def _button_colour(button: str) -> bytes:
@@ -1070,8 +862,3 @@ def _check_rgb(rgb: Sequence[int]) -> tuple[int, int, int]:
         if not isinstance(value, int) or not 0 <= value <= 255:
             raise ValueError(f"colour components must be ints 0..255, not {rgb!r}")
     return (r, g, b)
-
-
-def _check_scale(scale: int) -> None:
-    if not isinstance(scale, int) or not 1 <= scale <= 16:
-        raise ValueError(f"scale must be an int from 1 to 16, not {scale!r}")

@@ -7,14 +7,7 @@ from collections.abc import Callable
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from orgo_async.emulator.framebuffer import (
-    MAX_DAMAGE,
-    Button,
-    Framebuffer,
-    Rect,
-    glyph,
-    text_size,
-)
+from orgo_async.emulator.synthetic import MAX_DAMAGE, Button, Rect, SyntheticDesktop
 from orgo_async.protocol.png import decode_png
 
 PRINTABLE = "".join(chr(c) for c in range(0x20, 0x7F))
@@ -22,8 +15,8 @@ PRINTABLE = "".join(chr(c) for c in range(0x20, 0x7F))
 RED, GREEN, AMBER = (220, 40, 40), (40, 170, 70), (230, 170, 20)
 
 
-def fb(width: int = 320, height: int = 240) -> Framebuffer:
-    return Framebuffer(width, height)
+def fb(width: int = 320, height: int = 240) -> SyntheticDesktop:
+    return SyntheticDesktop(width, height)
 
 
 def changed_pixels(before: bytes, after: bytes, width: int) -> set[tuple[int, int]]:
@@ -40,28 +33,8 @@ def inside(point: tuple[int, int], rect: Rect) -> bool:
     return rx <= x < rx + rw and ry <= y < ry + rh
 
 
-def text_region(f: Framebuffer) -> bytes:
+def text_region(f: SyntheticDesktop) -> bytes:
     return f.region(*f.text_area)
-
-
-# -- the font -------------------------------------------------------------------
-
-
-def test_every_printable_character_has_its_own_glyph() -> None:
-    glyphs = {ch: glyph(ch) for ch in PRINTABLE}
-    assert len(set(glyphs.values())) == len(PRINTABLE)
-    assert glyphs[" "] == (0,) * 7
-    assert all(any(rows) for ch, rows in glyphs.items() if ch != " ")
-    assert all(0 <= row < 32 for rows in glyphs.values() for row in rows)
-    assert glyph("\u00e9") not in glyphs.values()  # non-ASCII: the box
-
-
-def test_text_size() -> None:
-    assert text_size("abc", 1) == (18, 8)
-    assert text_size("abc") == (36, 16)
-    assert Framebuffer.text_size("", 3) == (0, 24)
-    with pytest.raises(ValueError, match="scale"):
-        text_size("a", 0)
 
 
 # -- construction and reading --------------------------------------------------
@@ -83,7 +56,7 @@ def test_a_new_desktop() -> None:
 )
 def test_sizes_are_validated(width: int, height: int) -> None:
     with pytest.raises(ValueError, match="width|height"):
-        Framebuffer(width, height)
+        SyntheticDesktop(width, height)
 
 
 def test_pixel_and_region() -> None:
@@ -342,7 +315,7 @@ def test_scroll_updates_the_status_bar_and_moves_the_pointer() -> None:
         lambda f: f.click(1.5, 0),
     ],
 )
-def test_coordinates_are_validated(action: Callable[[Framebuffer], None]) -> None:
+def test_coordinates_are_validated(action: Callable[[SyntheticDesktop], None]) -> None:
     f = fb()
     before = bytes(f.pixels)
     with pytest.raises(ValueError):
@@ -365,7 +338,7 @@ def test_resize_keeps_the_text_and_damages_everything() -> None:
     assert f.take_damage() == [(0, 0, 640, 200)]
     assert seen == [((0, 0, 640, 200),)]
     assert decode_png(f.to_png()).pixels == bytes(f.pixels)
-    fresh = Framebuffer(640, 200)
+    fresh = SyntheticDesktop(640, 200)
     fresh.type_text("resize me")
     assert text_region(f) == text_region(fresh)
     f.resize(64, 96)  # the smallest: only the caret's row is left
@@ -377,7 +350,7 @@ def test_resize_keeps_the_text_and_damages_everything() -> None:
 
 BUTTONS: list[Button] = ["left", "right", "middle"]
 
-ACTIONS: list[Callable[[Framebuffer, int, int], object]] = [
+ACTIONS: list[Callable[[SyntheticDesktop, int, int], object]] = [
     lambda f, x, y: f.type_text("typed text " * (x % 4)),
     lambda f, x, y: f.type_text("\n"),
     lambda f, x, y: f.type_text("".join(f"line {i}\n" for i in range(x % 12))),  # scrolls
