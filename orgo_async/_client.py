@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from types import TracebackType
 from typing import TypeVar, Unpack
 
 import aiohttp
@@ -95,25 +94,14 @@ class Orgo:
 
     @property
     def timeouts(self) -> Timeouts:
-        """The session's timeouts per phase; every call also takes ``timeout=``."""
+        """The session's timeouts per phase (set them when creating the session;
+        every call also takes ``timeout=``)."""
         return self._session.timeouts
-
-    @timeouts.setter
-    def timeouts(self, value: Timeouts) -> None:
-        if not isinstance(value, Timeouts):
-            raise ValueError(f"timeouts must be a Timeouts; got {value!r}")
-        self._session.timeouts = value
 
     @property
     def retry(self) -> RetryPolicy:
         """When and how long failed requests are retried."""
         return self._session.retry
-
-    @retry.setter
-    def retry(self, value: RetryPolicy) -> None:
-        if not isinstance(value, RetryPolicy):
-            raise ValueError(f"retry must be a RetryPolicy; got {value!r}")
-        self._session.retry = value
 
     @property
     def closed(self) -> bool:
@@ -132,12 +120,7 @@ class Orgo:
         self._session.check_open()
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
 
     async def close(self) -> None:

@@ -14,7 +14,7 @@ import logging
 import random
 import weakref
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 import aiohttp
 
@@ -26,6 +26,23 @@ from .errors import APIConnectionError, APITimeoutError, ClientClosedError, Orgo
 from .health import BootModel, RttEstimator
 
 log = logging.getLogger("orgo_async")
+
+
+class RequestOptions(TypedDict, total=False):
+    """The options of one request (see :meth:`Session.request`)."""
+
+    json: Any
+    """A JSON body."""
+    params: Mapping[str, str] | None
+    """Query parameters."""
+    data: Callable[[], aiohttp.FormData] | None
+    """Builds a form body, once per attempt (a form is read once)."""
+    timeout: Timeouts | float | None
+    """This call's timeouts (a number: its total)."""
+    idempotent: bool | None
+    """Whether repeating it is safe (``None``: as its method says)."""
+    retry: RetryPolicy | None
+    """This call's retry policy."""
 
 
 class Session:
@@ -74,16 +91,7 @@ class Session:
         return await self.transport.send(method, path, timeouts=timeouts)
 
     async def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        json: Any = None,
-        params: Mapping[str, str] | None = None,
-        timeout: Timeouts | float | None = None,
-        idempotent: bool | None = None,
-        retry: RetryPolicy | None = None,
-        data: Callable[[], aiohttp.FormData] | None = None,
+        self, method: str, path: str, **options: Unpack[RequestOptions]
     ) -> Response:
         """Send a request, retrying per policy within the call's total timeout.
 
@@ -91,8 +99,10 @@ class Session:
         the APIConnectionError of the last failed attempt.
         """
         self.check_open()
-        timeouts = self.timeouts.resolve(timeout)
-        policy = retry or self.retry
+        timeouts = self.timeouts.resolve(options.get("timeout"))
+        policy = options.get("retry") or self.retry
+        idempotent = options.get("idempotent")
+        data = options.get("data")
         loop = asyncio.get_running_loop()
         deadline = None if timeouts.total is None else loop.time() + timeouts.total
         attempt = 0
@@ -105,8 +115,8 @@ class Session:
                         method,
                         path,
                         timeouts=timeouts,
-                        json_body=json,
-                        params=params,
+                        json_body=options.get("json"),
+                        params=options.get("params"),
                         # A form is read once: build one per attempt.
                         data=None if data is None else data(),
                     )

@@ -18,7 +18,6 @@ import collections
 import logging
 import secrets
 from collections.abc import Sequence
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Unpack
 
 import attrs
@@ -45,7 +44,6 @@ from .models import (
     ComputerFields,
     ComputerSpec,
     LaunchedComputer,
-    LaunchTiming,
 )
 
 if TYPE_CHECKING:
@@ -287,12 +285,7 @@ class Fleet:
         self._supervisor = asyncio.get_running_loop().create_task(self._supervise())
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         await run_shielded(self._shutdown())
 
     def __aiter__(self) -> Fleet:
@@ -417,14 +410,7 @@ class Fleet:
             item.computer = None
             return
         assert sent is not None
-        timing = LaunchTiming(
-            request_sent=sent,
-            create_answered=answered,
-            first_probe=info.first_probe,
-            ready_detected=info.ready,
-            probes=info.probes,
-            retries=retries + counter.retries,
-        )
+        timing = info.timing(sent=sent, answered=answered, retries=retries + counter.retries)
         item.done = item.queued = True
         self._queue.put_nowait((LaunchedComputer(computer=computer, timing=timing), item))
 

@@ -59,7 +59,7 @@ from .errors import (
     PermissionDeniedError,
     ReadyTimeout,
 )
-from .models import Computer, ComputerStatus
+from .models import Computer, ComputerStatus, LaunchTiming
 
 if TYPE_CHECKING:
     from ._session import Session
@@ -103,6 +103,17 @@ class ReadyInfo:
     @property
     def elapsed(self) -> float:
         return self.ready - self.since
+
+    def timing(self, *, sent: float, answered: float, retries: int) -> LaunchTiming:
+        """The :class:`LaunchTiming` of a launch whose create was sent and answered then."""
+        return LaunchTiming(
+            request_sent=sent,
+            create_answered=answered,
+            first_probe=self.first_probe,
+            ready_detected=self.ready,
+            probes=self.probes,
+            retries=retries,
+        )
 
 
 class RttEstimator:

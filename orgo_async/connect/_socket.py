@@ -7,7 +7,6 @@ import collections
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
-from types import TracebackType
 from typing import Any, ClassVar, Generic, Protocol, Self, TypeVar
 
 from websockets.asyncio.client import ClientConnection
@@ -122,12 +121,7 @@ class Socket(Generic[C]):
         await self.open()
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
 
     async def open(self) -> None:

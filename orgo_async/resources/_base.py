@@ -15,16 +15,14 @@ error mapping) and turns the answer into ``cast_to`` with the one converter:
 from __future__ import annotations
 
 import typing
-from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar, overload
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, TypeVar, Unpack
 from urllib.parse import quote
 
-import aiohttp
-
 from .._checks import check_id
-from .._config import RetryPolicy, Timeouts
 from .._converter import structure, structure_list
 from .._http import Response
+from .._session import RequestOptions
 from ..errors import ResponseValidationError
 
 if TYPE_CHECKING:
@@ -32,7 +30,14 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-Form = Callable[[], aiohttp.FormData]
+
+class CallOptions(RequestOptions, total=False):
+    """A request's options, and where in the answer the result is."""
+
+    key: str | None
+    """The member of the JSON object that holds the result."""
+    keys: Sequence[str]
+    """For lists: the members that may hold it (the first present wins)."""
 
 
 class Resource:
@@ -44,128 +49,41 @@ class Resource:
     def __repr__(self) -> str:
         return f"<{type(self).__name__}>"
 
-    @overload
-    async def _call(
-        self,
-        method: str,
-        path: str,
-        *,
-        cast_to: None,
-        key: str | None = ...,
-        keys: Sequence[str] = ...,
-        json: Any = ...,
-        params: Mapping[str, str] | None = ...,
-        data: Form | None = ...,
-        timeout: Timeouts | float | None = ...,
-        idempotent: bool | None = ...,
-        retry: RetryPolicy | None = ...,
-    ) -> None: ...
-
-    @overload
     async def _call(
         self,
         method: str,
         path: str,
         *,
         cast_to: type[T],
-        key: str | None = ...,
-        keys: Sequence[str] = ...,
-        json: Any = ...,
-        params: Mapping[str, str] | None = ...,
-        data: Form | None = ...,
-        timeout: Timeouts | float | None = ...,
-        idempotent: bool | None = ...,
-        retry: RetryPolicy | None = ...,
-    ) -> T: ...
-
-    async def _call(
-        self,
-        method: str,
-        path: str,
-        *,
-        cast_to: type[T] | None,
         key: str | None = None,
         keys: Sequence[str] = (),
-        json: Any = None,
-        params: Mapping[str, str] | None = None,
-        data: Form | None = None,
-        timeout: Timeouts | float | None = None,
-        idempotent: bool | None = None,
-        retry: RetryPolicy | None = None,
-    ) -> T | None:
-        response = await self._session.request(
-            method,
-            path,
-            json=json,
-            params=params,
-            data=data,
-            timeout=timeout,
-            idempotent=idempotent,
-            retry=retry,
-        )
+        **options: Unpack[RequestOptions],
+    ) -> T:
+        response = await self._session.request(method, path, **options)
         return cast(response, cast_to, key=key, keys=keys)
 
-    async def _get(
-        self,
-        path: str,
-        *,
-        cast_to: type[T],
-        key: str | None = None,
-        keys: Sequence[str] = (),
-        params: Mapping[str, str] | None = None,
-        timeout: Timeouts | float | None = None,
-    ) -> T:
-        return await self._call(
-            "GET", path, cast_to=cast_to, key=key, keys=keys, params=params, timeout=timeout
-        )
+    async def _get(self, path: str, *, cast_to: type[T], **options: Unpack[CallOptions]) -> T:
+        return await self._call("GET", path, cast_to=cast_to, **options)
 
-    async def _post(
-        self,
-        path: str,
-        *,
-        cast_to: type[T],
-        key: str | None = None,
-        json: Any = None,
-        data: Form | None = None,
-        timeout: Timeouts | float | None = None,
-        idempotent: bool = False,
-        retry: RetryPolicy | None = None,
-    ) -> T:
-        return await self._call(
-            "POST",
-            path,
-            cast_to=cast_to,
-            key=key,
-            json=json,
-            data=data,
-            timeout=timeout,
-            idempotent=idempotent,
-            retry=retry,
-        )
+    async def _post(self, path: str, *, cast_to: type[T], **options: Unpack[CallOptions]) -> T:
+        # Not idempotent unless told: a create or an action must not happen twice.
+        options.setdefault("idempotent", False)
+        return await self._call("POST", path, cast_to=cast_to, **options)
 
-    async def _patch(
-        self, path: str, *, cast_to: type[T], json: Any, timeout: Timeouts | float | None = None
-    ) -> T:
+    async def _patch(self, path: str, *, cast_to: type[T], **options: Unpack[CallOptions]) -> T:
         # Every PATCH of Orgo's sets absolute values: repeating it is safe.
-        return await self._call(
-            "PATCH", path, cast_to=cast_to, json=json, timeout=timeout, idempotent=True
-        )
+        options["idempotent"] = True
+        return await self._call("PATCH", path, cast_to=cast_to, **options)
 
-    async def _delete(
-        self,
-        path: str,
-        *,
-        params: Mapping[str, str] | None = None,
-        timeout: Timeouts | float | None = None,
-    ) -> None:
-        await self._call("DELETE", path, cast_to=None, params=params, timeout=timeout)
+    async def _delete(self, path: str, **options: Unpack[CallOptions]) -> None:
+        await self._call("DELETE", path, cast_to=type(None), **options)
 
 
 def cast(
-    response: Response, cast_to: type[T] | None, *, key: str | None = None, keys: Sequence[str] = ()
-) -> T | None:
+    response: Response, cast_to: type[T], *, key: str | None = None, keys: Sequence[str] = ()
+) -> T:
     """Turn an answer into ``cast_to`` (see the module docstring)."""
-    if cast_to is None or cast_to is type(None):
+    if cast_to is type(None):
         return None
     if cast_to is Response:
         return response  # type: ignore[return-value]

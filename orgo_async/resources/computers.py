@@ -33,7 +33,6 @@ from ..models import (
     ComputerSpec,
     ComputerStatus,
     LaunchedComputer,
-    LaunchTiming,
     ResizeResult,
     VncCredentials,
 )
@@ -224,14 +223,7 @@ class Computers(Resource):
             if delete_on_failure:
                 await _delete_after_failure(self, computer, exc)
             raise
-        timing = LaunchTiming(
-            request_sent=sent,
-            create_answered=answered,
-            first_probe=info.first_probe,
-            ready_detected=info.ready,
-            probes=info.probes,
-            retries=counter.retries,
-        )
+        timing = info.timing(sent=sent, answered=answered, retries=counter.retries)
         return LaunchedComputer(computer=computer, timing=timing)
 
     # -- read --------------------------------------------------------------------

@@ -125,40 +125,27 @@ class Workspaces(Resource):
         """``/workspaces{suffix}``, falling back to the legacy ``/projects{suffix}``."""
         # POST creates a workspace: not idempotent. The others are.
         idempotent = False if method == "POST" else None
-        if self._workspaces_missing:
-            return await self._call(
-                method,
-                "/projects" + suffix,
-                cast_to=cast_to,
-                keys=keys,
-                json=json,
-                timeout=timeout,
-                idempotent=idempotent,
-            )
-        try:
-            return await self._call(
-                method,
-                "/workspaces" + suffix,
-                cast_to=cast_to,
-                keys=keys,
-                json=json,
-                timeout=timeout,
-                idempotent=idempotent,
-            )
-        except (NotFoundError, MethodNotAllowedError) as exc:
-            first: Exception = exc
-        try:
-            answer = await self._call(
-                method,
-                "/projects" + suffix,
-                cast_to=cast_to,
-                keys=keys,
-                json=json,
-                timeout=timeout,
-                idempotent=idempotent,
-            )
-        except NotFoundError:
-            # Both 404: a real "not found" (or both routes gone); report the original.
-            raise first from None
-        self._workspaces_missing = True
-        return answer
+        first: Exception | None = None
+        for prefix in ("/projects",) if self._workspaces_missing else ("/workspaces", "/projects"):
+            try:
+                answer = await self._call(
+                    method,
+                    prefix + suffix,
+                    cast_to=cast_to,
+                    keys=keys,
+                    json=json,
+                    timeout=timeout,
+                    idempotent=idempotent,
+                )
+            except (NotFoundError, MethodNotAllowedError) as exc:
+                if first is None and prefix == "/workspaces":
+                    first = exc
+                    continue
+                if first is not None and isinstance(exc, NotFoundError):
+                    # Both 404: a real "not found" (or both routes gone); report the original.
+                    raise first from None
+                raise
+            if prefix == "/projects" and first is not None:
+                self._workspaces_missing = True  # from now on, straight to /projects
+            return answer
+        raise AssertionError("unreachable")  # pragma: no cover
