@@ -78,6 +78,10 @@ class Orgo:
         self._session = Session(
             transport, timeouts=timeouts or Timeouts(), retry=retry or RetryPolicy()
         )
+        self.base_url = transport.base_url
+        """The API root every path is relative to."""
+        self.boot_model: BootModel = self._session.boot_model
+        """The boot times this session has seen; they place the readiness probes."""
         self.workspaces = Workspaces(self._session)
         """Workspaces: create, list, get, get by name, delete."""
         self.computers = Computers(self._session, workspaces=self.workspaces)
@@ -86,11 +90,6 @@ class Orgo:
         """Files: upload, list, export, download, delete."""
 
     # -- public -------------------------------------------------------------
-
-    @property
-    def base_url(self) -> str:
-        """The API root every path is relative to."""
-        return self._session.transport.base_url
 
     @property
     def timeouts(self) -> Timeouts:
@@ -102,15 +101,6 @@ class Orgo:
     def retry(self) -> RetryPolicy:
         """When and how long failed requests are retried."""
         return self._session.retry
-
-    @property
-    def closed(self) -> bool:
-        return self._session.closed
-
-    @property
-    def boot_model(self) -> BootModel:
-        """The boot times this session has seen; they place the readiness probes."""
-        return self._session.boot_model
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else "open"
@@ -126,6 +116,10 @@ class Orgo:
     async def close(self) -> None:
         """Close the session and its connections. Idempotent."""
         await self._session.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._session.closed
 
     async def wait_ready(
         self, computer: Computer, *, timeout: float | None = 120.0, since: float | None = None
