@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl as ssl_module
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar, Unpack
 
@@ -45,6 +46,8 @@ class Orgo:
         retry: When and how long to retry failed requests.
         max_connections: Size of the connection pool, shared by everything the
             session does (large enough that a fleet of hundreds does not queue).
+        ssl: The TLS context for HTTPS and WSS (a private CA, a self-signed test
+            server); by default the system's trust store.
 
     Raises:
         MissingAPIKeyError: neither ``api_key`` nor ``ORGO_API_KEY`` is set.
@@ -59,6 +62,7 @@ class Orgo:
         timeouts: Timeouts | None = None,
         retry: RetryPolicy | None = None,
         max_connections: int = 1000,
+        ssl: ssl_module.SSLContext | None = None,
     ) -> None:
         key = api_key if api_key is not None else env_api_key()
         if not key:
@@ -66,6 +70,8 @@ class Orgo:
                 "no API key: pass api_key= or set ORGO_API_KEY (keys live at orgo.ai/workspaces)"
             )
         url = (base_url or env_base_url()).rstrip("/")
+        if ssl is not None and not isinstance(ssl, ssl_module.SSLContext):
+            raise ValueError(f"ssl must be an ssl.SSLContext or None; got {ssl!r}")
         if not url.startswith(("http://", "https://")):
             raise ValueError(f"base_url must start with http:// or https://; got {url!r}")
         check_count("max_connections", max_connections)
@@ -74,6 +80,7 @@ class Orgo:
             api_key=key,
             max_connections=max_connections,
             user_agent=f"orgo_async/{__version__} aiohttp/{aiohttp.__version__}",
+            ssl=ssl,
         )
         self._session = Session(
             transport, timeouts=timeouts or Timeouts(), retry=retry or RetryPolicy()
@@ -200,7 +207,12 @@ class Orgo:
         self._session.check_open()
         optional(check_seconds)("ready_timeout", ready_timeout, inclusive=False)
         return Connection(
-            self, computer, reconnect=reconnect, keepalive=keepalive, ready_timeout=ready_timeout
+            self,
+            computer,
+            reconnect=reconnect,
+            keepalive=keepalive,
+            ready_timeout=ready_timeout,
+            ssl=self._session.transport.ssl,
         )
 
     def fleet(

@@ -7,8 +7,10 @@ chained with ``from``.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
+import ssl as ssl_module
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -97,10 +99,19 @@ class HttpTransport:
     """
 
     def __init__(
-        self, *, base_url: str, api_key: str, max_connections: int, user_agent: str
+        self,
+        *,
+        base_url: str,
+        api_key: str,
+        max_connections: int,
+        user_agent: str,
+        ssl: ssl_module.SSLContext | None = None,
     ) -> None:
+        self.ssl = ssl
+        """The TLS context for HTTPS (``None``: the system's trust store)."""
         self.base_url = base_url.rstrip("/")
         self.origin = origin_of(self.base_url)
+        self._base_path = urlsplit(self.base_url).path
         self._auth = f"Bearer {api_key}"
         self._max_connections = max_connections
         self._user_agent = user_agent
@@ -113,6 +124,7 @@ class HttpTransport:
     def session(self) -> aiohttp.ClientSession:
         if self._session is None:
             connector = aiohttp.TCPConnector(
+                ssl=True if self.ssl is None else self.ssl,
                 limit=self._max_connections,
                 limit_per_host=self._max_connections,
                 ttl_dns_cache=300,
@@ -140,6 +152,14 @@ class HttpTransport:
     def is_same_origin(self, url: str) -> bool:
         return origin_of(url) == self.origin
 
+    def _target(self, path: str) -> tuple[str, str, bool]:
+        """``(absolute URL, its path for logs and errors, whether the key may go there)``."""
+        if path.startswith("/"):  # an API path: our origin, no parsing needed
+            url = self.base_url + path
+            return url, self._base_path + path, True
+        url = self.url(path)
+        return url, urlsplit(url).path, self.is_same_origin(url)
+
     async def send(
         self,
         method: str,
@@ -156,16 +176,13 @@ class HttpTransport:
             APIConnectionError: no answer (``sent`` says whether it may have arrived).
             APITimeoutError: a phase expired.
         """
-        url = self.url(path)
-        shown = urlsplit(url).path
-        headers = {"Authorization": self._auth} if self.is_same_origin(url) else {}
+        url, shown, same_origin = self._target(path)
+        headers = {"Authorization": self._auth} if same_origin else {}
         body: bytes | aiohttp.FormData | None = data
         if json_body is not None:
             body = json.dumps(json_body, separators=(",", ":")).encode()
             headers["Content-Type"] = "application/json"
-        timeout = aiohttp.ClientTimeout(
-            total=timeouts.request, sock_connect=timeouts.connect, sock_read=timeouts.read
-        )
+        timeout = _client_timeout(timeouts)
         started = time.perf_counter()
         with _mapped(method, shown, timeouts):
             async with self.session.request(
@@ -197,6 +214,24 @@ class HttpTransport:
         if 300 <= response.status < 400:
             raise _redirect_error(response)
         return response
+
+
+@functools.lru_cache(maxsize=256)
+def _client_timeout(timeouts: Timeouts) -> aiohttp.ClientTimeout:
+    """aiohttp's timeouts for ours, without the timers that could never fire first.
+
+    A phase as long as the whole request (a health probe's, say) adds a timer
+    per request, and one more per chunk read, that the request timer always
+    beats: leave it out.
+    """
+    total = timeouts.request
+
+    def needed(phase: float | None) -> float | None:
+        return None if total is not None and phase is not None and phase >= total else phase
+
+    return aiohttp.ClientTimeout(
+        total=total, sock_connect=needed(timeouts.connect), sock_read=needed(timeouts.read)
+    )
 
 
 def _redirect_error(response: Response) -> APIError:

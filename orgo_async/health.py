@@ -41,6 +41,7 @@ import bisect
 import collections
 import heapq
 import math
+import random
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Final, Protocol
@@ -73,11 +74,15 @@ DEFAULT_BOOT_SECONDS: Final = 0.3
 # (send to send, that loop's period is its round trip plus 10 ms).
 MAX_DENSE_SPACING: Final = 0.010
 MIN_DENSE_SPACING: Final = 0.003
+# The pause after an answer, per second of queueing the RTT shows (see ProbePlan.rest).
+QUEUE_REST_FACTOR: Final = 2.0
 # Past the window the gap grows by this factor per probe...
 LATE_GROWTH: Final = 1.4
 # ...up to a few round trips (and at least this much).
 LATE_GAP_FLOOR: Final = 0.025
-LATE_GAP_RTTS: Final = 4.0
+LATE_GAP_RTTS: Final = 2.0
+# The queueing (RTT above the smallest seen) at which a fleet's probe budget shrinks.
+BUDGET_QUEUEING: Final = 0.020
 # Status checks (a failed boot fails fast): at the window's end, then this often.
 STATUS_CHECK_EVERY: Final = 2.0
 
@@ -286,21 +291,39 @@ class BootModel:
 
 
 class ProbeBudget:
-    """How many health probes a fleet may have in flight at once, adapted to the server.
+    """The health probes of a fleet: when they leave, and how many may be in flight at once.
 
-    The limit grows by about one per round trip while answers come back near
-    the server's unloaded RTT, and shrinks by a quarter (at most once per
-    round trip) when they come back much slower: the probes then only queue
-    in the server, delaying the creates and each other. Waiters are served in
-    the order their probes fell due.
+    **When.** Probes wait for their time on a shared clock of ``tick``
+    seconds: the probes due in one tick leave together, woken by one timer.
+    Spread one by one, each probe would wake an idle server (and this
+    process) on its own; grouped by the millisecond, a fleet's probes cost
+    far less CPU on both sides, and none leaves more than half a tick from
+    its time.
+
+    **How many.** The limit grows by about one per round trip while answers
+    come back near the server's unloaded RTT, and shrinks by a quarter (at
+    most once per round trip) when they come back much slower: the probes
+    then only queue in the server, delaying the creates and each other.
+    Waiters are served in the order their probes fell due.
 
     Args:
         limit: The starting limit (the fleet's concurrency is a good one).
         min_limit: The limit never drops below this.
         max_limit: ... nor grows above this.
+        tick: The clock's resolution, in seconds.
     """
 
-    def __init__(self, limit: int = 64, *, min_limit: int = 8, max_limit: int = 1024) -> None:
+    def __init__(
+        self,
+        limit: int = 64,
+        *,
+        min_limit: int = 8,
+        max_limit: int = 1024,
+        tick: float = 0.002,
+    ) -> None:
+        check_seconds("tick", tick, inclusive=False)
+        self.tick = tick
+        self._ticks: dict[float, list[asyncio.Future[None]]] = {}
         self.limit = float(max(min_limit, limit))
         self.min_limit = min_limit
         self.max_limit = max_limit
@@ -315,6 +338,25 @@ class ProbeBudget:
 
     def __repr__(self) -> str:
         return f"<ProbeBudget limit={self.limit:.0f} in_flight={self.in_flight} cuts={self.cuts}>"
+
+    async def wait_until(self, due: float) -> None:
+        """Sleep until ``due`` (the loop's clock), with the other probes of that tick."""
+        loop = asyncio.get_running_loop()
+        at = round(due / self.tick) * self.tick
+        if at <= loop.time():
+            return
+        waiters = self._ticks.get(at)
+        if waiters is None:
+            waiters = self._ticks[at] = []
+            loop.call_at(at, self._wake, at)
+        future = loop.create_future()
+        waiters.append(future)
+        await future
+
+    def _wake(self, at: float) -> None:
+        for future in self._ticks.pop(at, ()):
+            if not future.done():
+                future.set_result(None)
 
     @asynccontextmanager
     async def slot(self, due: float) -> AsyncIterator[None]:
@@ -354,7 +396,9 @@ class ProbeBudget:
     def observe(self, rtt: float, now: float) -> None:
         """An answered probe: adapt the limit to its round trip."""
         self.rtt.observe(rtt)
-        target = 2 * self.rtt.min_rtt + 0.005
+        # Answers may queue for up to about a probe spacing: beyond that, more probes
+        # in flight only wait in the server's queue, behind each other and the creates.
+        target = self.rtt.min_rtt + BUDGET_QUEUEING
         if rtt > target and self.rtt.srtt > target:
             self.congested(now)
         elif self.in_flight >= self.limit - 1:  # only grow a limit that is in use
@@ -396,6 +440,14 @@ class ProbePlan:
     rtt: RttEstimator
     immediate: bool = False
     """Probe at once (the computer already says it is running)."""
+    phase: float = attrs.field(factory=random.random)
+    """Where in its spacing this computer's probes fall, from 0 to 1.
+
+    Computers created together share a window: without their own phase, all
+    their probes would leave in the same millisecond, every spacing, and queue
+    behind each other in the server. Spread over the spacing, they arrive as a
+    steady stream. The first probe comes up to one spacing early, never late.
+    """
     sent: int = 0
     last_sent: float | None = None
     gap: float = 0.0
@@ -410,7 +462,7 @@ class ProbePlan:
         lead = self.rtt.one_way
         window_start = self.t0 + start - lead
         if self.last_sent is None:
-            due = self.t0 if self.immediate else window_start
+            due = self.t0 if self.immediate else window_start - self.phase * spacing
         else:
             # When the previous probe was seen by the server, relative to the boot.
             seen = self.last_sent + lead - self.t0
@@ -421,7 +473,20 @@ class ProbePlan:
                 self.gap = min(late_cap, max(spacing, self.gap) * LATE_GROWTH)
             # The window may have moved later while we waited (the model learned).
             due = max(self.last_sent + self.gap, min(window_start, self.last_sent + 1.0))
-        return due if answered is None else max(due, answered)
+        if answered is None:
+            return due
+        return max(due, answered + self.rest())
+
+    def rest(self) -> float:
+        """How long to wait after an answer before the next probe: the congestion signal.
+
+        Nothing while answers come back as fast as the server can give them;
+        as the smoothed RTT rises above the smallest one seen (requests queue
+        somewhere), up to a 10 ms polling loop's pause, so a queueing server is
+        never probed harder than that loop would probe it.
+        """
+        queueing = self.rtt.srtt - self.rtt.min_rtt
+        return min(MAX_DENSE_SPACING, QUEUE_REST_FACTOR * max(0.0, queueing))
 
     def sending(self, now: float) -> bool:
         """A probe goes out now; returns whether a status check should go with it."""
@@ -508,13 +573,14 @@ async def wait_ready(
         async with asyncio.timeout_at(deadline):
             while True:
                 due = plan.next_due(loop.time(), answered)
-                delay = due - loop.time()
-                if delay > 0:
-                    await asyncio.sleep(delay)
                 if budget is not None:
+                    await budget.wait_until(due)
                     async with budget.slot(due):
                         sent, response = await _probe(session, path, rtt, ceiling)
                 else:
+                    delay = due - loop.time()
+                    if delay > 0:
+                        await asyncio.sleep(delay)
                     sent, response = await _probe(session, path, rtt, ceiling)
                 if first_probe is None:
                     first_probe = sent

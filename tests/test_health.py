@@ -161,7 +161,7 @@ FIXED = [0.28 + 0.04 * (n % 11) / 10 for n in range(200)]  # 280..320 ms
 @pytest.mark.parametrize("rtt", [0.002, 0.02, 0.08, 0.3])
 def test_probes_never_overlap_whatever_the_rtt(rtt: float) -> None:
     for boot in (0.05, 0.29, 0.31, 0.6, 2.0):
-        plan = ProbePlan(t0=100.0, model=learned(FIXED), rtt=RttEstimator())
+        plan = ProbePlan(t0=100.0, model=learned(FIXED), rtt=RttEstimator(), phase=0.0)
         _, probes = simulate(plan, boot, lambda _: rtt)
         for (_, _, answered), (sent, _, _) in zip(probes, probes[1:], strict=False):
             assert sent >= answered  # the next one leaves once the previous one is back
@@ -170,7 +170,7 @@ def test_probes_never_overlap_whatever_the_rtt(rtt: float) -> None:
 def test_a_learned_window_costs_few_probes_and_little_lag() -> None:
     lags, counts = [], []
     for boot in FIXED[:40]:
-        plan = ProbePlan(t0=5.0, model=learned(FIXED), rtt=RttEstimator())
+        plan = ProbePlan(t0=5.0, model=learned(FIXED), rtt=RttEstimator(), phase=0.0)
         lag, probes = simulate(plan, boot, lambda _: 0.002)
         lags.append(lag)
         counts.append(len(probes))
@@ -182,7 +182,7 @@ def test_a_learned_window_costs_few_probes_and_little_lag() -> None:
 @pytest.mark.parametrize("rtt", [0.002, 0.02, 0.1])
 def test_a_late_boot_is_found_within_a_few_round_trips(rtt: float) -> None:
     for boot in (0.6, 1.5, 7.0):  # far past a window learned around 300 ms
-        plan = ProbePlan(t0=0.0, model=learned(FIXED), rtt=RttEstimator())
+        plan = ProbePlan(t0=0.0, model=learned(FIXED), rtt=RttEstimator(), phase=0.0)
         lag, probes = simulate(plan, boot, lambda _: rtt)
         cap = max(LATE_GAP_FLOOR, LATE_GAP_RTTS * rtt)
         assert lag <= cap + rtt + 1e-9
@@ -195,12 +195,23 @@ def test_the_window_is_aimed_half_a_round_trip_early() -> None:
     near, far = RttEstimator(), RttEstimator()
     near.observe(0.001)
     far.observe(0.2)
-    first_near = ProbePlan(t0=0.0, model=model, rtt=near).next_due(0.0)
-    first_far = ProbePlan(t0=0.0, model=model, rtt=far).next_due(0.0)
+    first_near = ProbePlan(t0=0.0, model=model, rtt=near, phase=0.0).next_due(0.0)
+    first_far = ProbePlan(t0=0.0, model=model, rtt=far, phase=0.0).next_due(0.0)
     assert first_near - first_far == pytest.approx((0.2 - 0.001) / 2)
     # ...so that each is seen by the server at the same point of the boot.
     assert first_near + 0.0005 == pytest.approx(first_far + 0.1)
     assert first_near + 0.0005 == pytest.approx(model.window()[0])
+
+
+def test_computers_created_together_spread_their_probes_over_one_spacing() -> None:
+    model = learned(FIXED)
+    start, _, spacing = model.window()
+    rtt = RttEstimator()
+    firsts = [ProbePlan(t0=0.0, model=model, rtt=rtt).next_due(0.0) for _ in range(200)]
+    aimed = start - rtt.one_way
+    # Never after the window starts; at most one spacing before it; not all at once.
+    assert all(aimed - spacing - 1e-12 <= t <= aimed + 1e-12 for t in firsts)
+    assert max(firsts) - min(firsts) > spacing / 2
 
 
 def test_a_computer_that_already_runs_is_probed_at_once() -> None:
@@ -209,9 +220,9 @@ def test_a_computer_that_already_runs_is_probed_at_once() -> None:
 
 
 def test_status_checks_come_at_the_windows_end_and_then_every_two_seconds() -> None:
-    plan = ProbePlan(t0=0.0, model=learned(FIXED), rtt=RttEstimator())
+    plan = ProbePlan(t0=0.0, model=learned(FIXED), rtt=RttEstimator(), phase=0.0)
     _, probes = simulate(plan, 9.0, lambda _: 0.002)
-    replay = ProbePlan(t0=0.0, model=learned(FIXED), rtt=RttEstimator())
+    replay = ProbePlan(t0=0.0, model=learned(FIXED), rtt=RttEstimator(), phase=0.0)
     checks = [sent for sent, _, _ in probes if replay.sending(sent)]
     end = learned(FIXED).window()[1]
     assert checks[0] == pytest.approx(end, abs=0.03)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import random
+import ssl as ssl_module
 from typing import TYPE_CHECKING
 
+from .._checks import check_seconds, optional
 from .._config import Timeouts
 from ..models import Computer
 from ._link import ReconnectPolicy
@@ -48,9 +50,10 @@ class Connection:
         reconnect: ReconnectPolicy | None = None,
         keepalive: float | None = 20.0,
         ready_timeout: float = 60.0,
+        ssl: ssl_module.SSLContext | None = None,
     ) -> None:
-        if keepalive is not None and not keepalive > 0:
-            raise ValueError(f"keepalive must be > 0 seconds or None; got {keepalive!r}")
+        optional(check_seconds)("keepalive", keepalive, inclusive=False)
+        check_seconds("ready_timeout", ready_timeout, inclusive=False)
         if not computer.connection_url:
             raise ValueError(f"computer {computer.id} has no connection_url to open sockets on")
         self.client = client
@@ -58,6 +61,8 @@ class Connection:
         self.reconnect = reconnect or ReconnectPolicy()
         self.keepalive = keepalive
         self.ready_timeout = ready_timeout
+        self.ssl = ssl
+        """The TLS context for ``wss://`` sockets (``None``: the system's trust store)."""
         self.auth_mode: str | None = None
         self.rng = random.Random()
         self._token = computer.vnc_password
@@ -71,6 +76,7 @@ class Connection:
     @property
     def timeouts(self) -> Timeouts:
         return self.client.timeouts
+
 
     @property
     def token(self) -> str:

@@ -247,6 +247,11 @@ class Link:
         assert refused is not None
         raise refused
 
+    def _tls(self, url: str) -> dict[str, Any]:
+        # websockets refuses an ssl argument for a ws:// URL: only wss:// gets one.
+        ssl = self._connection.ssl
+        return {"ssl": ssl} if ssl is not None and url.startswith("wss:") else {}
+
     async def _open_once(self, mode: str, token: str) -> tuple[ClientConnection, list[Frame]]:
         conn = self._connection
         params = dict(self.params)
@@ -271,6 +276,7 @@ class Link:
                     proxy=None,
                     logger=_wire_log,
                     user_agent_header="orgo_async",
+                    **self._tls(url),
                 )
                 if self._greeting is not None:
                     await self._greeting(ws)
