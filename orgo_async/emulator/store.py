@@ -211,12 +211,7 @@ class ResizeResult:
     error: str | None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "requested": self.requested,
-            "applied": self.applied,
-            "ok": self.ok,
-            "error": self.error,
-        }
+        return attrs.asdict(self, recurse=False)
 
 
 # --------------------------------------------------------------------------- store
