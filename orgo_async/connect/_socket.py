@@ -209,12 +209,7 @@ class Socket(Generic[C]):
                 return
             except ConnectionClosed as exc:
                 if attempt or self._closing:
-                    raise ConnectionClosedError(
-                        "the socket closed while sending",
-                        socket=self.name,
-                        code=close_code(exc),
-                        reason=close_reason(exc),
-                    ) from exc
+                    raise self._closed_by(exc, "the socket closed while sending") from exc
                 # The reader re-dials; wait for it, then send on the new socket.
                 self._connected.clear()
 
@@ -237,6 +232,12 @@ class Socket(Generic[C]):
         if isinstance(self._ended, ConnectorError):
             return self._ended
         return ConnectionClosedError("the socket is closed", socket=self.name)
+
+    def _closed_by(self, exc: ConnectionClosed, message: str) -> ConnectionClosedError:
+        """``message`` as our error, with the close code and reason of websockets' ``exc``."""
+        return ConnectionClosedError(
+            message, socket=self.name, code=close_code(exc), reason=close_reason(exc)
+        )
 
     # -- the reader ----------------------------------------------------------------
 

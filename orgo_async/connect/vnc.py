@@ -29,7 +29,7 @@ from typing import Final, Literal
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
-from ..errors import ConnectionClosedError, ConnectorError, HandshakeError, ProtocolError
+from ..errors import ConnectorError, HandshakeError, ProtocolError
 from ..protocol.png import encode_png
 from ..protocol.rfb import (
     BUTTON_LEFT,
@@ -64,7 +64,7 @@ from ..protocol.rfb import (
     text_to_keys,
 )
 from ._connection import Connection
-from ._link import AUTH_REJECTED, Frame, Link, close_code, close_reason
+from ._link import AUTH_REJECTED, Frame, Link
 from ._socket import Socket
 
 __all__ = ["VNC_ENCODINGS", "Vnc"]
@@ -621,12 +621,8 @@ class Vnc(Socket[RFBClientProtocol]):  # type: ignore[type-var]  # RFB frames ar
                 raise _PasswordRefused(str(exc)) from exc
             raise HandshakeError(f"VNC handshake failed: {exc}", socket=self.name) from exc
         except ConnectionClosed as exc:
-            raise ConnectionClosedError(
-                "the server closed the socket during the VNC handshake",
-                socket=self.name,
-                code=close_code(exc),
-                reason=close_reason(exc),
-            ) from exc
+            message = "the server closed the socket during the VNC handshake"
+            raise self._closed_by(exc, message) from exc
         except TimeoutError as exc:
             raise HandshakeError(
                 f"the VNC handshake did not finish within {timeouts.ws_open} s "

@@ -335,6 +335,8 @@ class Emulator:
     def __init__(self, config: EmulatorConfig | None = None, *, clock: Clock = time.monotonic):
         config = config if config is not None else EmulatorConfig()
         seed = config.seed
+        self.clock: Final = clock
+        """The clock of every lifecycle timestamp (the store's)."""
         self.counters = Counters()
         self.state = Store(config, clock=clock, rng=random.Random(seed), counters=self.counters)
         # A separate stream for faults, so adding a fault does not shift boot times.
@@ -368,16 +370,6 @@ class Emulator:
         self.state.config = value
 
     @property
-    def api_key(self) -> str:
-        """The key clients must send as ``Authorization: Bearer``."""
-        return self.config.api_key
-
-    @property
-    def clock(self) -> Clock:
-        """The clock of every lifecycle timestamp."""
-        return self.state.clock
-
-    @property
     def port(self) -> int:
         """The bound TCP port; ``RuntimeError`` before :meth:`start`."""
         if self._port is None:
@@ -398,6 +390,11 @@ class Emulator:
     def base_url(self) -> str:
         """``http://HOST:PORT/api``: the REST base URL."""
         return f"{self.origin}/api"
+
+    @property
+    def api_key(self) -> str:
+        """The key clients must send as ``Authorization: Bearer``."""
+        return self.config.api_key
 
     # ----------------------------------------------------------------- lifecycle
 

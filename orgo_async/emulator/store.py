@@ -47,6 +47,7 @@ __all__ = [
     "BootListener",
     "Clock",
     "Computer",
+    "ComputerSpec",
     "LifecycleListener",
     "ResizeResult",
     "Store",
@@ -126,6 +127,19 @@ def iso_now() -> str:
 
 def _token_hex(nbytes: int) -> str:
     return secrets.token_hex(nbytes)
+
+
+@attrs.frozen(kw_only=True)
+class ComputerSpec:
+    """What a create asks for (already validated); the store decides the rest of a computer."""
+
+    name: str
+    ram: int = 4
+    cpu: int = 1
+    disk_size_gb: int = 8
+    resolution: str = "1280x720x24"
+    auto_stop_minutes: int | None = None
+    template_ref: str | None = None
 
 
 @attrs.define(eq=False)
@@ -211,12 +225,7 @@ class ResizeResult:
     error: str | None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "requested": self.requested,
-            "applied": self.applied,
-            "ok": self.ok,
-            "error": self.error,
-        }
+        return attrs.asdict(self, recurse=False)
 
 
 # --------------------------------------------------------------------------- store
@@ -458,43 +467,26 @@ class Store:
             retry_after=wait,
         )
 
-    def create_computer(
-        self,
-        workspace: Workspace,
-        *,
-        name: str,
-        ram: int = 4,
-        cpu: int = 1,
-        disk_size_gb: int = 8,
-        resolution: str = "1280x720x24",
-        auto_stop_minutes: int | None = None,
-        template_ref: str | None = None,
-    ) -> Computer:
+    def create_computer(self, workspace: Workspace, spec: ComputerSpec) -> Computer:
         """Add a computer and start its first boot (status ``creating``).
 
-        Raises 403 ``plan_limit`` and 409 ``name_exists``; arguments are assumed valid.
+        Raises 403 ``plan_limit`` and 409 ``name_exists``; the spec is assumed valid.
         """
         self.check_plan_limit()
-        self.check_name_free(workspace, name)
+        self.check_name_free(workspace, spec.name)
         computer = Computer(
             id=str(uuid.uuid4()),
-            name=name,
             workspace_id=workspace.id,
-            ram=ram,
-            cpu=cpu,
-            disk_size_gb=disk_size_gb,
-            resolution=resolution,
-            auto_stop_minutes=auto_stop_minutes,
-            template_ref=template_ref,
             instance_id=self._new_instance_id(),
             created_at=iso_now(),
             vnc_password=_token_hex(8),
             desktop_api_token=_token_hex(16),
+            **attrs.asdict(spec, recurse=False),
         )
         self.computers[computer.id] = computer
         self._computers_by_instance[computer.instance_id] = computer
         workspace.computers[computer.id] = computer
-        workspace.names[name] = computer.id
+        workspace.names[computer.name] = computer.id
         workspace.updated_at = computer.created_at
         self._boot(computer, "create")
         return computer
@@ -559,16 +551,15 @@ class Store:
                 f"Only running computers can be cloned (status: {status})",
             )
         workspace = self.get_workspace(source.workspace_id)
-        clone = self.create_computer(
-            workspace,
+        spec = ComputerSpec(
             name=name if name is not None else f"{source.name} (clone)",
             ram=source.ram,
             cpu=source.cpu,
             disk_size_gb=source.disk_size_gb,
             resolution=source.resolution,
-            auto_stop_minutes=None,
             template_ref=source.template_ref,
         )
+        clone = self.create_computer(workspace, spec)
         clone.bandwidth_limit_mbps = source.bandwidth_limit_mbps
         return clone
 

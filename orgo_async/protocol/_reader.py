@@ -74,11 +74,7 @@ class StreamReader:
             if self.eof:
                 raise EOFError(f"the stream ended {n - len(buffer)} bytes short of a {n}-byte read")
             yield
-        data = bytes(buffer[:n])
-        # Deleting from the front of a bytearray is amortised O(1) in CPython:
-        # it moves the start pointer instead of the bytes.
-        del buffer[:n]
-        return data
+        return self._take(n)
 
     def read_some(self, n: int) -> Generator[None, None, bytes]:
         """Between 1 and ``n`` bytes: whatever is buffered, once anything is.
@@ -96,9 +92,7 @@ class StreamReader:
             if self.eof:
                 raise EOFError(f"the stream ended before a read of up to {n} bytes")
             yield
-        data = bytes(buffer[:n])
-        del buffer[:n]
-        return data
+        return self._take(n)
 
     def read_line(self, max_size: int, *, delimiter: bytes = b"\n") -> Generator[None, None, bytes]:
         """Bytes up to and including ``delimiter``, at most ``max_size`` of them.
@@ -126,8 +120,14 @@ class StreamReader:
         end = at + len(delimiter)
         if end > max_size:
             raise ProtocolError(f"no line end within {max_size} bytes")
-        data = bytes(buffer[:end])
-        del buffer[:end]
+        return self._take(end)
+
+    def _take(self, n: int) -> bytes:
+        """The first ``n`` buffered bytes (or fewer), removed from the buffer."""
+        data = bytes(self.buffer[:n])
+        # Deleting from the front of a bytearray is amortised O(1) in CPython:
+        # it moves the start pointer instead of the bytes.
+        del self.buffer[:n]
         return data
 
     def at_eof(self) -> Generator[None, None, bool]:

@@ -12,6 +12,7 @@ import time
 import pytest
 
 from orgo_async.emulator import BootTime, Emulator, EmulatorConfig
+from orgo_async.emulator.store import ComputerSpec
 
 from .rest import Api, FakeClock, running_computer
 
@@ -162,6 +163,7 @@ async def test_seeded_boot_times_are_reproducible() -> None:
         config = EmulatorConfig(boot=BootTime.long_tail(0.3), seed=42)
         async with Emulator(config, clock=FakeClock()) as emu:
             ws = emu.state.create_workspace("w")
-            return [emu.state.create_computer(ws, name=f"c{i}").boot_seconds for i in range(5)]
+            specs = [ComputerSpec(name=f"c{i}") for i in range(5)]
+            return [emu.state.create_computer(ws, spec).boot_seconds for spec in specs]
 
     assert await boot_times() == await boot_times()

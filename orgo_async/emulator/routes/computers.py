@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from aiohttp import web
 
-from ..store import MAX_DISK_GB, ApiError, Computer
+from ..store import MAX_DISK_GB, ApiError, Computer, ComputerSpec
 from ._base import (
     choice,
     emulator_of,
@@ -139,25 +139,20 @@ async def create_computer(request: web.Request) -> web.Response:
     os_name = body.get("os")
     if os_name is not None and os_name != "linux":
         raise invalid(f"os must be 'linux' (the only supported value), got {show(os_name)}")
-    ram = int_choice(body, "ram", _RAM_CHOICES, 4)
-    cpu = int_choice(body, "cpu", _CPU_CHOICES, 1)
-    disk_size_gb = integer(body, "disk_size_gb", 1, MAX_DISK_GB, 8)
-    resolution = _resolution(body)
-    auto_stop_minutes = optional_integer(body, "auto_stop_minutes", 0)
-    template_ref = optional_str(body, "template_ref")
+    # Keyword arguments are evaluated in order: the fields are checked in Orgo's order.
+    spec = ComputerSpec(
+        name=name,
+        ram=int_choice(body, "ram", _RAM_CHOICES, 4),
+        cpu=int_choice(body, "cpu", _CPU_CHOICES, 1),
+        disk_size_gb=integer(body, "disk_size_gb", 1, MAX_DISK_GB, 8),
+        resolution=_resolution(body),
+        auto_stop_minutes=optional_integer(body, "auto_stop_minutes", 0),
+        template_ref=optional_str(body, "template_ref"),
+    )
     choice(body, "gpu", _GPUS, "none")  # accepted and ignored
     optional_str(body, "image")  # legacy, accepted and ignored
     workspace = store.get_workspace(workspace_id)
-    computer = store.create_computer(
-        workspace,
-        name=name,
-        ram=ram,
-        cpu=cpu,
-        disk_size_gb=disk_size_gb,
-        resolution=resolution,
-        auto_stop_minutes=auto_stop_minutes,
-        template_ref=template_ref,
-    )
+    computer = store.create_computer(workspace, spec)
     store.counters.creates += 1
     return ok(computer_json(emu, computer, store.now()), 201)
 

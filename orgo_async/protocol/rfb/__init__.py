@@ -30,109 +30,31 @@ community RFB specification (rfbproto) for ZRLE's CPIXEL, LastRect,
 ExtendedDesktopSize and SetDesktopSize.
 """
 
+from . import constants, events
 from .auth import vnc_auth_response
 from .base import RFBProtocol, RFBState
 from .client import RFBClientProtocol
-from .constants import (
-    BUTTON_LEFT,
-    BUTTON_MIDDLE,
-    BUTTON_RIGHT,
-    DEFAULT_ENCODINGS,
-    ENCODING_COPYRECT,
-    ENCODING_CURSOR,
-    ENCODING_DESKTOP_SIZE,
-    ENCODING_EXTENDED_DESKTOP_SIZE,
-    ENCODING_HEXTILE,
-    ENCODING_LAST_RECT,
-    ENCODING_RAW,
-    ENCODING_ZRLE,
-    SECURITY_NONE,
-    SECURITY_VNC_AUTH,
-    WHEEL_DOWN,
-    WHEEL_LEFT,
-    WHEEL_RIGHT,
-    WHEEL_UP,
-)
-from .events import (
-    AuthenticationFailed,
-    Bell,
-    ClientCutText,
-    ColourMap,
-    CursorShape,
-    DesktopResized,
-    FramebufferUpdateEnd,
-    FramebufferUpdateStart,
-    Key,
-    Pointer,
-    Ready,
-    RectCopy,
-    RectFill,
-    RectPixels,
-    RFBEvent,
-    Screen,
-    ServerCutText,
-    ServerInit,
-    SetDesktopSize,
-    SetEncodings,
-    SetPixelFormat,
-    UpdateRequest,
-)
+from .constants import *  # noqa: F403  (the names in constants.__all__)
+from .events import *  # noqa: F403  (the names in events.__all__)
 from .framebuffer import Framebuffer
 from .keysyms import key_combo, keysym, text_to_keys
 from .pixels import DEFAULT_PIXEL_FORMAT, PixelFormat
 from .server import RFBServerProtocol, ServerRect
 
+# The constants and the events are exported whole, so their lists live in one place.
 __all__ = [
-    "BUTTON_LEFT",
-    "BUTTON_MIDDLE",
-    "BUTTON_RIGHT",
-    "DEFAULT_ENCODINGS",
     "DEFAULT_PIXEL_FORMAT",
-    "ENCODING_COPYRECT",
-    "ENCODING_CURSOR",
-    "ENCODING_DESKTOP_SIZE",
-    "ENCODING_EXTENDED_DESKTOP_SIZE",
-    "ENCODING_HEXTILE",
-    "ENCODING_LAST_RECT",
-    "ENCODING_RAW",
-    "ENCODING_ZRLE",
-    "SECURITY_NONE",
-    "SECURITY_VNC_AUTH",
-    "WHEEL_DOWN",
-    "WHEEL_LEFT",
-    "WHEEL_RIGHT",
-    "WHEEL_UP",
-    "AuthenticationFailed",
-    "Bell",
-    "ClientCutText",
-    "ColourMap",
-    "CursorShape",
-    "DesktopResized",
     "Framebuffer",
-    "FramebufferUpdateEnd",
-    "FramebufferUpdateStart",
-    "Key",
     "PixelFormat",
-    "Pointer",
     "RFBClientProtocol",
-    "RFBEvent",
     "RFBProtocol",
     "RFBServerProtocol",
     "RFBState",
-    "Ready",
-    "RectCopy",
-    "RectFill",
-    "RectPixels",
-    "Screen",
-    "ServerCutText",
-    "ServerInit",
     "ServerRect",
-    "SetDesktopSize",
-    "SetEncodings",
-    "SetPixelFormat",
-    "UpdateRequest",
     "key_combo",
     "keysym",
     "text_to_keys",
     "vnc_auth_response",
 ]
+__all__ += constants.__all__
+__all__ += events.__all__

@@ -2,26 +2,36 @@
 
 from __future__ import annotations
 
+import enum
 import re
 import struct
-from collections.abc import Iterable
+from collections.abc import Generator, Iterable
 from typing import Final
 
+from .._reader import StreamReader
 from .events import Screen
 
-# Client -> server message types.
-SET_PIXEL_FORMAT: Final = 0
-SET_ENCODINGS: Final = 2
-UPDATE_REQUEST: Final = 3
-KEY_EVENT: Final = 4
-POINTER_EVENT: Final = 5
-CLIENT_CUT_TEXT: Final = 6
-SET_DESKTOP_SIZE: Final = 251
-# Server -> client message types.
-FRAMEBUFFER_UPDATE: Final = 0
-SET_COLOUR_MAP: Final = 1
-BELL: Final = 2
-SERVER_CUT_TEXT: Final = 3
+
+class ClientMessage(enum.IntEnum):
+    """The types of the messages a client sends (RFC 6143 §7.5, rfbproto for SetDesktopSize)."""
+
+    SET_PIXEL_FORMAT = 0
+    SET_ENCODINGS = 2
+    UPDATE_REQUEST = 3
+    KEY_EVENT = 4
+    POINTER_EVENT = 5
+    CUT_TEXT = 6
+    SET_DESKTOP_SIZE = 251
+
+
+class ServerMessage(enum.IntEnum):
+    """The types of the messages a server sends (RFC 6143 §7.6)."""
+
+    FRAMEBUFFER_UPDATE = 0
+    SET_COLOUR_MAP = 1
+    BELL = 2
+    CUT_TEXT = 3
+
 
 U16: Final = struct.Struct(">H")
 U32: Final = struct.Struct(">I")
@@ -85,5 +95,7 @@ def pack_screens(screens: Iterable[Screen]) -> bytes:
         raise ValueError(f"a screen does not fit the wire format: {exc}") from None
 
 
-def unpack_screens(data: bytes) -> tuple[Screen, ...]:
+def read_screens(reader: StreamReader, count: int) -> Generator[None, None, tuple[Screen, ...]]:
+    """``count`` screens of a SetDesktopSize or an ExtendedDesktopSize rectangle."""
+    data = yield from reader.read_exact(count * SCREEN.size)
     return tuple(Screen(*fields) for fields in SCREEN.iter_unpack(data))

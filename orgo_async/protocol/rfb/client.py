@@ -26,31 +26,21 @@ from typing import ClassVar, Final
 from ...errors import ProtocolError
 from .._base import Role
 from ._wire import (
-    BELL,
-    CLIENT_CUT_TEXT,
-    FRAMEBUFFER_UPDATE,
-    KEY_EVENT,
-    POINTER_EVENT,
     RECT,
-    SCREEN,
-    SERVER_CUT_TEXT,
     SERVER_INIT,
-    SET_COLOUR_MAP,
-    SET_DESKTOP_SIZE,
-    SET_ENCODINGS,
-    SET_PIXEL_FORMAT,
     U16,
     U32,
-    UPDATE_REQUEST,
+    ClientMessage,
+    ServerMessage,
     check_s32,
     check_size,
     check_u16,
     decode_text,
     pack_screens,
-    unpack_screens,
+    read_screens,
 )
 from .auth import vnc_auth_response
-from .base import RFBProtocol, RFBState
+from .base import Handler, RFBProtocol, RFBState
 from .constants import (
     DEFAULT_ENCODINGS,
     ENCODING_COPYRECT,
@@ -126,7 +116,7 @@ class RFBClientProtocol(RFBProtocol):
     """
 
     role: ClassVar[Role] = Role.CLIENT
-    _CUT_TEXT: ClassVar[int] = CLIENT_CUT_TEXT
+    _CUT_TEXT: ClassVar[int] = ClientMessage.CUT_TEXT
 
     def __init__(
         self,
@@ -207,14 +197,16 @@ class RFBClientProtocol(RFBProtocol):
         h = self.height - y if height is None else height
         for label, value in (("x", x), ("y", y), ("width", w), ("height", h)):
             check_u16(label, value)
-        self._out.append(struct.pack(">BBHHHH", UPDATE_REQUEST, int(incremental), x, y, w, h))
+        self._out.append(
+            struct.pack(">BBHHHH", ClientMessage.UPDATE_REQUEST, int(incremental), x, y, w, h)
+        )
 
     def send_key(self, keysym: int, down: bool) -> None:
         """Press (``down=True``) or release an X11 keysym (see :func:`~.keysyms.keysym`)."""
         self._require_connected()
         if not 0 <= keysym <= 0xFFFFFFFF:
             raise ValueError(f"a keysym is a u32; got {keysym!r}")
-        self._out.append(bytes((KEY_EVENT, int(down), 0, 0)) + U32.pack(keysym))
+        self._out.append(bytes((ClientMessage.KEY_EVENT, int(down), 0, 0)) + U32.pack(keysym))
 
     def send_keys(self, keys: Iterable[tuple[int, bool]]) -> None:
         """Several key events, as made by :func:`~.keysyms.key_combo` or
@@ -232,7 +224,7 @@ class RFBClientProtocol(RFBProtocol):
             raise ValueError(f"the button mask is a u8; got {buttons!r}")
         check_u16("x", x)
         check_u16("y", y)
-        self._out.append(bytes((POINTER_EVENT, buttons)) + U16.pack(x) + U16.pack(y))
+        self._out.append(bytes((ClientMessage.POINTER_EVENT, buttons)) + U16.pack(x) + U16.pack(y))
 
     def send_set_desktop_size(
         self, width: int, height: int, screens: Sequence[Screen] | None = None
@@ -247,7 +239,7 @@ class RFBClientProtocol(RFBProtocol):
         if len(layout) > 255:
             raise ValueError("at most 255 screens")
         self._out.append(
-            bytes((SET_DESKTOP_SIZE, 0))
+            bytes((ClientMessage.SET_DESKTOP_SIZE, 0))
             + U16.pack(width)
             + U16.pack(height)
             + bytes((len(layout), 0))
@@ -257,7 +249,7 @@ class RFBClientProtocol(RFBProtocol):
     def _set_format(self, pixel_format: PixelFormat) -> None:
         self._codec = PixelCodec(pixel_format)
         self.pixel_format = pixel_format
-        self._out.append(bytes((SET_PIXEL_FORMAT, 0, 0, 0)) + pixel_format.pack())
+        self._out.append(bytes((ClientMessage.SET_PIXEL_FORMAT, 0, 0, 0)) + pixel_format.pack())
 
     def _send_encodings(self, encodings: tuple[int, ...]) -> None:
         if len(encodings) > 0xFFFF:
@@ -266,7 +258,7 @@ class RFBClientProtocol(RFBProtocol):
             check_s32("encoding", encoding)
         self.encodings = encodings
         self._out.append(
-            bytes((SET_ENCODINGS, 0))
+            bytes((ClientMessage.SET_ENCODINGS, 0))
             + U16.pack(len(encodings))
             + struct.pack(f">{len(encodings)}i", *encodings)
         )
@@ -354,11 +346,11 @@ class RFBClientProtocol(RFBProtocol):
         self._emit(ServerInit(width, height, name, server_format))
         self._emit(Ready())
 
-        handlers = {
-            FRAMEBUFFER_UPDATE: self._framebuffer_update,
-            SET_COLOUR_MAP: self._colour_map,
-            BELL: self._bell,
-            SERVER_CUT_TEXT: self._server_cut_text,
+        handlers: dict[int, Handler] = {
+            ServerMessage.FRAMEBUFFER_UPDATE: self._framebuffer_update,
+            ServerMessage.SET_COLOUR_MAP: self._colour_map,
+            ServerMessage.BELL: self._bell,
+            ServerMessage.CUT_TEXT: self._server_cut_text,
         }
         yield from self._dispatch(handlers, "server")
 
@@ -421,7 +413,7 @@ class RFBClientProtocol(RFBProtocol):
                 emit(DesktopResized(w, h))
             elif encoding == ENCODING_EXTENDED_DESKTOP_SIZE:
                 header = yield from reader.read_exact(4)
-                screens = unpack_screens((yield from reader.read_exact(header[0] * SCREEN.size)))
+                screens = yield from read_screens(reader, header[0])
                 self._check_desktop(w, h)
                 # x and y carry the reason and the status; a failed request changes nothing.
                 if y == 0:

@@ -22,9 +22,15 @@ from typing import Any, Final
 
 from ...errors import ProtocolError
 from .._reader import StreamReader
-from ._wire import RAW_BAND_BYTES, RECT, U32
-from .constants import ENCODING_COPYRECT, ENCODING_CURSOR, ENCODING_RAW, ENCODING_ZRLE
-from .events import CursorShape, RectCopy, RectFill, RectPixels, RFBEvent
+from ._wire import RAW_BAND_BYTES, RECT, U32, pack_screens
+from .constants import (
+    ENCODING_COPYRECT,
+    ENCODING_CURSOR,
+    ENCODING_EXTENDED_DESKTOP_SIZE,
+    ENCODING_RAW,
+    ENCODING_ZRLE,
+)
+from .events import CursorShape, DesktopResized, RectCopy, RectFill, RectPixels, RFBEvent, Screen
 from .pixels import BIT_UNPACK, PixelCodec, crop_rect, fill_rect, put_rect
 
 __all__ = [
@@ -37,6 +43,7 @@ __all__ = [
     "read_cursor",
     "read_hextile",
     "read_raw",
+    "resize_rect",
     "zrle_tiles",
 ]
 
@@ -442,6 +449,17 @@ def cursor_rect(codec: PixelCodec, cursor: CursorShape) -> bytes:
         cursor.hotspot_x, cursor.hotspot_y, cursor.width, cursor.height, ENCODING_CURSOR
     )
     return header + codec.from_rgb(cursor.rgb) + cursor.mask
+
+
+def resize_rect(rect: DesktopResized, encoding: int) -> bytes:
+    """A new size in ``encoding``: DesktopSize, or ExtendedDesktopSize (with the screens)."""
+    w, h = rect.width, rect.height
+    if encoding == ENCODING_EXTENDED_DESKTOP_SIZE:
+        screens = rect.screens or (Screen(0, 0, 0, w, h),)
+        # ExtendedDesktopSize reuses x and y for the reason and the status.
+        header = RECT.pack(rect.reason, rect.status, w, h, encoding)
+        return header + bytes((len(screens), 0, 0, 0)) + pack_screens(screens)
+    return RECT.pack(0, 0, w, h, encoding)
 
 
 def zrle_tiles(codec: PixelCodec, w: int, h: int, rgb: bytes) -> bytes:

@@ -25,28 +25,18 @@ from typing import ClassVar
 from ...errors import ProtocolError
 from .._base import Role
 from ._wire import (
-    BELL,
-    CLIENT_CUT_TEXT,
-    FRAMEBUFFER_UPDATE,
-    KEY_EVENT,
-    POINTER_EVENT,
-    RECT,
-    SCREEN,
-    SERVER_CUT_TEXT,
     SERVER_INIT,
-    SET_DESKTOP_SIZE,
-    SET_ENCODINGS,
-    SET_PIXEL_FORMAT,
     U16,
     U32,
-    UPDATE_REQUEST,
+    ClientMessage,
+    ServerMessage,
     check_size,
     check_u16,
     pack_screens,
-    unpack_screens,
+    read_screens,
 )
 from .auth import vnc_auth_response
-from .base import RFBProtocol, RFBState
+from .base import Handler, RFBProtocol, RFBState
 from .constants import (
     ENCODING_COPYRECT,
     ENCODING_CURSOR,
@@ -57,7 +47,7 @@ from .constants import (
     SECURITY_NONE,
     SECURITY_VNC_AUTH,
 )
-from .encodings import ZRLEEncoder, copy_rect, cursor_rect, raw_rect
+from .encodings import ZRLEEncoder, copy_rect, cursor_rect, raw_rect, resize_rect
 from .events import (
     AuthenticationFailed,
     ClientCutText,
@@ -69,7 +59,6 @@ from .events import (
     RectCopy,
     RectFill,
     RectPixels,
-    Screen,
     SetDesktopSize,
     SetEncodings,
     SetPixelFormat,
@@ -111,7 +100,7 @@ class RFBServerProtocol(RFBProtocol):
     """
 
     role: ClassVar[Role] = Role.SERVER
-    _CUT_TEXT: ClassVar[int] = SERVER_CUT_TEXT
+    _CUT_TEXT: ClassVar[int] = ServerMessage.CUT_TEXT
 
     def __init__(
         self,
@@ -186,7 +175,7 @@ class RFBServerProtocol(RFBProtocol):
         self._require_connected()
         pixel_encoding = self._pick_encoding(encoding)
         self._check_rects(rects)
-        parts = [bytes((FRAMEBUFFER_UPDATE, 0)) + U16.pack(len(rects))]
+        parts = [bytes((ServerMessage.FRAMEBUFFER_UPDATE, 0)) + U16.pack(len(rects))]
         for rect in rects:
             parts.append(self._encode_rect(rect, pixel_encoding))
         self._out.append(b"".join(parts))
@@ -194,7 +183,7 @@ class RFBServerProtocol(RFBProtocol):
     def send_bell(self) -> None:
         """Ring the client's bell."""
         self._require_connected()
-        self._out.append(bytes((BELL,)))
+        self._out.append(bytes((ServerMessage.BELL,)))
 
     # -- the handshake --------------------------------------------------------------------
 
@@ -242,14 +231,14 @@ class RFBServerProtocol(RFBProtocol):
         self._set_state(RFBState.CONNECTED)
         self._events.append(Ready())
 
-        handlers = {
-            SET_PIXEL_FORMAT: self._set_pixel_format_message,
-            SET_ENCODINGS: self._set_encodings_message,
-            UPDATE_REQUEST: self._update_request_message,
-            KEY_EVENT: self._key_message,
-            POINTER_EVENT: self._pointer_message,
-            CLIENT_CUT_TEXT: self._client_cut_text_message,
-            SET_DESKTOP_SIZE: self._set_desktop_size_message,
+        handlers: dict[int, Handler] = {
+            ClientMessage.SET_PIXEL_FORMAT: self._set_pixel_format_message,
+            ClientMessage.SET_ENCODINGS: self._set_encodings_message,
+            ClientMessage.UPDATE_REQUEST: self._update_request_message,
+            ClientMessage.KEY_EVENT: self._key_message,
+            ClientMessage.POINTER_EVENT: self._pointer_message,
+            ClientMessage.CUT_TEXT: self._client_cut_text_message,
+            ClientMessage.SET_DESKTOP_SIZE: self._set_desktop_size_message,
         }
         yield from self._dispatch(handlers, "client")
 
@@ -299,7 +288,7 @@ class RFBServerProtocol(RFBProtocol):
 
     def _set_desktop_size_message(self) -> Generator[None, None, None]:
         w, h, count = struct.unpack(">xHHBx", (yield from self._reader.read_exact(7)))
-        screens = unpack_screens((yield from self._reader.read_exact(count * SCREEN.size)))
+        screens = yield from read_screens(self._reader, count)
         self._events.append(SetDesktopSize(w, h, screens))
 
     # -- encoding updates -----------------------------------------------------------------
@@ -388,8 +377,5 @@ class RFBServerProtocol(RFBProtocol):
         if rect.status == 0:
             self.width, self.height = w, h
         if self.supports(ENCODING_EXTENDED_DESKTOP_SIZE):
-            screens = rect.screens or (Screen(0, 0, 0, w, h),)
-            # ExtendedDesktopSize reuses x and y for the reason and the status.
-            header = RECT.pack(rect.reason, rect.status, w, h, ENCODING_EXTENDED_DESKTOP_SIZE)
-            return header + bytes((len(screens), 0, 0, 0)) + pack_screens(screens)
-        return RECT.pack(0, 0, w, h, ENCODING_DESKTOP_SIZE)
+            return resize_rect(rect, ENCODING_EXTENDED_DESKTOP_SIZE)
+        return resize_rect(rect, ENCODING_DESKTOP_SIZE)
