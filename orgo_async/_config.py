@@ -90,8 +90,15 @@ async def _sleep(seconds: float) -> None:
 
 
 def _positive(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-        raise ValueError(f"RetryPolicy.{attribute.name} must be positive, got {value!r}")
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or not value > 0
+    ):
+        raise ValueError(
+            f"RetryPolicy.{attribute.name} must be a positive number of seconds, got {value!r}"
+        )
 
 
 def _at_least_one(instance: object, attribute: attrs.Attribute[int], value: int) -> None:

@@ -7,8 +7,10 @@ know nothing of JSON keys, aliases or drift.
 from __future__ import annotations
 
 import enum
+import os
 import re
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Final, TypedDict
 
 import attrs
@@ -39,6 +41,8 @@ CPU_CHOICES: Final = (1, 2, 4, 8, 16)
 RESIZE_MEM_CHOICES: Final = (4, 8, 16, 32)
 # Longer names are refused before they are sent (Orgo has no documented limit).
 MAX_NAME_LENGTH: Final = 255
+# The largest screen side a computer can be created with (RFB's clients and ours cap there).
+MAX_SCREEN_SIDE: Final = 8192
 _RESOLUTION = re.compile(r"^([1-9][0-9]{0,4})x([1-9][0-9]{0,4})x(8|16|24|32)$")
 
 
@@ -84,12 +88,13 @@ _FAILED: Final = frozenset({ComputerStatus.ERROR, ComputerStatus.STOPPED, Comput
 
 
 def _resolution(name: str, value: object) -> str:
-    if not isinstance(value, str) or not _RESOLUTION.match(value):
+    match = _RESOLUTION.match(value) if isinstance(value, str) else None
+    if match is None or not all(int(side) <= MAX_SCREEN_SIDE for side in match.groups()[:2]):
         raise ValueError(
-            f"{name} must be WIDTHxHEIGHTxDEPTH with depth 8, 16, 24 or 32 "
-            f"(for example 1280x720x24); got {value!r}"
+            f"{name} must be WIDTHxHEIGHTxDEPTH with sides up to {MAX_SCREEN_SIDE} and depth "
+            f"8, 16, 24 or 32 (for example 1280x720x24); got {value!r}"
         )
-    return value
+    return match.string
 
 
 def _os(name: str, value: object) -> str:
@@ -239,7 +244,7 @@ class ResizeResult:
     partial: bool = False
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, repr=False)
 class LaunchTiming:
     """Where the time of one launch went.
 
@@ -277,6 +282,14 @@ class LaunchTiming:
         """From sending the create to readiness being seen."""
         return self.ready_detected - self.request_sent
 
+    def __repr__(self) -> str:
+        # Durations, not the raw monotonic instants (those are in the fields).
+        return (
+            f"<LaunchTiming create={self.create_seconds * 1000:.1f}ms "
+            f"ready={self.create_to_ready_seconds * 1000:.1f}ms "
+            f"total={self.total_seconds * 1000:.1f}ms probes={self.probes} retries={self.retries}>"
+        )
+
 
 @attrs.frozen(kw_only=True)
 class LaunchedComputer:
@@ -294,6 +307,16 @@ class Screenshot:
     width: int | None = None
     height: int | None = None
     mime_type: str = "image/png"
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the image to ``path`` (overwriting it) and return the path.
+
+        A blocking write of a small file; in a busy event loop, run it with
+        ``await asyncio.to_thread(shot.save, path)``.
+        """
+        target = Path(path)
+        target.write_bytes(self.data)
+        return target
 
 
 @attrs.frozen(kw_only=True)

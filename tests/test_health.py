@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import Callable
 
 import pytest
@@ -310,3 +311,44 @@ async def test_the_budget_serves_the_earliest_due_probe_first() -> None:
     await asyncio.gather(first, late, early, return_exceptions=True)
     assert order == ["first", "early", "late"]
     assert budget.in_flight == 0 and budget.max_in_flight == 1
+
+
+async def test_cancelling_at_any_moment_leaves_no_unretrieved_error(
+    orgo: Orgo, workspace: Workspace, emulator: Emulator
+) -> None:
+    # Computers deleted while their probes are in flight end their races with an
+    # error; cancellations land at every moment around it. The loop must never see
+    # "Future exception was never retrieved" (or any other unhandled error).
+    loop = asyncio.get_running_loop()
+    unhandled: list[dict[str, object]] = []
+    loop.set_exception_handler(lambda _, context: unhandled.append(context))
+    emulator.config.boot = BootTime.fixed(0.2)
+    emulator.faults.add(FaultRule(kind="delay", delay=0.01, method="GET", path="/proxy/health$"))
+    budget = ProbeBudget(8)
+    try:
+        for round_ in range(3):
+            computers = [
+                await orgo.computers.create(workspace_id=workspace.id, name=f"x{round_}-{n}")
+                for n in range(12)
+            ]
+            waits = [
+                asyncio.create_task(orgo.computers.wait_ready(c, budget=budget if n % 2 else None))
+                for n, c in enumerate(computers)
+            ]
+            await asyncio.sleep(0.05)
+            for n, (c, w) in enumerate(zip(computers, waits, strict=True)):
+                await orgo.computers.delete(c)
+                await asyncio.sleep(0.003 * (n % 4))
+                if n % 3:
+                    w.cancel()
+            results = await asyncio.gather(*waits, return_exceptions=True)
+            assert all(
+                isinstance(r, asyncio.CancelledError | ComputerFailedError) for r in results
+            ), results
+        await asyncio.sleep(0.05)
+        gc.collect()  # "never retrieved" is reported when the future is collected
+        await asyncio.sleep(0)
+    finally:
+        loop.set_exception_handler(None)
+    assert unhandled == []
+    assert budget.in_flight == 0

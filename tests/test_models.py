@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import math
+from pathlib import Path
+from typing import Any
+
 import attrs
 import pytest
 
@@ -10,7 +14,11 @@ from orgo_async import (
     ComputerFields,
     ComputerSpec,
     ComputerStatus,
+    LaunchTiming,
+    ReconnectPolicy,
     ResponseValidationError,
+    RetryPolicy,
+    Screenshot,
     VncCredentials,
     Workspace,
 )
@@ -152,3 +160,37 @@ def test_spec_refuses_what_the_server_would_misread(
     fields: dict[str, object] = {"name": "a", "workspace_id": "w", field: value}
     with pytest.raises(ValueError, match=message):
         ComputerSpec(**fields)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        (
+            lambda: ComputerSpec(name="a", workspace_id="w", resolution="9000x100x24"),
+            "sides up to 8192",
+        ),
+        (lambda: RetryPolicy(backoff_base=math.inf), "backoff_base must be a positive number"),
+        (lambda: RetryPolicy(backoff_max=-1), "backoff_max must be a positive number"),
+        (lambda: ReconnectPolicy(max_attempts=0), r"use ReconnectPolicy\.off\(\)"),
+        (lambda: ReconnectPolicy(backoff_base=math.nan), "backoff_base must be a number"),
+    ],
+)
+def test_settings_refuse_what_would_misbehave_later(build: Any, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        build()
+
+
+def test_launch_timing_shows_durations_and_screenshots_save(tmp_path: Path) -> None:
+    timing = LaunchTiming(
+        request_sent=100.0,
+        create_answered=100.02,
+        first_probe=100.25,
+        ready_detected=100.33,
+        probes=5,
+    )
+    assert repr(timing) == (
+        "<LaunchTiming create=20.0ms ready=310.0ms total=330.0ms probes=5 retries=0>"
+    )
+    shot = Screenshot(data=b"\\x89PNG fake", width=1, height=1)
+    assert shot.save(tmp_path / "s.png") == tmp_path / "s.png"
+    assert (tmp_path / "s.png").read_bytes() == shot.data

@@ -33,6 +33,7 @@ import attrs
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
+from .._checks import check_count, check_seconds
 from ..errors import (
     ComputerFailedError,
     ConnectionClosedError,
@@ -60,8 +61,16 @@ Greeting = Callable[[ClientConnection], Awaitable[None]]
 
 
 def _backoff_positive(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-        raise ValueError(f"ReconnectPolicy.{attribute.name} must be > 0; got {value!r}")
+    check_seconds(f"ReconnectPolicy.{attribute.name}", value, inclusive=False)
+
+
+def _attempts(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if isinstance(value, int) and not isinstance(value, bool) and value < 1:
+        raise ValueError(
+            f"ReconnectPolicy.max_attempts must be >= 1 (the dials tried before giving up); "
+            f"got {value!r}; for no reconnection at all use ReconnectPolicy.off()"
+        )
+    check_count("ReconnectPolicy.max_attempts", value)
 
 
 @attrs.frozen(kw_only=True)
@@ -74,7 +83,8 @@ class ReconnectPolicy:
     """
 
     enabled: bool = True
-    max_attempts: int = 8
+    max_attempts: int = attrs.field(default=8, validator=_attempts)
+    """Failed dials in a row before the socket gives up (at least 1)."""
     backoff_base: float = attrs.field(default=0.1, validator=_backoff_positive)
     backoff_max: float = attrs.field(default=5.0, validator=_backoff_positive)
     sleep: Callable[[float], Awaitable[None]] = attrs.field(default=asyncio.sleep, repr=False)

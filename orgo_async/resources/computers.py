@@ -7,8 +7,10 @@ import builtins
 import logging
 from typing import TYPE_CHECKING, Any, Unpack
 
+import attrs
+
 from .._aio import run_shielded
-from .._checks import check_choice, check_id, check_int, check_text, optional
+from .._checks import check_choice, check_id, check_int, check_seconds, check_text, optional
 from .._config import RetryPolicy, Timeouts
 from .._converter import unstructure_spec
 from .._http import Response
@@ -21,6 +23,7 @@ from ..errors import (
     CreateOutcomeUnknown,
     MethodNotAllowedError,
     NotFoundError,
+    OrgoError,
 )
 from ..health import ProbeBudget, ReadyInfo, boot_start, wait_ready
 from ..models import (
@@ -179,11 +182,14 @@ class Computers(Resource):
 
         Takes the fields of :meth:`create`. If the computer does not become
         ready (or the call is cancelled meanwhile), it is deleted, unless
-        ``delete_on_failure`` is false. The deletion is shielded: a second
-        cancellation cannot stop it half way.
+        ``delete_on_failure`` is false. Cancelled while the create is in
+        flight, the create still finishes and its computer is deleted, always:
+        you never saw it. The cleanup is shielded: a second cancellation
+        cannot stop it half way.
 
         Returns:
-            The ready computer and the :class:`LaunchTiming` of the launch.
+            The ready computer (its status ``running``) and the
+            :class:`LaunchTiming` of the launch.
 
         Raises:
             ValueError: a field is out of range (before any request).
@@ -205,11 +211,19 @@ class Computers(Resource):
         retry: RetryPolicy | None = None,
     ) -> LaunchedComputer:
         """:meth:`launch` from a :class:`ComputerSpec`."""
+        optional(check_seconds)("ready_timeout", ready_timeout, inclusive=False)
         loop = asyncio.get_running_loop()
         counter = RetryCounter()
         sent = loop.time()
         with observe_retries(counter):
-            computer = await self.create_from(spec, timeout=timeout, retry=retry)
+            # Shielded: cancelled while the create is in flight, the create still
+            # finishes, and what it made is deleted (the caller never saw it).
+            create = loop.create_task(self.create_from(spec, timeout=timeout, retry=retry))
+        try:
+            computer = await asyncio.shield(create)
+        except asyncio.CancelledError:
+            await run_shielded(self._abandon(create, spec))
+            raise
         answered = loop.time()
         try:
             info = await wait_ready(
@@ -224,7 +238,27 @@ class Computers(Resource):
                 await _delete_after_failure(self, computer, exc)
             raise
         timing = info.timing(sent=sent, answered=answered, retries=counter.retries)
-        return LaunchedComputer(computer=computer, timing=timing)
+        running = attrs.evolve(computer, status=ComputerStatus.RUNNING)
+        return LaunchedComputer(computer=running, timing=timing)
+
+    async def _abandon(self, create: asyncio.Task[Computer], spec: ComputerSpec) -> None:
+        """Delete whatever a create that nobody will receive made (cancellation cleanup)."""
+        try:
+            computer: Computer | None = await create
+        except (CreateOutcomeUnknown, APIConnectionError):
+            # It may exist without our knowing: the name is unique, look it up.
+            try:
+                computer = await self.find(spec.workspace_id, spec.name)
+            except OrgoError as exc:
+                log.warning("could not look up abandoned create %r: %s", spec.name, exc)
+                return
+        except Exception:
+            return  # refused: nothing was made
+        if computer is not None:
+            try:
+                await self.delete(computer, missing_ok=True)
+            except OrgoError as exc:
+                log.warning("could not delete abandoned computer %s: %s", computer.id, exc)
 
     # -- read --------------------------------------------------------------------
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from orgo_async import (
@@ -10,11 +12,12 @@ from orgo_async import (
     InvalidRequestError,
     NotFoundError,
     Orgo,
+    ReadyTimeout,
     Workspace,
 )
-from orgo_async.emulator import Emulator
+from orgo_async.emulator import BootTime, Emulator, FaultRule
 
-from ..conftest import TEST_BOOT
+from ..conftest import TEST_BOOT, eventually
 
 
 async def test_create_returns_every_documented_field(orgo: Orgo, workspace: Workspace) -> None:
@@ -181,3 +184,54 @@ async def test_drifted_answers_still_work(
     assert c.instance_id  # from fly_instance_id
     info = await orgo.computers.wait_ready(c, timeout=5)
     assert info.ready - info.since >= TEST_BOOT * 0.5
+
+
+# -- launch -------------------------------------------------------------------------
+
+
+async def test_launch_hands_over_a_running_computer_with_its_timing(
+    orgo: Orgo, workspace: Workspace, emulator: Emulator
+) -> None:
+    launched = await orgo.computers.launch(workspace_id=workspace.id, name="l", ram=8)
+    computer, timing = launched.computer, launched.timing
+    # Seen ready: the object says so (it was "creating" in the create's answer).
+    assert computer.status is ComputerStatus.RUNNING and computer.ram == 8
+    assert timing.request_sent <= timing.create_answered <= timing.ready_detected
+    assert timing.ready_detected >= emulator.counters.healthy_at[computer.id]
+    assert timing.probes == emulator.counters.health_probes[computer.id] >= 1
+    shown = repr(timing)
+    assert "create=" in shown and "ready=" in shown and "ms" in shown
+
+
+async def test_a_launch_that_never_gets_ready_is_deleted(
+    orgo: Orgo, workspace: Workspace, emulator: Emulator
+) -> None:
+    emulator.config.boot = BootTime.fixed(30.0)
+    with pytest.raises(ReadyTimeout):
+        await orgo.computers.launch(workspace_id=workspace.id, name="slow", ready_timeout=0.3)
+    assert emulator.counters.live == 0
+    with pytest.raises(ValueError, match="ready_timeout must be a number of seconds > 0"):
+        await orgo.computers.launch(workspace_id=workspace.id, name="x", ready_timeout=-1)
+    assert emulator.counters.creates == 1  # the bad one sent nothing
+
+
+@pytest.mark.parametrize("where", ["create in flight", "create answered", "probing"])
+async def test_a_cancelled_launch_leaves_no_computer(
+    orgo: Orgo, workspace: Workspace, emulator: Emulator, where: str
+) -> None:
+    # The create takes 0.2 s to answer, the boot 0.3 s: cancel inside each phase.
+    emulator.faults.add(FaultRule(kind="delay", delay=0.2, method="POST", path=r"/computers$"))
+    emulator.config.boot = BootTime.fixed(0.3)
+    at = {"create in flight": 0.1, "create answered": 0.21, "probing": 0.35}[where]
+    launches = [
+        asyncio.create_task(orgo.computers.launch(workspace_id=workspace.id, name=f"c{n}"))
+        for n in range(20)
+    ]
+    await asyncio.sleep(at)
+    for task in launches:
+        task.cancel()
+    results = await asyncio.gather(*launches, return_exceptions=True)
+    assert all(isinstance(r, asyncio.CancelledError) for r in results)
+    # Every create landed (or will, shielded); none may be left alive.
+    await eventually(lambda: emulator.counters.creates == 20)
+    await eventually(lambda: emulator.counters.live == 0)
