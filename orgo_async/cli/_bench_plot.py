@@ -105,17 +105,25 @@ def _draw_cdfs(pyplot: Any, result: dict[str, Any], path: Path) -> None:
                     va="center",
                     transform=ax.transAxes,
                 )
-        boot = result.get("boot_ms")
-        figure.suptitle(
+        title = (
             f"{PROG} bench: {result['count_per_launch']} computers per launch, "
             f"concurrency {result['concurrency']}"
-            + (f", boot {boot:g} ms" if isinstance(boot, int | float) else "")
-            + "  (solid: SDK, dashed: raw aiohttp)"
         )
-        path.parent.mkdir(parents=True, exist_ok=True)
-        figure.savefig(path, dpi=110)
+        _save(figure, result, title, path)
     finally:
         pyplot.close(figure)
+
+
+def _save(figure: Any, result: dict[str, Any], title: str, path: Path) -> None:
+    """Title the figure (with the boot time, when known) and write it to ``path``."""
+    boot = result.get("boot_ms")
+    figure.suptitle(
+        title
+        + (f", boot {boot:g} ms" if isinstance(boot, int | float) else "")
+        + "  (solid: SDK, dashed: raw aiohttp)"
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
 
 
 def _series(
@@ -170,13 +178,7 @@ def _draw_sweep(pyplot: Any, result: dict[str, Any], path: Path) -> None:
             ax.grid(True, alpha=0.3)
             if ax.has_data():
                 ax.legend(fontsize="small")
-        boot = result.get("boot_ms")
-        figure.suptitle(
-            f"{PROG} bench --sweep: counts {', '.join(str(p['count_per_launch']) for p in points)}"
-            + (f", boot {boot:g} ms" if isinstance(boot, int | float) else "")
-            + "  (solid: SDK, dashed: raw aiohttp)"
-        )
-        path.parent.mkdir(parents=True, exist_ok=True)
-        figure.savefig(path, dpi=110)
+        counts = ", ".join(str(p["count_per_launch"]) for p in points)
+        _save(figure, result, f"{PROG} bench --sweep: counts {counts}", path)
     finally:
         pyplot.close(figure)

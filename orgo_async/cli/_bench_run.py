@@ -234,6 +234,18 @@ class _Window:
             self._open = False
             gc.callbacks.remove(self._on_gc)
 
+    def run(self, samples: list[_Sample], errors: list[str], *, cleanup: float) -> _Run:
+        """The run this window measured (closed first, if it is not yet)."""
+        self.close()
+        return _Run(
+            samples=samples,
+            errors=errors,
+            wall=self.wall,
+            cpu=self.cpu,
+            full_collections=self.full_collections,
+            cleanup=cleanup,
+        )
+
 
 async def _run_sdk(config: BenchConfig, target: _Target, plan: _Plan) -> _Run:
     launched: list[LaunchedComputer] = []
@@ -268,14 +280,7 @@ async def _run_sdk(config: BenchConfig, target: _Target, plan: _Plan) -> _Run:
         for item in launched
     ]
     errors = [f"{f.name}: {describe(f.error)}" for f in fleet.failures]
-    return _Run(
-        samples=samples,
-        errors=errors,
-        wall=window.wall,
-        cpu=window.cpu,
-        full_collections=window.full_collections,
-        cleanup=cleanup,
-    )
+    return window.run(samples, errors, cleanup=cleanup)
 
 
 async def _run_baseline(config: BenchConfig, target: _Target, plan: _Plan) -> _Run:
@@ -354,14 +359,7 @@ async def _run_baseline(config: BenchConfig, target: _Target, plan: _Plan) -> _R
         for name, r in zip(names, results, strict=True)
         if isinstance(r, BaseException)
     ]
-    return _Run(
-        samples=samples,
-        errors=errors,
-        wall=window.wall,
-        cpu=window.cpu,
-        full_collections=window.full_collections,
-        cleanup=cleanup,
-    )
+    return window.run(samples, errors, cleanup=cleanup)
 
 
 def _verify(context: ssl.SSLContext | None) -> ssl.SSLContext | bool:

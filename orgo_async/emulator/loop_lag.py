@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import math
 from typing import Any, Final
 
@@ -55,8 +54,7 @@ class LoopLagMonitor:
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await asyncio.wait([task])
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()

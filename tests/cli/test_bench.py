@@ -163,20 +163,8 @@ def test_bench_plot_draws_a_png(tmp_path: Path) -> None:
 
 
 def test_bench_sweep_json_has_one_point_per_concurrency() -> None:
-    done = ok(
-        cli(
-            "bench",
-            "--emulator",
-            "--sweep",
-            "16,32",
-            "--count",
-            "8",
-            "--boot-ms",
-            "20",
-            "--json",
-            timeout=BENCH_TIMEOUT,
-        )  # fmt: skip
-    )
+    sweep = ["--sweep", "16,32", "--count", "8", "--boot-ms", "20"]
+    done = ok(cli("bench", "--emulator", *sweep, "--json", timeout=BENCH_TIMEOUT))
     result = json.loads(done.stdout)  # one JSON object and nothing else on stdout
     assert result["sweep"] == [16, 32]
     assert result["mode"] == "burst"
@@ -200,26 +188,9 @@ def test_bench_sweep_json_has_one_point_per_concurrency() -> None:
 def test_bench_sweep_prints_one_row_per_concurrency_and_plots_them(tmp_path: Path) -> None:
     out = tmp_path / "sweep.png"
     plot = ["--plot", str(out)] if importlib.util.find_spec("matplotlib") else []
-    done = ok(
-        cli(
-            "bench",
-            "--emulator",
-            "--sweep",
-            "2,4",
-            "--count",
-            "2,4",
-            "--boot-ms",
-            "20",
-            "--boot-dist",
-            "uniform",
-            "--boot-max-ms",
-            "40",
-            "--rounds",
-            "2",
-            *plot,
-            timeout=BENCH_TIMEOUT,
-        )  # fmt: skip
-    )
+    sweep = ["--sweep", "2,4", "--count", "2,4", "--rounds", "2"]
+    boot = ["--boot-ms", "20", "--boot-dist", "uniform", "--boot-max-ms", "40"]
+    done = ok(cli("bench", "--emulator", *sweep, *boot, *plot, timeout=BENCH_TIMEOUT))
     lines = done.stdout.splitlines()
     assert "burst sweep over concurrency 2, 4, boot uniform 20-40 ms, rounds 2" in lines[0]
     header = next(n for n, line in enumerate(lines) if line.startswith("concurrency"))
@@ -259,26 +230,17 @@ def test_emulator_options_need_the_emulator() -> None:
     assert "--boot-dist --tls: only with --emulator" in one_error_line(done, 2)
 
 
+def _small_burst(*options: str) -> dict[str, Any]:
+    """The JSON of ``bench --emulator OPTIONS`` launching two computers in one burst."""
+    burst = ["--mode", "burst", "--count", "2", "--concurrency", "2", "--boot-ms", "20"]
+    done = ok(cli("bench", "--emulator", *options, *burst, "--json", timeout=BENCH_TIMEOUT))
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
+
+
 def test_bench_over_tls_trusts_the_emulators_certificate() -> None:
     pytest.importorskip("cryptography")
-    done = ok(
-        cli(
-            "bench",
-            "--emulator",
-            "--tls",
-            "--mode",
-            "burst",
-            "--count",
-            "2",
-            "--concurrency",
-            "2",
-            "--boot-ms",
-            "20",
-            "--json",
-            timeout=BENCH_TIMEOUT,
-        )  # fmt: skip
-    )
-    result = json.loads(done.stdout)
+    result = _small_burst("--tls")
     assert result["tls"] is True
     assert (result["ready"], result["baseline"]["ready"], result["leftover"]) == (2, 2, 0)
 
@@ -292,22 +254,4 @@ def test_loop_uvloop_without_uvloop_exits_2_naming_the_extra() -> None:
 
 def test_loop_uvloop_runs_the_bench_on_uvloop() -> None:
     pytest.importorskip("uvloop")
-    done = ok(
-        cli(
-            "bench",
-            "--emulator",
-            "--loop",
-            "uvloop",
-            "--mode",
-            "burst",
-            "--count",
-            "2",
-            "--concurrency",
-            "2",
-            "--boot-ms",
-            "20",
-            "--json",
-            timeout=BENCH_TIMEOUT,
-        )  # fmt: skip
-    )
-    assert json.loads(done.stdout)["loop"] == "uvloop"
+    assert _small_burst("--loop", "uvloop")["loop"] == "uvloop"
