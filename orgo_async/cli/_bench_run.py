@@ -383,6 +383,7 @@ class _Books:
 
     def __init__(self, base_url: str, api_key: str, context: ssl.SSLContext | None) -> None:
         self._url = _origin(base_url) + "/_emulator/counters"
+        self._warned = False
         self._session = aiohttp.ClientSession(
             headers={"Authorization": f"Bearer {api_key}"},
             timeout=aiohttp.ClientTimeout(total=30),
@@ -423,8 +424,9 @@ class _Books:
         # The clock is read while the request is handled: on one machine's CLOCK_MONOTONIC
         # it lies between our two readings. Otherwise the instants are not comparable.
         shared = isinstance(clock, int | float) and before - 0.001 <= clock <= after + 0.001
-        if not shared:
+        if not shared and not self._warned:
             log.warning("the emulator's clock is not this machine's: no detection lag")
+            self._warned = True
         loop_lag = data.get("loop_lag_ms")
         return _Records(
             probes=_ints(data.get("health_probes")),
