@@ -1,6 +1,7 @@
 """Fleet launch latency: the SDK against a hand-written raw-aiohttp loop, same run.
 
     python benchmarks/fleet_latency.py --count 200 --concurrency 32 --boot-ms 300
+    python benchmarks/fleet_latency.py --sweep 16,32,64,128,256 --count 200,200,200,400,600
 
 This is ``orgo-async bench`` (the logic lives in ``orgo_async.cli.bench``) with
 two different defaults:

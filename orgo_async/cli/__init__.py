@@ -2,7 +2,7 @@
 
 ::
 
-    orgo-async [--base-url URL] [--emulator] [--verbose] COMMAND [options]
+    orgo-async [--base-url URL] [--emulator] [--verbose] [--loop LOOP] COMMAND [options]
 
 Commands:
 
@@ -20,6 +20,8 @@ Commands:
                 (``--plot PATH`` draws the distributions; needs the ``plot`` extra)
 
 The global options may also follow the command (``orgo-async bench --emulator``).
+``--loop uvloop`` runs the command's event loop on uvloop (the ``speed`` extra:
+``pip install 'orgo_async[speed]'``) instead of asyncio's own.
 Without ``--emulator`` the target is ``--base-url`` (else ``ORGO_BASE_URL``)
 with the key in ``ORGO_API_KEY``; the key is never taken from the command line,
 printed or logged (``--verbose`` logs blank out keys and tokens).
@@ -43,7 +45,8 @@ logs it at debug level), and with an exit code per kind of error:
     1    an unexpected internal error (a bug; ``--verbose`` shows the traceback)
     2    usage: bad arguments or options, input the SDK refused (``ValueError``),
          a missing optional extra (``bench --plot`` without matplotlib,
-         ``screenshot --vnc`` without cryptography: the message names the extra)
+         ``screenshot --vnc`` without cryptography, ``--loop uvloop`` without
+         uvloop: the message names the extra)
     3    authentication: no ``ORGO_API_KEY``, or the key was refused (401, 403)
     4    not found (404): no such computer or workspace
     5    any other API error (another error status, an answer that does not fit)
@@ -66,8 +69,9 @@ only by the ``emulator`` command (``--emulator`` runs it in a child process).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Final
 
 from ._options import Parser, add_global_options
@@ -87,6 +91,7 @@ from ._output import (
     classify,
     configure_logging,
     error,
+    import_extra,
     interrupted,
     leaf,
     log,
@@ -130,6 +135,8 @@ _COMMANDS: Final = (
 # `emulator` has options of its own: it serves, it does not act on a target.
 _WITHOUT_GLOBAL_OPTIONS: Final = frozenset({"emulator"})
 
+_LOOPS: Final = ("asyncio", "uvloop")
+
 _EPILOG: Final = """\
 target: --emulator (a fresh emulator, offline), else --base-url or ORGO_BASE_URL with
 ORGO_API_KEY. The computer id 'new' launches one computer first and deletes it at the end.
@@ -146,10 +153,45 @@ def _configure(name: str, where: str) -> Callable[[Parser], None]:
     def configure(parser: Parser) -> None:
         if name not in _WITHOUT_GLOBAL_OPTIONS:
             add_global_options(parser, repeated=True)
+        _add_loop_option(parser, repeated=True)
         module = importlib.import_module(f".{module_name}", __name__)
         getattr(module, function)(parser)
 
     return configure
+
+
+def _add_loop_option(parser: argparse.ArgumentParser, *, repeated: bool) -> None:
+    """``--loop``, before or after the command's name (see :func:`add_global_options`)."""
+    parser.add_argument_group("event loop").add_argument(
+        "--loop",
+        choices=_LOOPS,
+        default=argparse.SUPPRESS if repeated else "asyncio",
+        help="the event loop the command runs on (default asyncio); uvloop needs "
+        "pip install 'orgo_async[speed]'",
+    )
+
+
+@contextlib.contextmanager
+def _event_loop(name: str) -> Iterator[None]:
+    """Let the command's ``asyncio.run`` run on the event loop ``name`` names.
+
+    Raises:
+        UsageError: ``uvloop`` is asked for and not installed.
+    """
+    if name == "asyncio":
+        yield
+        return
+    uvloop = import_extra("uvloop", extra="speed", needed_by="--loop uvloop")
+    import asyncio  # only here: --help must not load it
+
+    # Every command calls asyncio.run itself, so the policy is what reaches them all;
+    # it is put back afterwards for whoever calls main() next in this process.
+    previous = asyncio.get_event_loop_policy()
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    try:
+        yield
+    finally:
+        asyncio.set_event_loop_policy(previous)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -165,6 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_global_options(parser, repeated=False)
+    _add_loop_option(parser, repeated=False)
     commands = parser.add_subparsers(
         dest="command", metavar="COMMAND", required=True, parser_class=Parser
     )
@@ -186,7 +229,8 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(args.verbose)
     handler: Handler = args.handler
     try:
-        return handler(args)
+        with _event_loop(args.loop):
+            return handler(args)
     except UsageError as exc:
         error(str(exc))
         return EXIT_USAGE

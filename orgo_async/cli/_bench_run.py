@@ -13,13 +13,21 @@ Modes:
   launches in flight;
 * ``burst``: everything at once, bounded by ``concurrency``.
 
+A *sweep* runs the burst mode at several concurrencies, each with its own
+count, in one run (``BenchConfig.sweep``): the health race must hold at every
+concurrency a user will pick, not at one.
+
 Figures (see ``benchmarks/README.md``), per computer: create latency, create →
 ready, ready-detection lag (the emulator's record of when the computer became
 healthy → the launcher saw the 200; needs the emulator on this machine, whose
 ``CLOCK_MONOTONIC`` is the client's), health probes per computer (counted by
-the emulator, and by the client itself). Per run: wall time and client CPU
+the emulator, and by the client itself). Per run: wall time, client CPU
 (``time.process_time()`` of this process; an emulator child is not counted)
-from the first request to the last computer ready, cleanup excluded.
+and the client's full (generation 2) garbage collections, from the first
+request to the last computer ready, cleanup excluded; and from the emulator,
+whose counters are reset before each run and read after it, the most health
+probes one computer had in flight at once and its own event-loop lag (the
+spawned emulator runs its loop lag monitor).
 
 Percentiles use the **nearest-rank** method (see
 :func:`~orgo_async.cli._format.percentiles`), so every reported figure is one
@@ -38,9 +46,10 @@ import math
 import os
 import platform
 import secrets
+import ssl
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Final, Literal
 from urllib.parse import urlsplit
 
@@ -62,9 +71,22 @@ log = logging.getLogger("orgo_async.bench")
 Mode = Literal["sequential", "staggered", "burst"]
 MODES: Final[tuple[Mode, ...]] = ("sequential", "staggered", "burst")
 _HEADLINE: Final = "burst"
+BootDist = Literal["fixed", "uniform", "long-tail"]
+BOOT_DISTS: Final[tuple[BootDist, ...]] = ("fixed", "uniform", "long-tail")
+# The spawned emulator's loop lag monitor samples every this many ms: fine enough to
+# see a queue of a few ms, cheap enough (200 wakeups a second) not to make one.
+MONITOR_LOOP_MS: Final = 5.0
 
 
 # --------------------------------------------------------------------------- configuration
+
+
+@attrs.frozen
+class SweepPoint:
+    """One point of a sweep: a burst launch of ``count`` computers, ``concurrency`` at once."""
+
+    concurrency: int
+    count: int
 
 
 @attrs.frozen(kw_only=True)
@@ -75,10 +97,18 @@ class BenchConfig:
         count: Computers per launch (per mode, per round, for each of SDK and baseline).
         concurrency: Launches in flight at once (staggered and burst).
         modes: The modes to run, in order.
-        boot_ms, boot_jitter_ms: The spawned emulator's boot time.
+        sweep: Burst launches at these points instead of ``modes`` (then
+            ``count`` and ``concurrency`` do not apply).
+        boot_ms, boot_jitter_ms: The spawned emulator's boot time (``boot_ms`` is
+            the low end of ``uniform`` and the median of ``long-tail``).
+        boot_dist, boot_sigma, boot_max_ms: The spawned emulator's boot time
+            distribution (``--boot-dist``; ``--boot-sigma`` for ``long-tail``;
+            ``--boot-max-ms``, the high end of ``uniform`` and the cap of
+            ``long-tail``, ``None`` for none).
+        tls: The spawned emulator serves HTTPS; both launchers trust its certificate.
         stagger_ms: Gap between creates in the staggered mode.
         baseline_poll_ms: The baseline's health polling interval.
-        rounds: SDK/baseline pairs per mode.
+        rounds: SDK/baseline pairs per mode (per point).
         ready_timeout: Seconds per computer, from its create's answer.
         emulator: Start the emulator in a child process (else use ``base_url``).
         base_url: The API root when not using a spawned emulator.
@@ -88,8 +118,13 @@ class BenchConfig:
     count: int
     concurrency: int = 32
     modes: tuple[Mode, ...] = MODES
+    sweep: tuple[SweepPoint, ...] = ()
     boot_ms: float = 300.0
     boot_jitter_ms: float = 20.0
+    boot_dist: BootDist = "fixed"
+    boot_sigma: float = 0.5
+    boot_max_ms: float | None = None
+    tls: bool = False
     stagger_ms: float = 20.0
     baseline_poll_ms: float = 10.0
     rounds: int = 1
@@ -115,6 +150,17 @@ class _Sample:
 
 
 @attrs.frozen(kw_only=True)
+class _Records:
+    """What the emulator saw during one run (its counters are reset before each run)."""
+
+    probes: dict[str, int]
+    healthy_at: dict[str, float] | None  # None: its clock is not this machine's
+    inflight_max: dict[str, int]
+    loop_lag: dict[str, Any] | None  # None: its loop lag monitor is off
+    live: int
+
+
+@attrs.frozen(kw_only=True)
 class _Run:
     """One launch of ``count`` computers by the SDK or the baseline."""
 
@@ -122,7 +168,9 @@ class _Run:
     errors: list[str]
     wall: float
     cpu: float
+    full_collections: int
     cleanup: float
+    records: _Records | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -130,38 +178,92 @@ class _Target:
     base_url: str
     api_key: str = attrs.field(repr=False)
     workspace_id: str
+    ssl: ssl.SSLContext | None = None
 
 
-def _plan(config: BenchConfig, mode: Mode) -> tuple[int, float | None]:
-    """``(concurrency, creates per second)`` of a mode."""
-    if mode == "sequential":
-        return 1, None
-    if mode == "staggered":
-        return config.concurrency, 1000.0 / config.stagger_ms
-    return config.concurrency, None
+@attrs.frozen(kw_only=True)
+class _Plan:
+    """One launch's shape, run once per round by the SDK and once by the baseline."""
+
+    mode: Mode
+    count: int
+    concurrency: int
+    rate: float | None = None  # creates per second; None: as fast as the concurrency allows
 
 
-async def _run_sdk(config: BenchConfig, target: _Target, mode: Mode) -> _Run:
-    concurrency, rate = _plan(config, mode)
+def _plans(config: BenchConfig) -> list[_Plan]:
+    if config.sweep:
+        return [
+            _Plan(mode="burst", count=point.count, concurrency=point.concurrency)
+            for point in config.sweep
+        ]
+    plans = []
+    for mode in config.modes:
+        concurrency = 1 if mode == "sequential" else config.concurrency
+        rate = 1000.0 / config.stagger_ms if mode == "staggered" else None
+        plans.append(_Plan(mode=mode, count=config.count, concurrency=concurrency, rate=rate))
+    return plans
+
+
+class _Window:
+    """A run's measured window: wall time, client CPU and full garbage collections.
+
+    It opens after a full collection (a run does not pay for the garbage of
+    the one before) and counts the generation-2 collections of this process
+    until :meth:`close`.
+    """
+
+    def __init__(self) -> None:
+        gc.collect()
+        self.full_collections = 0
+        self.wall = self.cpu = 0.0
+        self._open = True
+        gc.callbacks.append(self._on_gc)
+        self._cpu0 = time.process_time()
+        self._wall0 = time.perf_counter()
+
+    def _on_gc(self, phase: str, info: Mapping[str, int]) -> None:
+        if phase == "start" and info["generation"] == 2:
+            self.full_collections += 1
+
+    def close(self) -> None:
+        """End the window; only the first call counts."""
+        if self._open:
+            self.wall = time.perf_counter() - self._wall0
+            self.cpu = time.process_time() - self._cpu0
+            self._open = False
+            gc.callbacks.remove(self._on_gc)
+
+    def run(self, samples: list[_Sample], errors: list[str], *, cleanup: float) -> _Run:
+        """The run this window measured (closed first, if it is not yet)."""
+        self.close()
+        return _Run(
+            samples=samples,
+            errors=errors,
+            wall=self.wall,
+            cpu=self.cpu,
+            full_collections=self.full_collections,
+            cleanup=cleanup,
+        )
+
+
+async def _run_sdk(config: BenchConfig, target: _Target, plan: _Plan) -> _Run:
     launched: list[LaunchedComputer] = []
-    gc.collect()
-    cpu0 = time.process_time()
-    wall0 = time.perf_counter()
-    async with Orgo(api_key=target.api_key, base_url=target.base_url) as orgo:
+    window = _Window()
+    async with Orgo(api_key=target.api_key, base_url=target.base_url, ssl=target.ssl) as orgo:
         try:
             async with orgo.fleet(
                 target.workspace_id,
-                config.count,
-                concurrency=concurrency,
-                rate=rate,
-                prefix=f"bench-sdk-{mode}",
+                plan.count,
+                concurrency=plan.concurrency,
+                rate=plan.rate,
+                prefix=f"bench-sdk-{plan.mode}",
                 ready_timeout=config.ready_timeout,
             ) as fleet:
                 async for item in fleet:
                     launched.append(item)
-            wall = time.perf_counter() - wall0
-            cpu = time.process_time() - cpu0
         finally:
+            window.close()
             # The received computers are ours to delete; the fleet deleted the rest.
             cleanup0 = time.perf_counter()
             await delete_computers(orgo, [item.computer for item in launched])
@@ -178,20 +280,19 @@ async def _run_sdk(config: BenchConfig, target: _Target, mode: Mode) -> _Run:
         for item in launched
     ]
     errors = [f"{f.name}: {describe(f.error)}" for f in fleet.failures]
-    return _Run(samples=samples, errors=errors, wall=wall, cpu=cpu, cleanup=cleanup)
+    return window.run(samples, errors, cleanup=cleanup)
 
 
-async def _run_baseline(config: BenchConfig, target: _Target, mode: Mode) -> _Run:
+async def _run_baseline(config: BenchConfig, target: _Target, plan: _Plan) -> _Run:
     """The hand-written loop a careful user would write with aiohttp: no SDK, no models."""
-    concurrency, rate = _plan(config, mode)
-    interval = 0.0 if rate is None else 1.0 / rate
+    interval = 0.0 if plan.rate is None else 1.0 / plan.rate
     poll = config.baseline_poll_ms / 1000
     base = target.base_url
     body = {"workspace_id": target.workspace_id, "os": "linux"}
     run_id = secrets.token_hex(3)
-    names = [f"bench-raw-{mode}-{run_id}-{n:04d}" for n in range(config.count)]
+    names = [f"bench-raw-{plan.mode}-{run_id}-{n:04d}" for n in range(plan.count)]
     loop = asyncio.get_running_loop()
-    gate = asyncio.Semaphore(concurrency)
+    gate = asyncio.Semaphore(plan.concurrency)
     created: list[str] = []
     next_slot = 0.0
 
@@ -233,20 +334,17 @@ async def _run_baseline(config: BenchConfig, target: _Target, mode: Mode) -> _Ru
                     log.warning("baseline: DELETE %s answered %d", computer_id, resp.status)
 
     delete_gate = asyncio.Semaphore(DELETE_CONCURRENCY)
-    gc.collect()
-    cpu0 = time.process_time()
-    wall0 = time.perf_counter()
+    window = _Window()
     async with aiohttp.ClientSession(
         headers={"Authorization": f"Bearer {target.api_key}"},
-        connector=aiohttp.TCPConnector(limit=1000),
+        connector=aiohttp.TCPConnector(limit=1000, ssl=_verify(target.ssl)),
     ) as session:
         try:
             results = await asyncio.gather(
                 *(launch(session, name) for name in names), return_exceptions=True
             )
-            wall = time.perf_counter() - wall0
-            cpu = time.process_time() - cpu0
         finally:
+            window.close()
             cleanup0 = time.perf_counter()
             outcomes = await asyncio.gather(
                 *(delete(session, c) for c in created), return_exceptions=True
@@ -261,19 +359,15 @@ async def _run_baseline(config: BenchConfig, target: _Target, mode: Mode) -> _Ru
         for name, r in zip(names, results, strict=True)
         if isinstance(r, BaseException)
     ]
-    return _Run(samples=samples, errors=errors, wall=wall, cpu=cpu, cleanup=cleanup)
+    return window.run(samples, errors, cleanup=cleanup)
+
+
+def _verify(context: ssl.SSLContext | None) -> ssl.SSLContext | bool:
+    """aiohttp's ``ssl=``: the given context, else the system's trust store."""
+    return True if context is None else context
 
 
 # --------------------------------------------------------------------------- the emulator's records
-
-
-@attrs.frozen(kw_only=True)
-class _Records:
-    """What the emulator saw: probes per computer, and when each became healthy."""
-
-    probes: dict[str, int]
-    healthy_at: dict[str, float] | None  # None: its clock is not this machine's
-    live: int
 
 
 def _origin(base_url: str) -> str:
@@ -281,44 +375,108 @@ def _origin(base_url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
-async def _read_records(base_url: str, api_key: str) -> _Records | None:
-    """The emulator's counters, or ``None`` if the target is not an emulator."""
-    url = _origin(base_url) + "/_emulator/counters"
-    try:
-        async with aiohttp.ClientSession(
+class _Books:
+    """The target's ``/_emulator/counters``, if it is an emulator: read and reset per run.
+
+    One session for the whole benchmark, outside every measured window.
+    """
+
+    def __init__(self, base_url: str, api_key: str, context: ssl.SSLContext | None) -> None:
+        self._url = _origin(base_url) + "/_emulator/counters"
+        self._warned = False
+        self._session = aiohttp.ClientSession(
             headers={"Authorization": f"Bearer {api_key}"},
             timeout=aiohttp.ClientTimeout(total=30),
-        ) as session:
+            connector=aiohttp.TCPConnector(ssl=_verify(context)),
+        )
+
+    async def __aenter__(self) -> _Books:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self._session.close()
+
+    async def reset(self) -> None:
+        """Zero the counters (and the emulator's loop lag samples) before a run."""
+        try:
+            async with self._session.delete(self._url, allow_redirects=False) as resp:
+                await resp.read()
+                if resp.status != 200:
+                    log.warning("could not reset the emulator's counters: %d", resp.status)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            log.warning("could not reset the emulator's counters: %s", describe(exc))
+
+    async def read(self) -> _Records | None:
+        """The emulator's counters, or ``None`` if the target is not an emulator."""
+        try:
             before = time.monotonic()
-            async with session.get(url, allow_redirects=False) as resp:
+            async with self._session.get(self._url, allow_redirects=False) as resp:
                 after = time.monotonic()
                 if resp.status != 200:
                     return None
                 data = await resp.json()
-    except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-        log.debug("no emulator records at the target: %s", describe(exc))
-        return None
-    if not isinstance(data, dict) or "live" not in data:
-        return None
-    clock = data.get("clock")
-    # The clock is read while the request is handled: on one machine's CLOCK_MONOTONIC
-    # it lies between our two readings. Otherwise the instants are not comparable.
-    shared = isinstance(clock, int | float) and before - 0.001 <= clock <= after + 0.001
-    if not shared:
-        log.warning("the emulator's clock is not this machine's: no detection lag")
-    return _Records(
-        probes={str(k): int(v) for k, v in data.get("health_probes", {}).items()},
-        healthy_at=(
-            {str(k): float(v) for k, v in data.get("healthy_at", {}).items()} if shared else None
-        ),
-        live=int(data["live"]),
-    )
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            log.debug("no emulator records at the target: %s", describe(exc))
+            return None
+        if not isinstance(data, dict) or "live" not in data:
+            return None
+        clock = data.get("clock")
+        # The clock is read while the request is handled: on one machine's CLOCK_MONOTONIC
+        # it lies between our two readings. Otherwise the instants are not comparable.
+        shared = isinstance(clock, int | float) and before - 0.001 <= clock <= after + 0.001
+        if not shared and not self._warned:
+            log.warning("the emulator's clock is not this machine's: no detection lag")
+            self._warned = True
+        loop_lag = data.get("loop_lag_ms")
+        return _Records(
+            probes=_ints(data.get("health_probes")),
+            healthy_at=(
+                {str(k): float(v) for k, v in data.get("healthy_at", {}).items()}
+                if shared
+                else None
+            ),
+            inflight_max=_ints(data.get("health_inflight_max")),
+            loop_lag=loop_lag if isinstance(loop_lag, dict) else None,
+            live=int(data["live"]),
+        )
+
+
+def _ints(value: object) -> dict[str, int]:
+    return {str(k): int(v) for k, v in value.items()} if isinstance(value, dict) else {}
 
 
 # --------------------------------------------------------------------------- summaries
 
 
-def _figures(runs: Sequence[_Run], count: int, records: _Records | None) -> dict[str, Any]:
+def _books(runs: Sequence[_Run]) -> Iterator[_Records]:
+    return (r.records for r in runs if r.records is not None)
+
+
+def _max_in_flight(runs: Sequence[_Run]) -> int | None:
+    """The most probes one computer had in flight at once, over the runs (``None``: unknown)."""
+    counts = [max(b.inflight_max.values(), default=0) for b in _books(runs)]
+    return max(counts) if counts else None
+
+
+def _loop_lag(runs: Sequence[_Run]) -> dict[str, Any] | None:
+    """The emulator's loop lag: the worst run's percentiles, and the samples of all."""
+    lags = [b.loop_lag for b in _books(runs) if b.loop_lag is not None]
+    if not lags:
+        return None
+
+    def worst(key: str) -> float | None:
+        values = [lag[key] for lag in lags if isinstance(lag.get(key), int | float)]
+        return max(values) if values else None
+
+    return {
+        "p50": worst("p50"),
+        "p99": worst("p99"),
+        "max": worst("max"),
+        "samples": sum(int(lag.get("samples", 0)) for lag in lags),
+    }
+
+
+def _figures(runs: Sequence[_Run], count: int) -> dict[str, Any]:
     samples = [s for r in runs for s in r.samples]
     errors = [e for r in runs for e in r.errors]
     launched = count * len(runs)
@@ -326,15 +484,18 @@ def _figures(runs: Sequence[_Run], count: int, records: _Records | None) -> dict
     cpu = sum(r.cpu for r in runs)
     lag: list[float] = []
     emulator_probes: list[int] = []
-    if records is not None:
-        emulator_probes = [records.probes.get(s.computer_id, 0) for s in samples]
-        if records.healthy_at is not None:
-            healthy = records.healthy_at
-            lag = [
+    for r in runs:
+        if r.records is None:
+            continue
+        emulator_probes += [r.records.probes.get(s.computer_id, 0) for s in r.samples]
+        healthy = r.records.healthy_at
+        if healthy is not None:
+            lag += [
                 (s.ready - healthy[s.computer_id]) * 1000
-                for s in samples
+                for s in r.samples
                 if s.computer_id in healthy
             ]
+    counted = all(r.records is not None for r in runs)
     client_probes = [s.probes for s in samples]
     return {
         "count": launched,
@@ -343,15 +504,16 @@ def _figures(runs: Sequence[_Run], count: int, records: _Records | None) -> dict
         "create_ms": percentiles(ms(s.answered - s.sent) for s in samples),
         "create_to_ready_ms": percentiles(ms(s.ready - s.answered) for s in samples),
         "detection_lag_ms": percentiles(round(x, 3) for x in lag),
-        "probes_per_computer": percentiles(
-            emulator_probes if records is not None else client_probes
-        ),
+        "probes_per_computer": percentiles(emulator_probes if counted else client_probes),
         "client_probes_per_computer": percentiles(client_probes),
         "retries": sum(s.retries for s in samples),
         "wall_ms": ms(wall),
         "client_cpu_ms": ms(cpu),
         "client_cpu_ms_per_computer": round(cpu * 1000 / launched, 4),
         "cleanup_ms": ms(sum(r.cleanup for r in runs) / len(runs)),
+        "gc_full_collections": sum(r.full_collections for r in runs),
+        "max_probes_in_flight_per_computer": _max_in_flight(runs),
+        "emulator_loop_lag_ms": _loop_lag(runs),
         "failure_examples": errors[:5],
         # Per-computer values, for plots and for anyone re-analysing the JSON.
         "samples": {
@@ -367,14 +529,16 @@ def _ratio(sdk: float, baseline: float) -> float | None:
     return round(sdk / baseline, 4)
 
 
+def _lag_p99(run: _Run) -> float | None:
+    lag = _loop_lag([run])
+    return None if lag is None else lag["p99"]
+
+
 def _summarize(
-    config: BenchConfig,
-    sdk_runs: Sequence[_Run],
-    baseline_runs: Sequence[_Run],
-    records: _Records | None,
+    plan: _Plan, sdk_runs: Sequence[_Run], baseline_runs: Sequence[_Run]
 ) -> dict[str, Any]:
-    summary = _figures(sdk_runs, config.count, records)
-    baseline = _figures(baseline_runs, config.count, records)
+    summary = _figures(sdk_runs, plan.count)
+    baseline = _figures(baseline_runs, plan.count)
     summary["baseline"] = baseline
     summary["ratio_vs_baseline"] = {
         "wall": _ratio(summary["wall_ms"], baseline["wall_ms"]),
@@ -388,6 +552,10 @@ def _summarize(
             "baseline_wall_ms": ms(b.wall),
             "sdk_cpu_ms": ms(s.cpu),
             "baseline_cpu_ms": ms(b.cpu),
+            "sdk_gc_full_collections": s.full_collections,
+            "baseline_gc_full_collections": b.full_collections,
+            "sdk_emulator_loop_lag_p99_ms": _lag_p99(s),
+            "baseline_emulator_loop_lag_p99_ms": _lag_p99(b),
         }
         for n, (s, b) in enumerate(zip(sdk_runs, baseline_runs, strict=True))
     ]
@@ -406,16 +574,30 @@ def _machine(load: tuple[float, float, float]) -> dict[str, Any]:
     }
 
 
+def _loop_name() -> str:
+    """``asyncio`` or ``uvloop``: the package of the event loop this runs on."""
+    return type(asyncio.get_running_loop()).__module__.partition(".")[0]
+
+
 # --------------------------------------------------------------------------- the run
+
+
+def _emulator_args(config: BenchConfig) -> list[str]:
+    """The spawned emulator's options beyond its boot time: distribution, loop lag monitor."""
+    args = ["--boot-dist", config.boot_dist, "--boot-sigma", f"{config.boot_sigma:g}"]
+    if config.boot_max_ms is not None:
+        args += ["--boot-max-ms", f"{config.boot_max_ms:g}"]
+    return [*args, "--monitor-loop-ms", f"{MONITOR_LOOP_MS:g}"]
 
 
 async def run(config: BenchConfig) -> dict[str, Any]:
     """Run the benchmark and return its results as a JSON-ready dict.
 
     With ``config.emulator`` the emulator runs in a child process for the
-    duration; otherwise the target is ``config.base_url`` (else ``ORGO_BASE_URL``)
-    with ``ORGO_API_KEY``. Everything created is deleted, the benchmark's
-    workspace included, even on errors and cancellation.
+    duration (over TLS with ``config.tls``); otherwise the target is
+    ``config.base_url`` (else ``ORGO_BASE_URL``) with ``ORGO_API_KEY``.
+    Everything created is deleted, the benchmark's workspace included, even
+    on errors and cancellation.
 
     Raises:
         MissingAPIKeyError: no ``ORGO_API_KEY`` for a target that is not spawned.
@@ -426,76 +608,123 @@ async def run(config: BenchConfig) -> dict[str, Any]:
         async with emulator_process(
             boot_ms=config.boot_ms,
             boot_jitter_ms=config.boot_jitter_ms,
+            tls=config.tls,
+            extra_args=_emulator_args(config),
             log_level="info" if config.verbose else "warning",
         ) as emu:
-            result = await _run_on(config, emu.base_url, emu.api_key, spawned=True)
+            result = await _run_on(
+                config, emu.base_url, emu.api_key, spawned=True, context=emu.ssl_context()
+            )
             result["target"] = "emulator in a child process"
             return result
     api_key = env_api_key()
     if api_key is None:
         raise MissingAPIKeyError("bench without --emulator needs ORGO_API_KEY in the environment")
     base_url = (config.base_url or env_base_url()).rstrip("/")
-    result = await _run_on(config, base_url, api_key, spawned=False)
+    result = await _run_on(config, base_url, api_key, spawned=False, context=None)
     result["target"] = base_url
     return result
 
 
+async def _leftover(setup: Orgo, books: _Books, workspace_id: str, *, spawned: bool) -> int:
+    """Computers still alive: the spawned emulator's ``live``, else the workspace's computers."""
+    records = await books.read() if spawned else None
+    if records is not None:
+        return records.live
+    return len(await setup.computers.list(workspace_id))
+
+
 async def _run_on(
-    config: BenchConfig, base_url: str, api_key: str, *, spawned: bool
+    config: BenchConfig,
+    base_url: str,
+    api_key: str,
+    *,
+    spawned: bool,
+    context: ssl.SSLContext | None,
 ) -> dict[str, Any]:
     load = os.getloadavg()
-    async with Orgo(api_key=api_key, base_url=base_url) as setup:
+    plans = _plans(config)
+    runs: list[tuple[_Plan, list[_Run], list[_Run], int]] = []
+    async with (
+        Orgo(api_key=api_key, base_url=base_url, ssl=context) as setup,
+        _Books(base_url, api_key, context) as books,
+    ):
         workspace = await setup.workspaces.create(f"bench-{secrets.token_hex(4)}")
-        target = _Target(base_url=setup.base_url, api_key=api_key, workspace_id=workspace.id)
+        target = _Target(
+            base_url=setup.base_url, api_key=api_key, workspace_id=workspace.id, ssl=context
+        )
         try:
-            runs: dict[Mode, tuple[list[_Run], list[_Run]]] = {}
-            for mode in config.modes:
+            emulator = await books.read() is not None
+            for plan in plans:
                 sdk_runs: list[_Run] = []
                 baseline_runs: list[_Run] = []
                 for n in range(config.rounds):
                     for who in ("sdk", "baseline") if n % 2 == 0 else ("baseline", "sdk"):
-                        log.info("bench: %s, %s, round %d", mode, who, n)
-                        if who == "sdk":
-                            sdk_runs.append(await _run_sdk(config, target, mode))
-                        else:
-                            baseline_runs.append(await _run_baseline(config, target, mode))
-                runs[mode] = (sdk_runs, baseline_runs)
-            records = await _read_records(target.base_url, api_key)
-            if spawned and records is not None:
-                leftover = records.live
-            else:
-                leftover = len(await setup.computers.list(workspace.id))
+                        log.info("bench: %s x%d, %s, round %d", plan.mode, plan.concurrency, who, n)
+                        if emulator:
+                            await books.reset()
+                        launch = _run_sdk if who == "sdk" else _run_baseline
+                        one = await launch(config, target, plan)
+                        if emulator:
+                            one = attrs.evolve(one, records=await books.read())
+                        (sdk_runs if who == "sdk" else baseline_runs).append(one)
+                left = await _leftover(setup, books, workspace.id, spawned=spawned)
+                runs.append((plan, sdk_runs, baseline_runs, left))
         finally:
             # The safety net: deleting the workspace deletes whatever is left in it.
             try:
                 await setup.workspaces.delete(workspace.id)
             except OrgoError as exc:
                 log.warning("could not delete the bench workspace: %s", describe(exc))
-    modes = {mode: _summarize(config, s, b, records) for mode, (s, b) in runs.items()}
-    headline = _HEADLINE if _HEADLINE in modes else config.modes[-1]
-    result: dict[str, Any] = {"headline_mode": headline, **modes[headline]}
-    result.update(
-        {
-            "modes": modes,
-            "leftover": leftover,
-            "count_per_launch": config.count,
-            "concurrency": config.concurrency,
-            "rounds": config.rounds,
-            "boot_ms": config.boot_ms if spawned else None,
-            "boot_jitter_ms": config.boot_jitter_ms if spawned else None,
-            "stagger_ms": config.stagger_ms,
-            "baseline_poll_ms": config.baseline_poll_ms,
-            "ready_timeout_s": config.ready_timeout,
-            "emulator_records": records is not None,
-            "detection_lag_available": records is not None and records.healthy_at is not None,
-            "percentile_method": "nearest-rank",
-            "python": {
-                "version": platform.python_version(),
-                "implementation": platform.python_implementation(),
-                "executable": sys.executable,
-            },
-            "machine": _machine(load),
-            "versions": {"orgo_async": __version__, "aiohttp": aiohttp.__version__},
+    every = [one for _, s, b, _ in runs for one in (*s, *b)]
+    about: dict[str, Any] = {
+        "leftover": runs[-1][3],
+        "rounds": config.rounds,
+        "boot_ms": config.boot_ms if spawned else None,
+        "boot_jitter_ms": config.boot_jitter_ms if spawned else None,
+        "boot_dist": config.boot_dist if spawned else None,
+        "boot_sigma": config.boot_sigma if spawned else None,
+        "boot_max_ms": config.boot_max_ms if spawned else None,
+        "baseline_poll_ms": config.baseline_poll_ms,
+        "ready_timeout_s": config.ready_timeout,
+        "emulator_records": emulator,
+        "detection_lag_available": emulator
+        and all(r.records is not None and r.records.healthy_at is not None for r in every),
+        "percentile_method": "nearest-rank",
+        "loop": _loop_name(),
+        "tls": base_url.startswith("https:"),
+        "python": {
+            "version": platform.python_version(),
+            "implementation": platform.python_implementation(),
+            "executable": sys.executable,
+        },
+        "machine": _machine(load),
+        "versions": {"orgo_async": __version__, "aiohttp": aiohttp.__version__},
+    }
+    if config.sweep:
+        points = [
+            {
+                "concurrency": plan.concurrency,
+                "count_per_launch": plan.count,
+                **_summarize(plan, s, b),
+                "leftover": left,
+            }
+            for plan, s, b, left in runs
+        ]
+        return {
+            "mode": "burst",
+            "sweep": [p["concurrency"] for p in points],
+            "points": points,
+            **about,
         }
-    )
-    return result
+    modes = {plan.mode: _summarize(plan, s, b) for plan, s, b, _ in runs}
+    headline = _HEADLINE if _HEADLINE in modes else config.modes[-1]
+    return {
+        "headline_mode": headline,
+        **modes[headline],
+        "modes": modes,
+        "count_per_launch": config.count,
+        "concurrency": config.concurrency,
+        "stagger_ms": config.stagger_ms,
+        **about,
+    }

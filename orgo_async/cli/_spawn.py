@@ -7,12 +7,19 @@
             ...
 
 The child is ``python -m orgo_async.emulator`` (with this interpreter,
-``sys.executable``) on 127.0.0.1, port 0, with a fresh random API key. Its
-first stdout line, ``ORGO_BASE_URL=...``, says it accepts connections; its
-stderr is this process's stderr, so its warnings stay visible. On leaving the
-block, normally, by an error or by cancellation, it gets SIGTERM, then SIGKILL
-if it has not exited within ``stop_timeout``; that cleanup is shielded from
-cancellation so the child is never left running.
+``sys.executable``) on 127.0.0.1, port 0, with a fresh random API key. The key
+reaches it in its environment (``ORGO_EMULATOR_API_KEY``), never on its command
+line: any local user can read a command line (``ps``), and whoever holds the
+key has a shell on the emulated computers. Its first stdout line,
+``ORGO_BASE_URL=...``, says it accepts connections; its stderr is this
+process's stderr, so its warnings stay visible. On leaving the block, normally,
+by an error or by cancellation, it gets SIGTERM, then SIGKILL if it has not
+exited within ``stop_timeout``; that cleanup is shielded from cancellation so
+the child is never left running.
+
+With ``tls=True`` it serves HTTPS and WSS with a self-signed certificate that
+it writes to a private temporary directory before announcing itself;
+:meth:`EmulatorProcess.ssl_context` trusts exactly that certificate.
 
 The emulator runs in its own process, so its CPU time is never counted in
 this process's ``time.process_time()``.
@@ -23,11 +30,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import secrets
 import signal
+import ssl
 import subprocess
 import sys
+import tempfile
 from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
 
 import attrs
 
@@ -36,6 +47,9 @@ from .._aio import run_shielded
 log = logging.getLogger("orgo_async.spawn")
 
 _ANNOUNCE = b"ORGO_BASE_URL="
+# The emulator's own variable (orgo_async.emulator.__main__.API_KEY_ENV; not imported
+# from there: spawning must not load the emulator into this process).
+_KEY_ENV = "ORGO_EMULATOR_API_KEY"
 
 
 class EmulatorStartError(Exception):
@@ -47,14 +61,25 @@ class EmulatorProcess:
     """A running emulator child: where it serves and the key it wants (not in ``repr``).
 
     Attributes:
-        base_url: The API root, ``http://127.0.0.1:PORT/api``.
+        base_url: The API root, ``http://127.0.0.1:PORT/api`` (``https://`` with TLS).
         api_key: The bearer key the emulator requires.
         pid: The child's process id.
+        tls_certificate: The PEM of the certificate it serves with TLS, else ``None``.
     """
 
     base_url: str
     api_key: str = attrs.field(repr=False)
     pid: int
+    tls_certificate: str | None = attrs.field(default=None, repr=False)
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """A client TLS context that trusts exactly this emulator's certificate (``None``: no TLS).
+
+        For ``Orgo(ssl=...)`` and ``aiohttp.TCPConnector(ssl=...)``.
+        """
+        if self.tls_certificate is None:
+            return None
+        return ssl.create_default_context(cadata=self.tls_certificate)
 
     @property
     def origin(self) -> str:
@@ -67,6 +92,7 @@ async def emulator_process(
     *,
     boot_ms: float | None = None,
     boot_jitter_ms: float | None = None,
+    tls: bool = False,
     extra_args: Sequence[str] = (),
     log_level: str = "warning",
     start_timeout: float = 20.0,
@@ -77,6 +103,8 @@ async def emulator_process(
     Args:
         boot_ms: ``--boot-ms`` (the emulator's default if ``None``).
         boot_jitter_ms: ``--boot-jitter-ms`` (the emulator's default if ``None``).
+        tls: Serve HTTPS and WSS (``--tls``); needs ``cryptography`` in this
+            interpreter (else the child exits and this raises).
         extra_args: More ``python -m orgo_async.emulator`` options (faults, limits...).
         log_level: The child's stderr log level.
         start_timeout: Seconds to wait for the ``ORGO_BASE_URL=`` line.
@@ -95,8 +123,6 @@ async def emulator_process(
         "127.0.0.1",
         "--port",
         "0",
-        "--api-key",
-        api_key,
         "--log-level",
         log_level,
     ]
@@ -104,20 +130,31 @@ async def emulator_process(
         argv += ["--boot-ms", f"{boot_ms:g}"]
     if boot_jitter_ms is not None:
         argv += ["--boot-jitter-ms", f"{boot_jitter_ms:g}"]
-    argv += list(extra_args)
-    try:
-        proc = await asyncio.create_subprocess_exec(
-            *argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE
-        )
-    except OSError as exc:
-        raise EmulatorStartError(f"could not start {sys.executable}: {exc}") from exc
-    log.debug("emulator child started, pid %d", proc.pid)
-    try:
-        base_url = await _read_announcement(proc, start_timeout)
-        log.debug("emulator child %d serves %s", proc.pid, base_url)
-        yield EmulatorProcess(base_url=base_url, api_key=api_key, pid=proc.pid)
-    finally:
-        await run_shielded(_stop(proc, stop_timeout))
+    with tempfile.TemporaryDirectory(prefix="orgo-emulator-") as directory:
+        certificate = Path(directory) / "certificate.pem"
+        if tls:
+            argv += ["--tls", "--tls-cert-out", str(certificate)]
+        argv += list(extra_args)
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                env={**os.environ, _KEY_ENV: api_key},
+            )
+        except OSError as exc:
+            raise EmulatorStartError(f"could not start {sys.executable}: {exc}") from exc
+        log.debug("emulator child started, pid %d", proc.pid)
+        try:
+            base_url = await _read_announcement(proc, start_timeout)
+            log.debug("emulator child %d serves %s", proc.pid, base_url)
+            # Written whole before the announcement (the emulator's promise).
+            pem = certificate.read_text(encoding="ascii") if tls else None
+            yield EmulatorProcess(
+                base_url=base_url, api_key=api_key, pid=proc.pid, tls_certificate=pem
+            )
+        finally:
+            await run_shielded(_stop(proc, stop_timeout))
 
 
 async def _read_announcement(proc: asyncio.subprocess.Process, timeout: float) -> str:

@@ -6,6 +6,11 @@ also written to ``--out``) and ``--plot``; the runs themselves are
 :mod:`~orgo_async.cli._bench_plot`'s. ``benchmarks/fleet_latency.py`` is
 this command with other defaults; ``benchmarks/README.md`` says what each
 figure means.
+
+Without ``--sweep`` the result is one block (one JSON object) per mode; with
+``--sweep C1,C2,...`` (``--count`` one number, or one per point) it is one
+burst launch per concurrency, one table row each, and a JSON object whose
+``points`` hold each concurrency's figures.
 """
 
 from __future__ import annotations
@@ -19,33 +24,39 @@ from pathlib import Path
 from typing import Any, Final
 
 from . import _bench_plot
-from ._bench_run import MODES, BenchConfig, Mode, run
-from ._format import cell, percentile_cells, percentile_header, to_json
+from ._bench_run import BOOT_DISTS, MODES, BenchConfig, BootDist, Mode, SweepPoint, run
+from ._format import cell, percentile_cells, percentile_header, table, to_json
 from ._options import add_json, int_at_least, non_negative_float, positive_float
-from ._output import EXIT_FLEET, EXIT_OK, PROG, UsageError, error, output
+from ._output import EXIT_FLEET, EXIT_OK, PROG, UsageError, error, import_extra, output
 
 __all__ = ["add_bench", "config_from_args", "format_table", "write_json"]
 
 # The numeric options: flag, type, default, help.
 _NUMBERS: Final[tuple[tuple[str, Callable[[str], Any], float | None, str], ...]] = (
-    ("--count", int_at_least(1), 200, "computers per launch (default 200)"),
-    (
-        "--concurrency",
-        int_at_least(1),
-        32,
-        "launches in flight at once, staggered and burst (default 32)",
-    ),
     (
         "--boot-ms",
         non_negative_float,
         None,
-        "the spawned emulator's boot time in ms (with --emulator; default 300)",
+        "the spawned emulator's boot time in ms: fixed, the low end of uniform, the median of "
+        "long-tail (with --emulator; default 300)",
     ),
     (
         "--boot-jitter-ms",
         non_negative_float,
         None,
-        "+/- uniform jitter of the spawned emulator's boot (with --emulator; default 20)",
+        "+/- uniform jitter of the spawned emulator's fixed boot (with --emulator; default 20)",
+    ),
+    (
+        "--boot-max-ms",
+        non_negative_float,
+        None,
+        "the high end of a uniform boot, the cap of a long-tail one (with --emulator)",
+    ),
+    (
+        "--boot-sigma",
+        non_negative_float,
+        None,
+        "the log-space sigma of a long-tail boot (with --emulator; default 0.5)",
     ),
     ("--stagger-ms", positive_float, 20.0, "staggered mode: ms between creates (default 20)"),
     (
@@ -58,7 +69,7 @@ _NUMBERS: Final[tuple[tuple[str, Callable[[str], Any], float | None, str], ...]]
         "--rounds",
         int_at_least(1),
         1,
-        "SDK/baseline pairs per mode, alternating which goes first (default 1)",
+        "SDK/baseline pairs per mode or sweep point, alternating which goes first (default 1)",
     ),
     (
         "--ready-timeout",
@@ -68,37 +79,137 @@ _NUMBERS: Final[tuple[tuple[str, Callable[[str], Any], float | None, str], ...]]
     ),
 )
 
+# Options that shape the spawned emulator: meaningless for another target.
+_EMULATOR_ONLY: Final = (
+    "boot_ms",
+    "boot_jitter_ms",
+    "boot_max_ms",
+    "boot_sigma",
+    "boot_dist",
+    "tls",
+)
+
+
+def _int_list(text: str) -> tuple[int, ...]:
+    """An argparse type: ``N`` or ``N,N,...``, whole numbers >= 1."""
+    one = int_at_least(1)
+    return tuple(one(part.strip()) for part in text.split(","))
+
 
 def add_bench(parser: argparse.ArgumentParser) -> None:
     """The ``bench`` command's options (not the target: ``--emulator``, ``--base-url``)."""
     parser.description = """
         Launch computers with the SDK and with a hand-written raw-aiohttp loop, alternately, and
         report create latency, create->ready, ready-detection lag, probes per computer, client
-        CPU and wall time, and the SDK/baseline ratios. Deletes every computer it creates.
+        CPU, wall time and full garbage collections, the emulator's probes in flight and loop
+        lag, and the SDK/baseline ratios. --sweep runs burst launches at several concurrencies
+        in one run, one table row each. Deletes every computer it creates.
     """
-    count, concurrency, *numbers = _NUMBERS
-    for flag, kind, default, help in (count, concurrency):
-        parser.add_argument(flag, type=kind, default=default, help=help)
+    parser.add_argument(
+        "--count",
+        type=_int_list,
+        default=(200,),
+        metavar="N[,N...]",
+        help="computers per launch (default 200); with --sweep, one for every point or one "
+        "per point (200,200,400)",
+    )
+    parser.add_argument(
+        "--concurrency",
+        type=int_at_least(1),
+        default=None,
+        help="launches in flight at once, staggered and burst (default 32; not with --sweep)",
+    )
+    parser.add_argument(
+        "--sweep",
+        type=_int_list,
+        default=None,
+        metavar="C[,C...]",
+        help="burst launches at each of these concurrencies, SDK and baseline at each, in one "
+        "run (16,32,64,128,256)",
+    )
     parser.add_argument(
         "--mode",
         choices=[*MODES, "all"],
-        default="all",
+        default=None,
         help="sequential (one at a time), staggered (paced creates), burst (all at once, "
-        "bounded by --concurrency), or all (default)",
+        "bounded by --concurrency), or all (default; --sweep: burst only)",
     )
-    for flag, kind, default, help in numbers:
+    parser.add_argument(
+        "--boot-dist",
+        choices=BOOT_DISTS,
+        default=None,
+        help="the spawned emulator's boot time distribution: fixed (--boot-ms +/- "
+        "--boot-jitter-ms), uniform (--boot-ms to --boot-max-ms), long-tail (lognormal, "
+        "median --boot-ms, --boot-sigma, capped at --boot-max-ms) (with --emulator; "
+        "default fixed)",
+    )
+    for flag, kind, default, help in _NUMBERS:
         parser.add_argument(flag, type=kind, default=default, help=help)
+    parser.add_argument(
+        "--tls",
+        action="store_true",
+        default=None,
+        help="the spawned emulator serves HTTPS; the SDK and the baseline trust its "
+        "self-signed certificate (with --emulator; needs pip install 'orgo_async[tls]')",
+    )
     add_json(parser, "print one JSON object on stdout instead of a table")
     for flag, help in (
         ("--out", "also write the JSON object to PATH (directories are created)"),
         (
             "--plot",
-            "also draw the CDFs of create->ready and detection lag into PATH (PNG); "
-            "needs matplotlib: pip install 'orgo_async[plot]'",
+            "also draw into PATH (PNG) the CDFs of create->ready and detection lag, or with "
+            "--sweep the lag and the ratios against concurrency; needs matplotlib: "
+            "pip install 'orgo_async[plot]'",
         ),
     ):
         parser.add_argument(flag, type=Path, default=None, metavar="PATH", help=help)
     parser.set_defaults(handler=_run)
+
+
+def _sweep(args: argparse.Namespace) -> tuple[SweepPoint, ...]:
+    """The sweep's points (none without ``--sweep``).
+
+    Raises:
+        ValueError: ``--count``, ``--concurrency`` or ``--mode`` do not fit.
+    """
+    counts: tuple[int, ...] = args.count
+    if args.sweep is None:
+        if len(counts) != 1:
+            raise ValueError("--count takes one number without --sweep")
+        return ()
+    if args.concurrency is not None:
+        raise ValueError("--sweep sets the concurrency: leave out --concurrency")
+    if args.mode not in (None, "burst"):
+        raise ValueError("--sweep runs the burst mode only")
+    if len(counts) not in (1, len(args.sweep)):
+        raise ValueError(
+            f"--count needs one number, or one per --sweep point ({len(args.sweep)}); "
+            f"got {len(counts)}"
+        )
+    if len(counts) == 1:
+        counts = counts * len(args.sweep)
+    return tuple(
+        SweepPoint(concurrency=c, count=n) for c, n in zip(args.sweep, counts, strict=True)
+    )
+
+
+def _boot_dist(args: argparse.Namespace) -> BootDist:
+    """The boot time distribution, checked against its parameters.
+
+    Raises:
+        ValueError: a parameter that does not belong to it, or a missing one.
+    """
+    dist: BootDist = args.boot_dist or "fixed"
+    if dist == "fixed" and args.boot_max_ms is not None:
+        raise ValueError("--boot-max-ms needs --boot-dist uniform or long-tail")
+    if dist != "long-tail" and args.boot_sigma is not None:
+        raise ValueError("--boot-sigma needs --boot-dist long-tail")
+    if dist == "uniform" and args.boot_max_ms is None:
+        raise ValueError("--boot-dist uniform needs --boot-max-ms")
+    low = 300.0 if args.boot_ms is None else args.boot_ms
+    if args.boot_max_ms is not None and args.boot_max_ms < low:
+        raise ValueError(f"--boot-max-ms must be >= --boot-ms ({low:g})")
+    return dist
 
 
 def config_from_args(
@@ -110,18 +221,26 @@ def config_from_args(
         ValueError: a combination of options that cannot work (for the usage exit code).
     """
     if not emulator:
-        if args.boot_ms is not None or args.boot_jitter_ms is not None:
-            raise ValueError("--boot-ms and --boot-jitter-ms need --emulator")
+        given = [name for name in _EMULATOR_ONLY if getattr(args, name) is not None]
+        if given:
+            flags = " ".join("--" + name.replace("_", "-") for name in given)
+            raise ValueError(f"{flags}: only with --emulator (they shape the spawned emulator)")
         if base_url is None and not os.environ.get("ORGO_BASE_URL"):
             # Never benchmark production by accident: hundreds of real computers.
             raise ValueError("bench needs --emulator, or a target: --base-url or ORGO_BASE_URL")
-    modes: tuple[Mode, ...] = MODES if args.mode == "all" else (args.mode,)
+    sweep = _sweep(args)
+    modes: tuple[Mode, ...] = MODES if args.mode in (None, "all") else (args.mode,)
     return BenchConfig(
-        count=args.count,
-        concurrency=args.concurrency,
+        count=args.count[0],
+        concurrency=32 if args.concurrency is None else args.concurrency,
         modes=modes,
+        sweep=sweep,
         boot_ms=300.0 if args.boot_ms is None else args.boot_ms,
         boot_jitter_ms=20.0 if args.boot_jitter_ms is None else args.boot_jitter_ms,
+        boot_dist=_boot_dist(args),
+        boot_sigma=0.5 if args.boot_sigma is None else args.boot_sigma,
+        boot_max_ms=args.boot_max_ms,
+        tls=bool(args.tls),
         stagger_ms=args.stagger_ms,
         baseline_poll_ms=args.baseline_poll_ms,
         rounds=args.rounds,
@@ -139,6 +258,9 @@ def _run(args: argparse.Namespace) -> int:
         )
     except ValueError as exc:
         raise UsageError(f"{PROG} bench: error: {exc}") from None
+    if config.tls:
+        # Here, not in the child: a missing extra is a usage error, not an emulator failure.
+        import_extra("cryptography", extra="tls", needed_by="bench --tls")
     if args.out is not None:
         _writable(args.out, "--out")
     pyplot = None
@@ -174,8 +296,13 @@ def _writable(path: Path, option: str) -> None:
         raise UsageError(f"{PROG} bench: error: {option} {path}: {exc}") from None
 
 
+def _groups(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """The figures of each mode, or of each sweep point."""
+    return list(result["points"] if "points" in result else result["modes"].values())
+
+
 def _status(result: dict[str, Any]) -> int:
-    failed = sum(m["failed"] + m["baseline"]["failed"] for m in result["modes"].values())
+    failed = sum(g["failed"] + g["baseline"]["failed"] for g in _groups(result))
     if failed or result["leftover"]:
         error(
             f"{PROG} bench: {failed} launch(es) failed and {result['leftover']} computer(s) "
@@ -192,21 +319,55 @@ def _ratio_cell(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}x"
 
 
-def format_table(result: dict[str, Any]) -> str:
-    """The results as a plain-text table, one block per mode."""
-    boot = (
-        f"boot {result['boot_ms']:g}±{result['boot_jitter_ms']:g} ms"
-        if result["boot_ms"] is not None
-        else "boot: the target's"
-    )
+def _boot(result: dict[str, Any]) -> str:
+    boot = result["boot_ms"]
+    if boot is None:
+        return "boot: the target's"
+    dist, high = result.get("boot_dist") or "fixed", result.get("boot_max_ms")
+    if dist == "uniform":
+        return f"boot uniform {boot:g}-{high:g} ms"
+    if dist == "long-tail":
+        cap = "no cap" if high is None else f"cap {high:g} ms"
+        return f"boot long-tail, median {boot:g} ms, sigma {result['boot_sigma']:g}, {cap}"
+    return f"boot {boot:g}\u00b1{result['boot_jitter_ms']:g} ms"
+
+
+def _about(result: dict[str, Any]) -> str:
     py = result["python"]
     machine = result["machine"]
+    tls = ", over TLS" if result.get("tls") else ""
+    return (
+        f"target: {result['target']}{tls}; Python {py['version']} ({py['implementation']}) on "
+        f"{machine['platform']}, {machine['cpus']} CPUs, {result.get('loop', 'asyncio')} "
+        "event loop; percentiles: nearest rank"
+    )
+
+
+def _footer(result: dict[str, Any]) -> list[str]:
+    if result["detection_lag_available"]:
+        return []
+    return ["detection lag needs the emulator on this machine (--emulator)"]
+
+
+def _both(sdk: Any, baseline: Any) -> str:
+    """One cell holding the SDK's figure and the baseline's: ``sdk/raw``."""
+    return f"{cell(sdk)}/{cell(baseline)}"
+
+
+def _lag_p99(figures: dict[str, Any]) -> float | None:
+    lag = figures.get("emulator_loop_lag_ms")
+    return None if lag is None else lag["p99"]
+
+
+def format_table(result: dict[str, Any]) -> str:
+    """The results as a plain-text table: one block per mode, or one row per sweep point."""
+    if "points" in result:
+        return _sweep_table(result)
     lines = [
         f"{PROG} bench: {result['count_per_launch']} computers per launch, "
-        f"concurrency {result['concurrency']}, {boot}, rounds {result['rounds']}, "
+        f"concurrency {result['concurrency']}, {_boot(result)}, rounds {result['rounds']}, "
         f"stagger {result['stagger_ms']:g} ms, baseline poll {result['baseline_poll_ms']:g} ms",
-        f"target: {result['target']}; Python {py['version']} ({py['implementation']}) on "
-        f"{machine['platform']}, {machine['cpus']} CPUs; percentiles: nearest rank",
+        _about(result),
     ]
     rows = (
         ("create ms", "create_ms"),
@@ -238,6 +399,12 @@ def format_table(result: dict[str, Any]) -> str:
             f"   SDK/baseline {_ratio_cell(ratio['cpu'])}",
             f"{'cleanup ms':31}{cell(m['cleanup_ms']):>36}  |{cell(b['cleanup_ms']):>36}",
         ]
+        for label, value in (
+            ("client full collections", lambda f: f["gc_full_collections"]),
+            ("max probes in flight/computer", lambda f: f["max_probes_in_flight_per_computer"]),
+            ("emulator loop lag p99 ms", _lag_p99),
+        ):
+            lines.append(f"{label:31}{cell(value(m)):>36}  |{cell(value(b)):>36}")
         for example in m["failure_examples"] + b["failure_examples"]:
             lines.append(f"  failure: {example}")
     ratio = result["ratio_vs_baseline"]
@@ -246,9 +413,63 @@ def format_table(result: dict[str, Any]) -> str:
         f"headline ({result['headline_mode']}): wall {_ratio_cell(ratio['wall'])}, "
         f"CPU {_ratio_cell(ratio['cpu'])} of the baseline; "
         f"leftover computers: {result['leftover']}",
+        *_footer(result),
     ]
-    if not result["detection_lag_available"]:
-        lines.append("detection lag needs the emulator on this machine (--emulator)")
+    return "\n".join(lines)
+
+
+_SWEEP_HEADER: Final = (
+    "concurrency",
+    "count",
+    "lag p50 ms",
+    "lag p99 ms",
+    "probes p50",
+    "wall",
+    "CPU",
+    "full GCs",
+    "in flight",
+    "emu lag p99",
+    "failed",
+    "left",
+)
+
+
+def _sweep_row(point: dict[str, Any]) -> list[str]:
+    b = point["baseline"]
+    ratio = point["ratio_vs_baseline"]
+    return [
+        str(point["concurrency"]),
+        str(point["count_per_launch"]),
+        _both(point["detection_lag_ms"]["p50"], b["detection_lag_ms"]["p50"]),
+        _both(point["detection_lag_ms"]["p99"], b["detection_lag_ms"]["p99"]),
+        _both(point["probes_per_computer"]["p50"], b["probes_per_computer"]["p50"]),
+        _ratio_cell(ratio["wall"]),
+        _ratio_cell(ratio["cpu"]),
+        _both(point["gc_full_collections"], b["gc_full_collections"]),
+        _both(point["max_probes_in_flight_per_computer"], b["max_probes_in_flight_per_computer"]),
+        _both(_lag_p99(point), _lag_p99(b)),
+        _both(point["failed"], b["failed"]),
+        str(point["leftover"]),
+    ]
+
+
+def _sweep_table(result: dict[str, Any]) -> str:
+    """One row per concurrency: a/b cells are SDK/raw aiohttp baseline."""
+    lines = [
+        f"{PROG} bench: burst sweep over concurrency "
+        f"{', '.join(str(c) for c in result['sweep'])}, {_boot(result)}, "
+        f"rounds {result['rounds']}, baseline poll {result['baseline_poll_ms']:g} ms",
+        _about(result),
+        "a/b: SDK/raw aiohttp baseline; wall, CPU: SDK/baseline ratios; full GCs: the client's "
+        "generation-2 collections; in flight: the most probes one computer had at once; "
+        "emu lag: the emulator's event-loop lag",
+        "",
+        table(_SWEEP_HEADER, [_sweep_row(point) for point in result["points"]]),
+    ]
+    for point in result["points"]:
+        for example in point["failure_examples"] + point["baseline"]["failure_examples"]:
+            lines.append(f"  failure at concurrency {point['concurrency']}: {example}")
+    lines += ["", f"leftover computers: {result['leftover']}", *_footer(result)]
     return "\n".join(lines)
 
 

@@ -1,8 +1,20 @@
 """``python -m orgo_async.emulator``: serve the emulator until SIGINT or SIGTERM.
 
-The first (and only) line on stdout is ``ORGO_BASE_URL=http://HOST:PORT/api``,
-printed once the socket accepts connections; logs go to stderr. The exit
-status is 0 after a signal, 2 for bad arguments.
+The first (and only) line on stdout is ``ORGO_BASE_URL=http://HOST:PORT/api``
+(``https://`` with ``--tls``), printed once the socket accepts connections;
+logs go to stderr. The exit status is 0 after a signal, 2 for bad arguments
+(and for ``--tls`` without ``cryptography``), 1 when it cannot serve.
+
+The API key is ``--api-key``, else the environment's ``ORGO_EMULATOR_API_KEY``,
+else ``sk_emulator``. Whoever holds the key has a shell on the emulated
+computers, and every local user can read a command line (``ps``), so a program
+that starts the emulator passes the key in the environment.
+
+``--tls`` serves HTTPS and WSS with a self-signed certificate made at start;
+``--tls-cert-out PATH`` writes its PEM to ``PATH`` (whole, before the
+``ORGO_BASE_URL=`` line), so that a client can trust exactly it.
+``--monitor-loop-ms MS`` samples the emulator's own event-loop lag every
+``MS`` ms (``loop_lag_ms`` in ``GET /_emulator/counters``).
 
 ``add_arguments`` / ``config_from_args`` / ``faults_from_args`` / ``serve``
 let another command line (``orgo-async emulator``) reuse the same options.
@@ -13,18 +25,24 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
-from typing import TextIO
+from typing import Final, TextIO
 
 from .app import Emulator
 from .config import BootTime, EmulatorConfig
 from .faults import FaultRule
+from .tls import require_cryptography
 
-__all__ = ["add_arguments", "config_from_args", "faults_from_args", "main", "serve"]
+__all__ = ["API_KEY_ENV", "add_arguments", "config_from_args", "faults_from_args", "main", "serve"]
 
 log = logging.getLogger("orgo_async.emulator")
+
+API_KEY_ENV: Final = "ORGO_EMULATOR_API_KEY"
+"""The environment variable the key is read from when ``--api-key`` is not given."""
+_DEFAULT_KEY: Final = "sk_emulator"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -33,7 +51,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     server.add_argument("--host", default="127.0.0.1", help="bind address (default %(default)s)")
     server.add_argument("--port", type=int, default=0, help="TCP port, 0 = any free port")
     server.add_argument(
-        "--api-key", default="sk_emulator", help="the key clients must send (default sk_emulator)"
+        "--api-key",
+        default=None,
+        help=f"the key clients must send (default: from the environment, else {_DEFAULT_KEY});"
+        " every local user can read a command line with ps: prefer the environment",
+    )
+    server.add_argument(
+        "--tls",
+        action="store_true",
+        help="serve HTTPS and WSS with a self-signed certificate for localhost/127.0.0.1"
+        " (needs cryptography: pip install 'orgo_async[tls]')",
+    )
+    server.add_argument(
+        "--tls-cert-out",
+        metavar="PATH",
+        default=None,
+        help="with --tls: write the certificate (PEM) to PATH before announcing the address,"
+        " for clients to trust",
+    )
+    server.add_argument(
+        "--monitor-loop-ms",
+        type=float,
+        metavar="MS",
+        default=None,
+        help="sample the emulator's event-loop lag every MS ms (loop_lag_ms in"
+        " /_emulator/counters; default off)",
     )
     server.add_argument("--access-log", action="store_true", help="log every request to stderr")
     server.add_argument(
@@ -144,9 +186,24 @@ def _boot_from_args(args: argparse.Namespace) -> BootTime:
 
 
 def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
-    """Build the config from parsed options; ``ValueError`` names a bad value."""
+    """Build the config from parsed options; ``ValueError`` names a bad value.
+
+    Without ``--api-key`` the key is ``ORGO_EMULATOR_API_KEY``, else
+    ``sk_emulator``. ``--tls`` without ``cryptography`` is a ``ValueError``
+    that says what to install.
+    """
+    if args.tls_cert_out is not None and not args.tls:
+        raise ValueError("--tls-cert-out needs --tls")
+    if args.tls:
+        try:
+            require_cryptography()
+        except ImportError as exc:
+            raise ValueError(str(exc)) from None
+    interval = args.monitor_loop_ms
+    if interval is not None and not interval > 0:
+        raise ValueError(f"--monitor-loop-ms must be > 0, got {interval:g}")
     return EmulatorConfig(
-        api_key=args.api_key,
+        api_key=args.api_key or os.environ.get(API_KEY_ENV) or _DEFAULT_KEY,
         host=args.host,
         port=args.port,
         boot=_boot_from_args(args),
@@ -166,6 +223,9 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         idle_seconds=args.idle_seconds,
         screenshot_seconds=args.screenshot_ms / 1000,
         desktop_backend=args.desktop_backend,
+        loop_lag_interval=None if interval is None else interval / 1000,
+        tls=args.tls,
+        tls_cert_out=args.tls_cert_out,
     )
 
 
@@ -224,7 +284,8 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m orgo_async.emulator``; returns the exit status."""
     parser = argparse.ArgumentParser(
         prog="python -m orgo_async.emulator",
-        description="Serve a local emulator of Orgo's cloud-computer API.",
+        description="Serve a local emulator of Orgo's cloud-computer API. The API key is"
+        f" --api-key, else {API_KEY_ENV} from the environment, else {_DEFAULT_KEY}.",
     )
     add_arguments(parser)
     args = parser.parse_args(argv)

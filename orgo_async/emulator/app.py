@@ -48,6 +48,7 @@ from .commands import CommandRunner
 from .config import EmulatorConfig
 from .counters import Counters
 from .faults import FaultRule, Faults
+from .loop_lag import LoopLagMonitor
 from .rfb_server import serve_websockify
 from .routes import admin, computers, desktop as actions, files, health, workspaces
 from .routes._base import EMULATOR_KEY, emulator_of
@@ -55,6 +56,7 @@ from .routes.desktop import DESKTOP_KEY, DesktopService
 from .routes.files import FILES_KEY, FileStore
 from .sockets import SOCKET_NAMES, SOCKETS_KEY, SocketHub, desktop_socket
 from .store import ApiError, Clock, Computer, Store, retry_after_header
+from .tls import LOCAL_NAMES, Certificate, self_signed, write_pem
 from .xvnc import XvncError
 
 __all__ = ["Emulator", "create_app"]
@@ -123,6 +125,18 @@ def _route_key(request: web.Request) -> str:
 
 @web.middleware
 async def _middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if request.match_info.route.name != _HEALTH_ROUTE:
+        return await _pipeline(request, handler)
+    # A probe is in flight from its arrival to its answer, a fault's delay included.
+    emu = emulator_of(request)
+    computer_id = health.probe_started(emu, request.match_info["instance_id"])
+    try:
+        return await _pipeline(request, handler)
+    finally:
+        health.probe_ended(emu, computer_id)
+
+
+async def _pipeline(request: web.Request, handler: Handler) -> web.StreamResponse:
     emu = emulator_of(request)
     path = request.path
     api = path == "/api" or path.startswith("/api/")
@@ -311,6 +325,11 @@ class Emulator:
     at any time and applies to later requests. ``clock`` drives every
     lifecycle timestamp (inject a fake one to step time by hand).
 
+    With ``config.tls`` it serves HTTPS and WSS (``https://`` base URL) with a
+    self-signed certificate whose PEM is :attr:`tls_certificate`; with
+    ``config.loop_lag_interval`` it samples its own event loop's lag
+    (``counters.loop_lag``).
+
     Each running computer serves
     ``/desktops/{instance_id}/ws/{websockify|terminal|audio|events}``
     (:meth:`ws_url`): RFB (VNC) over its desktop, real PTY shells in the
@@ -357,6 +376,8 @@ class Emulator:
         self._port: int | None = None
         self._closing = asyncio.Event()
         self._closed = False
+        self._certificate: Certificate | None = None
+        self._loop_lag: LoopLagMonitor | None = None
 
     # ----------------------------------------------------------------- properties
 
@@ -383,13 +404,22 @@ class Emulator:
 
     @property
     def origin(self) -> str:
-        """``http://HOST:PORT``."""
-        return f"http://{self.hostport}"
+        """``http://HOST:PORT`` (``https://`` with ``config.tls``)."""
+        scheme = "http" if self._certificate is None else "https"
+        return f"{scheme}://{self.hostport}"
 
     @property
     def base_url(self) -> str:
         """``http://HOST:PORT/api``: the REST base URL."""
         return f"{self.origin}/api"
+
+    @property
+    def tls_certificate(self) -> str | None:
+        """The PEM of the certificate served with ``config.tls`` (``None`` without TLS).
+
+        A client trusts exactly it with ``ssl.create_default_context(cadata=pem)``.
+        """
+        return None if self._certificate is None else self._certificate.pem
 
     @property
     def api_key(self) -> str:
@@ -399,10 +429,23 @@ class Emulator:
     # ----------------------------------------------------------------- lifecycle
 
     async def start(self) -> None:
-        """Bind and start serving; the socket accepts connections on return."""
+        """Bind and start serving; the socket accepts connections on return.
+
+        With ``config.tls`` the certificate is made first (``ImportError``
+        naming the extra to install without ``cryptography``) and written to
+        ``config.tls_cert_out`` before this returns; with
+        ``config.loop_lag_interval`` the loop lag monitor starts.
+        """
         if self._runner is not None or self._closed:
             raise RuntimeError("an Emulator can be started only once")
-        access_log = logging.getLogger("aiohttp.access") if self.config.access_log else None
+        config = self.config
+        ssl_context = None
+        if config.tls:
+            # A wildcard bind address is no name a client dials (it dials 127.0.0.1).
+            bound = () if config.host in ("", "0.0.0.0", "::") else (config.host,)
+            self._certificate = self_signed((*LOCAL_NAMES, *bound))
+            ssl_context = self._certificate.server_context()
+        access_log = logging.getLogger("aiohttp.access") if config.access_log else None
         # A short shutdown timeout: in-flight handlers are ours and finish fast,
         # except fault delays, which close() wakes up.
         runner = web.AppRunner(
@@ -414,12 +457,18 @@ class Emulator:
         await runner.setup()
         self._runner = runner
         try:
-            site = web.TCPSite(runner, self.config.host, self.config.port)
+            site = web.TCPSite(runner, config.host, config.port, ssl_context=ssl_context)
             await site.start()
             self._port = int(runner.addresses[0][1])
+            if self._certificate is not None and config.tls_cert_out is not None:
+                write_pem(self._certificate.pem, config.tls_cert_out)
         except BaseException:
             await self.close()
             raise
+        if config.loop_lag_interval is not None:
+            self._loop_lag = LoopLagMonitor(config.loop_lag_interval)
+            self.counters.loop_lag = self._loop_lag
+            self._loop_lag.start()
         log.info("emulator serving %s", self.base_url)
 
     async def close(self) -> None:
@@ -430,6 +479,8 @@ class Emulator:
         """
         self._closed = True
         self._closing.set()
+        if self._loop_lag is not None:
+            await self._loop_lag.stop()
         await self.sockets.shutdown()
         # Desktops and commands first: their requests then answer before the server stops.
         await self.desktops.backends.shutdown()
@@ -463,10 +514,12 @@ class Emulator:
         return self.state.workdir(self._computer(computer))
 
     def ws_url(self, computer: Computer | str, name: str) -> str:
-        """``ws://HOST:PORT/desktops/{instance_id}/ws/{name}`` (without the token)."""
+        """``ws://HOST:PORT/desktops/{instance_id}/ws/{name}`` (``wss://`` with TLS; no token)."""
         if name not in SOCKET_NAMES:
             raise ValueError(f"name must be one of {', '.join(SOCKET_NAMES)}, got {name!r}")
-        return f"ws://{self.hostport}/desktops/{self._computer(computer).instance_id}/ws/{name}"
+        scheme = "ws" if self._certificate is None else "wss"
+        instance_id = self._computer(computer).instance_id
+        return f"{scheme}://{self.hostport}/desktops/{instance_id}/ws/{name}"
 
     async def desktop_display(self, computer: Computer | str) -> str:
         """The X display (``":N"``) of an ``xvnc`` computer, once its Xvnc is ready.

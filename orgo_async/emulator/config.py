@@ -5,8 +5,9 @@ answers: the API key and bind address, how long boots take
 (:class:`BootTime`) and how often they fail, plan limits, the desktop
 sockets' settings, and the switches that reproduce where production drifted
 from Orgo's documentation (``legacy_restart``, ``workspaces_path_missing``,
-``list_key``, ``omit_instance_id``). It is mutable and validated on every
-assignment; a change applies to later requests.
+``list_key``, ``omit_instance_id``), and how the server itself runs (TLS, the
+event-loop lag monitor). It is mutable and validated on every assignment; a
+change applies to later requests (the server's settings are read once, at start).
 """
 
 from __future__ import annotations
@@ -228,7 +229,8 @@ class EmulatorConfig:
     """Settings of one emulator. Mutable: a change applies to later requests.
 
     Validators run on assignment too, so ``config.boot_failure_rate = 2``
-    raises ``ValueError``. ``host``, ``port`` and ``seed`` are read once at start.
+    raises ``ValueError``. ``host``, ``port``, ``seed``, ``loop_lag_interval``,
+    ``tls`` and ``tls_cert_out`` are read once at start.
     """
 
     api_key: str = attrs.field(default="sk_emulator", repr=False, validator=_validate_api_key)
@@ -277,3 +279,15 @@ class EmulatorConfig:
     by the emulator, or ``xvnc``, a real TigerVNC ``Xvnc`` per computer (driven with
     ``xdotool``). A computer keeps the backend of its current boot until it boots
     again (start, restart)."""
+    # The server itself: read once, at start.
+    loop_lag_interval: float | None = attrs.field(
+        default=None, validator=_validate_optional_positive
+    )
+    """Seconds between the samples of the event-loop lag monitor
+    (:mod:`~orgo_async.emulator.loop_lag`); ``None`` = no monitor."""
+    tls: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
+    """Serve HTTPS and WSS with a self-signed certificate made at start
+    (:mod:`~orgo_async.emulator.tls`; needs ``cryptography``)."""
+    tls_cert_out: str | None = attrs.field(default=None, validator=_validate_optional_dir)
+    """With ``tls``: where to write the certificate's PEM at start, before serving, so
+    that a client can trust exactly it."""

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .loop_lag import LoopLagMonitor
 
 __all__ = ["Counters"]
 
@@ -15,6 +18,16 @@ class Counters:
     statuses. ``healthy_at`` / ``ready_at`` hold clock values (the emulator's
     clock, ``time.monotonic`` by default). ``healthy_at`` is the latest
     moment each computer became running; it is settled lazily on read.
+
+    Health probes: ``health_probes`` counts them per computer;
+    ``health_inflight_max`` is the most that were in flight at once for each
+    computer (one is in flight from its arrival to its answer, a fault's delay
+    included): a client that keeps probing a computer before the previous
+    probe answered shows there as more than 1.
+
+    Server: ``loop_lag`` is the event-loop lag monitor when the config turns
+    it on (its summary is ``loop_lag_ms`` in :meth:`to_dict`, else ``None``);
+    :meth:`reset` clears its samples.
 
     Desktop sockets: ``ws_connections`` counts the sockets that passed auth,
     the running check and their parameters, per socket name;
@@ -44,6 +57,10 @@ class Counters:
         self.deletes = 0
         self.faults_injected = 0
         self.health_probes: dict[str, int] = {}
+        self.health_inflight_max: dict[str, int] = {}
+        # Probes in flight now: not a counter, so a reset leaves it alone.
+        self._health_inflight: dict[str, int] = {}
+        self.loop_lag: LoopLagMonitor | None = None
         self.requests: dict[str, int] = {}
         self.responses_by_status: dict[int, int] = {}
         self.ready_at: dict[str, float] = {}
@@ -66,6 +83,21 @@ class Counters:
         """Record that the computer became running at clock time ``at`` (the store settles)."""
         self._healthy_at[computer_id] = at
 
+    def probe_started(self, computer_id: str) -> None:
+        """A health probe of the computer arrived (pair with :meth:`probe_ended`)."""
+        now = self._health_inflight.get(computer_id, 0) + 1
+        self._health_inflight[computer_id] = now
+        if now > self.health_inflight_max.get(computer_id, 0):
+            self.health_inflight_max[computer_id] = now
+
+    def probe_ended(self, computer_id: str) -> None:
+        """A health probe of the computer was answered (or dropped)."""
+        left = self._health_inflight.get(computer_id, 0) - 1
+        if left > 0:
+            self._health_inflight[computer_id] = left
+        else:
+            self._health_inflight.pop(computer_id, None)
+
     @property
     def live(self) -> int:
         """Computers that exist right now (not reset by :meth:`reset`)."""
@@ -79,10 +111,17 @@ class Counters:
         return self._healthy_at
 
     def reset(self) -> None:
-        """Zero every counter (``live`` reflects the store and is unaffected)."""
+        """Zero every counter and clear the loop lag's samples.
+
+        ``live`` reflects the store and is unaffected, and so are the probes
+        in flight right now (they still end).
+        """
         self.creates = self.create_attempts = self.clones = self.deletes = 0
         self.faults_injected = 0
         self.health_probes.clear()
+        self.health_inflight_max.clear()
+        if self.loop_lag is not None:
+            self.loop_lag.reset()
         self.requests.clear()
         self.responses_by_status.clear()
         self.ready_at.clear()
@@ -103,6 +142,7 @@ class Counters:
             "live": self.live,
             "faults_injected": self.faults_injected,
             "health_probes": dict(self.health_probes),
+            "health_inflight_max": dict(self.health_inflight_max),
             "requests": dict(self.requests),
             "responses_by_status": {str(k): v for k, v in self.responses_by_status.items()},
             "ready_at": dict(self.ready_at),
@@ -115,4 +155,5 @@ class Counters:
             "bash_runs": self.bash_runs,
             "exec_runs": self.exec_runs,
             "uploads": self.uploads,
+            "loop_lag_ms": None if self.loop_lag is None else self.loop_lag.summary(),
         }

@@ -2,10 +2,12 @@
 
 These tests check the shape and the bookkeeping of the results (every
 computer accounted for, none left behind), never how fast anything was.
+They keep the launches small and the boots short: the command's cost is CI's.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 from pathlib import Path
@@ -34,6 +36,13 @@ def _check_figures(figures: dict[str, Any], where: str) -> None:
         _check_percentiles(figures[name], f"{where}.{name}")
     assert figures["probes_per_computer"]["p50"] >= 1, where
     assert figures["client_cpu_ms_per_computer"] > 0, where
+    # The instruments: the client's full collections, and the spawned emulator's books.
+    assert isinstance(figures["gc_full_collections"], int), where
+    assert figures["gc_full_collections"] >= 0, where
+    assert figures["max_probes_in_flight_per_computer"] >= 1, where
+    lag = figures["emulator_loop_lag_ms"]
+    assert lag["samples"] >= 1, (where, lag)
+    assert 0 <= lag["p50"] <= lag["p99"] <= lag["max"], (where, lag)
 
 
 def _check_ratios(ratios: dict[str, Any], where: str) -> None:
@@ -70,6 +79,8 @@ def test_bench_json_accounts_for_every_computer_and_leaves_none() -> None:
     assert isinstance(result["python"], dict) and result["python"]["version"]
     assert isinstance(result["machine"], dict) and result["machine"]["machine"]
     assert result["detection_lag_available"] is True
+    assert (result["loop"], result["tls"], result["boot_dist"]) == ("asyncio", False, "fixed")
+    assert "points" not in result
 
     _check_figures(result, "top")
     _check_figures(result["baseline"], "top.baseline")
@@ -149,3 +160,98 @@ def test_bench_plot_draws_a_png(tmp_path: Path) -> None:
     assert json.loads(done.stdout)["ready"] == 4
     assert out.read_bytes().startswith(PNG_MAGIC)
     assert f"drew {out}" in done.stderr
+
+
+def test_bench_sweep_json_has_one_point_per_concurrency() -> None:
+    sweep = ["--sweep", "16,32", "--count", "8", "--boot-ms", "20"]
+    done = ok(cli("bench", "--emulator", *sweep, "--json", timeout=BENCH_TIMEOUT))
+    result = json.loads(done.stdout)  # one JSON object and nothing else on stdout
+    assert result["sweep"] == [16, 32]
+    assert result["mode"] == "burst"
+    assert result["leftover"] == 0
+    assert result["detection_lag_available"] is True
+    assert "modes" not in result
+    points = result["points"]
+    assert [(p["concurrency"], p["count_per_launch"], p["count"]) for p in points] == [
+        (16, 8, 8),
+        (32, 8, 8),
+    ]
+    for point in points:
+        where = f"concurrency {point['concurrency']}"
+        assert point["leftover"] == 0
+        _check_figures(point, where)
+        _check_figures(point["baseline"], f"{where}.baseline")
+        _check_ratios(point["ratio_vs_baseline"], where)
+        assert [r["first"] for r in point["per_round"]] == ["sdk"]
+
+
+def test_bench_sweep_prints_one_row_per_concurrency_and_plots_them(tmp_path: Path) -> None:
+    out = tmp_path / "sweep.png"
+    plot = ["--plot", str(out)] if importlib.util.find_spec("matplotlib") else []
+    sweep = ["--sweep", "2,4", "--count", "2,4", "--rounds", "2"]
+    boot = ["--boot-ms", "20", "--boot-dist", "uniform", "--boot-max-ms", "40"]
+    done = ok(cli("bench", "--emulator", *sweep, *boot, *plot, timeout=BENCH_TIMEOUT))
+    lines = done.stdout.splitlines()
+    assert "burst sweep over concurrency 2, 4, boot uniform 20-40 ms, rounds 2" in lines[0]
+    header = next(n for n, line in enumerate(lines) if line.startswith("concurrency"))
+    # Concurrency and computers per launch, then the figures; one failed/left cell pair each.
+    assert lines[header + 1].split()[:2] == ["2", "2"]
+    assert lines[header + 2].split()[:2] == ["4", "4"]
+    assert [line.split()[-2:] for line in lines[header + 1 : header + 3]] == [["0/0", "0"]] * 2
+    assert "leftover computers: 0" in done.stdout
+    if plot:
+        assert out.read_bytes().startswith(PNG_MAGIC)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--sweep", "16,32", "--concurrency", "8"], "leave out --concurrency"),
+        (["--sweep", "16,32", "--mode", "staggered"], "burst mode only"),
+        (["--sweep", "16,32,64", "--count", "8,8"], "one per --sweep point (3); got 2"),
+        (["--count", "8,8"], "--count takes one number without --sweep"),
+        (["--sweep", "16,0"], "--sweep"),
+        (["--boot-dist", "uniform"], "--boot-dist uniform needs --boot-max-ms"),
+        (["--boot-max-ms", "900"], "--boot-max-ms needs --boot-dist uniform or long-tail"),
+        (["--boot-sigma", "1"], "--boot-sigma needs --boot-dist long-tail"),
+        (["--boot-dist", "long-tail", "--boot-max-ms", "100"], "must be >= --boot-ms (300)"),
+    ],
+)
+def test_sweep_and_boot_options_that_do_not_fit_are_usage_errors(
+    args: list[str], message: str
+) -> None:
+    done = cli("bench", "--emulator", *args)
+    assert done.stdout == ""
+    assert message in one_error_line(done, 2)
+
+
+def test_emulator_options_need_the_emulator() -> None:
+    done = cli("bench", "--base-url", "http://127.0.0.1:9/api", "--tls", "--boot-dist", "fixed")
+    assert "--boot-dist --tls: only with --emulator" in one_error_line(done, 2)
+
+
+def _small_burst(*options: str) -> dict[str, Any]:
+    """The JSON of ``bench --emulator OPTIONS`` launching two computers in one burst."""
+    burst = ["--mode", "burst", "--count", "2", "--concurrency", "2", "--boot-ms", "20"]
+    done = ok(cli("bench", "--emulator", *options, *burst, "--json", timeout=BENCH_TIMEOUT))
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
+
+
+def test_bench_over_tls_trusts_the_emulators_certificate() -> None:
+    pytest.importorskip("cryptography")
+    result = _small_burst("--tls")
+    assert result["tls"] is True
+    assert (result["ready"], result["baseline"]["ready"], result["leftover"]) == (2, 2, 0)
+
+
+def test_loop_uvloop_without_uvloop_exits_2_naming_the_extra() -> None:
+    done = python(blocking("uvloop"), "--loop", "uvloop", "bench", "--emulator", "--count", "1")
+    line = one_error_line(done, 2)
+    assert line == "--loop uvloop needs uvloop: pip install 'orgo_async[speed]'"
+    assert done.stdout == ""
+
+
+def test_loop_uvloop_runs_the_bench_on_uvloop() -> None:
+    pytest.importorskip("uvloop")
+    assert _small_burst("--loop", "uvloop")["loop"] == "uvloop"

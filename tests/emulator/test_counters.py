@@ -53,3 +53,22 @@ def test_counters_standalone_reset() -> None:
     counters.health_probes["x"] = 2
     counters.reset()
     assert (counters.creates, counters.health_probes, counters.live) == (0, {}, 0)
+
+
+def test_probes_in_flight_survive_a_reset_but_their_maximum_does_not() -> None:
+    counters = Counters()
+    counters.probe_started("a")
+    counters.probe_started("a")
+    counters.probe_started("b")
+    counters.probe_ended("a")
+    assert counters.health_inflight_max == {"a": 2, "b": 1}
+    counters.reset()
+    assert counters.health_inflight_max == {}
+    # One "a" probe is still in flight: the next one makes two.
+    counters.probe_started("a")
+    assert counters.health_inflight_max == {"a": 2}
+    for _ in range(3):
+        counters.probe_ended("a")  # more ends than starts never goes below zero
+    counters.probe_started("a")
+    assert counters.health_inflight_max == {"a": 2}
+    assert counters.to_dict()["health_inflight_max"] == {"a": 2}

@@ -16,7 +16,12 @@ import pytest
 
 import orgo_async.emulator as emulator_pkg
 from orgo_async.emulator import BootTime
-from orgo_async.emulator.__main__ import add_arguments, config_from_args, faults_from_args
+from orgo_async.emulator.__main__ import (
+    API_KEY_ENV,
+    add_arguments,
+    config_from_args,
+    faults_from_args,
+)
 
 REPO_ROOT = Path(emulator_pkg.__file__).resolve().parents[2]
 
@@ -50,6 +55,34 @@ def test_cli_options_to_config() -> None:
     assert faults_from_args(_parse([])) == []
     with pytest.raises(ValueError, match="boot-max-ms"):
         config_from_args(_parse(["--boot-dist", "uniform"]))
+
+
+def test_the_key_comes_from_the_option_else_the_environment_else_the_default(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv(API_KEY_ENV, raising=False)
+    assert config_from_args(_parse([])).api_key == "sk_emulator"
+    monkeypatch.setenv(API_KEY_ENV, "sk_from_env")
+    assert config_from_args(_parse([])).api_key == "sk_from_env"
+    assert config_from_args(_parse(["--api-key", "sk_typed"])).api_key == "sk_typed"
+
+
+def test_server_options_to_config(tmp_path: Path) -> None:
+    default = config_from_args(_parse([]))
+    assert (default.loop_lag_interval, default.tls, default.tls_cert_out) == (None, False, None)
+    cert = str(tmp_path / "cert.pem")
+    config = config_from_args(_parse(["--monitor-loop-ms", "5", "--tls", "--tls-cert-out", cert]))
+    assert (config.loop_lag_interval, config.tls, config.tls_cert_out) == (0.005, True, cert)
+    with pytest.raises(ValueError, match="--tls-cert-out needs --tls"):
+        config_from_args(_parse(["--tls-cert-out", cert]))
+    with pytest.raises(ValueError, match="--monitor-loop-ms must be > 0"):
+        config_from_args(_parse(["--monitor-loop-ms", "0"]))
+
+
+def test_the_help_warns_that_ps_shows_the_key() -> None:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    assert "read a command line with ps" in " ".join(parser.format_help().split())
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])

@@ -83,7 +83,7 @@ def computer_json(emu: Emulator, computer: Computer, now: float) -> dict[str, An
         "instance_id": computer.instance_id,
         "fly_instance_id": computer.instance_id,
         "hostname": hostport,
-        "connection_url": f"http://{hostport}/desktops/{computer.instance_id}",
+        "connection_url": f"{emu.origin}/desktops/{computer.instance_id}",
         "vnc_password": computer.vnc_password,
         "template_ref": computer.template_ref,
     }

@@ -4,9 +4,11 @@
 "ok"}`` from the exact clock time the computer's boot completes, and 503
 ``desktop_unavailable`` before (and while it is stopped or failed); every
 probe is counted in ``counters.health_probes``, a probe a fault answered
-included. The desktop actions behind the proxy have their own routes
-(:mod:`.desktop`); any other path under the proxy answers 404 (405 for an
-action with the wrong method).
+included, and the most probes of one computer in flight at once in
+``counters.health_inflight_max`` (:func:`probe_started` / :func:`probe_ended`,
+called by the request pipeline around faults and handler alike). The desktop
+actions behind the proxy have their own routes (:mod:`.desktop`); any other
+path under the proxy answers 404 (405 for an action with the wrong method).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from .desktop import ACTIONS, proxied_computer, proxy_unavailable
 if TYPE_CHECKING:
     from ..app import Emulator
 
-__all__ = ["count_probe", "desktop_health", "desktop_proxy"]
+__all__ = ["count_probe", "desktop_health", "desktop_proxy", "probe_ended", "probe_started"]
 
 
 def count_probe(emu: Emulator, key: str) -> Computer | None:
@@ -32,6 +34,21 @@ def count_probe(emu: Emulator, key: str) -> Computer | None:
         probes = emu.counters.health_probes
         probes[computer.id] = probes.get(computer.id, 0) + 1
     return computer
+
+
+def probe_started(emu: Emulator, key: str) -> str | None:
+    """A probe of the computer ``key`` names arrived; its id, to pass to :func:`probe_ended`."""
+    computer = emu.state.find_computer(key)
+    if computer is None:
+        return None
+    emu.counters.probe_started(computer.id)
+    return computer.id
+
+
+def probe_ended(emu: Emulator, computer_id: str | None) -> None:
+    """The probe :func:`probe_started` returned ``computer_id`` for has been answered."""
+    if computer_id is not None:
+        emu.counters.probe_ended(computer_id)
 
 
 async def desktop_health(request: web.Request) -> web.Response:

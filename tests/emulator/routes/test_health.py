@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import time
 
+from orgo_async.emulator import FaultRule
+
 from ..rest import Api, FakeClock, Pc
 
 
@@ -52,3 +54,37 @@ async def test_proxy_unknown_endpoint_and_wrong_method(api: Api, pc: Pc) -> None
     assert (wrong.status, wrong.headers["Allow"]) == (405, "POST")
     assert (await api.call("POST", pc.path("proxy", "screenshot"))).status == 405
     assert (await api.call("GET", pc.path("platform", "click"))).status == 405
+
+
+async def test_probes_in_flight_at_once_are_counted_per_computer(api: Api) -> None:
+    ws = await api.workspace()
+    slow = await api.computer(ws["id"], "slow")
+    other = await api.computer(ws["id"], "other")
+    counters = api.emu.counters
+    # Two probes held by a server delay overlap: both are in flight at once.
+    api.emu.faults.add(FaultRule(kind="delay", path=r"/proxy/health$", delay=0.5, times=2))
+    # By instance id and by UUID: the same computer either way.
+    await asyncio.gather(api.health(slow["instance_id"]), api.health(slow["id"]))
+    await api.health(other["instance_id"])
+    await api.health(other["instance_id"])
+    assert counters.health_inflight_max == {slow["id"]: 2, other["id"]: 1}
+    snapshot = await api.call("GET", "/_emulator/counters")
+    assert snapshot.body["health_inflight_max"] == {slow["id"]: 2, other["id"]: 1}
+
+    # Reset with the other counters; the earlier probes have ended, so one is one.
+    await api.call("DELETE", "/_emulator/counters")
+    assert counters.health_inflight_max == {}
+    await api.health(slow["id"])
+    assert counters.health_inflight_max == {slow["id"]: 1}
+
+
+async def test_a_probe_a_fault_answers_was_in_flight_too(api: Api) -> None:
+    ws = await api.workspace()
+    computer = await api.computer(ws["id"])
+    api.emu.faults.add(FaultRule(kind="status", status=503, path=r"/proxy/health$", times=1))
+    assert (await api.health(computer["id"])).status == 503
+    assert api.emu.counters.health_inflight_max == {computer["id"]: 1}
+    assert api.emu.counters.health_probes == {computer["id"]: 1}
+    # An unknown computer has nothing to count.
+    assert (await api.health("nobody")).status == 404
+    assert api.emu.counters.health_inflight_max == {computer["id"]: 1}
