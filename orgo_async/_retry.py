@@ -58,6 +58,8 @@ def is_retryable_error(exc: Exception, method: str, *, idempotent: bool | None =
     if isinstance(exc, APIError):
         return exc.retryable
     if isinstance(exc, APIConnectionError):
+        if not exc.retryable:
+            return False
         if not exc.sent:
             return True
         return method in IDEMPOTENT_METHODS if idempotent is None else idempotent

@@ -186,14 +186,23 @@ class APIConnectionError(OrgoError):
         path: The path of the request (never the query string).
         sent: ``False`` when the request certainly never reached the server (so
             repeating it is always safe), ``True`` when it may have.
+        retryable: ``False`` when no repetition can help (the server's TLS
+            certificate is not trusted, say).
     """
 
     def __init__(
-        self, message: str, *, method: str = "", path: str = "", sent: bool = True
+        self,
+        message: str,
+        *,
+        method: str = "",
+        path: str = "",
+        sent: bool = True,
+        retryable: bool = True,
     ) -> None:
         self.method = method
         self.path = path
         self.sent = sent
+        self.retryable = retryable
         where = f"{method} {path}: " if method else ""
         super().__init__(f"{where}{message}")
 

@@ -70,14 +70,21 @@ async def test_a_client_without_the_certificate_cannot_connect(
     context = (
         None if trusted == "the system's" else ssl.create_default_context(cadata=self_signed().pem)
     )
+    sleeps: list[float] = []
+
+    async def record(seconds: float) -> None:
+        sleeps.append(seconds)
+
+    # The default retry policy: a certificate error is not retried (no attempt can help).
     async with Orgo(
         api_key=tls_emulator.api_key,
         base_url=tls_emulator.base_url,
         ssl=context,
-        retry=RetryPolicy.off(),
+        retry=RetryPolicy(sleep=record),
     ) as orgo:
-        with pytest.raises(APIConnectionError):
+        with pytest.raises(APIConnectionError, match="TLS failed") as info:
             await orgo.workspaces.list()
+    assert not info.value.retryable and sleeps == []
 
 
 async def test_without_tls_there_is_no_certificate(emu: Emulator) -> None:
