@@ -3,6 +3,7 @@
 ::
 
     orgo-async [--base-url URL] [--emulator] [--verbose] COMMAND [options]
+    orgo-async --version
 
 Commands:
 
@@ -70,6 +71,7 @@ import importlib
 from collections.abc import Callable
 from typing import Final
 
+from .._version import __version__
 from ._options import Parser, add_global_options
 from ._output import (
     EXIT_API,
@@ -165,6 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_global_options(parser, repeated=False)
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     commands = parser.add_subparsers(
         dest="command", metavar="COMMAND", required=True, parser_class=Parser
     )
@@ -181,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         error(str(exc))
         return EXIT_USAGE
-    except SystemExit as exc:  # --help
+    except SystemExit as exc:  # --help, --version
         return exc.code if isinstance(exc.code, int) else EXIT_OK
     configure_logging(args.verbose)
     handler: Handler = args.handler

@@ -7,6 +7,8 @@ import sys
 
 import pytest
 
+from orgo_async._version import __version__
+
 from .conftest import KEY, TIMEOUT, Server, cli, env, ok, one_error_line
 
 
@@ -70,3 +72,9 @@ def test_help_lists_every_command_and_exits_0() -> None:
     assert "exit codes:" in done.stdout
     sub = ok(cli("screenshot", "--help"))
     assert "--vnc" in sub.stdout and "not available" not in sub.stdout
+
+
+def test_version_prints_the_package_version_and_exits_0() -> None:
+    done = ok(cli("--version"))
+    assert done.stdout == f"orgo-async {__version__}\n"
+    assert done.stderr == ""
