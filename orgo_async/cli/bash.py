@@ -35,7 +35,8 @@ def add_bash(parser: argparse.ArgumentParser) -> None:
         metavar="S",
         help="seconds the command may run, 1 to 300 (default 200)",
     )
-    parser.add_argument("command", nargs="+", metavar="COMMAND", help="the command, after --")
+    # Not dest="command": that is where the subparsers put the command's name.
+    parser.add_argument("words", nargs="+", metavar="COMMAND", help="the command, after --")
     parser.set_defaults(handler=_run)
 
 
@@ -45,7 +46,7 @@ def _shell_command(words: Sequence[str]) -> str:
 
 
 def _run(args: argparse.Namespace) -> int:
-    command = _shell_command(args.command)
+    command = _shell_command(args.words)
 
     async def run(target: Target, computer: Computer) -> BashResult:
         return await target.orgo.desktop(computer).bash(command, timeout=args.timeout)
