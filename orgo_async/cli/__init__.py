@@ -54,9 +54,11 @@ logs it at debug level), and with an exit code per kind of error:
     8    the local emulator could not be started (``--emulator``, ``emulator``)
     130  interrupted (Ctrl-C)
 
-``bash`` and ``terminal`` exit with the remote command's (shell's) exit code
-when it ran; ``bash`` uses 1 when the API reports none. Those codes can
-coincide with the ones above, as ``ssh``'s do.
+``bash`` and ``terminal`` pass on the remote command's (shell's) exit code,
+and exit with 255 for every failure of their own (the codes 1 to 8 above,
+and a remote side that reported no exit code), as ``ssh`` does: a script can
+tell a remote ``exit 4`` from a computer that was not found. An interrupt
+still exits with 128 + the signal's number.
 
 Each command lives in its own module of this package and is imported only
 when it runs (or its ``--help`` is asked for): ``orgo-async --help`` loads
@@ -68,7 +70,8 @@ from __future__ import annotations
 
 import argparse
 import importlib
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Sequence
 from typing import Final
 
 from .._version import __version__
@@ -83,6 +86,7 @@ from ._output import (
     EXIT_INTERRUPTED,
     EXIT_NOT_FOUND,
     EXIT_OK,
+    EXIT_OWN_FAILURE,
     EXIT_USAGE,
     PROG,
     UsageError,
@@ -104,6 +108,7 @@ __all__ = [
     "EXIT_INTERRUPTED",
     "EXIT_NOT_FOUND",
     "EXIT_OK",
+    "EXIT_OWN_FAILURE",
     "EXIT_USAGE",
     "build_parser",
     "main",
@@ -129,6 +134,10 @@ _COMMANDS: Final = (
     ("bench", "bench:add_bench", "measure fleet launch latency against a raw-aiohttp baseline"),
 )
 
+# The commands that exit with the remote command's exit code: their own failures
+# exit 255 rather than 1..8, so that a caller can tell the two apart (as with ssh).
+_PASS_THROUGH: Final = frozenset({"bash", "terminal"})
+
 # `emulator` has options of its own: it serves, it does not act on a target.
 _WITHOUT_GLOBAL_OPTIONS: Final = frozenset({"emulator"})
 
@@ -138,7 +147,8 @@ ORGO_API_KEY. The computer id 'new' launches one computer first and deletes it a
 
 exit codes: 0 ok, 1 internal error, 2 usage, 3 authentication, 4 not found, 5 API error,
 6 connection or timeout, 7 fleet failures, 8 emulator did not start, 130 interrupted;
-bash and terminal exit with the remote command's code."""
+bash and terminal pass the remote command's code on and exit 255 for their own failures
+(like ssh)."""
 
 
 def _configure(name: str, where: str) -> Callable[[Parser], None]:
@@ -178,12 +188,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run ``orgo-async`` with ``argv`` (default: ``sys.argv[1:]``); return the exit code."""
+    words = sys.argv[1:] if argv is None else argv
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args = parser.parse_args(words)
     except UsageError as exc:
         error(str(exc))
-        return EXIT_USAGE
+        return _own_failure(EXIT_USAGE, _command_in(words))
     except SystemExit as exc:  # --help, --version
         return exc.code if isinstance(exc.code, int) else EXIT_OK
     configure_logging(args.verbose)
@@ -192,19 +203,35 @@ def main(argv: list[str] | None = None) -> int:
         return handler(args)
     except UsageError as exc:
         error(str(exc))
-        return EXIT_USAGE
+        return _own_failure(EXIT_USAGE, args.command)
     except Exception as exc:
         failure = leaf(exc)
         code, kind = classify(failure)
         log.debug("%s %s failed", PROG, args.command, exc_info=exc)
         if code == EXIT_USAGE:
             error(f"{PROG} {args.command}: error: {failure}")
-            return code
-        hint = " (run with --verbose for the traceback)" if code == EXIT_INTERNAL else ""
-        error(f"{PROG} {args.command}: {kind}: {type(failure).__name__}: {failure}{hint}")
-        return code
+        else:
+            hint = " (run with --verbose for the traceback)" if code == EXIT_INTERNAL else ""
+            error(f"{PROG} {args.command}: {kind}: {type(failure).__name__}: {failure}{hint}")
+        return _own_failure(code, args.command)
     except BaseException as exc:
         if not interrupted(exc):
             raise
         error(f"{PROG}: interrupted")
         return EXIT_INTERRUPTED
+
+
+def _own_failure(code: int, command: str | None) -> int:
+    """The exit code of the CLI's own failure: 255 for the commands that pass a remote code on."""
+    return EXIT_OWN_FAILURE if command in _PASS_THROUGH else code
+
+
+def _command_in(words: Sequence[str]) -> str | None:
+    """The command named in ``words``, for a failure before argparse could say which it was."""
+    rest = iter(words)
+    for word in rest:
+        if word == "--base-url":
+            next(rest, None)
+        elif not word.startswith("-"):
+            return word
+    return None

@@ -42,6 +42,8 @@ EXIT_CONNECTION = 6
 EXIT_FLEET = 7
 EXIT_EMULATOR = 8
 EXIT_INTERRUPTED = 130
+EXIT_OWN_FAILURE = 255
+"""``bash`` and ``terminal``: any failure of the CLI's own (they pass the remote code on)."""
 
 log = logging.getLogger("orgo_async.cli")
 
@@ -143,6 +145,18 @@ def configure_logging(verbose: bool) -> None:
 
 
 # --------------------------------------------------------------------------- exit codes
+
+
+def remote_exit_code(code: int | None, *, command: str) -> int:
+    """The exit code that passes a remote command's on: ``code`` modulo 256.
+
+    When the remote side reported none, that is said on stderr and the code is
+    :data:`EXIT_OWN_FAILURE`, as ``ssh`` does.
+    """
+    if code is None:
+        error(f"{PROG} {command}: no exit code came back")
+        return EXIT_OWN_FAILURE
+    return code & 0xFF
 
 
 def leaf(exc: BaseException) -> BaseException:

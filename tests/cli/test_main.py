@@ -46,7 +46,6 @@ def test_an_unknown_id_exits_4_on_one_line(server: Server) -> None:
         (["launch", "--count", "2", "--boot-ms", "10"], "--emulator"),
         (["rm"], "--prefix"),
         (["rm", "abc", "--prefix", "p"], "--prefix"),
-        (["bash", "abc", "--timeout", "0", "--", "true"], "--timeout"),
         (["screenshot", "abc", "-o", "x.png", "--vnc", "--route", "proxy"], "--route"),
         (["no-such-command"], "invalid choice"),
     ],
