@@ -65,6 +65,15 @@ def computer_fields(computer: Computer) -> dict[str, Any]:
     return out
 
 
+def _placed(computer: Computer, workspace: Workspace) -> Computer:
+    """``computer`` with the id and name of the workspace it was listed in, where it has none."""
+    return attrs.evolve(
+        computer,
+        workspace_id=computer.workspace_id or workspace.id,
+        project_name=computer.project_name or workspace.name or None,
+    )
+
+
 # --------------------------------------------------------------------------- the target
 
 
@@ -115,12 +124,18 @@ class Target:
         return workspace
 
     async def computers(self, workspace: str | None) -> list[Computer]:
-        """The computers of one workspace (id or name), or of every workspace."""
+        """The computers of one workspace (id or name), or of every workspace.
+
+        Each carries its workspace's id and name (``workspace_id``,
+        ``project_name``), taken from the workspace it was listed in where
+        the API left them out.
+        """
         if workspace is None:
             workspaces = await self._list_workspaces()
-            return [c for ws in workspaces for c in ws.computers]
-        found = await self.workspace(workspace, create=False)
-        return list(await self.orgo.computers.list(found.id))
+        else:
+            found = await self.workspace(workspace, create=False)
+            workspaces = [await self.orgo.workspaces.get(found.id)]
+        return [_placed(c, ws) for ws in workspaces for c in ws.computers]
 
     async def computer(self, computer_id: str, *, workspace: str | None = None) -> Computer:
         """The computer with this id, as it is now; ``new`` launches one first.
