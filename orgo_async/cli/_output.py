@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import re
+import shutil
 import sys
 from types import ModuleType
 from typing import Final, TextIO
@@ -98,6 +100,19 @@ def isatty(stream: TextIO) -> bool:
         return stream.isatty()
     except (AttributeError, ValueError):
         return False
+
+
+def columns(stream: TextIO) -> int:
+    """How many columns the terminal behind ``stream`` has.
+
+    ``$COLUMNS`` when set, else stdout's terminal (both as
+    :func:`shutil.get_terminal_size` reads them), else ``stream``'s own, else 80.
+    """
+    try:
+        own = os.get_terminal_size(stream.fileno())
+    except (AttributeError, OSError, ValueError):
+        own = os.terminal_size((80, 24))
+    return shutil.get_terminal_size(own).columns
 
 
 def output(text: str) -> None:
