@@ -133,6 +133,11 @@ def error(line: str) -> None:
     print(redact(" ".join(line.split())), file=sys.stderr, flush=True)
 
 
+def note(line: str) -> None:
+    """Tell the user something that is not a result (stdout is kept for those): as :func:`error`."""
+    error(line)
+
+
 class _StderrHandler(logging.StreamHandler[TextIO]):
     """The CLI's log handler, on stderr (stdout is kept for results); secrets are blanked."""
 
