@@ -32,10 +32,15 @@ default ``orgo-async``), and the computer id ``new`` launches one computer first
 (``orgo-async --emulator bash new -- uname -a``). ``new`` works on any target: the
 computer it launches is deleted when the command ends.
 
-To reuse one emulator across commands, run ``orgo-async emulator --port 8000
---api-key K`` (the key defaults to ``ORGO_API_KEY``, else ``sk_emulator``) and
-point the other commands at it: ``ORGO_API_KEY=K orgo-async --base-url
-http://127.0.0.1:8000/api ls``.
+Its computers go with it, so ``--emulator ls``, ``status`` and ``rm`` (and
+``launch --keep``) say so on stderr. To keep one emulator across commands,
+serve it in another terminal and point the commands at it::
+
+    orgo-async emulator --port 8000        # prints the export line below
+    export ORGO_BASE_URL=http://127.0.0.1:8000/api ORGO_API_KEY=sk_emulator
+    orgo-async launch --count 3 --keep && orgo-async ls
+
+(the emulator's key is ``--api-key``, else ``ORGO_API_KEY``, else ``sk_emulator``).
 
 Errors come out as one line on stderr, without a traceback (``--verbose``
 logs it at debug level), and with an exit code per kind of error:
@@ -144,6 +149,8 @@ _WITHOUT_GLOBAL_OPTIONS: Final = frozenset({"emulator"})
 _EPILOG: Final = """\
 target: --emulator (a fresh emulator, offline), else --base-url or ORGO_BASE_URL with
 ORGO_API_KEY. The computer id 'new' launches one computer first and deletes it at the end.
+One emulator for several commands: 'orgo-async emulator --port 8000' in another terminal,
+then 'export ORGO_BASE_URL=http://127.0.0.1:8000/api ORGO_API_KEY=sk_emulator'.
 
 exit codes: 0 ok, 1 internal error, 2 usage, 3 authentication, 4 not found, 5 API error,
 6 connection or timeout, 7 fleet failures, 8 emulator did not start, 130 interrupted;

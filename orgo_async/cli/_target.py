@@ -30,7 +30,7 @@ from .._client import Orgo
 from .._config import env_api_key
 from ..errors import NotFoundError, OrgoError
 from ..models import Computer, Workspace
-from ._output import describe, log, remember_secret
+from ._output import PROG, describe, log, note, remember_secret
 from ._spawn import EmulatorProcess, emulator_process
 
 T = TypeVar("T")
@@ -43,6 +43,11 @@ NEW: Final = "new"
 
 NEW_PREFIX: Final = "orgo-async-new"
 """Name prefix of the computers launched for ``new`` (``rm --prefix`` reaps leftovers)."""
+
+_KEEP_ONE_RUNNING: Final = (
+    f"to keep one running: '{PROG} emulator --port 8000' in another terminal, then "
+    "'export ORGO_BASE_URL=http://127.0.0.1:8000/api ORGO_API_KEY=sk_emulator'"
+)
 
 _NEW_READY_TIMEOUT: Final = 120.0
 DELETE_CONCURRENCY: Final = 32
@@ -233,6 +238,11 @@ def target_of(
     return open_target(
         emulator=args.emulator, base_url=args.base_url, verbose=args.verbose, **options
     )
+
+
+def note_short_lived(command: str, what: str) -> None:
+    """Say on stderr that ``--emulator``'s emulator ends with the command, and how to keep one."""
+    note(f"{PROG} {command}: --emulator: {what}; {_KEEP_ONE_RUNNING}")
 
 
 async def with_computer(

@@ -5,6 +5,9 @@ of all, with the workspace of each; ``status`` one computer's fields (never
 its ``vnc_password``); ``rm`` deletes computers by id, or with ``--prefix``
 reaps every computer named ``PREFIX-...`` (the leftovers of crashed or
 ``--keep`` launches), which ``--dry-run`` only lists.
+
+With ``--emulator`` they act on an emulator started empty for the command,
+so each says on stderr how to keep one running between commands.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from ..models import MAX_NAME_LENGTH, Computer
 from ._format import cell, table, to_json
 from ._options import add_id, add_json, add_workspace
 from ._output import EXIT_OK, PROG, UsageError, output
-from ._target import NEW, Target, computer_fields, target_of, with_computer
+from ._target import NEW, Target, computer_fields, note_short_lived, target_of, with_computer
 
 __all__ = ["add_ls", "add_rm", "add_status"]
 
@@ -67,7 +70,17 @@ def _created(computer: Computer) -> str:
     return computer.created_at.isoformat(sep=" ", timespec="seconds")
 
 
+def _say_short_lived(args: argparse.Namespace) -> None:
+    # Listing, showing or deleting on an emulator that starts empty is rarely what was meant.
+    if args.emulator:
+        note_short_lived(
+            args.command, "this runs on an empty emulator that lives only for this command"
+        )
+
+
 def _run_ls(args: argparse.Namespace) -> int:
+    _say_short_lived(args)
+
     async def run() -> list[Computer]:
         async with target_of(args) as target:
             if target.spawned:
@@ -99,6 +112,8 @@ def _run_ls(args: argparse.Namespace) -> int:
 
 
 def _run_status(args: argparse.Namespace) -> int:
+    _say_short_lived(args)
+
     async def fields(target: Target, computer: Computer) -> dict[str, Any]:
         return computer_fields(computer)
 
@@ -118,6 +133,7 @@ def _run_rm(args: argparse.Namespace) -> int:
         raise UsageError(f"{PROG} rm: error: --workspace goes with --prefix")
     if args.dry_run and args.prefix is None:
         raise UsageError(f"{PROG} rm: error: --dry-run goes with --prefix")
+    _say_short_lived(args)
     if args.dry_run:
         return _dry_run_rm(args)
 

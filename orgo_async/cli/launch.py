@@ -28,7 +28,7 @@ from ..models import CPU_CHOICES, RAM_CHOICES, ComputerSpec, LaunchedComputer, W
 from ._format import ms, percentile_cells, percentile_header, percentiles, to_json
 from ._options import add_json, add_workspace, int_at_least, non_negative_float, positive_float
 from ._output import EXIT_FLEET, EXIT_OK, PROG, UsageError, columns, error, isatty, output
-from ._target import Target, delete_computers, target_of
+from ._target import Target, delete_computers, note_short_lived, target_of
 
 __all__ = ["LaunchOptions", "add_launch", "format_table", "launch"]
 
@@ -42,7 +42,8 @@ def add_launch(parser: argparse.ArgumentParser) -> None:
         a live progress line on stderr when stderr is a terminal, then print a table (or, with
         --json, one JSON object) of create latency, create->ready and health probes per
         computer, and the failures by type. The computers are deleted at the end, even after an
-        error or Ctrl-C, unless --keep. Exit code 7 if any computer failed.
+        error or Ctrl-C, unless --keep (with --emulator they go with the emulator all the same).
+        Exit code 7 if any computer failed.
     """
     parser.add_argument(
         "--count", type=int_at_least(1), required=True, help="how many computers to launch"
@@ -117,6 +118,11 @@ def _run(args: argparse.Namespace) -> int:
 
     report = asyncio.run(run())
     output(to_json(report) if args.json else format_table(report))
+    if args.keep and args.emulator:
+        note_short_lived(
+            "launch",
+            "the kept computers are gone with the emulator, which lived only for this command",
+        )
     if report["failed"] or report["left_behind"]:
         error(
             f"{PROG} launch: {report['failed']} of {report['count']} computer(s) failed"

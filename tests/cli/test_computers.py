@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from .conftest import KEY, Server, cli, launch_kept, ok, one_error_line
 
 
@@ -103,3 +105,26 @@ def test_ls_shows_each_computers_workspace(server: Server) -> None:
     assert rows == {first: "orgo-async", second: "fleet-b"}
     only = ok(cli("ls", "--workspace", "fleet-b", server=server)).stdout.splitlines()
     assert [line.split()[workspace] for line in only[1:]] == ["fleet-b"]
+
+
+RECIPE = (
+    "to keep one running: 'orgo-async emulator --port 8000' in another terminal, then "
+    "'export ORGO_BASE_URL=http://127.0.0.1:8000/api ORGO_API_KEY=sk_emulator'"
+)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["ls"], ["status", "new"], ["rm", "--prefix", "gone"], ["rm", "--prefix", "x", "--dry-run"]],
+)
+def test_ls_status_rm_on_emulator_say_it_lives_for_this_command_only(args: list[str]) -> None:
+    done = ok(cli("--emulator", *args))
+    line = done.stderr.strip()
+    assert "\n" not in line, done.stderr
+    assert line.startswith(f"orgo-async {args[0]}: --emulator: ")
+    assert "an empty emulator that lives only for this command" in line
+    assert line.endswith(RECIPE)
+
+
+def test_ls_on_a_server_says_nothing_more(server: Server) -> None:
+    assert ok(cli("ls", server=server)).stderr == ""

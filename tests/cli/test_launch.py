@@ -150,3 +150,15 @@ def test_progress_goes_to_stderr_cut_to_the_terminals_width(server: Server) -> N
     drawn = re.findall(rb"\r([^\r\x1b]*)\x1b\[K", seen)
     assert any(line.startswith(b"created ") for line in drawn), seen
     assert all(len(line) < 40 for line in drawn), drawn
+
+
+def test_launch_keep_on_emulator_says_the_computers_go_with_it() -> None:
+    done = ok(cli("--emulator", "launch", "--count", "1", "--keep", "--json", "--boot-ms", "20"))
+    assert json.loads(done.stdout)["kept"] is True
+    [line] = done.stderr.strip().splitlines()
+    assert line.startswith("orgo-async launch: --emulator: ")
+    assert "the kept computers are gone with the emulator" in line
+    assert "'orgo-async emulator --port 8000' in another terminal" in line
+    assert "export ORGO_BASE_URL=http://127.0.0.1:8000/api ORGO_API_KEY=sk_emulator" in line
+    # Without --keep there is nothing to warn about.
+    assert ok(cli("--emulator", "launch", "--count", "1", "--boot-ms", "20")).stderr == ""
