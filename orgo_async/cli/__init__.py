@@ -57,7 +57,13 @@ logs it at debug level), and with an exit code per kind of error:
          terminal socket that failed or closed, a command that timed out
     7    fleet failures: some computers did not become ready, or were left behind
     8    the local emulator could not be started (``--emulator``, ``emulator``)
-    130  interrupted (Ctrl-C)
+    130  interrupted (Ctrl-C, SIGINT); 143 SIGTERM, 129 SIGHUP
+
+A signal stops a command as Ctrl-C does: what it was doing is cancelled and
+its cleanup runs (a launch deletes its computers, ``new`` deletes its
+computer, ``--emulator`` stops its emulator), then it exits with 128 + the
+signal's number. A second signal does not cut the cleanup short; a third
+abandons it.
 
 ``bash`` and ``terminal`` pass on the remote command's (shell's) exit code,
 and exit with 255 for every failure of their own (the codes 1 to 8 above,
@@ -98,9 +104,10 @@ from ._output import (
     classify,
     configure_logging,
     error,
-    interrupted,
     leaf,
     log,
+    stopped_by,
+    stopped_line,
 )
 
 __all__ = [
@@ -153,7 +160,8 @@ One emulator for several commands: 'orgo-async emulator --port 8000' in another 
 then 'export ORGO_BASE_URL=http://127.0.0.1:8000/api ORGO_API_KEY=sk_emulator'.
 
 exit codes: 0 ok, 1 internal error, 2 usage, 3 authentication, 4 not found, 5 API error,
-6 connection or timeout, 7 fleet failures, 8 emulator did not start, 130 interrupted;
+6 connection or timeout, 7 fleet failures, 8 emulator did not start, 130 interrupted
+(128 + the signal: 143 SIGTERM, 129 SIGHUP; a third signal abandons the cleanup);
 bash and terminal pass the remote command's code on and exit 255 for their own failures
 (like ssh)."""
 
@@ -222,10 +230,11 @@ def main(argv: list[str] | None = None) -> int:
             error(f"{PROG} {args.command}: {kind}: {type(failure).__name__}: {failure}{hint}")
         return _own_failure(code, args.command)
     except BaseException as exc:
-        if not interrupted(exc):
+        signum = stopped_by(exc)
+        if signum is None:
             raise
-        error(f"{PROG}: interrupted")
-        return EXIT_INTERRUPTED
+        error(stopped_line(signum))
+        return 128 + signum
 
 
 def _own_failure(code: int, command: str | None) -> int:

@@ -15,6 +15,7 @@ import logging
 import os
 import re
 import shutil
+import signal
 import sys
 from types import ModuleType
 from typing import Final, TextIO
@@ -44,6 +45,7 @@ EXIT_CONNECTION = 6
 EXIT_FLEET = 7
 EXIT_EMULATOR = 8
 EXIT_INTERRUPTED = 130
+"""Ctrl-C (SIGINT); any signal that stops a command exits with 128 + its number."""
 EXIT_OWN_FAILURE = 255
 """``bash`` and ``terminal``: any failure of the CLI's own (they pass the remote code on)."""
 
@@ -52,6 +54,18 @@ log = logging.getLogger("orgo_async.cli")
 
 class UsageError(Exception):
     """Bad arguments, or a missing optional extra: reported on one line, exit code 2."""
+
+
+class Stopped(BaseException):
+    """A signal stopped the command, after its cleanup ran: exit code 128 + the signal.
+
+    A ``BaseException``, like ``KeyboardInterrupt``: no ``except Exception``
+    on the way out may take it for the command's own failure.
+    """
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
 
 
 def import_extra(module: str, *, extra: str, needed_by: str) -> ModuleType:
@@ -130,7 +144,10 @@ def describe(exc: BaseException) -> str:
 
 def error(line: str) -> None:
     """Print an error on stderr as one line, secrets blanked."""
-    print(redact(" ".join(line.split())), file=sys.stderr, flush=True)
+    try:
+        print(redact(" ".join(line.split())), file=sys.stderr, flush=True)
+    except OSError:
+        pass  # a terminal that hung up (SIGHUP): the exit code still says what happened
 
 
 def note(line: str) -> None:
@@ -186,11 +203,26 @@ def leaf(exc: BaseException) -> BaseException:
     return exc
 
 
-def interrupted(exc: BaseException) -> bool:
-    """Whether ``exc`` is Ctrl-C, or the cancellation ``asyncio.run`` turned it into."""
+def stopped_by(exc: BaseException) -> int | None:
+    """The signal that ``exc`` says stopped the command, if it says one did.
+
+    :class:`Stopped` names it; Ctrl-C, or the cancellation ``asyncio.run``
+    turned it into, is SIGINT.
+    """
     import asyncio  # every command that runs has loaded it; --help does not need it
 
-    return isinstance(exc, KeyboardInterrupt | asyncio.CancelledError)
+    if isinstance(exc, Stopped):
+        return exc.signum
+    if isinstance(exc, KeyboardInterrupt | asyncio.CancelledError):
+        return int(signal.SIGINT)
+    return None
+
+
+def stopped_line(signum: int) -> str:
+    """The line that says a signal stopped the command."""
+    if signum == signal.SIGINT:
+        return f"{PROG}: interrupted"
+    return f"{PROG}: stopped by {signal.Signals(signum).name}"
 
 
 def classify(exc: BaseException) -> tuple[int, str]:

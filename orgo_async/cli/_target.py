@@ -31,6 +31,7 @@ from .._config import env_api_key
 from ..errors import NotFoundError, OrgoError
 from ..models import Computer, Workspace
 from ._output import PROG, describe, log, note, remember_secret
+from ._runner import stop_if_abandoned
 from ._spawn import EmulatorProcess, emulator_process
 
 T = TypeVar("T")
@@ -209,22 +210,22 @@ async def open_target(
         ValueError: ``base_url`` is not an http(s) URL.
     """
     remember_secret(env_api_key())
-    if emulator:
-        async with emulator_process(
-            boot_ms=boot_ms,
-            extra_args=tuple(emulator_args),
-            log_level="info" if verbose else "warning",
-        ) as emu:
-            remember_secret(emu.api_key)
-            async with Orgo(api_key=emu.api_key, base_url=emu.base_url) as orgo:
-                target = Target(orgo, emu)
-                try:
-                    yield target
-                finally:
-                    await run_shielded(target.close())
-        return
-    async with Orgo(base_url=base_url) as orgo:
-        target = Target(orgo)
+    async with contextlib.AsyncExitStack() as stack:
+        spawned: EmulatorProcess | None = None
+        api_key = None
+        if emulator:
+            spawned = await stack.enter_async_context(
+                emulator_process(
+                    boot_ms=boot_ms,
+                    extra_args=tuple(emulator_args),
+                    log_level="info" if verbose else "warning",
+                )
+            )
+            stack.enter_context(stop_if_abandoned(spawned.pid))
+            remember_secret(spawned.api_key)
+            api_key, base_url = spawned.api_key, spawned.base_url
+        orgo = await stack.enter_async_context(Orgo(api_key, base_url=base_url))
+        target = Target(orgo, spawned)
         try:
             yield target
         finally:

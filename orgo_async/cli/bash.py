@@ -10,7 +10,6 @@ stdout. Several words are quoted and joined; one word is shell code as it is.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import shlex
 import sys
 from collections.abc import Sequence
@@ -18,6 +17,7 @@ from collections.abc import Sequence
 from ..models import BashResult, Computer
 from ._options import add_id, int_at_least
 from ._output import remote_exit_code
+from ._runner import run_command
 from ._target import Target, with_computer
 
 __all__ = ["add_bash"]
@@ -55,7 +55,7 @@ def _run(args: argparse.Namespace) -> int:
     async def run(target: Target, computer: Computer) -> BashResult:
         return await target.orgo.desktop(computer).bash(command, timeout=args.timeout)
 
-    result = asyncio.run(with_computer(args, run))
+    result = run_command(with_computer(args, run))
     output = result.output
     if output:
         try:

@@ -21,6 +21,7 @@ from ..models import MAX_NAME_LENGTH, Computer
 from ._format import cell, table, to_json
 from ._options import add_id, add_json, add_workspace
 from ._output import EXIT_OK, PROG, UsageError, output
+from ._runner import run_command
 from ._target import NEW, Target, computer_fields, note_short_lived, target_of, with_computer
 
 __all__ = ["add_ls", "add_rm", "add_status"]
@@ -87,7 +88,7 @@ def _run_ls(args: argparse.Namespace) -> int:
                 await target.workspace(args.workspace, create=True)
             return await target.computers(args.workspace)
 
-    computers = asyncio.run(run())
+    computers = run_command(run())
     if args.json:
         output(to_json([computer_fields(c) for c in computers]))
         return EXIT_OK
@@ -117,7 +118,7 @@ def _run_status(args: argparse.Namespace) -> int:
     async def fields(target: Target, computer: Computer) -> dict[str, Any]:
         return computer_fields(computer)
 
-    found = asyncio.run(with_computer(args, fields))
+    found = run_command(with_computer(args, fields))
     if args.json:
         output(to_json(found))
     else:
@@ -161,7 +162,7 @@ def _run_rm(args: argparse.Namespace) -> int:
                 raise failed[0]
             return deleted
 
-    deleted = asyncio.run(run())
+    deleted = run_command(run())
     if args.json:
         output(to_json({"deleted": deleted}))
     elif not deleted:
@@ -188,7 +189,7 @@ def _dry_run_rm(args: argparse.Namespace) -> int:
             named = f"{args.prefix}-"
             return [c for c in await target.computers(args.workspace) if c.name.startswith(named)]
 
-    doomed = asyncio.run(run())
+    doomed = run_command(run())
     if args.json:
         output(to_json({"would_delete": [{"id": c.id, "name": c.name} for c in doomed]}))
     elif not doomed:

@@ -28,6 +28,7 @@ from ..models import CPU_CHOICES, RAM_CHOICES, ComputerSpec, LaunchedComputer, W
 from ._format import ms, percentile_cells, percentile_header, percentiles, to_json
 from ._options import add_json, add_workspace, int_at_least, non_negative_float, positive_float
 from ._output import EXIT_FLEET, EXIT_OK, PROG, UsageError, columns, error, isatty, output
+from ._runner import run_command
 from ._target import Target, delete_computers, note_short_lived, target_of
 
 __all__ = ["LaunchOptions", "add_launch", "format_table", "launch"]
@@ -116,7 +117,7 @@ def _run(args: argparse.Namespace) -> int:
         async with target_of(args, boot_ms=args.boot_ms) as target:
             return await launch(target, options)
 
-    report = asyncio.run(run())
+    report = run_command(run())
     output(to_json(report) if args.json else format_table(report))
     if args.keep and args.emulator:
         note_short_lived(

@@ -12,7 +12,6 @@ stderr says where they went, their size and the dimensions.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from ..protocol.png import png_size
 from ..resources.desktop import Route
 from ._options import add_id
 from ._output import EXIT_OK, PROG, UsageError, import_extra, isatty, note
+from ._runner import run_command
 from ._target import Target, with_computer
 
 __all__ = ["add_screenshot"]
@@ -82,7 +82,7 @@ def _run(args: argparse.Namespace) -> int:
     async def shoot(target: Target, computer: Computer) -> tuple[str, Screenshot]:
         return computer.id, await take(target, computer)
 
-    computer_id, shot = asyncio.run(with_computer(args, shoot))
+    computer_id, shot = run_command(with_computer(args, shoot))
     size = f"{shot.width}x{shot.height} " if shot.width and shot.height else ""
     if to_stdout:
         sys.stdout.buffer.write(shot.data)

@@ -33,6 +33,7 @@ from ..connect import Terminal
 from ..models import Computer
 from ._options import add_id
 from ._output import log, remote_exit_code
+from ._runner import run_command
 from ._target import Target, with_computer
 
 __all__ = ["add_terminal", "interact"]
@@ -62,7 +63,7 @@ def _run(args: argparse.Namespace) -> int:
         )
 
     sys.stdout.flush()
-    return remote_exit_code(asyncio.run(with_computer(args, run)), command="terminal")
+    return remote_exit_code(run_command(with_computer(args, run)), command="terminal")
 
 
 def _window_size(*fds: int) -> tuple[int, int]:
@@ -85,7 +86,9 @@ def _raw_mode(fd: int) -> Iterator[None]:
         tty.setraw(fd, termios.TCSANOW)
         yield
     finally:
-        termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+        # A terminal that hung up (SIGHUP) has no mode left to restore: EIO.
+        with contextlib.suppress(termios.error):
+            termios.tcsetattr(fd, termios.TCSADRAIN, saved)
 
 
 class _Input:
