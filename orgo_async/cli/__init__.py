@@ -3,6 +3,7 @@
 ::
 
     orgo-async [--base-url URL] [--emulator] [--verbose] [--loop LOOP] COMMAND [options]
+    orgo-async --version
 
 Commands:
 
@@ -33,10 +34,15 @@ default ``orgo-async``), and the computer id ``new`` launches one computer first
 (``orgo-async --emulator bash new -- uname -a``). ``new`` works on any target: the
 computer it launches is deleted when the command ends.
 
-To reuse one emulator across commands, run ``orgo-async emulator --port 8000
---api-key K`` (the key defaults to ``ORGO_API_KEY``, else ``sk_emulator``) and
-point the other commands at it: ``ORGO_API_KEY=K orgo-async --base-url
-http://127.0.0.1:8000/api ls``.
+Its computers go with it, so ``--emulator ls``, ``status`` and ``rm`` (and
+``launch --keep``) say so on stderr. To keep one emulator across commands,
+serve it in another terminal and point the commands at it::
+
+    orgo-async emulator --port 8000        # prints the export line below
+    export ORGO_BASE_URL=http://127.0.0.1:8000/api ORGO_API_KEY=sk_emulator
+    orgo-async launch --count 3 --keep && orgo-async ls
+
+(the emulator's key is ``--api-key``, else ``ORGO_API_KEY``, else ``sk_emulator``).
 
 Errors come out as one line on stderr, without a traceback (``--verbose``
 logs it at debug level), and with an exit code per kind of error:
@@ -54,11 +60,19 @@ logs it at debug level), and with an exit code per kind of error:
          terminal socket that failed or closed, a command that timed out
     7    fleet failures: some computers did not become ready, or were left behind
     8    the local emulator could not be started (``--emulator``, ``emulator``)
-    130  interrupted (Ctrl-C)
+    130  interrupted (Ctrl-C, SIGINT); 143 SIGTERM, 129 SIGHUP
 
-``bash`` and ``terminal`` exit with the remote command's (shell's) exit code
-when it ran; ``bash`` uses 1 when the API reports none. Those codes can
-coincide with the ones above, as ``ssh``'s do.
+A signal stops a command as Ctrl-C does: what it was doing is cancelled and
+its cleanup runs (a launch deletes its computers, ``new`` deletes its
+computer, ``--emulator`` stops its emulator), then it exits with 128 + the
+signal's number. A second signal does not cut the cleanup short; a third
+abandons it.
+
+``bash`` and ``terminal`` pass on the remote command's (shell's) exit code,
+and exit with 255 for every failure of their own (the codes 1 to 8 above,
+and a remote side that reported no exit code), as ``ssh`` does: a script can
+tell a remote ``exit 4`` from a computer that was not found. An interrupt
+still exits with 128 + the signal's number.
 
 Each command lives in its own module of this package and is imported only
 when it runs (or its ``--help`` is asked for): ``orgo-async --help`` loads
@@ -71,9 +85,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
-from collections.abc import Callable, Iterator
+import sys
+from collections.abc import Callable, Iterator, Sequence
 from typing import Final
 
+from .._version import __version__
 from ._options import Parser, add_global_options
 from ._output import (
     EXIT_API,
@@ -85,6 +101,7 @@ from ._output import (
     EXIT_INTERRUPTED,
     EXIT_NOT_FOUND,
     EXIT_OK,
+    EXIT_OWN_FAILURE,
     EXIT_USAGE,
     PROG,
     UsageError,
@@ -92,9 +109,10 @@ from ._output import (
     configure_logging,
     error,
     import_extra,
-    interrupted,
     leaf,
     log,
+    stopped_by,
+    stopped_line,
 )
 
 __all__ = [
@@ -107,6 +125,7 @@ __all__ = [
     "EXIT_INTERRUPTED",
     "EXIT_NOT_FOUND",
     "EXIT_OK",
+    "EXIT_OWN_FAILURE",
     "EXIT_USAGE",
     "build_parser",
     "main",
@@ -132,6 +151,10 @@ _COMMANDS: Final = (
     ("bench", "bench:add_bench", "measure fleet launch latency against a raw-aiohttp baseline"),
 )
 
+# The commands that exit with the remote command's exit code: their own failures
+# exit 255 rather than 1..8, so that a caller can tell the two apart (as with ssh).
+_PASS_THROUGH: Final = frozenset({"bash", "terminal"})
+
 # `emulator` has options of its own: it serves, it does not act on a target.
 _WITHOUT_GLOBAL_OPTIONS: Final = frozenset({"emulator"})
 
@@ -140,10 +163,14 @@ _LOOPS: Final = ("asyncio", "uvloop")
 _EPILOG: Final = """\
 target: --emulator (a fresh emulator, offline), else --base-url or ORGO_BASE_URL with
 ORGO_API_KEY. The computer id 'new' launches one computer first and deletes it at the end.
+One emulator for several commands: 'orgo-async emulator --port 8000' in another terminal,
+then 'export ORGO_BASE_URL=http://127.0.0.1:8000/api ORGO_API_KEY=sk_emulator'.
 
 exit codes: 0 ok, 1 internal error, 2 usage, 3 authentication, 4 not found, 5 API error,
-6 connection or timeout, 7 fleet failures, 8 emulator did not start, 130 interrupted;
-bash and terminal exit with the remote command's code."""
+6 connection or timeout, 7 fleet failures, 8 emulator did not start, 130 interrupted
+(128 + the signal: 143 SIGTERM, 129 SIGHUP; a third signal abandons the cleanup);
+bash and terminal pass the remote command's code on and exit 255 for their own failures
+(like ssh)."""
 
 
 def _configure(name: str, where: str) -> Callable[[Parser], None]:
@@ -208,6 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_global_options(parser, repeated=False)
     _add_loop_option(parser, repeated=False)
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     commands = parser.add_subparsers(
         dest="command", metavar="COMMAND", required=True, parser_class=Parser
     )
@@ -218,13 +246,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run ``orgo-async`` with ``argv`` (default: ``sys.argv[1:]``); return the exit code."""
+    words = sys.argv[1:] if argv is None else argv
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args = parser.parse_args(words)
     except UsageError as exc:
         error(str(exc))
-        return EXIT_USAGE
-    except SystemExit as exc:  # --help
+        return _own_failure(EXIT_USAGE, _command_in(words))
+    except SystemExit as exc:  # --help, --version
         return exc.code if isinstance(exc.code, int) else EXIT_OK
     configure_logging(args.verbose)
     handler: Handler = args.handler
@@ -233,19 +262,36 @@ def main(argv: list[str] | None = None) -> int:
             return handler(args)
     except UsageError as exc:
         error(str(exc))
-        return EXIT_USAGE
+        return _own_failure(EXIT_USAGE, args.command)
     except Exception as exc:
         failure = leaf(exc)
         code, kind = classify(failure)
         log.debug("%s %s failed", PROG, args.command, exc_info=exc)
         if code == EXIT_USAGE:
             error(f"{PROG} {args.command}: error: {failure}")
-            return code
-        hint = " (run with --verbose for the traceback)" if code == EXIT_INTERNAL else ""
-        error(f"{PROG} {args.command}: {kind}: {type(failure).__name__}: {failure}{hint}")
-        return code
+        else:
+            hint = " (run with --verbose for the traceback)" if code == EXIT_INTERNAL else ""
+            error(f"{PROG} {args.command}: {kind}: {type(failure).__name__}: {failure}{hint}")
+        return _own_failure(code, args.command)
     except BaseException as exc:
-        if not interrupted(exc):
+        signum = stopped_by(exc)
+        if signum is None:
             raise
-        error(f"{PROG}: interrupted")
-        return EXIT_INTERRUPTED
+        error(stopped_line(signum))
+        return 128 + signum
+
+
+def _own_failure(code: int, command: str | None) -> int:
+    """The exit code of the CLI's own failure: 255 for the commands that pass a remote code on."""
+    return EXIT_OWN_FAILURE if command in _PASS_THROUGH else code
+
+
+def _command_in(words: Sequence[str]) -> str | None:
+    """The command named in ``words``, for a failure before argparse could say which it was."""
+    rest = iter(words)
+    for word in rest:
+        if word == "--base-url":
+            next(rest, None)
+        elif not word.startswith("-"):
+            return word
+    return None

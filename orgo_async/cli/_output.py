@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import re
+import shutil
+import signal
 import sys
 from types import ModuleType
 from typing import Final, TextIO
@@ -42,12 +45,27 @@ EXIT_CONNECTION = 6
 EXIT_FLEET = 7
 EXIT_EMULATOR = 8
 EXIT_INTERRUPTED = 130
+"""Ctrl-C (SIGINT); any signal that stops a command exits with 128 + its number."""
+EXIT_OWN_FAILURE = 255
+"""``bash`` and ``terminal``: any failure of the CLI's own (they pass the remote code on)."""
 
 log = logging.getLogger("orgo_async.cli")
 
 
 class UsageError(Exception):
     """Bad arguments, or a missing optional extra: reported on one line, exit code 2."""
+
+
+class Stopped(BaseException):
+    """A signal stopped the command, after its cleanup ran: exit code 128 + the signal.
+
+    A ``BaseException``, like ``KeyboardInterrupt``: no ``except Exception``
+    on the way out may take it for the command's own failure.
+    """
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
 
 
 def import_extra(module: str, *, extra: str, needed_by: str) -> ModuleType:
@@ -98,6 +116,19 @@ def isatty(stream: TextIO) -> bool:
         return False
 
 
+def columns(stream: TextIO) -> int:
+    """How many columns the terminal behind ``stream`` has.
+
+    ``$COLUMNS`` when set, else stdout's terminal (both as
+    :func:`shutil.get_terminal_size` reads them), else ``stream``'s own, else 80.
+    """
+    try:
+        own = os.get_terminal_size(stream.fileno())
+    except (AttributeError, OSError, ValueError):
+        own = os.terminal_size((80, 24))
+    return shutil.get_terminal_size(own).columns
+
+
 def output(text: str) -> None:
     """Print a result on stdout (a reader that went away is not an error)."""
     try:
@@ -113,7 +144,15 @@ def describe(exc: BaseException) -> str:
 
 def error(line: str) -> None:
     """Print an error on stderr as one line, secrets blanked."""
-    print(redact(" ".join(line.split())), file=sys.stderr, flush=True)
+    try:
+        print(redact(" ".join(line.split())), file=sys.stderr, flush=True)
+    except OSError:
+        pass  # a terminal that hung up (SIGHUP): the exit code still says what happened
+
+
+def note(line: str) -> None:
+    """Tell the user something that is not a result (stdout is kept for those): as :func:`error`."""
+    error(line)
 
 
 class _StderrHandler(logging.StreamHandler[TextIO]):
@@ -145,6 +184,18 @@ def configure_logging(verbose: bool) -> None:
 # --------------------------------------------------------------------------- exit codes
 
 
+def remote_exit_code(code: int | None, *, command: str) -> int:
+    """The exit code that passes a remote command's on: ``code`` modulo 256.
+
+    When the remote side reported none, that is said on stderr and the code is
+    :data:`EXIT_OWN_FAILURE`, as ``ssh`` does.
+    """
+    if code is None:
+        error(f"{PROG} {command}: no exit code came back")
+        return EXIT_OWN_FAILURE
+    return code & 0xFF
+
+
 def leaf(exc: BaseException) -> BaseException:
     """The first plain exception of an exception group (FleetError is kept whole)."""
     while isinstance(exc, BaseExceptionGroup) and not isinstance(exc, FleetError):
@@ -152,11 +203,26 @@ def leaf(exc: BaseException) -> BaseException:
     return exc
 
 
-def interrupted(exc: BaseException) -> bool:
-    """Whether ``exc`` is Ctrl-C, or the cancellation ``asyncio.run`` turned it into."""
+def stopped_by(exc: BaseException) -> int | None:
+    """The signal that ``exc`` says stopped the command, if it says one did.
+
+    :class:`Stopped` names it; Ctrl-C, or the cancellation ``asyncio.run``
+    turned it into, is SIGINT.
+    """
     import asyncio  # every command that runs has loaded it; --help does not need it
 
-    return isinstance(exc, KeyboardInterrupt | asyncio.CancelledError)
+    if isinstance(exc, Stopped):
+        return exc.signum
+    if isinstance(exc, KeyboardInterrupt | asyncio.CancelledError):
+        return int(signal.SIGINT)
+    return None
+
+
+def stopped_line(signum: int) -> str:
+    """The line that says a signal stopped the command."""
+    if signum == signal.SIGINT:
+        return f"{PROG}: interrupted"
+    return f"{PROG}: stopped by {signal.Signals(signum).name}"
 
 
 def classify(exc: BaseException) -> tuple[int, str]:

@@ -37,7 +37,7 @@ import ssl
 import subprocess
 import sys
 import tempfile
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 
 import attrs
@@ -141,6 +141,11 @@ async def emulator_process(
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 env={**os.environ, _KEY_ENV: api_key},
+                # Its own session: a Ctrl-C or a closed terminal reaches the command,
+                # whose cleanup (deletes included) runs before it stops the child...
+                start_new_session=True,
+                # ...and should the command die without cleaning up, so does the child.
+                preexec_fn=_die_with_parent(),
             )
         except OSError as exc:
             raise EmulatorStartError(f"could not start {sys.executable}: {exc}") from exc
@@ -155,6 +160,28 @@ async def emulator_process(
             )
         finally:
             await run_shielded(_stop(proc, stop_timeout))
+
+
+def _die_with_parent() -> Callable[[], None] | None:
+    """For the child, before exec: SIGTERM when its parent dies (Linux's PR_SET_PDEATHSIG).
+
+    Everything is looked up here, in the parent: between fork and exec the
+    child must not import or take locks.
+    """
+    if sys.platform != "linux":
+        return None
+    import ctypes
+
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    pr_set_pdeathsig, sigterm = 1, int(signal.SIGTERM)
+
+    def run() -> None:
+        prctl(pr_set_pdeathsig, sigterm, 0, 0, 0)
+
+    return run
 
 
 async def _read_announcement(proc: asyncio.subprocess.Process, timeout: float) -> str:

@@ -30,7 +30,8 @@ from .._client import Orgo
 from .._config import env_api_key
 from ..errors import NotFoundError, OrgoError
 from ..models import Computer, Workspace
-from ._output import describe, log, remember_secret
+from ._output import PROG, describe, log, note, remember_secret
+from ._runner import stop_if_abandoned
 from ._spawn import EmulatorProcess, emulator_process
 
 T = TypeVar("T")
@@ -43,6 +44,11 @@ NEW: Final = "new"
 
 NEW_PREFIX: Final = "orgo-async-new"
 """Name prefix of the computers launched for ``new`` (``rm --prefix`` reaps leftovers)."""
+
+_KEEP_ONE_RUNNING: Final = (
+    f"to keep one running: '{PROG} emulator --port 8000' in another terminal, then "
+    "'export ORGO_BASE_URL=http://127.0.0.1:8000/api ORGO_API_KEY=sk_emulator'"
+)
 
 _NEW_READY_TIMEOUT: Final = 120.0
 DELETE_CONCURRENCY: Final = 32
@@ -63,6 +69,15 @@ def computer_fields(computer: Computer) -> dict[str, Any]:
             value = str(value)  # an open-enum status becomes a plain string
         out[key] = value
     return out
+
+
+def _placed(computer: Computer, workspace: Workspace) -> Computer:
+    """``computer`` with the id and name of the workspace it was listed in, where it has none."""
+    return attrs.evolve(
+        computer,
+        workspace_id=computer.workspace_id or workspace.id,
+        project_name=computer.project_name or workspace.name or None,
+    )
 
 
 # --------------------------------------------------------------------------- the target
@@ -115,12 +130,18 @@ class Target:
         return workspace
 
     async def computers(self, workspace: str | None) -> list[Computer]:
-        """The computers of one workspace (id or name), or of every workspace."""
+        """The computers of one workspace (id or name), or of every workspace.
+
+        Each carries its workspace's id and name (``workspace_id``,
+        ``project_name``), taken from the workspace it was listed in where
+        the API left them out.
+        """
         if workspace is None:
             workspaces = await self._list_workspaces()
-            return [c for ws in workspaces for c in ws.computers]
-        found = await self.workspace(workspace, create=False)
-        return list(await self.orgo.computers.list(found.id))
+        else:
+            found = await self.workspace(workspace, create=False)
+            workspaces = [await self.orgo.workspaces.get(found.id)]
+        return [_placed(c, ws) for ws in workspaces for c in ws.computers]
 
     async def computer(self, computer_id: str, *, workspace: str | None = None) -> Computer:
         """The computer with this id, as it is now; ``new`` launches one first.
@@ -189,22 +210,22 @@ async def open_target(
         ValueError: ``base_url`` is not an http(s) URL.
     """
     remember_secret(env_api_key())
-    if emulator:
-        async with emulator_process(
-            boot_ms=boot_ms,
-            extra_args=tuple(emulator_args),
-            log_level="info" if verbose else "warning",
-        ) as emu:
-            remember_secret(emu.api_key)
-            async with Orgo(api_key=emu.api_key, base_url=emu.base_url) as orgo:
-                target = Target(orgo, emu)
-                try:
-                    yield target
-                finally:
-                    await run_shielded(target.close())
-        return
-    async with Orgo(base_url=base_url) as orgo:
-        target = Target(orgo)
+    async with contextlib.AsyncExitStack() as stack:
+        spawned: EmulatorProcess | None = None
+        api_key = None
+        if emulator:
+            spawned = await stack.enter_async_context(
+                emulator_process(
+                    boot_ms=boot_ms,
+                    extra_args=tuple(emulator_args),
+                    log_level="info" if verbose else "warning",
+                )
+            )
+            stack.enter_context(stop_if_abandoned(spawned.pid))
+            remember_secret(spawned.api_key)
+            api_key, base_url = spawned.api_key, spawned.base_url
+        orgo = await stack.enter_async_context(Orgo(api_key, base_url=base_url))
+        target = Target(orgo, spawned)
         try:
             yield target
         finally:
@@ -218,6 +239,11 @@ def target_of(
     return open_target(
         emulator=args.emulator, base_url=args.base_url, verbose=args.verbose, **options
     )
+
+
+def note_short_lived(command: str, what: str) -> None:
+    """Say on stderr that ``--emulator``'s emulator ends with the command, and how to keep one."""
+    note(f"{PROG} {command}: --emulator: {what}; {_KEEP_ONE_RUNNING}")
 
 
 async def with_computer(

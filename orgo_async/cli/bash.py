@@ -1,5 +1,8 @@
 """``orgo-async bash ID -- COMMAND...``: run a shell command, exit with its exit code.
 
+The CLI's own failures (a bad option, a computer not found, a dropped
+connection...) exit with 255 instead, as ``ssh``'s do.
+
 The output (stdout and stderr together, as the API returns them) goes to
 stdout. Several words are quoted and joined; one word is shell code as it is.
 """
@@ -7,13 +10,14 @@ stdout. Several words are quoted and joined; one word is shell code as it is.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import shlex
 import sys
 from collections.abc import Sequence
 
 from ..models import BashResult, Computer
 from ._options import add_id, int_at_least
+from ._output import remote_exit_code
+from ._runner import run_command
 from ._target import Target, with_computer
 
 __all__ = ["add_bash"]
@@ -23,9 +27,9 @@ def add_bash(parser: argparse.ArgumentParser) -> None:
     """The ``bash`` command's options and handler."""
     parser.description = """
         Run a shell command on the computer and print its output (stdout and stderr together);
-        exit with its exit code. Put the command after '--'. Several words are quoted and joined
-        (bash ID -- sh -c 'echo hi; exit 3'); one word is taken as shell code as it is (bash ID
-        -- 'ls | wc -l').
+        exit with its exit code, or with 255 when the command line itself failed (as ssh does).
+        Put the command after '--'. Several words are quoted and joined (bash ID -- sh -c 'echo
+        hi; exit 3'); one word is taken as shell code as it is (bash ID -- 'ls | wc -l').
     """
     add_id(parser)
     parser.add_argument(
@@ -35,7 +39,8 @@ def add_bash(parser: argparse.ArgumentParser) -> None:
         metavar="S",
         help="seconds the command may run, 1 to 300 (default 200)",
     )
-    parser.add_argument("command", nargs="+", metavar="COMMAND", help="the command, after --")
+    # Not dest="command": that is where the subparsers put the command's name.
+    parser.add_argument("words", nargs="+", metavar="COMMAND", help="the command, after --")
     parser.set_defaults(handler=_run)
 
 
@@ -45,12 +50,12 @@ def _shell_command(words: Sequence[str]) -> str:
 
 
 def _run(args: argparse.Namespace) -> int:
-    command = _shell_command(args.command)
+    command = _shell_command(args.words)
 
     async def run(target: Target, computer: Computer) -> BashResult:
         return await target.orgo.desktop(computer).bash(command, timeout=args.timeout)
 
-    result = asyncio.run(with_computer(args, run))
+    result = run_command(with_computer(args, run))
     output = result.output
     if output:
         try:
@@ -58,7 +63,4 @@ def _run(args: argparse.Namespace) -> int:
             sys.stdout.flush()
         except BrokenPipeError:
             pass
-    code = result.exit_code
-    if code is None:
-        return 1
-    return code if 0 <= code <= 255 else code & 0xFF
+    return remote_exit_code(result.exit_code, command="bash")

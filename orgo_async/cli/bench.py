@@ -16,7 +16,6 @@ burst launch per concurrency, one table row each, and a JSON object whose
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import sys
 from collections.abc import Callable
@@ -28,6 +27,7 @@ from ._bench_run import BOOT_DISTS, MODES, BenchConfig, BootDist, Mode, SweepPoi
 from ._format import cell, percentile_cells, percentile_header, table, to_json
 from ._options import add_json, int_at_least, non_negative_float, positive_float
 from ._output import EXIT_FLEET, EXIT_OK, PROG, UsageError, error, import_extra, output
+from ._runner import run_command
 
 __all__ = ["add_bench", "config_from_args", "format_table", "write_json"]
 
@@ -268,7 +268,7 @@ def _run(args: argparse.Namespace) -> int:
         # Before the run: a missing extra or an unwritable path costs nothing.
         pyplot = _bench_plot.load_pyplot()
         _writable(args.plot, "--plot")
-    result = asyncio.run(run(config))
+    result = run_command(run(config))
     output(to_json(result) if args.json else format_table(result))
     if args.out is not None:
         write_json(result, args.out)

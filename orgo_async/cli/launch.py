@@ -1,12 +1,13 @@
 """``orgo-async launch``: start N computers, watch them come up, report, clean up.
 
 The launch is :meth:`Orgo.fleet <orgo_async.Orgo.fleet>`. While it runs, a
-progress line is redrawn in place (at most :data:`REDRAW_PER_SECOND` times a
-second) when stdout is a terminal and the output is not JSON; otherwise
-nothing is printed until the end. Then comes a table (or one JSON object):
-create latency, create → ready and health probes per computer (p50, p95, p99,
-max, nearest rank), and the failures by type. What became ready is deleted
-afterwards (even after an error or Ctrl-C), unless ``keep``.
+progress line is redrawn in place on stderr (at most :data:`REDRAW_PER_SECOND`
+times a second, cut to the terminal's width) when stderr is a terminal;
+otherwise nothing is printed until the end. Then comes, on stdout, a table (or
+one JSON object): create latency, create → ready and health probes per
+computer (p50, p95, p99, max, nearest rank), and the failures by type. What
+became ready is deleted afterwards (even after an error or Ctrl-C), unless
+``keep``.
 """
 
 from __future__ import annotations
@@ -26,8 +27,9 @@ from ..fleet import Fleet, FleetFailure
 from ..models import CPU_CHOICES, RAM_CHOICES, ComputerSpec, LaunchedComputer, Workspace
 from ._format import ms, percentile_cells, percentile_header, percentiles, to_json
 from ._options import add_json, add_workspace, int_at_least, non_negative_float, positive_float
-from ._output import EXIT_FLEET, EXIT_OK, PROG, UsageError, error, isatty, output
-from ._target import Target, delete_computers, target_of
+from ._output import EXIT_FLEET, EXIT_OK, PROG, UsageError, columns, error, isatty, output
+from ._runner import run_command
+from ._target import Target, delete_computers, note_short_lived, target_of
 
 __all__ = ["LaunchOptions", "add_launch", "format_table", "launch"]
 
@@ -38,10 +40,11 @@ def add_launch(parser: argparse.ArgumentParser) -> None:
     """The ``launch`` command's options and handler."""
     parser.description = """
         Launch --count computers named PREFIX-RUN-N into --workspace (created if missing), with
-        a live progress line when stdout is a terminal, then print a table (or, with --json, one
-        JSON object) of create latency, create->ready and health probes per computer, and the
-        failures by type. The computers are deleted at the end, even after an error or Ctrl-C,
-        unless --keep. Exit code 7 if any computer failed.
+        a live progress line on stderr when stderr is a terminal, then print a table (or, with
+        --json, one JSON object) of create latency, create->ready and health probes per
+        computer, and the failures by type. The computers are deleted at the end, even after an
+        error or Ctrl-C, unless --keep (with --emulator they go with the emulator all the same).
+        Exit code 7 if any computer failed.
     """
     parser.add_argument(
         "--count", type=int_at_least(1), required=True, help="how many computers to launch"
@@ -107,15 +110,20 @@ def _run(args: argparse.Namespace) -> int:
         prefix=args.prefix,
         workspace=args.workspace,
         keep=args.keep,
-        progress=not args.json and isatty(sys.stdout),
+        progress=isatty(sys.stderr),
     )
 
     async def run() -> dict[str, Any]:
         async with target_of(args, boot_ms=args.boot_ms) as target:
             return await launch(target, options)
 
-    report = asyncio.run(run())
+    report = run_command(run())
     output(to_json(report) if args.json else format_table(report))
+    if args.keep and args.emulator:
+        note_short_lived(
+            "launch",
+            "the kept computers are gone with the emulator, which lived only for this command",
+        )
     if report["failed"] or report["left_behind"]:
         error(
             f"{PROG} launch: {report['failed']} of {report['count']} computer(s) failed"
@@ -147,7 +155,11 @@ class LaunchOptions:
 
 
 class _Progress:
-    """The live ``created / ready / failed`` line, redrawn in place on a terminal."""
+    """The live ``created / ready / failed`` line, redrawn in place on a terminal.
+
+    The line is cut to the terminal's width, read at each redraw: a line that
+    wrapped would no longer be redrawn in place by ``\\r``.
+    """
 
     def __init__(self, out: TextIO, total: int, fleet: Fleet) -> None:
         self._out = out
@@ -168,7 +180,8 @@ class _Progress:
         )
 
     def draw(self) -> None:
-        text = self.line()
+        # One column spare: some terminals wrap as soon as the last one is written.
+        text = self.line()[: max(columns(self._out) - 1, 0)]
         if text != self._shown:
             self._write("\r" + text + "\x1b[K")
             self._shown = text
@@ -211,7 +224,7 @@ async def launch(target: Target, options: LaunchOptions) -> dict[str, Any]:
         cpu=options.cpu,
         resolution=options.resolution,
     )
-    progress = _Progress(sys.stdout, options.count, fleet)
+    progress = _Progress(sys.stderr, options.count, fleet)
     progress.failures = fleet.failures
     drawing = asyncio.create_task(progress.run()) if options.progress else None
     launched: list[LaunchedComputer] = []

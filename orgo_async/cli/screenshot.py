@@ -1,17 +1,17 @@
-"""``orgo-async screenshot ID -o PATH``: the computer's screen as an image file.
+"""``orgo-async screenshot ID [-o PATH]``: the computer's screen as an image file.
 
 By default the image comes from the REST API (``--route`` picks the platform
 route or the desktop proxy). With ``--vnc`` it is taken over the computer's
 VNC socket (``/ws/websockify``) from the framebuffer, as a PNG; that needs
 the ``vnc`` extra (``cryptography``, for VNC authentication). Either way the
-bytes go to ``PATH`` (``-``: stdout) and one line says the path, the size and
-the dimensions (on stderr when the image went to stdout).
+bytes go to ``PATH`` (default ``screenshot-<computer id>.png`` in the current
+directory; ``-``: stdout, refused when stdout is a terminal), and one line on
+stderr says where they went, their size and the dimensions.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from pathlib import Path
 
@@ -19,7 +19,8 @@ from ..models import Computer, Screenshot
 from ..protocol.png import png_size
 from ..resources.desktop import Route
 from ._options import add_id
-from ._output import EXIT_OK, PROG, UsageError, import_extra, output
+from ._output import EXIT_OK, PROG, UsageError, import_extra, isatty, note
+from ._runner import run_command
 from ._target import Target, with_computer
 
 __all__ = ["add_screenshot"]
@@ -29,12 +30,17 @@ def add_screenshot(parser: argparse.ArgumentParser) -> None:
     """The ``screenshot`` command's options and handler."""
     parser.description = """
         Take a screenshot over the REST API (or with --vnc over VNC) and write the image bytes
-        to --output ('-' for stdout); then print the path, size and dimensions (on stderr when
-        the image went to stdout).
+        to --output (default: screenshot-ID.png in the current directory, ID being the
+        computer's id; '-': stdout, unless it is a terminal); then print on stderr where they
+        went, their size and dimensions.
     """
     add_id(parser)
     parser.add_argument(
-        "-o", "--output", required=True, metavar="PATH", help="the image file ('-': stdout)"
+        "-o",
+        "--output",
+        default=None,
+        metavar="PATH",
+        help="the image file (default: screenshot-ID.png here; '-': stdout, not a terminal)",
     )
     parser.add_argument(
         "--route",
@@ -54,7 +60,13 @@ def add_screenshot(parser: argparse.ArgumentParser) -> None:
 def _run(args: argparse.Namespace) -> int:
     if args.vnc and args.route is not None:
         raise UsageError(f"{PROG} screenshot: error: --route is for the REST API, not --vnc")
-    out = None if args.output == "-" else Path(args.output)
+    to_stdout = args.output == "-"
+    if to_stdout and isatty(sys.stdout):
+        raise UsageError(
+            f"{PROG} screenshot: error: -o - writes image bytes, and stdout is a terminal; "
+            "redirect stdout, or give -o PATH"
+        )
+    out = None if args.output is None or to_stdout else Path(args.output)
     if out is not None and out.is_dir():
         raise UsageError(f"{PROG} screenshot: error: --output {out} is a directory")
     if args.vnc:
@@ -65,19 +77,26 @@ def _run(args: argparse.Namespace) -> int:
     async def over_rest(target: Target, computer: Computer) -> Screenshot:
         return await target.orgo.desktop(computer, route=route).screenshot()
 
-    shot = asyncio.run(with_computer(args, _over_vnc if args.vnc else over_rest))
+    take = _over_vnc if args.vnc else over_rest
+
+    async def shoot(target: Target, computer: Computer) -> tuple[str, Screenshot]:
+        return computer.id, await take(target, computer)
+
+    computer_id, shot = run_command(with_computer(args, shoot))
     size = f"{shot.width}x{shot.height} " if shot.width and shot.height else ""
-    if out is None:
+    if to_stdout:
         sys.stdout.buffer.write(shot.data)
         sys.stdout.buffer.flush()
-        print(f"-: {len(shot.data)} bytes, {size}{shot.mime_type}", file=sys.stderr)
-        return EXIT_OK
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_bytes(shot.data)
-    except OSError as exc:
-        raise UsageError(f"{PROG} screenshot: error: cannot write {out}: {exc}") from None
-    output(f"{out}: {len(shot.data)} bytes, {size}{shot.mime_type}")
+        out_name = "-"
+    else:
+        out = out or Path(f"screenshot-{computer_id}.png")
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_bytes(shot.data)
+        except OSError as exc:
+            raise UsageError(f"{PROG} screenshot: error: cannot write {out}: {exc}") from None
+        out_name = str(out)
+    note(f"{out_name}: {len(shot.data)} bytes, {size}{shot.mime_type}")
     return EXIT_OK
 
 

@@ -10,7 +10,8 @@ When stdin is not a terminal it is piped as it is (no raw mode); at its end a
 Ctrl-D is sent, so that the remote shell ends as ``bash < script`` would, and
 the command waits for that.
 
-The exit code is the remote shell's.
+The exit code is the remote shell's; the CLI's own failures exit with 255,
+as ``ssh``'s do.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ from .._client import Orgo
 from ..connect import Terminal
 from ..models import Computer
 from ._options import add_id
-from ._output import log
+from ._output import log, remote_exit_code
+from ._runner import run_command
 from ._target import Target, with_computer
 
 __all__ = ["add_terminal", "interact"]
@@ -48,20 +50,20 @@ def add_terminal(parser: argparse.ArgumentParser) -> None:
         Connect this terminal to the computer's shell: stdin in raw mode (every key goes to the
         remote shell; Ctrl-D at an empty prompt ends it), the window size follows this one, and
         the terminal is restored on exit. Piped stdin is sent as is, then a Ctrl-D. Exits with
-        the shell's exit code.
+        the shell's exit code, or with 255 when the command line itself failed (as ssh does).
     """
     add_id(parser)
     parser.set_defaults(handler=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
-    async def run(target: Target, computer: Computer) -> int:
+    async def run(target: Target, computer: Computer) -> int | None:
         return await interact(
             target.orgo, computer, stdin_fd=sys.stdin.fileno(), stdout=sys.stdout.buffer
         )
 
     sys.stdout.flush()
-    return asyncio.run(with_computer(args, run))
+    return remote_exit_code(run_command(with_computer(args, run)), command="terminal")
 
 
 def _window_size(*fds: int) -> tuple[int, int]:
@@ -84,7 +86,9 @@ def _raw_mode(fd: int) -> Iterator[None]:
         tty.setraw(fd, termios.TCSANOW)
         yield
     finally:
-        termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+        # A terminal that hung up (SIGHUP) has no mode left to restore: EIO.
+        with contextlib.suppress(termios.error):
+            termios.tcsetattr(fd, termios.TCSADRAIN, saved)
 
 
 class _Input:
@@ -187,12 +191,14 @@ def _log_failure(task: asyncio.Task[None]) -> None:
         log.debug("resize failed: %s", task.exception())
 
 
-async def interact(orgo: Orgo, computer: Computer, *, stdin_fd: int, stdout: BinaryIO) -> int:
+async def interact(
+    orgo: Orgo, computer: Computer, *, stdin_fd: int, stdout: BinaryIO
+) -> int | None:
     """Connect stdin and stdout to the computer's terminal until its shell exits.
 
     Returns:
         The remote shell's exit code; 0 when stdin, a terminal, went away first;
-        1 when the terminal closed without telling an exit code.
+        ``None`` when the terminal closed without telling an exit code.
 
     Raises:
         ConnectorError: the terminal socket could not be opened, or dropped for good.
@@ -229,5 +235,4 @@ async def interact(orgo: Orgo, computer: Computer, *, stdin_fd: int, stdout: Bin
                 for task in pending:
                     task.cancel()
                 await asyncio.gather(*pending, return_exceptions=True)
-        code = term.exit_code
-    return 1 if code is None else code
+    return term.exit_code

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -65,8 +66,9 @@ def cli(
     key: str | None = None,
     input: str | None = None,
     timeout: float = TIMEOUT,
+    cwd: Path | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """``python -m orgo_async ARGS``; with ``server``: ``--base-url`` and its key."""
+    """``python -m orgo_async ARGS`` (in ``cwd``); with ``server``: ``--base-url`` and its key."""
     argv = [sys.executable, "-m", "orgo_async"]
     environment = env()
     if server is not None:
@@ -80,6 +82,7 @@ def cli(
         env=environment,
         input=input,
         stdin=None if input is not None else subprocess.DEVNULL,
+        cwd=cwd,
     )
 
 

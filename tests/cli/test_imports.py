@@ -44,8 +44,9 @@ def test_importing_loads_neither_the_emulator_nor_aiohttp_web(code: str) -> None
     assert not {m for m in modules if m.split(".")[0] in ("aiohttp", "websockets")}
 
 
-def test_help_imports_no_command_and_no_sdk() -> None:
-    modules = _modules(_MAIN, "--help")
+@pytest.mark.parametrize("option", ["--help", "--version"])
+def test_help_and_version_import_no_command_and_no_sdk(option: str) -> None:
+    modules = _modules(_MAIN, option)
     ours = {m for m in modules if m.startswith("orgo_async")}
     assert ours == {
         "orgo_async",

@@ -2,13 +2,29 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
+import re
+import select
 import signal
+import struct
 import subprocess
 import sys
+import termios
 import time
 
-from .conftest import KEY, Server, cli, emulator_child, env, launch_kept, ok, one_error_line
+from .conftest import (
+    KEY,
+    TIMEOUT,
+    Server,
+    cli,
+    emulator_child,
+    env,
+    launch_kept,
+    ok,
+    one_error_line,
+)
 
 
 def test_emulator_launch_json_is_one_object_with_every_computer_ready() -> None:
@@ -99,3 +115,50 @@ def test_ctrl_c_during_a_launch_leaves_nothing_behind() -> None:
         assert err.strip() == "orgo-async: interrupted"
         assert out == ""
         assert server.live() == 0
+
+
+def test_progress_goes_to_stderr_cut_to_the_terminals_width(server: Server) -> None:
+    # stderr is a terminal 40 columns wide; stdout is a pipe that gets only the result.
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 40, 0, 0))
+    environment = {k: v for k, v in env(ORGO_API_KEY=KEY).items() if k not in ("COLUMNS", "LINES")}
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "orgo_async", "--base-url", server.base_url, "launch"]
+            + ["--count", "3", "--json"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=slave,
+            env=environment,
+            timeout=TIMEOUT,
+            text=True,
+        )
+        os.close(slave)
+        seen = b""
+        while select.select([master], [], [], 0.5)[0]:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: the child has gone, and the slave is closed
+                break
+            if not chunk:
+                break
+            seen += chunk
+    finally:
+        os.close(master)
+    assert done.returncode == 0, seen
+    assert json.loads(done.stdout)["ready"] == 3  # stdout holds the JSON only
+    drawn = re.findall(rb"\r([^\r\x1b]*)\x1b\[K", seen)
+    assert any(line.startswith(b"created ") for line in drawn), seen
+    assert all(len(line) < 40 for line in drawn), drawn
+
+
+def test_launch_keep_on_emulator_says_the_computers_go_with_it() -> None:
+    done = ok(cli("--emulator", "launch", "--count", "1", "--keep", "--json", "--boot-ms", "20"))
+    assert json.loads(done.stdout)["kept"] is True
+    [line] = done.stderr.strip().splitlines()
+    assert line.startswith("orgo-async launch: --emulator: ")
+    assert "the kept computers are gone with the emulator" in line
+    assert "'orgo-async emulator --port 8000' in another terminal" in line
+    assert "export ORGO_BASE_URL=http://127.0.0.1:8000/api ORGO_API_KEY=sk_emulator" in line
+    # Without --keep there is nothing to warn about.
+    assert ok(cli("--emulator", "launch", "--count", "1", "--boot-ms", "20")).stderr == ""

@@ -7,6 +7,8 @@ import sys
 
 import pytest
 
+from orgo_async._version import __version__
+
 from .conftest import KEY, TIMEOUT, Server, cli, env, ok, one_error_line
 
 
@@ -44,7 +46,6 @@ def test_an_unknown_id_exits_4_on_one_line(server: Server) -> None:
         (["launch", "--count", "2", "--boot-ms", "10"], "--emulator"),
         (["rm"], "--prefix"),
         (["rm", "abc", "--prefix", "p"], "--prefix"),
-        (["bash", "abc", "--timeout", "0", "--", "true"], "--timeout"),
         (["screenshot", "abc", "-o", "x.png", "--vnc", "--route", "proxy"], "--route"),
         (["no-such-command"], "invalid choice"),
     ],
@@ -70,3 +71,9 @@ def test_help_lists_every_command_and_exits_0() -> None:
     assert "exit codes:" in done.stdout
     sub = ok(cli("screenshot", "--help"))
     assert "--vnc" in sub.stdout and "not available" not in sub.stdout
+
+
+def test_version_prints_the_package_version_and_exits_0() -> None:
+    done = ok(cli("--version"))
+    assert done.stdout == f"orgo-async {__version__}\n"
+    assert done.stderr == ""

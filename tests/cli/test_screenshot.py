@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -28,7 +29,8 @@ def test_screenshot_writes_a_png(server: Server, tmp_path: Path) -> None:
     done = ok(cli("screenshot", computer_id, "-o", str(out), server=server))
     data = out.read_bytes()
     assert data.startswith(PNG_MAGIC)
-    assert str(out) in done.stdout and str(len(data)) in done.stdout
+    assert done.stdout == ""
+    assert done.stderr == f"{out}: {len(data)} bytes, 1280x720 image/png\n"
 
 
 def test_screenshot_over_vnc_is_the_screen_rest_shows(server: Server, tmp_path: Path) -> None:
@@ -39,8 +41,8 @@ def test_screenshot_over_vnc_is_the_screen_rest_shows(server: Server, tmp_path: 
     data = vnc.read_bytes()
     assert data.startswith(PNG_MAGIC)
     # The same line as the REST path: path, size, dimensions, type.
-    assert done.stdout == f"{vnc}: {len(data)} bytes, 1280x720 image/png\n"
-    assert done.stderr == ""
+    assert done.stderr == f"{vnc}: {len(data)} bytes, 1280x720 image/png\n"
+    assert done.stdout == ""
     over_vnc, over_rest = decode_png(data), decode_png(rest.read_bytes())
     assert (over_vnc.width, over_vnc.height) == (over_rest.width, over_rest.height)
     assert over_vnc.pixels == over_rest.pixels
@@ -72,4 +74,38 @@ def test_screenshot_vnc_without_cryptography_exits_2_before_launching(server: Se
     line = one_error_line(done, 2)
     assert line == "screenshot --vnc needs cryptography: pip install 'orgo_async[vnc]'"
     assert done.stdout == ""
+    assert server.counters()["creates"] == 0
+
+
+def test_screenshot_without_output_writes_screenshot_id_png_here(
+    server: Server, tmp_path: Path
+) -> None:
+    [computer_id] = launch_kept(server, 1, "here")
+    done = ok(cli("screenshot", computer_id, server=server, cwd=tmp_path))
+    name = f"screenshot-{computer_id}.png"
+    assert [p.name for p in tmp_path.iterdir()] == [name]
+    data = (tmp_path / name).read_bytes()
+    assert data.startswith(PNG_MAGIC)
+    assert done.stdout == ""
+    assert done.stderr == f"{name}: {len(data)} bytes, 1280x720 image/png\n"
+
+
+def test_screenshot_to_stdout_refuses_a_terminal(server: Server) -> None:
+    master, slave = os.openpty()
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "orgo_async", "--base-url", server.base_url]
+            + ["screenshot", "new", "-o", "-"],
+            stdin=subprocess.DEVNULL,
+            stdout=slave,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env(ORGO_API_KEY=server.api_key),
+            timeout=TIMEOUT,
+        )
+    finally:
+        os.close(slave)
+        os.close(master)
+    line = one_error_line(done, 2)
+    assert "stdout is a terminal" in line and "-o -" in line
     assert server.counters()["creates"] == 0

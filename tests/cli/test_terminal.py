@@ -12,7 +12,7 @@ import sys
 import termios
 import time
 
-from .conftest import cli, env
+from .conftest import Server, cli, env, one_error_line
 
 
 def _set_size(fd: int, rows: int, cols: int) -> None:
@@ -106,3 +106,9 @@ def test_terminal_pipes_stdin_and_exits_with_the_shell_code() -> None:
     assert done.returncode == 5, done.stderr
     assert "PIPED-42" in done.stdout
     assert "Traceback" not in done.stderr
+
+
+def test_terminal_exits_255_for_its_own_failures(server: Server) -> None:
+    # The shell's code passes through, so the CLI's own failures take 255 (like ssh).
+    assert "not found" in one_error_line(cli("terminal", "no-such-id", server=server), 255)
+    assert "ID" in one_error_line(cli("terminal", server=server), 255)
