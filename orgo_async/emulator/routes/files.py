@@ -17,12 +17,17 @@ wherever ``projectId`` is (the migration guide's name).
 
 Upload: the multipart form carries ``file`` (at most 10 MB), ``projectId``
 (or ``workspaceId``, required) and ``desktopId`` (optional). The body is
-read part by part: a declared ``Content-Length`` beyond the limit is refused
-before anything is read, and a file part is refused with 413 as soon as it
-passes 10 MB, never buffered whole. The file lands in ``Desktop/<filename>``
-of the given computer's working directory (whatever its status: its disk
-persists), or, without ``desktopId``, of every *running* computer of the
-workspace. A filename with a path in it is refused (400).
+read part by part and never buffered whole: a declared ``Content-Length``
+beyond the limit is refused before anything is read, a body without one
+(chunked) is counted as it is read and refused with 413 once it passes the
+limit (whatever it holds: a preamble, part headers, fields), and a file part
+is refused with 413 as soon as it passes 10 MB. A body that is not valid
+multipart (a line or part header too long, too many headers) answers 400
+``invalid_body``. The file lands in ``Desktop/<filename>`` of the given
+computer's working directory (whatever its status: its disk persists), or,
+without ``desktopId``, of every *running* computer of the workspace. A
+filename with a path, a NUL or another control character in it is refused
+(400 naming ``filename``).
 
 Export: ``path`` may be ``Desktop/x`` (relative to the home directory),
 ``~/x`` or ``/home/user/x``, all mapped into the computer's working
@@ -51,13 +56,15 @@ import secrets
 import shutil
 import time
 import uuid
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, cast
 from urllib.parse import quote
 
 import attrs
-from aiohttp import BodyPartReader, web
+from aiohttp import BodyPartReader, MultipartReader, StreamReader, web
+from aiohttp.http_exceptions import HttpProcessingError, InvalidHeader
 
 from ..store import ApiError, Computer, Store, Workspace, iso_now
 from ._base import invalid, read_json
@@ -256,6 +263,54 @@ def _content_type(filename: str, declared: str | None = None) -> str:
     return mimetypes.guess_type(filename)[0] or declared or "application/octet-stream"
 
 
+class _CountedBody:
+    """The request body as the multipart reader consumes it: 413 once it passes ``limit``.
+
+    aiohttp's reader skips a preamble and reads part headers line by line with
+    no bound on their total; counting every byte it takes bounds all of it.
+    Only what the reader calls is here (it holds this in place of the stream).
+    """
+
+    def __init__(self, content: StreamReader, limit: int) -> None:
+        self._content = content
+        self._limit = limit
+        self._taken = 0
+
+    def _count(self, data: bytes) -> bytes:
+        self._taken += len(data)
+        if self._taken > self._limit:
+            raise _too_large(f"the body passed {self._limit} bytes", MAX_UPLOAD_BYTES)
+        return data
+
+    async def read(self, n: int = -1) -> bytes:
+        return self._count(await self._content.read(n))
+
+    async def readline(self, *, max_line_length: int | None = None) -> bytes:
+        if max_line_length is None:  # older aiohttp releases take no such argument
+            return self._count(await self._content.readline())
+        return self._count(await self._content.readline(max_line_length=max_line_length))
+
+    def at_eof(self) -> bool:
+        return self._content.at_eof()
+
+    def unread_data(self, data: bytes) -> None:
+        self._taken -= len(data)
+        with warnings.catch_warnings():
+            # Deprecated for applications; aiohttp's own reader pushes a boundary back with it.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            self._content.unread_data(data)
+
+
+def _malformed(exc: Exception) -> ApiError:
+    detail = exc.message if isinstance(exc, HttpProcessingError) else str(exc)
+    if isinstance(exc, InvalidHeader) and "filename" in detail:
+        # aiohttp refuses a part header holding a NUL (or CR, LF) before its filename is read.
+        return invalid(
+            f"filename must be a plain file name without a path or control characters ({detail})"
+        )
+    return ApiError(400, "invalid_body", f"Malformed multipart body: {detail}")
+
+
 async def _read_field(part: BodyPartReader, name: str) -> str:
     data = bytearray()
     while chunk := await part.read_chunk(_FIELD_LIMIT):
@@ -331,7 +386,8 @@ async def upload_file(request: web.Request) -> web.Response:
     upload: tuple[str, str, int] | None = None  # filename, content type, size
     with _removed_on_error(path):
         try:
-            reader = await request.multipart()
+            body = _CountedBody(request.content, MAX_UPLOAD_BYTES + _FORM_SLACK)
+            reader = MultipartReader(request.headers, cast(StreamReader, body))
             while (part := await reader.next()) is not None:
                 if not isinstance(part, BodyPartReader):
                     raise ApiError(400, "invalid_body", "Nested multipart bodies are not supported")
@@ -347,8 +403,8 @@ async def upload_file(request: web.Request) -> web.Response:
                 else:
                     # Unknown fields are skipped, but still bounded.
                     await _read_field(part, str(part.name))
-        except (ValueError, AssertionError, RuntimeError) as exc:
-            raise ApiError(400, "invalid_body", f"Malformed multipart body: {exc}") from None
+        except (ValueError, AssertionError, RuntimeError, HttpProcessingError) as exc:
+            raise _malformed(exc) from None
         workspace_id = fields.get("projectId") or fields.get("workspaceId")
         other = fields.get("workspaceId")
         if workspace_id is None:
