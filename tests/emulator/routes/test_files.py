@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -303,6 +304,51 @@ async def test_files_list_export_download_delete_round_trip(
     assert (await api.call("GET", "/api/files/download")).status == 400
     listed = await api.call("GET", "/api/files", params={"projectId": ws["id"]})
     assert [f["id"] for f in listed.body["files"]] == [file["id"]]
+
+
+async def test_an_upload_never_follows_a_link_planted_on_its_way(
+    api: Api, ws: dict[str, Any], pc: Pc, tmp_path: Path
+) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    victim = outside / "victim.txt"
+    victim.write_text("keep me")
+
+    async def shell(command: str) -> int:
+        reply = await api.act(pc, "platform", "bash", {"command": command})
+        assert reply.status == 200, reply.body
+        code: int = reply.body["exit_code"]
+        return code
+
+    async def upload(name: str) -> None:
+        reply = await api.upload(b"uploaded", name, project=ws["id"], desktop=pc.id)
+        assert reply.status == 200, reply.body
+
+    # Planted by the computer's own shell: links at the destinations, and where the
+    # emulator keeps its stored copies (beside the computers' directories).
+    planted = (
+        f"ln -s {victim} Desktop/notes.txt && ln -s {outside}/made.txt Desktop/new.txt"
+        f" && ln -s {outside} ../_files"
+    )
+    assert await shell(planted) == 0
+    names = ["notes.txt", "new.txt"]
+    if await shell(f"ln {victim} Desktop/hard.txt") == 0:  # a hard link: same file system only
+        names.append("hard.txt")
+    desktop = api.emu.workdir(pc.id) / "Desktop"
+    for name in names:
+        await upload(name)
+        # The link was replaced by the upload, never written through.
+        assert not (desktop / name).is_symlink()
+        assert (desktop / name).read_bytes() == b"uploaded"
+    assert victim.read_text() == "keep me"
+    assert sorted(os.listdir(outside)) == ["victim.txt"]
+    assert not [p for p in os.listdir(desktop.parent) if p.startswith(".")]  # no copy left
+
+    # A Desktop that is itself a link to elsewhere receives nothing.
+    assert await shell(f"rm -rf Desktop && ln -s {outside} Desktop") == 0
+    await upload("through.txt")
+    assert sorted(os.listdir(outside)) == ["victim.txt"]
+    assert victim.read_text() == "keep me"
 
 
 async def test_export_paths(api: Api, ws: dict[str, Any], pc: Pc, tmp_path: Path) -> None:
