@@ -561,7 +561,10 @@ class Vnc(Socket[RFBClientProtocol]):  # type: ignore[type-var]  # RFB frames ar
                         ws.transport.abort()  # the reader sees 1006 and re-dials
             if next_ping is not None and interval is not None and now >= next_ping:
                 next_ping = now + interval
-                pong_deadline = await self._send_ping(now)
+                # One ping at a time: a new one must not move the deadline of one
+                # still unanswered (with keepalive < Timeouts.ping, it never came).
+                if pong_deadline is None:
+                    pong_deadline = await self._send_ping(now)
 
     async def _send_ping(self, now: float) -> float | None:
         ws = self._ws
