@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 
 from websockets.asyncio.client import ClientConnection
 
+from .._checks import check_choice, check_int
 from ..protocol import Role
 from ..protocol.audio import (
     CHANNELS,
@@ -43,13 +44,9 @@ class AudioStream(Socket[AudioProtocol]):
         channels: int = 1,
         max_buffered: int = 500,
     ) -> None:
-        if sample_rate not in SAMPLE_RATES:
-            raise ValueError(
-                f"sample_rate must be one of {', '.join(map(str, SAMPLE_RATES))}; "
-                f"got {sample_rate!r}"
-            )
-        if channels not in CHANNELS:
-            raise ValueError(f"channels must be 1 or 2; got {channels!r}")
+        # Whole numbers first: 24000.0 and True compare equal to allowed values.
+        check_choice("sample_rate", check_int("sample_rate", sample_rate), SAMPLE_RATES)
+        check_choice("channels", check_int("channels", channels), CHANNELS)
         super().__init__(
             connection, params={"sample_rate": str(sample_rate), "channels": str(channels)}
         )

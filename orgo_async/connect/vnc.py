@@ -63,6 +63,7 @@ from ..protocol.rfb import (
     key_combo,
     text_to_keys,
 )
+from ..protocol.rfb.client import DEFAULT_MAX_PIXELS
 from ._connection import Connection
 from ._link import AUTH_REJECTED, Frame, Link
 from ._socket import Socket
@@ -180,20 +181,35 @@ class Vnc(Socket[RFBClientProtocol]):  # type: ignore[type-var]  # RFB frames ar
         connection: The computer's connection.
         encodings: The RFB encodings to ask for, most preferred first
             (default :data:`VNC_ENCODINGS`).
+        max_pixels: The largest desktop accepted, in pixels (width times
+            height; default 4096x4096, twice a 4K screen). The framebuffer
+            takes 4 bytes a pixel: a server announcing more is refused with a
+            :class:`~orgo_async.errors.HandshakeError` (or, on a later resize,
+            a :class:`~orgo_async.errors.ConnectorProtocolError`) naming the
+            size and the cap.
 
     Raises:
-        ValueError: an encoding that is not a signed 32-bit int.
+        ValueError: an encoding that is not a signed 32-bit int, or
+            ``max_pixels`` not an int >= 1.
     """
 
     name = "websockify"
 
-    def __init__(self, connection: Connection, *, encodings: Sequence[int] = VNC_ENCODINGS) -> None:
-        RFBClientProtocol(encodings=encodings)  # checks them now, not at the first dial
+    def __init__(
+        self,
+        connection: Connection,
+        *,
+        encodings: Sequence[int] = VNC_ENCODINGS,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+    ) -> None:
+        # Checks them now, not at the first dial.
+        RFBClientProtocol(encodings=encodings, max_pixels=max_pixels)
         super().__init__(connection)
         self._link = _RFBLink(
             connection, self.name, handshake=self._handshake, greeting=self._greet
         )
         self._encodings = tuple(encodings)
+        self._max_pixels = max_pixels
         self._name = ""
         self._fb = Framebuffer()
         self._in_update = False
@@ -561,7 +577,10 @@ class Vnc(Socket[RFBClientProtocol]):  # type: ignore[type-var]  # RFB frames ar
                         ws.transport.abort()  # the reader sees 1006 and re-dials
             if next_ping is not None and interval is not None and now >= next_ping:
                 next_ping = now + interval
-                pong_deadline = await self._send_ping(now)
+                # One ping at a time: a new one must not move the deadline of one
+                # still unanswered (with keepalive < Timeouts.ping, it never came).
+                if pong_deadline is None:
+                    pong_deadline = await self._send_ping(now)
 
     async def _send_ping(self, now: float) -> float | None:
         ws = self._ws
@@ -597,7 +616,9 @@ class Vnc(Socket[RFBClientProtocol]):  # type: ignore[type-var]  # RFB frames ar
             ConnectionClosedError: the server hung up meanwhile.
         """
         timeouts = self._conn.timeouts
-        core = RFBClientProtocol(password=self._conn.token, encodings=self._encodings)
+        core = RFBClientProtocol(
+            password=self._conn.token, encodings=self._encodings, max_pixels=self._max_pixels
+        )
         events: list[RFBEvent] = []
         pending = list(frames)
         try:

@@ -16,7 +16,10 @@ A command is over when its process has exited and its output has ended, or
 holds the pipe open (``server &``): such jobs keep running, as on a real
 machine, until the computer stops, restarts or is deleted, or the emulator
 closes. On timeout the whole session is killed with ``SIGKILL``, children
-included.
+included. A running command's process group is killed at once; the rest
+of the session is found with :func:`~.shell.sessions` (a shared ``/proc``
+scan in a worker thread), which also tells whether a finished command left
+processes behind.
 
 Nothing here knows about HTTP: :mod:`.routes.desktop` turns a :class:`CommandResult`
 into Orgo's answer.
@@ -39,9 +42,8 @@ from typing import Final
 
 import attrs
 
-from .shell import user_name, wait_gone
+from .shell import members, sessions, signal_all, user_name, wait_gone
 from .store import Computer, Store, Transition
-from .watch import scan_processes, session_members
 
 __all__ = [
     "MAX_OUTPUT",
@@ -217,30 +219,32 @@ class _Tail:
 # --------------------------------------------------------------------------- killing
 
 
-def _signal_session(session: int, signum: int, *, leader_alive: bool) -> int:
-    """Send ``signum`` to every live process of a session; how many were targeted."""
-    targets = set(session_members(session))
-    if leader_alive:
-        # Until the child has run setsid() it is not yet a session (or group) leader.
-        targets.add(session)
-    # The group first, in one kernel call: it reaches a child forked a moment ago.
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(session, signum)
-    for pid in targets:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.kill(pid, signum)
-    return len(targets)
+def _reaped(process: asyncio.subprocess.Process | None) -> bool:
+    """Whether the session's leader is reaped (None: a session of a finished command)."""
+    return process is None or process.returncode is not None
+
+
+def _kill_group(session: int, process: asyncio.subprocess.Process | None) -> None:
+    """SIGKILL the session's process group and its leader, while the leader is not reaped.
+
+    Afterwards its pid, the group's id, may belong to another process: the
+    group's members are then found by a scan (:func:`_kill_session`).
+    """
+    if not _reaped(process):
+        # Until the child has run setsid() it is not yet a group leader: both.
+        signal_all([session], signal.SIGKILL, group=session)
 
 
 async def _kill_session(session: int, process: asyncio.subprocess.Process | None) -> None:
     """SIGKILL every process of the session and wait until they are gone; reap the leader."""
     for _ in range(_KILL_ROUNDS):
-        alive = process is not None and process.returncode is None
-        _signal_session(session, signal.SIGKILL, leader_alive=alive)
-        members = session_members(session)
-        if not members:
+        _kill_group(session, process)
+        reaped = _reaped(process)
+        found = members(await sessions(), session, leader_reaped=reaped)
+        if not found:
             break
-        await wait_gone(members, _KILL_WAIT)
+        signal_all(found, signal.SIGKILL)
+        await wait_gone(found, _KILL_WAIT)
     if process is not None:
         await process.wait()
 
@@ -328,7 +332,6 @@ class CommandRunner:
         """
         if self._closed:
             raise RuntimeError("the emulator is closing")
-        self._prune_leftovers(computer.id)
         cwd = self.store.workdir(computer)
         # Our own pipe rather than asyncio's: a background job may hold it open
         # long after the command ended, and we must be able to stop reading.
@@ -369,8 +372,11 @@ class CommandRunner:
         finally:
             self._runs.discard(run)
             reader.close()
-        if not timed_out and not run.interrupted and session_members(process.pid):
+        if not timed_out and not run.interrupted:
+            # Tracked first, kept only if the scan finds something alive: cancelled
+            # meanwhile, the session is still killed with its computer.
             self._leftovers.setdefault(computer.id, set()).add(process.pid)
+        await self._prune_leftovers(computer.id)
         exit_code: int | None
         if run.interrupted:
             exit_code = None
@@ -390,13 +396,11 @@ class CommandRunner:
         )
 
     def _spawn_kill(self, session: int, process: asyncio.subprocess.Process | None) -> None:
-        # SIGKILL now, synchronously: a deleted computer's directory is removed right
-        # after the listeners return. The task then waits the processes out.
-        _signal_session(
-            session,
-            signal.SIGKILL,
-            leader_alive=process is not None and process.returncode is None,
-        )
+        # A running command's group gets SIGKILL now, synchronously: a deleted computer's
+        # directory is removed right after the listeners return. The task then finds
+        # the rest of the session (all of it for a finished command's jobs) and waits
+        # the processes out.
+        _kill_group(session, process)
         task = asyncio.get_running_loop().create_task(
             _kill_session(session, process), name=f"orgo-emulator-kill-command-{session}"
         )
@@ -408,16 +412,17 @@ class CommandRunner:
         if not task.cancelled() and task.exception() is not None:
             log.warning("killing a command failed: %s", task.exception())
 
-    def _prune_leftovers(self, computer_id: str) -> None:
-        sessions = self._leftovers.get(computer_id)
-        if not sessions:
+    async def _prune_leftovers(self, computer_id: str) -> None:
+        """Forget the computer's sessions that have nothing alive left."""
+        if not self._leftovers.get(computer_id):
             return
-        table = scan_processes()
-        alive = {s for s in sessions if session_members(s, table)}
-        if alive:
-            self._leftovers[computer_id] = alive
-        else:
-            del self._leftovers[computer_id]
+        live = await sessions()
+        kept = self._leftovers.get(computer_id)  # as it is now, after the scan
+        if kept is not None:
+            # Their leaders were reaped when their commands ended.
+            kept.difference_update([s for s in kept if not members(live, s, leader_reaped=True)])
+            if not kept:
+                del self._leftovers[computer_id]
 
     def kill_computer(self, computer_id: str) -> int:
         """Kill every command and background job of a computer (UUID); how many sessions."""

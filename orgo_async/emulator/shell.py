@@ -19,6 +19,16 @@ side, non-blocking, watched by the event loop:
   is left, reaps the shell and closes both descriptors. It is idempotent and
   runs in its own task, so a cancelled caller never leaves a half-killed shell.
 
+Finding a session's processes means scanning ``/proc``, which costs more the
+more processes there are: a thousand shells closing at once would scan it
+thousands of times. :func:`sessions` scans in a worker thread, never on the
+event loop, and one scan answers every caller that asked while it was
+queued, so closing many shells costs a few scans. The shell's own process
+group is signalled directly (``killpg``) without waiting for any scan, while
+the shell is not yet reaped: after that its pid, the group's and session's
+id, may be reused, and :func:`members` tells a reused id from a session
+that outlived its leader.
+
 The shell's environment is built from scratch (``PATH``, ``HOME``, ``TERM``,
 ``LANG``, ``PS1``...): nothing of the emulator's own environment, such as an
 API key, leaks into it.
@@ -40,14 +50,25 @@ import struct
 import subprocess
 import sys
 import termios
-from collections.abc import Callable, Mapping
+import weakref
+from collections.abc import Callable, Iterable, Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Final
 
-from .watch import session_members
+from .watch import scan_processes
 
-__all__ = ["DEFAULT_GRACE", "Shell", "ShellError", "shell_command", "user_name", "wait_gone"]
+__all__ = [
+    "DEFAULT_GRACE",
+    "Shell",
+    "ShellError",
+    "members",
+    "sessions",
+    "shell_command",
+    "signal_all",
+    "user_name",
+    "wait_gone",
+]
 
 log = logging.getLogger("orgo_async.emulator")
 
@@ -394,28 +415,32 @@ class Shell:
         """:meth:`terminate` and wait for it; cancelling the caller does not stop the kill."""
         await asyncio.shield(self.terminate(grace))
 
-    def _signal_session(self, signum: int) -> int:
-        targets = set(session_members(self.pid))
-        if not self._exited.done():
-            # Before `setsid` has run, the shell is not yet in its own session.
-            targets.add(self.pid)
-        for pid in targets:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, signum)
-        return len(targets)
+    async def _signal_session(self, *signums: int) -> list[int]:
+        """Send ``signums`` to the shell's group at once, then to the rest of its session.
+
+        Returns the live processes of the session (the shell's own group
+        included), from a shared scan made after the group was signalled.
+        """
+        reaped = self._exited.done()
+        if not reaped:
+            # Before `setsid` has run, the shell is not yet its group's leader: both.
+            signal_all([self.pid], *signums, group=self.pid)
+        found = members(await sessions(), self.pid, leader_reaped=reaped)
+        signal_all(found, *signums)
+        return found or ([] if reaped else [self.pid])
 
     async def _kill(self, grace: float) -> None:
         try:
-            if grace > 0 and self._signal_session(signal.SIGHUP):
-                self._signal_session(signal.SIGCONT)  # stopped jobs must run to see SIGHUP
+            # Stopped jobs must run to see SIGHUP: SIGCONT after it.
+            if grace > 0 and (alive := await self._signal_session(signal.SIGHUP, signal.SIGCONT)):
                 deadline = self._loop.time() + grace
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(asyncio.shield(self._exited), grace)
                 # Jobs that ignore SIGHUP (nohup) get the rest of the grace, then SIGKILL.
                 left = deadline - self._loop.time()
                 if left > 0:
-                    await wait_gone(session_members(self.pid), left)
-            self._signal_session(signal.SIGKILL)
+                    await wait_gone(alive, left)
+            await self._signal_session(signal.SIGKILL)
             if not self._exited.done():
                 self._check_exit()
             await asyncio.shield(self._exited)
@@ -449,6 +474,112 @@ class Shell:
                 self._exited.set_result(_exit_code(returncode))
         os.close(self._master)
         self._drained.set()
+
+
+def signal_all(pids: Iterable[int], *signums: int, group: int | None = None) -> None:
+    """Send each of ``signums`` to the process group ``group`` (if given), then to ``pids``.
+
+    The group first, in one kernel call: it also reaches a child forked a
+    moment ago. Processes already gone (or not ours) are skipped.
+    """
+    for signum in signums:
+        if group is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(group, signum)
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signum)
+
+
+_Sessions = dict[int, list[int]]
+
+
+class _SessionScans:
+    """The ``/proc`` scans of one event loop: in a worker thread, one at a time, shared.
+
+    A caller gets the scan that starts next: it begins after the call, so it
+    sees whatever the caller did just before (a kill, a fork). Every caller
+    that asks before that scan starts shares it. Idle, it holds nothing of
+    the loop (it is kept per loop, weakly).
+    """
+
+    def __init__(self) -> None:
+        self._next: asyncio.Future[_Sessions] | None = None
+        self._last: asyncio.Task[None] | None = None  # the latest scan, until it ends
+
+    def snapshot(self) -> asyncio.Future[_Sessions]:
+        if self._next is None:
+            loop = asyncio.get_running_loop()
+            self._next = loop.create_future()
+            task = loop.create_task(
+                self._scan(self._next, self._last), name="orgo-emulator-proc-scan"
+            )
+            self._last = task
+            task.add_done_callback(self._ended)
+        return self._next
+
+    def _ended(self, task: asyncio.Task[None]) -> None:
+        if self._last is task:
+            self._last = None
+
+    async def _scan(
+        self, future: asyncio.Future[_Sessions], previous: asyncio.Task[None] | None
+    ) -> None:
+        try:
+            if previous is not None:
+                await asyncio.wait((previous,))  # one scan at a time
+            if self._next is future:
+                self._next = None  # from now on, callers need a later scan
+            result = await asyncio.to_thread(_live_sessions)
+        except Exception as exc:
+            future.set_exception(exc)
+        except BaseException:
+            future.cancel()
+            raise
+        else:
+            future.set_result(result)
+        finally:
+            if self._next is future:
+                self._next = None
+
+
+_SCANS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _SessionScans] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _live_sessions() -> _Sessions:
+    table: _Sessions = {}
+    for info in scan_processes().values():
+        if info.alive:
+            table.setdefault(info.session, []).append(info.pid)
+    return table
+
+
+def members(table: Mapping[int, list[int]], session: int, *, leader_reaped: bool) -> list[int]:
+    """The live processes of ``session`` in ``table`` (from :func:`sessions`).
+
+    ``leader_reaped``: the session's leader was reaped before the scan began.
+    A live process with the leader's pid then leads a new session (the pid
+    was reused: while any process of the old session lived, it could not
+    be), so the old one is gone and ``[]`` is returned.
+    """
+    found = table.get(session, [])
+    return [] if leader_reaped and session in found else found
+
+
+async def sessions() -> Mapping[int, list[int]]:
+    """The live (non-zombie) processes of every session, by session id.
+
+    From one ``/proc`` scan in a worker thread that started after this call
+    (so it sees what the caller just did), shared with every caller that
+    asked before it started. Cancelling the caller does not stop the scan.
+    """
+    loop = asyncio.get_running_loop()
+    scans = _SCANS.get(loop)
+    if scans is None:
+        scans = _SCANS[loop] = _SessionScans()
+    return await asyncio.shield(scans.snapshot())
 
 
 async def wait_gone(pids: list[int], timeout: float) -> None:

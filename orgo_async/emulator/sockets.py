@@ -503,8 +503,11 @@ class SocketHub:
                 log.warning("cannot watch files of computer %s: %s", computer.instance_id, exc)
         else:
             self.files.unwatch(computer_id)
-        shells = [s.pid for s in entry.shells if s.returncode is None] if entry else []
-        if wanted & _PROCESS_TYPES and shells:
+        # Shells listed only when wanted: this runs as each of a thousand shells closes.
+        shells: list[int] = []
+        if entry is not None and wanted & _PROCESS_TYPES:
+            shells = [s.pid for s in entry.shells if s.returncode is None]
+        if shells:
             self.processes.watch(computer_id, shells)
         else:
             self.processes.unwatch(computer_id)

@@ -31,6 +31,21 @@ def _computer_id(computer: str | Computer | None) -> str | None:
     return check_id("computer id", computer.id if isinstance(computer, Computer) else computer)
 
 
+def _check_filename(filename: object) -> str:
+    # The name lands as one file in Desktop/: a separator, a NUL (which no HTTP header
+    # may carry) or a dot directory cannot be part of it.
+    if (
+        not isinstance(filename, str)
+        or filename in ("", ".", "..")
+        or any(c in filename for c in "/\\\0")
+    ):
+        raise ValueError(
+            "filename must be a plain file name (no '/', '\\' or NUL, not '.' or '..'); "
+            f"got {filename!r}"
+        )
+    return filename
+
+
 def _too_large(size: int, what: str) -> ValueError:
     return ValueError(
         f"{what} is {size:,} bytes; Orgo accepts uploads of at most "
@@ -54,7 +69,8 @@ class Files(Resource):
         """Upload a file (a path, or bytes with ``filename``) of at most 10 MB.
 
         Raises:
-            ValueError: over 10 MB, or bytes without a filename (before sending).
+            ValueError: over 10 MB, bytes without a filename, or a filename
+                that is not a plain file name (before sending).
             FileNotFoundError: the path does not exist.
         """
         check_id("workspace_id", workspace_id)
@@ -62,15 +78,14 @@ class Files(Resource):
         if isinstance(file, bytes | bytearray):
             if not filename:
                 raise ValueError("uploading bytes needs filename=")
+            _check_filename(filename)
             if len(file) > MAX_UPLOAD_BYTES:
                 raise _too_large(len(file), filename)
             data = bytes(file)
         else:
             source = Path(file)
+            filename = _check_filename(filename or source.name)  # before reading the file
             data = await asyncio.to_thread(_read_limited, source)
-            filename = filename or source.name
-        if not filename or "/" in filename or filename in (".", ".."):
-            raise ValueError(f"filename must be a plain file name; got {filename!r}")
         kind = content_type or mimetypes.guess_type(filename)[0] or "application/octet-stream"
 
         def form() -> aiohttp.FormData:

@@ -82,10 +82,17 @@ async def test_a_slow_consumer_loses_the_oldest_chunks_counted(
 
 
 async def test_bad_options_fail_before_dialling(orgo: Orgo, computer: Computer) -> None:
-    with pytest.raises(ValueError, match="sample_rate must be one of 24000, 48000"):
-        orgo.connect(computer).audio(sample_rate=44100)
-    with pytest.raises(ValueError, match="channels must be 1 or 2"):
-        orgo.connect(computer).audio(channels=3)
+    conn = orgo.connect(computer)
+    # Equal to an allowed value is not enough: a float or a bool is not a count.
+    for name, value in (("sample_rate", 24000.0), ("channels", True), ("channels", 2.0)):
+        with pytest.raises(ValueError, match=f"{name} must be a whole number; got {value!r}"):
+            conn.audio(**{name: value})
+    with pytest.raises(ValueError, match="sample_rate must be a whole number; got '24000'"):
+        conn.audio(sample_rate="24000")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="sample_rate must be one of 24000, 48000; got 44100"):
+        conn.audio(sample_rate=44100)
+    with pytest.raises(ValueError, match="channels must be one of 1, 2; got 3"):
+        conn.audio(channels=3)
 
 
 async def test_audio_resumes_after_a_drop(

@@ -18,15 +18,19 @@ from orgo_async import (
 from orgo_async.emulator import Emulator
 
 
-@pytest.fixture(params=["at once", "after a pong"])
+@pytest.fixture(params=["at once", "after a pong", "nested 100,000 deep"])
 async def hostile(request: pytest.FixtureRequest) -> AsyncIterator[str]:
-    """A WebSocket server that sends a frame that is not JSON: first, or after a valid one."""
+    """A WebSocket server that sends a frame that is not JSON (first, or after a valid
+    one), or JSON nested too deep to parse recursively."""
 
     async def handler(ws: ServerConnection) -> None:
         if request.param == "after a pong":
             await ws.recv()  # the connector's greeting ping
             await ws.send('{"type": "pong"}')
-        await ws.send("{this is not json")
+        if request.param == "nested 100,000 deep":
+            await ws.send('{"type":"output","data":' + "[" * 100_000 + "]" * 100_000 + "}")
+        else:
+            await ws.send("{this is not json")
         await ws.wait_closed()
 
     async with serve(handler, "127.0.0.1", 0) as server:
@@ -49,7 +53,7 @@ async def test_a_malformed_frame_is_a_connector_and_a_protocol_error(
     assert isinstance(error, ConnectorError) and isinstance(error, ProtocolError)
     assert error.socket == "terminal" and str(error).startswith("terminal: ")
     assert type(error.__cause__) is ProtocolError
-    assert "not JSON" in str(error.__cause__)
+    assert "not JSON" in str(error.__cause__) or "nested deeper than 64" in str(error.__cause__)
 
 
 def test_a_png_decoding_error_is_not_a_connector_error() -> None:

@@ -587,6 +587,21 @@ async def test_terminal_bad_size_or_message_is_refused_1008(
         assert frame is not None and frame.code == 1008
 
 
+@pytest.mark.parametrize("name", SOCKETS)
+async def test_deeply_nested_json_is_a_protocol_error_1008(
+    emu: Emulator, computer: dict[str, Any], name: str
+) -> None:
+    async with dial(url(emu, computer, name, computer["vnc_password"])) as ws:
+        await first_reply(name, ws)
+        await ws.send('{"type":"ping","x":' + "[" * 100_000 + "]" * 100_000 + "}")
+        while (reply := await recv_json(ws))["type"] == "output":
+            pass
+        assert reply["type"] == "error"
+        assert reply["message"] == "Protocol error: message nested deeper than 64 levels"
+        frame = await close_frame(ws)
+        assert frame is not None and frame.code == 1008
+
+
 async def test_shell_that_cannot_start_closes_4500(emu: Emulator, computer: dict[str, Any]) -> None:
     # A working directory that cannot be created makes the spawn fail.
     blocker = emu.state.workdir_root / computer["instance_id"]

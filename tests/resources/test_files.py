@@ -54,6 +54,12 @@ async def test_over_10_mb_is_refused_before_sending(
         )
     with pytest.raises(ValueError, match="needs filename"):
         await orgo.files.upload(b"x", workspace_id=workspace.id)
+    # A name that is not one plain file name, refused naming the argument (a backslash
+    # was silently renamed on the way, a NUL failed with a message naming nothing).
+    for name in ("a\x00b.txt", "dir\\x.txt", "a/b.txt", ".", ".."):
+        with pytest.raises(ValueError, match=r"^filename must be a plain file name") as info:
+            await orgo.files.upload(b"x", workspace_id=workspace.id, filename=name)
+        assert repr(name) in str(info.value)
     assert emulator.counters.requests == before
     with pytest.raises(FileNotFoundError):
         await orgo.files.upload(tmp_path / "missing", workspace_id=workspace.id)

@@ -3,8 +3,10 @@
 Fields are validated as Orgo validates them: a bad one answers 400
 ``invalid_field`` with a message that names the field and quotes the JSON the
 client sent (Orgo documents no machine-readable field key); a body that is
-not a JSON object answers 400 ``invalid_json``. Integers accept integral
-floats (JavaScript backends see ``4.0`` as ``4``) and never booleans.
+not a JSON object, or one nested deeper than
+:data:`~orgo_async.protocol._base.MAX_JSON_DEPTH` levels, answers 400
+``invalid_json``. Integers accept integral floats (JavaScript backends see
+``4.0`` as ``4``) and never booleans.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from aiohttp import web
 
+from ...protocol._base import NestingError, load_json
 from ..store import ApiError
 
 if TYPE_CHECKING:
@@ -56,7 +59,7 @@ def ok(data: Any, status: int = 200) -> web.Response:
 
 
 async def read_json(request: web.Request, *, optional: bool = False) -> dict[str, Any]:
-    """The body as a JSON object; 400 ``invalid_json`` otherwise.
+    """The body as a JSON object; 400 ``invalid_json`` otherwise (also when nested too deep).
 
     With ``optional``, an empty body is ``{}``.
     """
@@ -64,8 +67,10 @@ async def read_json(request: web.Request, *, optional: bool = False) -> dict[str
     if optional and not raw.strip():
         return {}
     try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+        data = load_json(raw)
+    except NestingError as exc:
+        raise ApiError(400, "invalid_json", f"Request body is {exc}") from None
+    except ValueError:  # UnicodeDecodeError is one too
         raise ApiError(400, "invalid_json", "Request body must be a JSON object") from None
     if not isinstance(data, dict):
         raise ApiError(400, "invalid_json", "Request body must be a JSON object")

@@ -17,12 +17,21 @@ wherever ``projectId`` is (the migration guide's name).
 
 Upload: the multipart form carries ``file`` (at most 10 MB), ``projectId``
 (or ``workspaceId``, required) and ``desktopId`` (optional). The body is
-read part by part: a declared ``Content-Length`` beyond the limit is refused
-before anything is read, and a file part is refused with 413 as soon as it
-passes 10 MB, never buffered whole. The file lands in ``Desktop/<filename>``
-of the given computer's working directory (whatever its status: its disk
-persists), or, without ``desktopId``, of every *running* computer of the
-workspace. A filename with a path in it is refused (400).
+read part by part and never buffered whole: a declared ``Content-Length``
+beyond the limit is refused before anything is read, a body without one
+(chunked) is counted as it is read and refused with 413 once it passes the
+limit (whatever it holds: a preamble, part headers, fields), and a file part
+is refused with 413 as soon as it passes 10 MB. A body that is not valid
+multipart (a line or part header too long, too many headers) answers 400
+``invalid_body``. The file lands in ``Desktop/<filename>`` of the given
+computer's working directory (whatever its status: its disk persists), or,
+without ``desktopId``, of every *running* computer of the workspace. A
+filename with a path, a NUL or another control character in it is refused
+(400 naming ``filename``). The computer's shell owns that directory, so
+nothing planted there is followed: the file is written to a new hidden file
+(``O_CREAT | O_EXCL | O_NOFOLLOW``) and renamed over the name, which replaces
+a symbolic or hard link at the name instead of writing through it, and a
+``Desktop`` that is a link receives nothing.
 
 Export: ``path`` may be ``Desktop/x`` (relative to the home directory),
 ``~/x`` or ``/home/user/x``, all mapped into the computer's working
@@ -35,29 +44,36 @@ Signed URLs are ``<origin>/api/files/blob/<id>?exp=<unix>&sig=<hmac>``,
 valid :data:`URL_LIFETIME` seconds; the HMAC key is a random secret of the
 emulator (never the API key). A bad or expired signature answers 403.
 
-Stored copies live in ``<workdir root>/_files/`` and go away with their
-record (delete), their workspace (deleted workspace) or the emulator.
+Stored copies live in ``<workdir root>/_files-<random>/`` and go away with
+their record (delete), their workspace (deleted workspace) or the emulator.
+That directory sits beside the computers' own, so its name is not guessable
+and its files are created through a descriptor of it, never through a link.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import hashlib
 import hmac
 import logging
 import mimetypes
+import os
 import secrets
 import shutil
+import tempfile
 import time
 import uuid
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Any, BinaryIO, Final, Literal, cast
 from urllib.parse import quote
 
 import attrs
-from aiohttp import BodyPartReader, web
+from aiohttp import BodyPartReader, MultipartReader, StreamReader, web
+from aiohttp.http_exceptions import HttpProcessingError, InvalidHeader
 
 from ..store import ApiError, Computer, Store, Workspace, iso_now
 from ._base import invalid, read_json
@@ -101,6 +117,9 @@ _FORM_SLACK: Final = 64 * 1024
 _FIELD_LIMIT: Final = 1024
 _CHUNK: Final = 64 * 1024
 _FIELDS: Final = ("projectId", "workspaceId", "desktopId")
+_COPY_CHUNK: Final = 1 << 20
+# A directory of the computer's (or ours), opened without following a link in its place.
+_DIRECTORY: Final = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 Source = Literal["upload", "export"]
 
@@ -165,22 +184,43 @@ class FileStore:
         # Signs the blob URLs: random per emulator, so no URL outlives it.
         self._secret = secrets.token_bytes(32)
         self._dir: Path | None = None
+        self._dir_fd: int | None = None
         store.add_workspace_listener(self._on_workspace_deleted)
 
     @property
     def blob_dir(self) -> Path:
-        """Where stored copies live (``<workdir root>/_files``), made on first use."""
-        if self._dir is None:
-            # Instance ids are 8 hex digits: "_files" never collides with a computer's dir.
-            path = self.store.workdir_root / "_files"
-            path.mkdir(exist_ok=True)
-            self._dir = path
+        """Where stored copies live (``<workdir root>/_files-<random>``), made on first use."""
+        self._dir_descriptor()
+        assert self._dir is not None
         return self._dir
 
+    def _dir_descriptor(self) -> int:
+        if self._dir_fd is None:
+            # Made fresh, so no link planted by a computer's shell (a sibling) can be in its
+            # place; instance ids are 8 hex digits, so the name never collides with theirs.
+            path = Path(tempfile.mkdtemp(prefix="_files-", dir=self.store.workdir_root))
+            self._dir_fd = os.open(path, _DIRECTORY)
+            self._dir = path
+        return self._dir_fd
+
     def new_path(self) -> tuple[str, Path]:
-        """A fresh file id and the path its bytes go to."""
+        """A fresh file id and the path its bytes go to (create them with :meth:`create`)."""
         file_id = str(uuid.uuid4())
         return file_id, self.blob_dir / file_id
+
+    def create(self, file_id: str) -> BinaryIO:
+        """The new file ``file_id`` in :attr:`blob_dir`, open for writing.
+
+        Created through the directory's descriptor, exclusively and without
+        following a link: a directory swapped for a link since is not written through.
+        """
+        return open(file_id, "xb", opener=_no_follow(self._dir_descriptor(), 0o600))
+
+    def remove(self, file_id: str) -> None:
+        """Remove the bytes of ``file_id``, if there are any."""
+        if self._dir_fd is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(file_id, dir_fd=self._dir_fd)
 
     def get(self, file_id: str) -> StoredFile:
         """The file, or 404 ``file_not_found``."""
@@ -199,7 +239,7 @@ class FileStore:
         stored = self.files.pop(file_id, None)
         if stored is None:
             raise _not_found()
-        stored.path.unlink(missing_ok=True)
+        self.remove(stored.id)
 
     def _signature(self, file_id: str, expires: int) -> str:
         message = f"{file_id}.{expires}".encode()
@@ -229,6 +269,9 @@ class FileStore:
         """Forget every file and remove the stored copies."""
         self.files.clear()
         directory, self._dir = self._dir, None
+        fd, self._dir_fd = self._dir_fd, None
+        if fd is not None:
+            os.close(fd)
         if directory is not None:
             shutil.rmtree(directory, ignore_errors=True)
 
@@ -256,6 +299,54 @@ def _content_type(filename: str, declared: str | None = None) -> str:
     return mimetypes.guess_type(filename)[0] or declared or "application/octet-stream"
 
 
+class _CountedBody:
+    """The request body as the multipart reader consumes it: 413 once it passes ``limit``.
+
+    aiohttp's reader skips a preamble and reads part headers line by line with
+    no bound on their total; counting every byte it takes bounds all of it.
+    Only what the reader calls is here (it holds this in place of the stream).
+    """
+
+    def __init__(self, content: StreamReader, limit: int) -> None:
+        self._content = content
+        self._limit = limit
+        self._taken = 0
+
+    def _count(self, data: bytes) -> bytes:
+        self._taken += len(data)
+        if self._taken > self._limit:
+            raise _too_large(f"the body passed {self._limit} bytes", MAX_UPLOAD_BYTES)
+        return data
+
+    async def read(self, n: int = -1) -> bytes:
+        return self._count(await self._content.read(n))
+
+    async def readline(self, *, max_line_length: int | None = None) -> bytes:
+        if max_line_length is None:  # older aiohttp releases take no such argument
+            return self._count(await self._content.readline())
+        return self._count(await self._content.readline(max_line_length=max_line_length))
+
+    def at_eof(self) -> bool:
+        return self._content.at_eof()
+
+    def unread_data(self, data: bytes) -> None:
+        self._taken -= len(data)
+        with warnings.catch_warnings():
+            # Deprecated for applications; aiohttp's own reader pushes a boundary back with it.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            self._content.unread_data(data)
+
+
+def _malformed(exc: Exception) -> ApiError:
+    detail = exc.message if isinstance(exc, HttpProcessingError) else str(exc)
+    if isinstance(exc, InvalidHeader) and "filename" in detail:
+        # aiohttp refuses a part header holding a NUL (or CR, LF) before its filename is read.
+        return invalid(
+            f"filename must be a plain file name without a path or control characters ({detail})"
+        )
+    return ApiError(400, "invalid_body", f"Malformed multipart body: {detail}")
+
+
 async def _read_field(part: BodyPartReader, name: str) -> str:
     data = bytearray()
     while chunk := await part.read_chunk(_FIELD_LIMIT):
@@ -268,36 +359,82 @@ async def _read_field(part: BodyPartReader, name: str) -> str:
         raise invalid(f"{name} must be UTF-8 text") from None
 
 
-async def _spool(part: BodyPartReader, path: Path) -> int:
-    """Copy a file part to ``path``, refusing it (413) as soon as it passes the limit."""
+async def _spool(part: BodyPartReader, out: BinaryIO) -> int:
+    """Copy a file part to ``out``, refusing it (413) as soon as it passes the limit."""
     size = 0
     # Chunks of 64 KiB go to the page cache in microseconds: no thread needed.
-    with path.open("wb") as out:
-        while chunk := await part.read_chunk(_CHUNK):
-            size += len(chunk)
-            if size > MAX_UPLOAD_BYTES:
-                raise _too_large("the file part passed the limit", MAX_UPLOAD_BYTES)
-            out.write(chunk)
+    while chunk := await part.read_chunk(_CHUNK):
+        size += len(chunk)
+        if size > MAX_UPLOAD_BYTES:
+            raise _too_large("the file part passed the limit", MAX_UPLOAD_BYTES)
+        out.write(chunk)
     return size
 
 
 @contextlib.contextmanager
-def _removed_on_error(path: Path) -> Iterator[None]:
-    """Remove ``path`` when the block fails: no stored copy is left without its record."""
+def _removed_on_error(files: FileStore, file_id: str) -> Iterator[None]:
+    """Remove the stored copy when the block fails: none is left without its record."""
     try:
         yield
     except BaseException:
-        path.unlink(missing_ok=True)
+        files.remove(file_id)
         raise
 
 
-def _copy_to(source: Path, targets: list[Path]) -> None:
-    for target in targets:
+def _no_follow(dir_fd: int | None = None, mode: int = 0o666) -> Callable[[str, int], int]:
+    """An ``open()`` opener relative to ``dir_fd`` that refuses a link as the last component."""
+
+    def opener(path: str, flags: int) -> int:
+        return os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC, mode, dir_fd=dir_fd)
+
+    return opener
+
+
+def _place(source: Path, home: Path, filename: str) -> None:
+    """Copy ``source`` to ``home/Desktop/filename`` without following a link on the way.
+
+    ``home`` is the computer's, and its shell may have planted links in it. The
+    copy goes to a new hidden file in ``home`` (exclusive, no link followed),
+    then is renamed over the name: a symbolic or hard link at the name is
+    replaced, never written through. ``Desktop`` must be a real directory.
+
+    Raises:
+        OSError: ``home`` or ``Desktop`` is a link or missing, or the copy failed.
+    """
+    home_fd = os.open(home, _DIRECTORY)
+    try:
+        desktop_fd = os.open("Desktop", _DIRECTORY, dir_fd=home_fd)
         try:
-            shutil.copyfile(source, target)
+            # Beside Desktop/, not in it: the file watcher never sees a half-written copy.
+            temp = f".orgo-upload-{secrets.token_hex(8)}"
+            try:
+                with open(source, "rb") as src, open(temp, "xb", opener=_no_follow(home_fd)) as out:
+                    shutil.copyfileobj(src, out, _COPY_CHUNK)
+                os.replace(temp, filename, src_dir_fd=home_fd, dst_dir_fd=desktop_fd)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(temp, dir_fd=home_fd)
+                raise
+        finally:
+            os.close(desktop_fd)
+    finally:
+        os.close(home_fd)
+
+
+def _export_copy(target: Path, files: FileStore, file_id: str) -> int:
+    """Copy ``target`` (resolved: no link in it) to a new stored copy; the bytes copied."""
+    with open(target, "rb", opener=_no_follow()) as src, files.create(file_id) as out:
+        shutil.copyfileobj(src, out, _COPY_CHUNK)
+        return out.tell()
+
+
+def _copy_to(source: Path, homes: list[Path], filename: str) -> None:
+    for home in homes:
+        try:
+            _place(source, home, filename)
         except OSError as exc:
-            # The computer may have been deleted meanwhile: its directory is gone.
-            log.debug("could not place an upload at %s: %s", target, exc)
+            # The computer may have been deleted meanwhile, or its Desktop made a link.
+            log.debug("could not place an upload in %s: %s", home, exc)
 
 
 def _query_id(request: web.Request) -> str:
@@ -329,9 +466,10 @@ async def upload_file(request: web.Request) -> web.Response:
     file_id, path = files.new_path()
     fields: dict[str, str] = {}
     upload: tuple[str, str, int] | None = None  # filename, content type, size
-    with _removed_on_error(path):
+    with _removed_on_error(files, file_id):
         try:
-            reader = await request.multipart()
+            body = _CountedBody(request.content, MAX_UPLOAD_BYTES + _FORM_SLACK)
+            reader = MultipartReader(request.headers, cast(StreamReader, body))
             while (part := await reader.next()) is not None:
                 if not isinstance(part, BodyPartReader):
                     raise ApiError(400, "invalid_body", "Nested multipart bodies are not supported")
@@ -339,7 +477,8 @@ async def upload_file(request: web.Request) -> web.Response:
                     if upload is not None:
                         raise invalid("file must be given once")
                     filename = _check_filename(part.filename)
-                    size = await _spool(part, path)
+                    with files.create(file_id) as out:
+                        size = await _spool(part, out)
                     declared = part.headers.get("Content-Type")
                     upload = (filename, _content_type(filename, declared), size)
                 elif part.name in _FIELDS:
@@ -347,8 +486,8 @@ async def upload_file(request: web.Request) -> web.Response:
                 else:
                     # Unknown fields are skipped, but still bounded.
                     await _read_field(part, str(part.name))
-        except (ValueError, AssertionError, RuntimeError) as exc:
-            raise ApiError(400, "invalid_body", f"Malformed multipart body: {exc}") from None
+        except (ValueError, AssertionError, RuntimeError, HttpProcessingError) as exc:
+            raise _malformed(exc) from None
         workspace_id = fields.get("projectId") or fields.get("workspaceId")
         other = fields.get("workspaceId")
         if workspace_id is None:
@@ -370,8 +509,13 @@ async def upload_file(request: web.Request) -> web.Response:
             now = store.now()
             computers = [c for c in workspace.computers.values() if c.is_running(now)]
         # Directories are made here, on the loop; the copying runs in a thread.
-        targets = [store.workdir(c) / "Desktop" / filename for c in computers]
-        await asyncio.to_thread(_copy_to, path, targets)
+        homes: list[Path] = []
+        for computer in computers:
+            try:
+                homes.append(store.workdir(computer))
+            except OSError as exc:  # its shell left something mkdir cannot pass
+                log.debug("could not place an upload for %s: %s", computer.instance_id, exc)
+        await asyncio.to_thread(_copy_to, path, homes, filename)
     stored = files.add(
         StoredFile(
             id=file_id,
@@ -446,16 +590,20 @@ async def export_file(request: web.Request) -> web.Response:
     if size > MAX_EXPORT_BYTES:
         raise _too_large(f"the file has {size} bytes", MAX_EXPORT_BYTES)
     file_id, blob = files.new_path()
-    with _removed_on_error(blob):
+    with _removed_on_error(files, file_id):
         try:
-            await asyncio.to_thread(shutil.copyfile, target, blob)
+            copied = await asyncio.to_thread(_export_copy, target, files, file_id)
         except FileNotFoundError:
             raise ApiError(404, "file_not_found", f"File not found: {path}") from None
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:  # made a link since it was resolved
+                raise _outside_home() from None
+            raise
     stored = files.add(
         StoredFile(
             id=file_id,
             filename=target.name,
-            size_bytes=blob.stat().st_size,
+            size_bytes=copied,
             content_type=_content_type(target.name),
             created_at=iso_now(),
             project_id=computer.workspace_id,

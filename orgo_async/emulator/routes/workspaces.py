@@ -2,8 +2,10 @@
 
 - ``POST /workspaces {name, icon_url?, status?}`` → 201 Workspace; 400
   ``name_exists``, ``name_required`` or ``invalid_status``;
-- ``GET /workspaces`` → ``{"workspaces": [Workspace]}`` without pagination
-  (the key is ``EmulatorConfig.list_key``);
+- ``GET /workspaces`` → ``{"workspaces": [Workspace]}`` and ``GET /projects`` →
+  ``{"projects": [Workspace]}``, without pagination: each route answers in the
+  shape its clients expect, the legacy route as production answers it (see
+  :func:`list_key`);
 - ``GET /workspaces/{id}`` → Workspace;
 - ``DELETE /workspaces/{id}`` and ``POST /projects/{id}/delete`` →
   ``{"success": true}``, its computers deleted too; ``DELETE /projects/{id}``
@@ -15,7 +17,7 @@ A Workspace is rendered with its computers as ``desktops``.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 from aiohttp import web
 
@@ -31,6 +33,7 @@ __all__ = [
     "delete_project_not_allowed",
     "delete_workspace",
     "get_workspace",
+    "list_key",
     "list_workspaces",
     "workspace_by_name",
     "workspace_json",
@@ -80,12 +83,28 @@ async def create_workspace(request: web.Request) -> web.Response:
     return ok(workspace_json(emu, workspace, emu.state.now()), 201)
 
 
+def list_key(request: web.Request) -> Literal["workspaces", "projects"]:
+    """The key a workspace list is answered under, for the route ``request`` took.
+
+    By default (``EmulatorConfig.list_key`` ``"workspaces"``) each route
+    answers under its own name: ``/workspaces`` under ``workspaces``, the
+    deprecated ``/projects`` under ``projects``, as production answers its
+    older clients (docs/orgo-api.md §1.3). ``list_key="projects"`` switches on
+    the drift observed in production: ``/workspaces`` answers under
+    ``projects`` too.
+    """
+    emu = emulator_of(request)
+    if emu.config.list_key == "projects" or request.path.startswith("/api/projects"):
+        return "projects"
+    return "workspaces"
+
+
 async def list_workspaces(request: web.Request) -> web.Response:
     """GET /workspaces (and /projects): no pagination, as in production."""
     emu = emulator_of(request)
     now = emu.state.now()
     items = [workspace_json(emu, w, now) for w in emu.state.workspaces.values()]
-    return ok({emu.config.list_key: items})
+    return ok({list_key(request): items})
 
 
 async def get_workspace(request: web.Request) -> web.Response:

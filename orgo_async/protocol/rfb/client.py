@@ -14,7 +14,9 @@ ExtendedDesktopSize, LastRect and Cursor pseudo-encodings into RGB events::
         transport.write(data)
 
 Large rectangles arrive as several :class:`~.events.RectPixels` (bands of
-rows), so memory stays bounded whatever the server sends.
+rows), so memory stays bounded whatever the server sends. The desktop size
+is bounded too (``max_pixels``, 4096x4096 by default): a viewer keeps 4 bytes
+a pixel, and an 8192x8192 desktop would cost it about 270 MB.
 """
 
 from __future__ import annotations
@@ -68,7 +70,10 @@ from .events import (
 )
 from .pixels import DEFAULT_PIXEL_FORMAT, PixelCodec, PixelFormat
 
-__all__ = ["RFBClientProtocol"]
+__all__ = ["DEFAULT_MAX_PIXELS", "RFBClientProtocol"]
+
+DEFAULT_MAX_PIXELS: Final = 4096 * 4096
+"""The largest desktop a client accepts by default, in pixels: 4K (3840x2160) fits twice."""
 
 # Names for the security types a server may offer, for error messages.
 _SECURITY_NAMES: Final[Mapping[int, str]] = {
@@ -104,14 +109,17 @@ class RFBClientProtocol(RFBProtocol):
             the server's, which must be true colour).
         encodings: The encodings to announce, most preferred first (empty:
             send no SetEncodings, so Raw only).
-        max_width, max_height: The largest framebuffer accepted.
+        max_width, max_height: The largest framebuffer side accepted.
+        max_pixels: The largest framebuffer area accepted (width times
+            height; default :data:`DEFAULT_MAX_PIXELS`). A bigger desktop, at
+            ServerInit or on a resize, is a :class:`ProtocolError`.
         max_name: The longest desktop name or failure reason accepted.
         max_cut_text: The longest clipboard text accepted.
         max_cursor: The largest cursor side accepted.
 
     Raises:
-        ValueError: a pixel format this core cannot decode, or an encoding
-            that is not a signed 32-bit int.
+        ValueError: a pixel format this core cannot decode, an encoding that
+            is not a signed 32-bit int, or ``max_pixels`` not an int >= 1.
         ImportError: a password without the ``cryptography`` dependency.
     """
 
@@ -127,6 +135,7 @@ class RFBClientProtocol(RFBProtocol):
         encodings: Sequence[int] = DEFAULT_ENCODINGS,
         max_width: int = 8192,
         max_height: int = 8192,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
         max_name: int = 4096,
         max_cut_text: int = 1 << 20,
         max_cursor: int = 256,
@@ -142,6 +151,9 @@ class RFBClientProtocol(RFBProtocol):
             max_cut_text=max_cut_text,
             max_cursor=max_cursor,
         )
+        if isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels < 1:
+            raise ValueError(f"max_pixels must be an int >= 1; got {max_pixels!r}")
+        self.max_pixels = max_pixels
         self.shared = shared
         self.auth_failed = False
         """The server rejected the VNC password (as opposed to other failures)."""
@@ -379,6 +391,11 @@ class RFBClientProtocol(RFBProtocol):
         if width > self.max_width or height > self.max_height:
             raise ProtocolError(
                 f"framebuffer of {width}x{height} exceeds {self.max_width}x{self.max_height}"
+            )
+        if width * height > self.max_pixels:
+            raise ProtocolError(
+                f"framebuffer of {width}x{height} ({width * height:,} pixels) exceeds "
+                f"max_pixels={self.max_pixels:,}; pass a larger max_pixels= to accept it"
             )
 
     # -- server messages ------------------------------------------------------------------

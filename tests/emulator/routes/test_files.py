@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
+import os
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -11,7 +15,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import aiohttp
 import pytest
 
-from orgo_async.emulator import BootTime, EmulatorConfig
+from orgo_async.emulator import BootTime, Emulator, EmulatorConfig
 from orgo_async.emulator.routes.files import MAX_UPLOAD_BYTES
 
 from ..rest import Api, Pc, Reply
@@ -116,42 +120,73 @@ async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
     return status, await reader.readexactly(length)
 
 
-async def test_an_upload_over_10_mb_is_refused_while_it_streams(
-    api: Api, ws: dict[str, Any], pc: Pc
-) -> None:
-    emu = api.emu
-    boundary = "emulator-test-boundary"
+BOUNDARY = "emulator-test-boundary"
+
+
+def _part(name: str, filename: str | None = None) -> bytes:
+    disposition = f'form-data; name="{name}"' + (f'; filename="{filename}"' if filename else "")
+    return f"--{BOUNDARY}\r\nContent-Disposition: {disposition}\r\n\r\n".encode()
+
+
+async def _post_chunked(
+    emu: Emulator, chunks: Iterable[bytes], *, end: bool = False
+) -> tuple[int, bytes]:
+    """Send an upload as a chunked body; unless ``end``, one that never ends, so that
+    the answer must come while it streams."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", emu.port)
     head = (
         "POST /api/files/upload HTTP/1.1\r\n"
         f"Host: {emu.hostport}\r\n"
         f"Authorization: Bearer {emu.api_key}\r\n"
-        f"Content-Type: multipart/form-data; boundary={boundary}\r\n"
+        f"Content-Type: multipart/form-data; boundary={BOUNDARY}\r\n"
+        "Transfer-Encoding: chunked\r\n\r\n"
     )
 
-    # A chunked body that never ends: the 413 must come while it is still being sent.
-    reader, writer = await asyncio.open_connection("127.0.0.1", emu.port)
+    async def send() -> None:
+        writer.write(head.encode())
+        with contextlib.suppress(ConnectionError):  # the server may hang up after answering
+            for data in chunks:
+                writer.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+                await writer.drain()
+            if end:
+                writer.write(b"0\r\n\r\n")
+            await asyncio.Event().wait()
+
+    sending = asyncio.create_task(send())
     try:
-        writer.write((head + "Transfer-Encoding: chunked\r\n\r\n").encode())
-        part = (
-            f"--{boundary}\r\n"
-            'Content-Disposition: form-data; name="file"; filename="big.bin"\r\n'
-            "Content-Type: application/octet-stream\r\n\r\n"
-        ).encode()
-        block = b"\0" * (1 << 20)
-        for data in [part] + [block] * (MAX_UPLOAD_BYTES // len(block) + 1):
-            writer.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
-            await writer.drain()
-        async with asyncio.timeout(5):
-            status, body = await _read_response(reader)
-        assert status == 413
-        assert b'"code": "file_too_large"' in body and b'"error": "File too large"' in body
+        async with asyncio.timeout(10):
+            return await _read_response(reader)
     finally:
+        sending.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sending
         writer.close()
+
+
+async def test_an_upload_over_10_mb_is_refused_while_it_streams(
+    api: Api, ws: dict[str, Any], pc: Pc
+) -> None:
+    emu = api.emu
+    block = b"\0" * (1 << 20)
+    file_part = _part("file", "big.bin")
+    status, body = await _post_chunked(
+        emu, [file_part] + [block] * (MAX_UPLOAD_BYTES // len(block) + 1)
+    )
+    assert status == 413
+    assert b'"code": "file_too_large"' in body and b'"error": "File too large"' in body
 
     # A declared length over the limit is refused before any of the body is sent.
     reader, writer = await asyncio.open_connection("127.0.0.1", emu.port)
     try:
-        writer.write((head + f"Content-Length: {50 * MAX_UPLOAD_BYTES}\r\n\r\n").encode())
+        writer.write(
+            (
+                "POST /api/files/upload HTTP/1.1\r\n"
+                f"Host: {emu.hostport}\r\n"
+                f"Authorization: Bearer {emu.api_key}\r\n"
+                f"Content-Type: multipart/form-data; boundary={BOUNDARY}\r\n"
+                f"Content-Length: {50 * MAX_UPLOAD_BYTES}\r\n\r\n"
+            ).encode()
+        )
         async with asyncio.timeout(5):
             status, body = await _read_response(reader)
         assert status == 413
@@ -160,6 +195,52 @@ async def test_an_upload_over_10_mb_is_refused_while_it_streams(
 
     assert list(emu.files.blob_dir.iterdir()) == []
     assert not (emu.workdir(pc.id) / "Desktop" / "big.bin").exists()
+    assert emu.counters.uploads == 0
+
+
+async def test_a_50_mb_body_that_is_no_file_is_refused_while_it_streams(
+    api: Api, ws: dict[str, Any]
+) -> None:
+    # 50 MB of short lines before any boundary: counted as they stream, refused past the limit.
+    lines = (b"x" * 1022 + b"\r\n") * 1024
+    status, body = await _post_chunked(api.emu, [lines] * 50)
+    assert status == 413, body
+    assert json.loads(body)["code"] == "file_too_large"
+    # The same for many small fields.
+    fields = (_part("note") + b"v" * 900 + b"\r\n") * 1000
+    head = _part("projectId") + ws["id"].encode() + b"\r\n"
+    status, body = await _post_chunked(api.emu, [head] + [fields] * 50)
+    assert status == 413, body
+    assert api.emu.counters.responses_by_status.get(500) is None
+
+
+async def test_malformed_multipart_bodies_are_400(api: Api, ws: dict[str, Any], pc: Pc) -> None:
+    emu = api.emu
+    malformed = {
+        "a line of 50 MB": [b"x" * (1 << 20)] * 50,
+        "a part header of 50 MB": [_part("file", "a.txt")[:-2] + b"X-Big: "]
+        + [b"y" * (1 << 20)] * 50,
+        "too many part headers": [_part("file", "a.txt")[:-2] + b"X-A: b\r\n" * 1000],
+    }
+    for label, chunks in malformed.items():
+        status, body = await _post_chunked(emu, chunks)
+        assert status == 400, label
+        assert json.loads(body)["code"] == "invalid_body", label
+    # NUL in a filename, raw in the quoted header (aiohttp refuses such a header) or
+    # percent-encoded in filename*: a 400 that names the field.
+    for header in ('filename="a\x00b.txt"', "filename*=UTF-8''a%00b.txt"):
+        raw = (
+            f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="projectId"\r\n\r\n'
+            f"{ws['id']}\r\n"
+            f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="file"; {header}\r\n\r\n'
+            f"x\r\n--{BOUNDARY}--\r\n"
+        ).encode()
+        status, body = await _post_chunked(emu, [raw], end=True)
+        error = json.loads(body)
+        assert (status, error["code"]) == (400, "invalid_field"), header
+        assert error["error"].startswith("filename must be a plain file name"), header
+    assert emu.counters.responses_by_status.get(500) is None
+    assert list(emu.files.blob_dir.iterdir()) == []
     assert emu.counters.uploads == 0
 
 
@@ -223,6 +304,51 @@ async def test_files_list_export_download_delete_round_trip(
     assert (await api.call("GET", "/api/files/download")).status == 400
     listed = await api.call("GET", "/api/files", params={"projectId": ws["id"]})
     assert [f["id"] for f in listed.body["files"]] == [file["id"]]
+
+
+async def test_an_upload_never_follows_a_link_planted_on_its_way(
+    api: Api, ws: dict[str, Any], pc: Pc, tmp_path: Path
+) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    victim = outside / "victim.txt"
+    victim.write_text("keep me")
+
+    async def shell(command: str) -> int:
+        reply = await api.act(pc, "platform", "bash", {"command": command})
+        assert reply.status == 200, reply.body
+        code: int = reply.body["exit_code"]
+        return code
+
+    async def upload(name: str) -> None:
+        reply = await api.upload(b"uploaded", name, project=ws["id"], desktop=pc.id)
+        assert reply.status == 200, reply.body
+
+    # Planted by the computer's own shell: links at the destinations, and where the
+    # emulator keeps its stored copies (beside the computers' directories).
+    planted = (
+        f"ln -s {victim} Desktop/notes.txt && ln -s {outside}/made.txt Desktop/new.txt"
+        f" && ln -s {outside} ../_files"
+    )
+    assert await shell(planted) == 0
+    names = ["notes.txt", "new.txt"]
+    if await shell(f"ln {victim} Desktop/hard.txt") == 0:  # a hard link: same file system only
+        names.append("hard.txt")
+    desktop = api.emu.workdir(pc.id) / "Desktop"
+    for name in names:
+        await upload(name)
+        # The link was replaced by the upload, never written through.
+        assert not (desktop / name).is_symlink()
+        assert (desktop / name).read_bytes() == b"uploaded"
+    assert victim.read_text() == "keep me"
+    assert sorted(os.listdir(outside)) == ["victim.txt"]
+    assert not [p for p in os.listdir(desktop.parent) if p.startswith(".")]  # no copy left
+
+    # A Desktop that is itself a link to elsewhere receives nothing.
+    assert await shell(f"rm -rf Desktop && ln -s {outside} Desktop") == 0
+    await upload("through.txt")
+    assert sorted(os.listdir(outside)) == ["victim.txt"]
+    assert victim.read_text() == "keep me"
 
 
 async def test_export_paths(api: Api, ws: dict[str, Any], pc: Pc, tmp_path: Path) -> None:

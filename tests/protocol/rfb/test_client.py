@@ -187,6 +187,30 @@ def test_server_init_limits_and_quirks() -> None:
         client.receive_data(b"RFB 003.008\n\x01\x01\0\0\0\0" + server_init(pf=colour_map))
 
 
+def test_client_caps_the_framebuffer_it_will_hold() -> None:
+    greeting = b"RFB 003.008\n\x01\x01\0\0\0\0"
+    # 8192x8192 is within max_width and max_height but would take ~270 MB.
+    client = RFBClientProtocol()
+    with pytest.raises(ProtocolError) as info:
+        client.receive_data(greeting + server_init(8192, 8192))
+    message = str(info.value)
+    assert "8192x8192" in message and "67,108,864 pixels" in message
+    assert "max_pixels=16,777,216" in message
+    assert client.events_received() == []  # nothing to allocate a framebuffer for
+    # A 4K desktop, and one at the default cap, are welcome.
+    for width, height in ((3840, 2160), (4096, 4096)):
+        client = RFBClientProtocol()
+        client.receive_data(greeting + server_init(width, height))
+        assert (client.width, client.height) == (width, height)
+    # The cap applies to resizes too, and can be set.
+    client = connected_client(max_pixels=100 * 70)
+    with pytest.raises(ProtocolError, match="101x70 .* exceeds max_pixels=7,000"):
+        client.receive_data(update(rect(0, 0, 101, 70, ENCODING_DESKTOP_SIZE)))
+    for bad in (0, -1, 2.5, True):
+        with pytest.raises(ValueError, match="max_pixels"):
+            RFBClientProtocol(max_pixels=bad)  # type: ignore[arg-type]
+
+
 def test_client_message_bytes() -> None:
     client = connected_client()
     client.send_pointer(0x102, 0x304, 0x18)
