@@ -267,22 +267,19 @@ def _mapped(method: str, path: str, timeouts: Timeouts) -> Iterator[None]:
         raise APITimeoutError(
             phase="request", seconds=timeouts.request, method=method, path=path
         ) from exc
-    except (aiohttp.ClientConnectorCertificateError, aiohttp.ClientSSLError) as exc:
-        # Another attempt meets the same certificate: not worth a retry.
+    except aiohttp.ClientConnectorError as exc:
+        # A TLS failure (a subclass) meets the same certificate at every attempt.
+        tls = isinstance(exc, aiohttp.ClientSSLError)
+        reason = exc.os_error.strerror or type(exc.os_error).__name__
         raise APIConnectionError(
             f"TLS failed ({type(exc).__name__}): is the server's certificate trusted? "
-            "(Orgo(ssl=...) takes a context that trusts a private CA)",
+            "(Orgo(ssl=...) takes a context that trusts a private CA)"
+            if tls
+            else f"could not connect ({reason})",
             method=method,
             path=path,
             sent=False,
-            retryable=False,
-        ) from exc
-    except aiohttp.ClientConnectorError as exc:
-        raise APIConnectionError(
-            f"could not connect ({exc.os_error.strerror or type(exc.os_error).__name__})",
-            method=method,
-            path=path,
-            sent=False,
+            retryable=not tls,
         ) from exc
     except aiohttp.ServerDisconnectedError as exc:
         raise APIConnectionError(

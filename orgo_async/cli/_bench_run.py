@@ -166,9 +166,8 @@ class _Run:
 
     samples: list[_Sample]
     errors: list[str]
-    wall: float
-    cpu: float
-    full_collections: int
+    window: _Window
+    """Its wall time, client CPU and full collections."""
     cleanup: float
     records: _Records | None = None
 
@@ -237,14 +236,7 @@ class _Window:
     def run(self, samples: list[_Sample], errors: list[str], *, cleanup: float) -> _Run:
         """The run this window measured (closed first, if it is not yet)."""
         self.close()
-        return _Run(
-            samples=samples,
-            errors=errors,
-            wall=self.wall,
-            cpu=self.cpu,
-            full_collections=self.full_collections,
-            cleanup=cleanup,
-        )
+        return _Run(samples=samples, errors=errors, window=self, cleanup=cleanup)
 
 
 async def _run_sdk(config: BenchConfig, target: _Target, plan: _Plan) -> _Run:
@@ -480,8 +472,8 @@ def _figures(runs: Sequence[_Run], count: int) -> dict[str, Any]:
     samples = [s for r in runs for s in r.samples]
     errors = [e for r in runs for e in r.errors]
     launched = count * len(runs)
-    wall = sum(r.wall for r in runs) / len(runs)
-    cpu = sum(r.cpu for r in runs)
+    wall = sum(r.window.wall for r in runs) / len(runs)
+    cpu = sum(r.window.cpu for r in runs)
     lag: list[float] = []
     emulator_probes: list[int] = []
     for r in runs:
@@ -511,7 +503,7 @@ def _figures(runs: Sequence[_Run], count: int) -> dict[str, Any]:
         "client_cpu_ms": ms(cpu),
         "client_cpu_ms_per_computer": round(cpu * 1000 / launched, 4),
         "cleanup_ms": ms(sum(r.cleanup for r in runs) / len(runs)),
-        "gc_full_collections": sum(r.full_collections for r in runs),
+        "gc_full_collections": sum(r.window.full_collections for r in runs),
         "max_probes_in_flight_per_computer": _max_in_flight(runs),
         "emulator_loop_lag_ms": _loop_lag(runs),
         "failure_examples": errors[:5],
@@ -548,12 +540,12 @@ def _summarize(
         {
             "round": n,
             "first": "sdk" if n % 2 == 0 else "baseline",
-            "sdk_wall_ms": ms(s.wall),
-            "baseline_wall_ms": ms(b.wall),
-            "sdk_cpu_ms": ms(s.cpu),
-            "baseline_cpu_ms": ms(b.cpu),
-            "sdk_gc_full_collections": s.full_collections,
-            "baseline_gc_full_collections": b.full_collections,
+            "sdk_wall_ms": ms(s.window.wall),
+            "baseline_wall_ms": ms(b.window.wall),
+            "sdk_cpu_ms": ms(s.window.cpu),
+            "baseline_cpu_ms": ms(b.window.cpu),
+            "sdk_gc_full_collections": s.window.full_collections,
+            "baseline_gc_full_collections": b.window.full_collections,
             "sdk_emulator_loop_lag_p99_ms": _lag_p99(s),
             "baseline_emulator_loop_lag_p99_ms": _lag_p99(b),
         }
