@@ -12,8 +12,7 @@ import json
 import logging
 import ssl as ssl_module
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -184,7 +183,7 @@ class HttpTransport:
             headers["Content-Type"] = "application/json"
         timeout = _client_timeout(timeouts)
         started = time.perf_counter()
-        with _mapped(method, shown, timeouts):
+        try:
             async with self.session.request(
                 method,
                 url,
@@ -202,6 +201,8 @@ class HttpTransport:
                     method=method,
                     path=shown,
                 )
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            raise _mapped(exc, method, shown, timeouts) from exc
         if log.isEnabledFor(logging.DEBUG):
             log.debug(
                 "%s %s -> %d in %.1f ms (request_id=%s)",
@@ -250,28 +251,27 @@ def _redirect_error(response: Response) -> APIError:
     )
 
 
-@contextmanager
-def _mapped(method: str, path: str, timeouts: Timeouts) -> Iterator[None]:
-    """Map aiohttp's exceptions to ours, most specific first."""
-    try:
-        yield
-    except aiohttp.ConnectionTimeoutError as exc:
-        raise APITimeoutError(
+def _mapped(exc: Exception, method: str, path: str, timeouts: Timeouts) -> APIConnectionError:
+    """Our error for one of aiohttp's (or the socket's), most specific first.
+
+    A function, not a context manager: it runs only when a request failed, and
+    costs the requests that succeed nothing.
+    """
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return APITimeoutError(
             phase="connect", seconds=timeouts.connect, method=method, path=path, sent=False
-        ) from exc
-    except aiohttp.SocketTimeoutError as exc:
-        raise APITimeoutError(
-            phase="read", seconds=timeouts.read, method=method, path=path
-        ) from exc
-    except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
-        raise APITimeoutError(
+        )
+    if isinstance(exc, aiohttp.SocketTimeoutError):
+        return APITimeoutError(phase="read", seconds=timeouts.read, method=method, path=path)
+    if isinstance(exc, TimeoutError | aiohttp.ServerTimeoutError):
+        return APITimeoutError(
             phase="request", seconds=timeouts.request, method=method, path=path
-        ) from exc
-    except aiohttp.ClientConnectorError as exc:
+        )
+    if isinstance(exc, aiohttp.ClientConnectorError):
         # A TLS failure (a subclass) meets the same certificate at every attempt.
         tls = isinstance(exc, aiohttp.ClientSSLError)
         reason = exc.os_error.strerror or type(exc.os_error).__name__
-        raise APIConnectionError(
+        return APIConnectionError(
             f"TLS failed ({type(exc).__name__}): is the server's certificate trusted? "
             "(Orgo(ssl=...) takes a context that trusts a private CA)"
             if tls
@@ -280,16 +280,16 @@ def _mapped(method: str, path: str, timeouts: Timeouts) -> Iterator[None]:
             path=path,
             sent=False,
             retryable=not tls,
-        ) from exc
-    except aiohttp.ServerDisconnectedError as exc:
-        raise APIConnectionError(
+        )
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return APIConnectionError(
             "the server closed the connection without an answer", method=method, path=path
-        ) from exc
-    except aiohttp.ClientError as exc:
-        raise APIConnectionError(
+        )
+    if isinstance(exc, aiohttp.ClientError):
+        return APIConnectionError(
             f"connection failed ({type(exc).__name__})", method=method, path=path
-        ) from exc
-    except OSError as exc:
-        raise APIConnectionError(
-            f"connection failed ({exc.strerror or type(exc).__name__})", method=method, path=path
-        ) from exc
+        )
+    strerror = exc.strerror if isinstance(exc, OSError) else None
+    return APIConnectionError(
+        f"connection failed ({strerror or type(exc).__name__})", method=method, path=path
+    )

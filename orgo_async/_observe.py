@@ -1,60 +1,28 @@
-"""A context-local observer of retries, so a fleet can react to the 429s of its requests."""
+"""Observers of retries: how a launch counts its create's retries and a fleet hears of 429s."""
 
 from __future__ import annotations
 
-import contextvars
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Protocol
 
 from .errors import OrgoError
 
 
 class RetryObserver(Protocol):
-    """Told about every retry of the requests made in its context (see :func:`observe_retries`)."""
+    """Told about every retry of the requests it is given to (``observer=`` of a request)."""
 
     def on_retry(self, failure: OrgoError, delay: float) -> None: ...
 
 
-_observer: contextvars.ContextVar[RetryObserver | None] = contextvars.ContextVar(
-    "orgo_async_retry_observer", default=None
-)
-
-
-@contextmanager
-def observe_retries(observer: RetryObserver) -> Iterator[None]:
-    """Report the retries of every request made in this context (and tasks it starts).
-
-    The fleet uses it to slow the whole fleet down on a 429, and launches to
-    count their create retries.
-    """
-    token = _observer.set(observer)
-    try:
-        yield
-    finally:
-        _observer.reset(token)
-
-
-def current_observer() -> RetryObserver | None:
-    """The observer of the current context, if any."""
-    return _observer.get()
-
-
 class RetryCounter:
-    """Counts the retries of the requests in its context, passing each on to ``outer``.
+    """Counts the retries it is told of, passing each on to ``outer`` (if any).
 
-    ``outer`` defaults to the observer of the context the counter is made in;
-    pass it explicitly when the counter is made elsewhere (a fleet passes its
-    limiter, so that every retried 429 of its creates slows the whole fleet).
+    A fleet passes its limiter as ``outer``: every retried 429 of its creates
+    then slows the whole fleet.
     """
 
-    _UNSET: object = object()
-
-    def __init__(self, outer: RetryObserver | None | object = _UNSET) -> None:
+    def __init__(self, outer: RetryObserver | None = None) -> None:
         self.retries = 0
-        self._outer: RetryObserver | None = (
-            current_observer() if outer is RetryCounter._UNSET else outer  # type: ignore[assignment]
-        )
+        self._outer = outer
 
     def on_retry(self, failure: OrgoError, delay: float) -> None:
         self.retries += 1

@@ -13,14 +13,14 @@ import asyncio
 import logging
 import random
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypedDict, Unpack
 
 import aiohttp
 
 from ._config import RetryPolicy, Timeouts
 from ._http import HttpTransport, Response, status_error
-from ._observe import current_observer
+from ._observe import RetryObserver
 from ._retry import is_retryable_error, next_delay
 from .errors import APIConnectionError, APITimeoutError, ClientClosedError, OrgoError
 from .health import BootModel, RttEstimator
@@ -43,6 +43,8 @@ class RequestOptions(TypedDict, total=False):
     """Whether repeating it is safe (``None``: as its method says)."""
     retry: RetryPolicy | None
     """This call's retry policy."""
+    observer: RetryObserver | None
+    """Told of each retry (a launch counts them; a fleet slows down on 429)."""
 
 
 class Session:
@@ -82,13 +84,15 @@ class Session:
             lock = self._screenshot_locks[computer_id] = asyncio.Lock()
         return lock
 
-    async def send(self, method: str, path: str, *, timeouts: Timeouts) -> Response:
+    def send(self, method: str, path: str, *, timeouts: Timeouts) -> Awaitable[Response]:
         """One attempt, whatever its answer: no retries, no error mapping of statuses.
+
+        (The transport's coroutine itself: health probes pay for no extra layer.)
 
         Raises:
             APIConnectionError: no answer (``APITimeoutError`` naming the phase).
         """
-        return await self.transport.send(method, path, timeouts=timeouts)
+        return self.transport.send(method, path, timeouts=timeouts)
 
     async def request(
         self, method: str, path: str, **options: Unpack[RequestOptions]
@@ -138,7 +142,7 @@ class Session:
             if delay is None or (deadline is not None and loop.time() + delay > deadline):
                 raise failure
             log.debug("retrying %s %s in %.3f s after: %s", method, path, delay, failure)
-            observer = current_observer()
+            observer = options.get("observer")
             if observer is not None:
                 observer.on_retry(failure, delay)
             attempt += 1

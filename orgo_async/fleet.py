@@ -18,13 +18,12 @@ import collections
 import logging
 import secrets
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Final, Unpack
+from typing import TYPE_CHECKING, Any, Final, Unpack, overload
 
 import attrs
 
 from ._aio import run_shielded
 from ._checks import check_count, check_number, check_seconds, check_text, optional
-from ._observe import RetryCounter, observe_retries
 from .errors import (
     APIConnectionError,
     APITimeoutError,
@@ -202,12 +201,25 @@ _END: Final = object()
 
 @attrs.define
 class _Item:
+    """One computer of the fleet, from the moment a worker takes it up.
+
+    It observes its create's retries (see :meth:`on_retry`), counting them and
+    passing each on to the fleet's limiter.
+    """
+
     index: int
     spec: ComputerSpec
+    limiter: AdaptiveLimiter
     computer: Computer | None = None
     create: asyncio.Task[Computer] | None = None
     queued: bool = False
     done: bool = False
+    retries: int = 0
+
+    def on_retry(self, failure: OrgoError, delay: float) -> None:
+        # A 429 retried inside the request slows the whole fleet, not just this create.
+        self.retries += 1
+        self.limiter.on_retry(failure, delay)
 
 
 class Fleet:
@@ -243,12 +255,17 @@ class Fleet:
         check_count("concurrency", concurrency)
         optional(check_seconds)("deadline", deadline, inclusive=False)
         optional(check_seconds)("ready_timeout", ready_timeout, inclusive=False)
-        names = [s.name for s in specs]
-        if len(set(zip(names, (s.workspace_id for s in specs), strict=True))) != len(names):
-            raise ValueError("every computer of a fleet needs its own name in its workspace")
+        if not isinstance(specs, _NamedSpecs):  # those are distinct by construction
+            keys = [(s.name, s.workspace_id) for s in specs]
+            if len(set(keys)) != len(keys):
+                raise ValueError("every computer of a fleet needs its own name in its workspace")
         self._session = session
         self._computers = computers
-        self._items = [_Item(i, spec) for i, spec in enumerate(specs)]
+        # Items are made as workers take them up: a fleet of thousands does not keep
+        # thousands of objects alive (and promoted by the GC) before it needs them.
+        self._specs = specs
+        self._next = 0
+        self._items: list[_Item] = []
         self._concurrency = concurrency
         self._ready_timeout = ready_timeout
         self._deadline = deadline
@@ -272,7 +289,7 @@ class Fleet:
 
     def __repr__(self) -> str:
         return (
-            f"<Fleet size={len(self._items)} concurrency={self._concurrency} "
+            f"<Fleet size={len(self._specs)} concurrency={self._concurrency} "
             f"failures={len(self.failures)}>"
         )
 
@@ -327,13 +344,12 @@ class Fleet:
     # -- the launch -----------------------------------------------------------------
 
     async def _supervise(self) -> None:
-        pending = collections.deque(self._items)
         end: object = _END
         try:
             async with asyncio.timeout(self._deadline):
                 async with asyncio.TaskGroup() as group:
-                    for _ in range(min(self._concurrency, len(pending))):
-                        group.create_task(self._worker(pending))
+                    for _ in range(min(self._concurrency, len(self._specs))):
+                        group.create_task(self._worker())
         except TimeoutError:
             self._fail_unfinished(
                 lambda: APITimeoutError(phase="fleet deadline", seconds=self._deadline)
@@ -349,22 +365,25 @@ class Fleet:
             await run_shielded(self._reclaim(include_queued=False))
             self._queue.put_nowait(end)
 
-    async def _worker(self, pending: collections.deque[_Item]) -> None:
-        while pending:
-            await self._launch_one(pending.popleft())
+    async def _worker(self) -> None:
+        while self._next < len(self._specs):
+            index = self._next
+            self._next += 1
+            item = _Item(index, self._specs[index], self.limiter)
+            self._items.append(item)
+            await self._launch_one(item)
 
     async def _launch_one(self, item: _Item) -> None:
         loop = asyncio.get_running_loop()
         retries = 0
-        # Every retry of this create is counted, and reported to the limiter: a 429
-        # retried inside the request slows the whole fleet, not just this create.
-        counter = RetryCounter(outer=self.limiter)
         sent: float | None = None
         while True:
             await self.limiter.acquire()
             if sent is None:
                 sent = loop.time()  # the first attempt, as LaunchTiming says
-            item.create = loop.create_task(self._create(item.spec, counter))
+            item.create = loop.create_task(
+                self._computers.create_from(item.spec, retry=self._retry, observer=item)
+            )
             # Shielded: a create in flight finishes even if the launch is cancelled,
             # so that the cleanup knows what it made.
             try:
@@ -410,13 +429,9 @@ class Fleet:
             item.computer = None
             return
         assert sent is not None
-        timing = info.timing(sent=sent, answered=answered, retries=retries + counter.retries)
+        timing = info.timing(sent=sent, answered=answered, retries=retries + item.retries)
         item.done = item.queued = True
         self._queue.put_nowait((LaunchedComputer(computer=computer, timing=timing), item))
-
-    async def _create(self, spec: ComputerSpec, counter: RetryCounter) -> Computer:
-        with observe_retries(counter):
-            return await self._computers.create_from(spec, retry=self._retry)
 
     async def _retry_sleep(self, delay: float) -> None:
         # A stopping fleet does not wait out retries: the cleanup resolves the create.
@@ -442,6 +457,12 @@ class Fleet:
         for item in self._items:
             if not item.done:
                 self._fail(item, error())
+        # Those no worker took up yet fail too (and nothing else will take them up).
+        while self._next < len(self._specs):
+            index = self._next
+            self._next += 1
+            spec = self._specs[index]
+            self.failures.append(FleetFailure(index=index, name=spec.name, error=error()))
 
     # -- cleanup --------------------------------------------------------------------
 
@@ -522,7 +543,7 @@ def fleet_specs(
     specs: Sequence[ComputerSpec] | None,
     prefix: str,
     **fields: Unpack[ComputerFields],
-) -> list[ComputerSpec]:
+) -> Sequence[ComputerSpec]:
     """The specs of a fleet: the given ones, or ``count`` named ``{prefix}-{run}-{n}``."""
     if specs is not None:
         if count is not None or fields:
@@ -533,10 +554,35 @@ def fleet_specs(
     assert count is not None
     run = secrets.token_hex(3)
     width = max(3, len(str(count - 1)))
-    return [
-        ComputerSpec(workspace_id=workspace_id, name=f"{prefix}-{run}-{n:0{width}d}", **fields)
-        for n in range(count)
-    ]
+    names = [f"{prefix}-{run}-{n:0{width}d}" for n in range(count)]
+    # The longest name is checked now, with every field: a bad one fails before any request.
+    template = ComputerSpec(workspace_id=workspace_id, name=names[-1], **fields)
+    return _NamedSpecs(template, names)
+
+
+class _NamedSpecs(Sequence[ComputerSpec]):
+    """``count`` specs alike but for their names, each made when it is asked for.
+
+    The names are distinct, and the template already passed every check.
+    """
+
+    def __init__(self, template: ComputerSpec, names: list[str]) -> None:
+        self._template = template
+        self._names = names
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    @overload
+    def __getitem__(self, index: int) -> ComputerSpec: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[ComputerSpec]: ...
+
+    def __getitem__(self, index: int | slice) -> ComputerSpec | Sequence[ComputerSpec]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(len(self))[index]]
+        return attrs.evolve(self._template, name=self._names[index])
 
 
 async def collect(fleet: Fleet, *, raise_on_failure: bool = False) -> FleetResult:

@@ -76,6 +76,8 @@ MAX_DENSE_SPACING: Final = 0.010
 MIN_DENSE_SPACING: Final = 0.003
 # The pause after an answer, per second of queueing the RTT shows (see ProbePlan.rest).
 QUEUE_REST_FACTOR: Final = 2.0
+# Before any boot is seen (a session's first burst of hundreds), probes at most this far apart.
+PRIOR_SPACING: Final = 0.025
 # Past the window the gap grows by this factor per probe...
 LATE_GROWTH: Final = 1.4
 # ...up to a few round trips (and at least this much).
@@ -251,6 +253,31 @@ class BootModel:
         if i < len(self._running) and self._running[i] == t0:
             del self._running[i]
 
+    def first_boots(self) -> float:
+        """How long after its start the earliest boot seen so far ended (0 once learned).
+
+        Until the model has its samples, probes are sparse before this point:
+        in a burst nothing ends before the first boots of the burst do, and
+        the first one seen makes every computer of that age probe densely.
+        With no boot seen yet, infinity.
+        """
+        if len(self._sorted) >= self.min_samples:
+            return 0.0
+        if not self._sorted:
+            return math.inf
+        return max(0.0, self._sorted[0] - MAX_DENSE_SPACING)
+
+    def prior_spacing(self) -> float:
+        """The probes' spacing before any boot is seen: denser the fewer boots are waited for.
+
+        A 10 ms loop's spacing for up to 64 boots in progress; past that, the
+        spacing grows with their number (up to ``PRIOR_SPACING``), so that a
+        burst of hundreds does not spend the client's and the server's time
+        probing computers that cannot be ready yet, while one of them booting
+        early is still seen within a few tens of milliseconds.
+        """
+        return min(PRIOR_SPACING, MAX_DENSE_SPACING * max(1.0, len(self._running) / 64))
+
     def quantile(self, q: float) -> float:
         """The ``q`` quantile of the kept boots (nearest rank); the default if none."""
         data = self._sorted
@@ -361,13 +388,14 @@ class ProbeBudget:
     @asynccontextmanager
     async def slot(self, due: float) -> AsyncIterator[None]:
         """Hold one in-flight slot while the block runs (a probe due at ``due``)."""
-        await self._acquire(due)
+        await self.acquire(due)
         try:
             yield
         finally:
-            self._release()
+            self.release()
 
-    async def _acquire(self, due: float) -> None:
+    async def acquire(self, due: float) -> None:
+        """Take one in-flight slot (a probe due at ``due``); give it back with :meth:`release`."""
         if self.in_flight < self.limit and not self._waiters:
             self._take()
             return
@@ -378,14 +406,15 @@ class ProbeBudget:
             await future
         except asyncio.CancelledError:
             if future.done() and not future.cancelled():
-                self._release()  # granted just as we were cancelled: pass it on
+                self.release()  # granted just as we were cancelled: pass it on
             raise
 
     def _take(self) -> None:
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
 
-    def _release(self) -> None:
+    def release(self) -> None:
+        """Give back a slot taken with :meth:`acquire`."""
         self.in_flight -= 1
         while self._waiters and self.in_flight < self.limit:
             _, _, future = heapq.heappop(self._waiters)
@@ -467,7 +496,7 @@ class ProbePlan:
             # When the previous probe was seen by the server, relative to the boot.
             seen = self.last_sent + lead - self.t0
             if seen < end:
-                self.gap = spacing
+                self.gap = spacing if seen >= self.model.first_boots() else self.model.prior_spacing()
             else:
                 late_cap = max(LATE_GAP_FLOOR, LATE_GAP_RTTS * self.rtt.srtt)
                 self.gap = min(late_cap, max(spacing, self.gap) * LATE_GROWTH)
@@ -575,13 +604,27 @@ async def wait_ready(
                 due = plan.next_due(loop.time(), answered)
                 if budget is not None:
                     await budget.wait_until(due)
-                    async with budget.slot(due):
-                        sent, response = await _probe(session, path, rtt, ceiling)
+                    await budget.acquire(due)
                 else:
                     delay = due - loop.time()
                     if delay > 0:
                         await asyncio.sleep(delay)
-                    sent, response = await _probe(session, path, rtt, ceiling)
+                # One probe, inline (no task, no extra coroutine): given up after the
+                # RTO, so one stuck connection costs one RTO, not a probe timeout.
+                limit = rtt.rto if ceiling is None else min(ceiling, rtt.rto)
+                sent = loop.time()
+                response: int | None = None
+                try:
+                    response = (
+                        await session.send("GET", path, timeouts=_probe_timeouts(limit))
+                    ).status
+                except APITimeoutError:
+                    rtt.timed_out()
+                except APIConnectionError:
+                    pass
+                finally:
+                    if budget is not None:
+                        budget.release()
                 if first_probe is None:
                     first_probe = sent
                 check = plan.sending(sent)
@@ -629,28 +672,6 @@ async def wait_ready(
     return ReadyInfo(
         since=t0, first_probe=first_probe, ready=ready, probes=plan.sent, status_checks=checks
     )
-
-
-async def _probe(
-    session: Session, path: str, rtt: RttEstimator, ceiling: float | None
-) -> tuple[float, int | None]:
-    """Send one probe; ``(sent, status)``, with ``None`` when it got no answer in time.
-
-    The probe is given up after the RTO (bounded by ``ceiling``), so one stuck
-    connection delays the race by one RTO, not by a whole probe timeout.
-    """
-    loop = asyncio.get_running_loop()
-    limit = rtt.rto if ceiling is None else min(ceiling, rtt.rto)
-    probe_timeouts = _probe_timeouts(limit)
-    sent = loop.time()
-    try:
-        response = await session.send("GET", path, timeouts=probe_timeouts)
-    except APITimeoutError:
-        rtt.timed_out()
-        return sent, None
-    except APIConnectionError:
-        return sent, None
-    return sent, response.status
 
 
 _TIMEOUTS_CACHE: dict[float, Timeouts] = {}

@@ -14,7 +14,7 @@ from .._checks import check_choice, check_id, check_int, check_seconds, check_te
 from .._config import RetryPolicy, Timeouts
 from .._converter import unstructure_spec
 from .._http import Response
-from .._observe import RetryCounter, observe_retries
+from .._observe import RetryCounter, RetryObserver
 from .._retry import backoff
 from ..errors import (
     APIConnectionError,
@@ -99,17 +99,27 @@ class Computers(Resource):
         *,
         timeout: Timeouts | float | None = None,
         retry: RetryPolicy | None = None,
+        observer: RetryObserver | None = None,
     ) -> Computer:
-        """:meth:`create` from a :class:`ComputerSpec` (already validated)."""
+        """:meth:`create` from a :class:`ComputerSpec` (already validated).
+
+        ``observer`` is told of every retry, a lost answer's re-send included.
+        """
         body = unstructure_spec(spec)
         try:
             return await self._post(
-                "/computers", cast_to=Computer, json=body, timeout=timeout, retry=retry
+                "/computers",
+                cast_to=Computer,
+                json=body,
+                timeout=timeout,
+                retry=retry,
+                observer=observer,
             )
         except APIConnectionError as exc:
             if not exc.sent:
                 raise  # it never reached the server: nothing was created
-            return await self._reconcile(spec, body, exc, timeout, retry or self._session.retry)
+            policy = retry or self._session.retry
+            return await self._reconcile(spec, body, exc, timeout, policy, observer)
 
     async def _reconcile(
         self,
@@ -118,12 +128,13 @@ class Computers(Resource):
         lost: APIConnectionError,
         timeout: Timeouts | float | None,
         policy: RetryPolicy,
+        observer: RetryObserver | None,
     ) -> Computer:
         # The create may or may not have happened. The name is unique in the
         # workspace, so: look it up, and only if it is absent send it again. A
         # first create that lands late makes the replay answer 409, which sends
         # us back to the lookup. Either way exactly one computer exists.
-        reason: Exception = lost
+        reason: OrgoError = lost
         for attempt in range(policy.max_attempts):
             if attempt:
                 await policy.sleep(backoff(attempt - 1, policy))
@@ -131,8 +142,15 @@ class Computers(Resource):
                 found = await self.find(spec.workspace_id, spec.name, timeout=timeout)
                 if found is not None:
                     return found
+                if observer is not None:
+                    observer.on_retry(reason, 0.0)  # the create is sent again
                 return await self._post(
-                    "/computers", cast_to=Computer, json=body, timeout=timeout, retry=policy
+                    "/computers",
+                    cast_to=Computer,
+                    json=body,
+                    timeout=timeout,
+                    retry=policy,
+                    observer=observer,
                 )
             except ConflictError as exc:
                 reason = exc
@@ -215,10 +233,11 @@ class Computers(Resource):
         loop = asyncio.get_running_loop()
         counter = RetryCounter()
         sent = loop.time()
-        with observe_retries(counter):
-            # Shielded: cancelled while the create is in flight, the create still
-            # finishes, and what it made is deleted (the caller never saw it).
-            create = loop.create_task(self.create_from(spec, timeout=timeout, retry=retry))
+        # Shielded: cancelled while the create is in flight, the create still
+        # finishes, and what it made is deleted (the caller never saw it).
+        create = loop.create_task(
+            self.create_from(spec, timeout=timeout, retry=retry, observer=counter)
+        )
         try:
             computer = await asyncio.shield(create)
         except asyncio.CancelledError:
