@@ -496,7 +496,9 @@ class ProbePlan:
             # When the previous probe was seen by the server, relative to the boot.
             seen = self.last_sent + lead - self.t0
             if seen < end:
-                self.gap = spacing if seen >= self.model.first_boots() else self.model.prior_spacing()
+                # Before a first burst's first boot, sparser; from it on, dense.
+                sparse = seen < self.model.first_boots()
+                self.gap = self.model.prior_spacing() if sparse else spacing
             else:
                 late_cap = max(LATE_GAP_FLOOR, LATE_GAP_RTTS * self.rtt.srtt)
                 self.gap = min(late_cap, max(spacing, self.gap) * LATE_GROWTH)
