@@ -76,6 +76,8 @@ MAX_DENSE_SPACING: Final = 0.010
 MIN_DENSE_SPACING: Final = 0.003
 # The pause after an answer, per second of queueing the RTT shows (see ProbePlan.rest).
 QUEUE_REST_FACTOR: Final = 2.0
+# Windows wider than this get a pause after each answer too (full at twice this).
+WIDE_WINDOW: Final = 0.100
 # Before any boot is seen (a session's first burst of hundreds), probes at most this far apart.
 PRIOR_SPACING: Final = 0.025
 # Past the window the gap grows by this factor per probe...
@@ -297,12 +299,16 @@ class BootModel:
             start, end, spacing = self.default * 0.1, self.default * 10, MAX_DENSE_SPACING
             pad = MIN_DENSE_SPACING
         else:
-            low, high = self.quantile(tail), self.quantile(1 - tail)
-            # Few samples say little about the extremes: widen by a share of the
-            # spread that shrinks as they accumulate (a quarter of it at 12 samples).
-            spread = max(high - low, 0.01 * high)
-            pad = spread * 0.9 / math.sqrt(n) + MIN_DENSE_SPACING
-            start, end = max(0.0, low - pad), high + pad
+            low, mid, high = self.quantile(tail), self.quantile(0.5), self.quantile(1 - tail)
+            # Few samples say little about the extremes: widen each side by a share
+            # of its own spread that shrinks as they accumulate (a quarter of it at 12
+            # samples). Each side its own: a long upper tail must not pull the start
+            # of the window back to zero.
+            floor = 0.005 * high
+            shrink = 0.9 / math.sqrt(n)
+            pad = MIN_DENSE_SPACING + shrink * max(high - low, floor)
+            start = max(0.0, low - MIN_DENSE_SPACING - shrink * max(mid - low, floor))
+            end = high + MIN_DENSE_SPACING + shrink * max(high - mid, floor)
             spacing = min(
                 MAX_DENSE_SPACING, max(MIN_DENSE_SPACING, (end - start) / self.window_probes)
             )
@@ -506,18 +512,25 @@ class ProbePlan:
             due = max(self.last_sent + self.gap, min(window_start, self.last_sent + 1.0))
         if answered is None:
             return due
-        return max(due, answered + self.rest())
+        return max(due, answered + self.rest(end - start))
 
-    def rest(self) -> float:
-        """How long to wait after an answer before the next probe: the congestion signal.
+    def rest(self, width: float = 0.0) -> float:
+        """How long to wait after an answer before the next probe.
 
-        Nothing while answers come back as fast as the server can give them;
-        as the smoothed RTT rises above the smallest one seen (requests queue
-        somewhere), up to a 10 ms polling loop's pause, so a queueing server is
-        never probed harder than that loop would probe it.
+        Up to a 10 ms polling loop's pause (never more), by the larger of two
+        signals. *Queueing*: as the smoothed RTT rises above the smallest one
+        seen, so that a queueing server is never probed harder than that loop
+        would probe it. *Width*: a window of 100 ms or less is crossed at full
+        speed (a handful of probes where boots are sure to end), one of 200 ms
+        or more at about that loop's pace (boots spread over a long tail: probing
+        faster than the loop would only spend more than it does), unless the
+        answers are slow enough to pace the probes themselves.
         """
-        queueing = self.rtt.srtt - self.rtt.min_rtt
-        return min(MAX_DENSE_SPACING, QUEUE_REST_FACTOR * max(0.0, queueing))
+        queueing = QUEUE_REST_FACTOR * max(0.0, self.rtt.srtt - self.rtt.min_rtt)
+        spread = min(1.0, max(0.0, (width - WIDE_WINDOW) / WIDE_WINDOW))
+        # When answers are slow, the one probe in flight paces the race already.
+        paced = max(0.0, MAX_DENSE_SPACING - self.rtt.srtt / 2)
+        return min(MAX_DENSE_SPACING, max(queueing, spread * paced))
 
     def sending(self, now: float) -> bool:
         """A probe goes out now; returns whether a status check should go with it."""

@@ -377,7 +377,8 @@ def test_a_first_burst_probes_sparsely_until_its_first_boot_is_seen() -> None:
     model.observe(0.29)
     assert model.first_boots() == pytest.approx(0.28)
     plan.last_sent = 0.285
-    assert plan.next_due(0.2855, 0.2856) - 0.285 == pytest.approx(MAX_DENSE_SPACING)
+    gap = plan.next_due(0.2855, 0.2856) - 0.285
+    assert MAX_DENSE_SPACING <= gap < PRIOR_SPACING
     for _ in range(11):
         model.observe(0.3)  # learned: the window places the probes from now on
     assert model.first_boots() == 0.0
@@ -415,3 +416,21 @@ async def test_a_slow_server_is_probed_no_worse_than_by_a_plain_polling_loop(
     plain_lags, race_lags = lags[:16], lags[16:]
     assert min(race_lags) >= 0 and min(plain_lags) >= 0
     assert statistics.median(race_lags) <= statistics.median(plain_lags)
+
+
+def test_the_pause_after_an_answer_follows_queueing_window_width_and_rtt() -> None:
+    fast = RttEstimator()
+    fast.observe(0.001)
+    plan = ProbePlan(t0=0.0, model=learned(FIXED), rtt=fast, phase=0.0)
+    assert plan.rest(0.06) == 0.0  # a narrow window, an idle server: full speed
+    assert plan.rest(0.2) == pytest.approx(MAX_DENSE_SPACING - 0.0005)  # a long tail
+    slow = RttEstimator()
+    slow.observe(0.03)
+    assert ProbePlan(t0=0.0, model=learned(FIXED), rtt=slow, phase=0.0).rest(0.2) == 0.0
+    queued = RttEstimator()
+    queued.observe(0.001)
+    for _ in range(40):
+        queued.observe(0.02)  # answers now queue 19 ms behind the server's best
+    assert ProbePlan(t0=0.0, model=learned(FIXED), rtt=queued, phase=0.0).rest(0.06) == (
+        MAX_DENSE_SPACING
+    )
