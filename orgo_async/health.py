@@ -12,13 +12,21 @@ adapts to a path:
   connection costs one RTO, not a whole probe timeout; the RTO doubles after
   each such timeout, so a congested server is not answered with more probes.
 * **Probes are placed where boots end.** :class:`BootModel` keeps the boot
-  durations this session has seen. Nothing is sent before the boot is likely
-  to be over; across the window where boots end (their 1st to 99th
-  percentile, widened while samples are few) probes go out densely, never
-  sparser than a 10 ms polling loop; past it, the gaps grow gently up to a
-  few round-trip times, so a late boot is still found within a few RTTs. Until
-  the model has seen enough boots, the window is wide (it starts at a tenth of
-  Orgo's published 300 ms and has no end), which costs probes but never lag.
+  durations this session has seen, and the boots still running (in a burst
+  the first boots seen are the fastest: the running ones move the window's
+  end out). Nothing is sent before the boot is likely to be over; across the
+  window where boots end (their 1st to 99th percentile, each side widened by
+  its own spread while samples are few) probes go out densely, never sparser
+  than a 10 ms polling loop, with a pause after each answer when answers
+  queue or the window is long (:meth:`ProbePlan.rest`); past it, the gaps
+  grow gently up to a few round-trip times, so a late boot is still found
+  within a few RTTs. Until the model has seen enough boots the window is
+  wide (from a tenth of Orgo's published 300 ms to ten times it); a burst of
+  hundreds probes it sparsely (:meth:`BootModel.prior_spacing`) until its
+  first boot is seen, then densely.
+* **Each computer has its own phase**, and a fleet's probes wait on a shared
+  2 ms clock: computers created together neither fire in the same
+  millisecond nor each wake the loop alone.
 * **Probes are aimed at the server's clock.** The boot starts when the server
   handles the create (:func:`boot_start`), and a probe observes the computer
   when it reaches the server, half a round trip after it is sent: the
