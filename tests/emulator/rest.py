@@ -166,3 +166,55 @@ async def running_computer(
     computer = await fapi.computer(ws["id"], name, **fields)
     clock.advance(1.0)
     return computer
+
+
+class SocketApi:
+    """The few REST calls the socket tests make: a running computer and its password.
+
+    ``resolution`` is the size computers are created at (``None``: the emulator's).
+    """
+
+    resolution: str | None = None
+
+    def __init__(self, emu: Emulator, session: aiohttp.ClientSession) -> None:
+        self.emu = emu
+        self.session = session
+        self.auth = {"Authorization": f"Bearer {emu.api_key}"}
+
+    async def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        async with self.session.request(
+            method, self.emu.origin + path, json=body, headers=self.auth
+        ) as resp:
+            return resp.status, await resp.json()
+
+    async def create(self, name: str = "c1", resolution: str | None = None) -> dict[str, Any]:
+        status, ws = await self.call("POST", "/api/workspaces", {"name": f"ws-{name}"})
+        assert status == 201, ws
+        body = {"workspace_id": ws["id"], "name": name}
+        if (resolution or self.resolution) is not None:
+            body["resolution"] = resolution or self.resolution
+        status, computer = await self.call("POST", "/api/computers", body)
+        assert status == 201, computer
+        result: dict[str, Any] = computer
+        return result
+
+    async def wait_running(self, computer: dict[str, Any], timeout: float = 10.0) -> None:
+        async with asyncio.timeout(timeout):
+            while True:
+                status, _ = await self.call(
+                    "GET", f"/api/desktops/{computer['instance_id']}/proxy/health"
+                )
+                if status == 200:
+                    return
+                await asyncio.sleep(0.005)
+
+    async def running(self, name: str = "c1", resolution: str | None = None) -> dict[str, Any]:
+        computer = await self.create(name, resolution)
+        await self.wait_running(computer)
+        return computer
+
+    async def password(self, computer: dict[str, Any]) -> str:
+        status, body = await self.call("GET", f"/api/computers/{computer['id']}/vnc-password")
+        assert status == 200
+        password: str = body["password"]
+        return password

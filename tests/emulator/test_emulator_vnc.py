@@ -58,6 +58,7 @@ from orgo_async.protocol.rfb import (
 )
 
 from ..conftest import eventually, gone
+from .rest import SocketApi
 
 FAST_BOOT = BootTime.fixed(0.02)
 RED = (220, 40, 40)  # the synthetic desktop's left-click marker
@@ -77,49 +78,10 @@ def need(*programs: str) -> None:
         pytest.skip(message)
 
 
-class Api:
-    """Raw REST calls with the emulator's key."""
+class Api(SocketApi):
+    """The socket tests' REST calls, at a small size, with screenshots and actions."""
 
-    def __init__(self, emu: Emulator, session: aiohttp.ClientSession) -> None:
-        self.emu = emu
-        self.session = session
-        self.auth = {"Authorization": f"Bearer {emu.api_key}"}
-
-    async def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-        async with self.session.request(
-            method, self.emu.origin + path, json=body, headers=self.auth
-        ) as resp:
-            return resp.status, await resp.json()
-
-    async def create(self, name: str, resolution: str = "320x200x24") -> dict[str, Any]:
-        status, ws = await self.call("POST", "/api/workspaces", {"name": f"ws-{name}"})
-        assert status == 201, ws
-        body = {"workspace_id": ws["id"], "name": name, "resolution": resolution}
-        status, computer = await self.call("POST", "/api/computers", body)
-        assert status == 201, computer
-        result: dict[str, Any] = computer
-        return result
-
-    async def wait_running(self, computer: dict[str, Any], timeout: float = 10.0) -> None:
-        async with asyncio.timeout(timeout):
-            while True:
-                status, _ = await self.call(
-                    "GET", f"/api/desktops/{computer['instance_id']}/proxy/health"
-                )
-                if status == 200:
-                    return
-                await asyncio.sleep(0.005)
-
-    async def running(self, name: str = "c1", resolution: str = "320x200x24") -> dict[str, Any]:
-        computer = await self.create(name, resolution)
-        await self.wait_running(computer)
-        return computer
-
-    async def password(self, computer: dict[str, Any]) -> str:
-        status, body = await self.call("GET", f"/api/computers/{computer['id']}/vnc-password")
-        assert status == 200
-        password: str = body["password"]
-        return password
+    resolution = "320x200x24"
 
     async def screenshot(self, computer: dict[str, Any]) -> tuple[int, int, bytes]:
         async with self.session.get(

@@ -31,6 +31,7 @@ from orgo_async.emulator.store import Store
 from orgo_async.protocol.terminal import strip_ansi
 
 from ..conftest import eventually, gone
+from .rest import SocketApi as Api
 
 FAST_BOOT = BootTime.fixed(0.02)
 SOCKETS = ("terminal", "audio", "events")
@@ -50,52 +51,6 @@ def open_fds(target: str) -> int:
         except OSError:
             pass
     return count
-
-
-class Api:
-    """Raw REST calls with the emulator's key."""
-
-    def __init__(self, emu: Emulator, session: aiohttp.ClientSession) -> None:
-        self.emu = emu
-        self.session = session
-        self.auth = {"Authorization": f"Bearer {emu.api_key}"}
-
-    async def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-        async with self.session.request(
-            method, self.emu.origin + path, json=body, headers=self.auth
-        ) as resp:
-            return resp.status, await resp.json()
-
-    async def create(self, name: str = "c1") -> dict[str, Any]:
-        status, ws = await self.call("POST", "/api/workspaces", {"name": f"ws-{name}"})
-        assert status == 201, ws
-        status, computer = await self.call(
-            "POST", "/api/computers", {"workspace_id": ws["id"], "name": name}
-        )
-        assert status == 201, computer
-        result: dict[str, Any] = computer
-        return result
-
-    async def wait_running(self, computer: dict[str, Any], timeout: float = 5.0) -> None:
-        async with asyncio.timeout(timeout):
-            while True:
-                status, _ = await self.call(
-                    "GET", f"/api/desktops/{computer['instance_id']}/proxy/health"
-                )
-                if status == 200:
-                    return
-                await asyncio.sleep(0.005)
-
-    async def running(self, name: str = "c1") -> dict[str, Any]:
-        computer = await self.create(name)
-        await self.wait_running(computer)
-        return computer
-
-    async def password(self, computer: dict[str, Any]) -> str:
-        status, body = await self.call("GET", f"/api/computers/{computer['id']}/vnc-password")
-        assert status == 200
-        password: str = body["password"]
-        return password
 
 
 def url(
