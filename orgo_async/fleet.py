@@ -549,9 +549,8 @@ def fleet_specs(
         if count is not None or fields:
             raise ValueError("give either specs, or count with the computers' fields, not both")
         return list(specs)
-    check_count("count", count)
+    count = check_count("count", count)
     check_text("prefix", prefix, max_length=MAX_NAME_LENGTH // 2)
-    assert count is not None
     run = secrets.token_hex(3)
     width = max(3, len(str(count - 1)))
     names = [f"{prefix}-{run}-{n:0{width}d}" for n in range(count)]

@@ -50,8 +50,6 @@ import collections
 import heapq
 import math
 import random
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Final, Protocol
 
 import attrs
@@ -398,15 +396,6 @@ class ProbeBudget:
         for future in self._ticks.pop(at, ()):
             if not future.done():
                 future.set_result(None)
-
-    @asynccontextmanager
-    async def slot(self, due: float) -> AsyncIterator[None]:
-        """Hold one in-flight slot while the block runs (a probe due at ``due``)."""
-        await self.acquire(due)
-        try:
-            yield
-        finally:
-            self.release()
 
     async def acquire(self, due: float) -> None:
         """Take one in-flight slot (a probe due at ``due``); give it back with :meth:`release`."""

@@ -300,9 +300,12 @@ async def test_the_budget_serves_the_earliest_due_probe_first() -> None:
     gate = asyncio.Event()
 
     async def probe(name: str, due: float) -> None:
-        async with budget.slot(due):
+        await budget.acquire(due)
+        try:
             order.append(name)
             await gate.wait()
+        finally:
+            budget.release()
 
     first = asyncio.create_task(probe("first", 0.0))
     await asyncio.sleep(0)

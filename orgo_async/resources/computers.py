@@ -271,7 +271,7 @@ class Computers(Resource):
             except OrgoError as exc:
                 log.warning("could not look up abandoned create %r: %s", spec.name, exc)
                 return
-        except Exception:
+        except OrgoError:
             return  # refused: nothing was made
         if computer is not None:
             try:
