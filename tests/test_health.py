@@ -329,7 +329,9 @@ async def test_cancelling_at_any_moment_leaves_no_unretrieved_error(
     loop = asyncio.get_running_loop()
     unhandled: list[dict[str, object]] = []
     loop.set_exception_handler(lambda _, context: unhandled.append(context))
-    emulator.config.boot = BootTime.fixed(0.2)
+    # Long enough that no computer boots before its delete, however slow the machine:
+    # every race that is not cancelled must end with the deletion.
+    emulator.config.boot = BootTime.fixed(5.0)
     emulator.faults.add(FaultRule(kind="delay", delay=0.01, method="GET", path="/proxy/health$"))
     budget = ProbeBudget(8)
     try:
