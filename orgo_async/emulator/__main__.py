@@ -147,12 +147,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     desktop.add_argument(
         "--desktop-backend",
-        choices=["synthetic", "xvnc"],
+        choices=["synthetic", "xvnc", "auto"],
         default="synthetic",
         help="what serves /ws/websockify, the desktop actions and screenshots: synthetic ="
         " a framebuffer drawn by the emulator, xvnc = a real TigerVNC Xvnc per computer,"
-        " driven with xdotool (needs tigervnc-standalone-server, tigervnc-tools and"
-        " xdotool; default %(default)s)",
+        " driven with xdotool, in its sandbox with a window manager and a terminal (needs"
+        " tigervnc-standalone-server, tigervnc-tools, xdotool, bubblewrap, openbox, xterm),"
+        " auto = xvnc where that works, else synthetic (default %(default)s)",
+    )
+    desktop.add_argument(
+        "--desktop-pool",
+        type=int,
+        default=None,
+        help="real desktops booted ahead, so that a create reaches healthy in the boot time"
+        " (default: 2 with --desktop-backend xvnc or auto, else 0)",
+    )
+    desktop.add_argument(
+        "--sandbox",
+        choices=["auto", "on", "off"],
+        default="auto",
+        help="run each computer's processes in a bubblewrap sandbox of its own: auto = where"
+        " sandboxes work, on = always (fail to start otherwise), off = never (default"
+        " %(default)s)",
+    )
+    desktop.add_argument(
+        "--sandbox-network",
+        action="store_true",
+        help="give sandboxes the host's network (default: only a loopback of their own)",
     )
     desktop.add_argument(
         "--idle-seconds",
@@ -223,10 +244,22 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         idle_seconds=args.idle_seconds,
         screenshot_seconds=args.screenshot_ms / 1000,
         desktop_backend=args.desktop_backend,
+        desktop_pool=_desktop_pool(args),
+        sandbox=args.sandbox,
+        sandbox_network=args.sandbox_network,
         loop_lag_interval=None if interval is None else interval / 1000,
         tls=args.tls,
         tls_cert_out=args.tls_cert_out,
     )
+
+
+def _desktop_pool(args: argparse.Namespace) -> int:
+    pool: int | None = args.desktop_pool
+    if pool is None:
+        return 2 if args.desktop_backend != "synthetic" else 0
+    if pool < 0:
+        raise ValueError(f"--desktop-pool must be >= 0, got {pool}")
+    return pool
 
 
 def faults_from_args(args: argparse.Namespace) -> list[FaultRule]:

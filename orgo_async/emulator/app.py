@@ -54,6 +54,7 @@ from .routes import admin, computers, desktop as actions, files, health, workspa
 from .routes._base import EMULATOR_KEY, emulator_of
 from .routes.desktop import DESKTOP_KEY, DesktopService
 from .routes.files import FILES_KEY, FileStore
+from .sandbox import Sandboxes
 from .sockets import SOCKET_NAMES, SOCKETS_KEY, SocketHub, desktop_socket
 from .store import ApiError, Clock, Computer, Store, retry_after_header
 from .tls import LOCAL_NAMES, Certificate, self_signed, write_pem
@@ -360,10 +361,16 @@ class Emulator:
         self.state = Store(config, clock=clock, rng=random.Random(seed), counters=self.counters)
         # A separate stream for faults, so adding a fault does not shift boot times.
         self.faults = Faults(random.Random(None if seed is None else f"faults:{seed}"))
-        backends = DesktopBackends(self.state)
+        self.sandboxes = Sandboxes(
+            self.state,
+            mode=config.sandbox,
+            network=config.sandbox_network,
+        )
+        """Each computer's sandbox (:mod:`.sandbox`), where its processes run."""
+        backends = DesktopBackends(self.state, sandboxes=self.sandboxes)
         self.sockets = SocketHub(self.state, desktops=backends)
         self.sockets.add_server("websockify", serve_websockify)
-        self.commands = CommandRunner(self.state)
+        self.commands = CommandRunner(self.state, place=backends.place)
         self.desktops = DesktopService(
             self.state,
             self.commands,
@@ -439,6 +446,7 @@ class Emulator:
         if self._runner is not None or self._closed:
             raise RuntimeError("an Emulator can be started only once")
         config = self.config
+        await self._resolve_places()
         ssl_context = None
         if config.tls:
             # A wildcard bind address is no name a client dials (it dials 127.0.0.1).
@@ -470,6 +478,21 @@ class Emulator:
             self.counters.loop_lag = self._loop_lag
             self._loop_lag.start()
         log.info("emulator serving %s", self.base_url)
+        # Runs once this returns: after a caller's "serving" line, never before it.
+        self.desktops.backends.xvnc.fill_pool()
+
+    async def _resolve_places(self) -> None:
+        """Decide whether computers run in sandboxes, and what ``desktop_backend="auto"`` is."""
+        reason = await self.sandboxes.resolve()  # SandboxError with sandbox="on"
+        if reason is not None and self.config.sandbox == "auto":
+            log.info("computers run without a sandbox: %s", reason)
+        if self.config.desktop_backend == "auto":
+            missing = self.desktops.backends.xvnc.missing() or reason
+            if missing is None:
+                self.state.auto_backend = "xvnc"
+            else:
+                self.state.auto_backend = "synthetic"
+                log.warning("desktop backend auto: synthetic desktops, because %s", missing)
 
     async def close(self) -> None:
         """Stop serving and drop every connection. Idempotent.

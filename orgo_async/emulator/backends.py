@@ -22,9 +22,10 @@ import re
 from typing import Final, Literal, Protocol
 
 from ..protocol.rfb.keysyms import keysym, split_combo
+from .sandbox import SANDBOX_HOME, Place, Sandboxes
 from .store import Computer, Store, Transition
 from .synthetic import MIN_HEIGHT, MIN_WIDTH, Button, SyntheticDesktop
-from .xvnc import XvncManager, XvncServer, capture_screen, run_x
+from .xvnc import XvncError, XvncManager, XvncServer, capture_screen, run_x
 
 __all__ = [
     "Desktop",
@@ -173,7 +174,12 @@ class XvncBackend:
 
     async def xdotool(self, *args: str) -> str:
         """Run ``xdotool ARGS`` on this display; its output."""
-        return await run_x(self.display, ["xdotool", *args], home=self.server.directory)
+        return await run_x(
+            self.display,
+            ["xdotool", *args],
+            home=self.server.directory,
+            sandbox=self.server.sandbox,
+        )
 
     async def click(self, x: int, y: int, button: Button, *, double: bool) -> None:
         repeat = ["--repeat", "2", "--delay", "40"] if double else []
@@ -223,9 +229,11 @@ class DesktopBackends:
     :meth:`shutdown` when the emulator closes.
     """
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, *, sandboxes: Sandboxes | None = None) -> None:
         self.store = store
-        self.xvnc = XvncManager(store, size=desktop_size)
+        self.sandboxes = sandboxes if sandboxes is not None else Sandboxes(store, mode="off")
+        """Where the computers' processes run (:mod:`.sandbox`)."""
+        self.xvnc = XvncManager(store, size=desktop_size, sandboxes=self.sandboxes)
         self._framebuffers: dict[str, SyntheticDesktop] = {}
         self._clipboards: dict[str, str] = {}
         store.add_listener(self._on_transition)
@@ -257,6 +265,25 @@ class DesktopBackends:
             return XvncBackend(server, computer.vnc_password)
         return SyntheticBackend(self.framebuffer(computer))
 
+    async def place(self, computer: Computer) -> Place:
+        """Where the computer's processes run now: its sandbox (started if needed), or
+        the host in its directory; with ``DISPLAY`` when its desktop is a real X display.
+
+        Raises:
+            SandboxError: the computer's sandbox could not be started.
+        """
+        home = self.store.workdir(computer)
+        sandbox = await self.sandboxes.get(computer)
+        display = None
+        if computer.desktop_backend == "xvnc":
+            try:
+                display = (await self.xvnc.ready(computer)).display
+            except XvncError:
+                display = None  # a failed desktop: the shell still runs, without X
+        if sandbox is None:
+            return Place(cwd=home, home=str(home), display=display)
+        return Place(cwd=home, home=SANDBOX_HOME, sandbox=sandbox, display=display)
+
     def clipboard(self, computer_id: str) -> str | None:
         """The text a VNC client last put on the computer's (UUID) clipboard, if any."""
         return self._clipboards.get(computer_id)
@@ -271,5 +298,6 @@ class DesktopBackends:
         self._clipboards.pop(computer.id, None)
 
     async def shutdown(self) -> None:
-        """Stop every Xvnc and wait until it is reaped."""
+        """Stop every Xvnc and sandbox and wait until they are reaped."""
         await self.xvnc.shutdown()
+        await self.sandboxes.shutdown()

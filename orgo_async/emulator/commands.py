@@ -35,23 +35,31 @@ import re
 import shutil
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Final
 
 import attrs
 
+from .sandbox import Place
 from .shell import members, sessions, signal_all, user_name, wait_gone
 from .store import Computer, Store, Transition
+
+PlaceOf = Callable[[Computer], Awaitable[Place]]
+"""Where a computer's processes run (``DesktopBackends.place``)."""
+ArgvFor = Callable[[Place], Sequence[str]]
+"""A command line made for where it runs (``exec`` needs the Python that is there)."""
 
 __all__ = [
     "MAX_OUTPUT",
     "OUTPUT_LINGER",
     "TIMEOUT_EXIT_CODE",
+    "ArgvFor",
     "CommandResult",
     "CommandRunner",
     "ExecFailure",
+    "PlaceOf",
     "bash_argv",
     "command_env",
     "exec_argv",
@@ -118,14 +126,14 @@ def bash_argv(command: str) -> list[str]:
     return [_bash(), "-c", command]
 
 
-def exec_argv(code: str) -> list[str]:
-    """The emulator's own Python running ``code``, isolated and unbuffered.
+def exec_argv(code: str, python: str = sys.executable) -> list[str]:
+    """``python`` (the emulator's own by default) running ``code``, isolated and unbuffered.
 
     ``-I``: no ``PYTHON*`` variables, no user site directory, no script
     directory on ``sys.path``. ``-u``: stdout is not held back, so prints
     come before a traceback in the merged output, in the order they happened.
     """
-    return [sys.executable, "-I", "-u", "-c", code]
+    return [python, "-I", "-u", "-c", code]
 
 
 # --------------------------------------------------------------------------- exec errors
@@ -303,8 +311,9 @@ class CommandRunner:
     the event loop.
     """
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, *, place: PlaceOf | None = None) -> None:
         self.store = store
+        self._place = place
         self._runs: set[_Run] = set()
         # Sessions of finished commands that left background jobs, per computer id.
         self._leftovers: dict[str, set[int]] = {}
@@ -322,28 +331,41 @@ class CommandRunner:
         return sum(1 for r in self._runs if computer_id is None or r.computer_id == computer_id)
 
     async def run(
-        self, computer: Computer, argv: Sequence[str], *, timeout: float
+        self, computer: Computer, argv: Sequence[str] | ArgvFor, *, timeout: float
     ) -> CommandResult:
-        """Run ``argv`` in the computer's working directory until it ends or ``timeout``.
+        """Run ``argv`` where the computer's processes run (its sandbox, else its
+        working directory) until it ends or ``timeout``.
 
-        Cancelling the caller kills the command's session (the kill runs on
-        in its own task). Raises ``RuntimeError`` after :meth:`shutdown` and
-        ``OSError`` when the process cannot be started.
+        ``argv`` may be a function of that :class:`~.sandbox.Place`. Cancelling
+        the caller kills the command's session (the kill runs on in its own
+        task). Raises ``RuntimeError`` after :meth:`shutdown` and ``OSError``
+        (:class:`~.sandbox.SandboxError` included) when the process cannot be
+        started.
         """
         if self._closed:
             raise RuntimeError("the emulator is closing")
         cwd = self.store.workdir(computer)
+        if self._place is not None:
+            place = await self._place(computer)
+        else:
+            place = Place(cwd=cwd, home=str(cwd))
+        if callable(argv):
+            argv = argv(place)
+        env = command_env(cwd)
+        env.update(place.env)
+        if self._closed:
+            raise RuntimeError("the emulator is closing")
         # Our own pipe rather than asyncio's: a background job may hold it open
         # long after the command ended, and we must be able to stop reading.
         read_fd, write_fd = os.pipe()
         try:
             process = await asyncio.create_subprocess_exec(
-                *argv,
+                *place.argv(argv),
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=write_fd,
                 stderr=write_fd,
                 cwd=cwd,
-                env=command_env(cwd),
+                env=env,
                 start_new_session=True,
             )
         except BaseException:

@@ -24,9 +24,12 @@ __all__ = [
     "WS_AUTH_MODES",
     "BootDist",
     "BootTime",
+    "SANDBOX_MODES",
     "DesktopBackend",
+    "DesktopChoice",
     "EmulatorConfig",
     "ListKey",
+    "SandboxMode",
     "WsAuth",
 ]
 
@@ -35,9 +38,13 @@ ListKey = Literal["workspaces", "projects"]
 WsAuth = Literal["close", "reject", "query_only", "header_only"]
 DesktopBackend = Literal["synthetic", "xvnc"]
 """What serves a computer's desktop: a synthetic framebuffer, or a real TigerVNC ``Xvnc``."""
+DesktopChoice = Literal["synthetic", "xvnc", "auto"]
+"""``EmulatorConfig.desktop_backend``: a backend, or ``auto`` (``xvnc`` where it works)."""
+SandboxMode = Literal["auto", "on", "off"]
 
 WS_AUTH_MODES: Final = ("close", "reject", "query_only", "header_only")
-DESKTOP_BACKENDS: Final = ("synthetic", "xvnc")
+DESKTOP_BACKENDS: Final = ("synthetic", "xvnc", "auto")
+SANDBOX_MODES: Final = ("auto", "on", "off")
 
 
 # --------------------------------------------------------------------------- validation
@@ -194,6 +201,11 @@ def _validate_optional_count(_inst: object, attribute: attrs.Attribute[Any], val
         raise ValueError(f"{attribute.name} must be None or an int >= 0, got {value!r}")
 
 
+def _validate_count(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ValueError(f"{attribute.name} must be an int >= 0, got {value!r}")
+
+
 def _validate_port(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 65535:
         raise ValueError(f"{attribute.name} must be an int in [0, 65535], got {value!r}")
@@ -271,14 +283,33 @@ class EmulatorConfig:
     """How long each REST screenshot takes to capture (a real VM needs tens of
     milliseconds); a second screenshot of the same computer meanwhile fails.
     (An ``xvnc`` desktop's screenshot takes what the real capture takes instead.)"""
-    desktop_backend: DesktopBackend = attrs.field(
+    desktop_backend: DesktopChoice = attrs.field(
         default="synthetic", validator=attrs.validators.in_(DESKTOP_BACKENDS)
     )
     """What serves the desktop (``/ws/websockify``, the REST desktop actions and
     screenshots) of computers booted from now on: ``synthetic``, a framebuffer drawn
-    by the emulator, or ``xvnc``, a real TigerVNC ``Xvnc`` per computer (driven with
-    ``xdotool``). A computer keeps the backend of its current boot until it boots
-    again (start, restart)."""
+    by the emulator; ``xvnc``, a real TigerVNC ``Xvnc`` per computer (driven with
+    ``xdotool``; in its sandbox with a window manager and a terminal on screen when
+    sandboxes work); or ``auto``: ``xvnc`` when ``Xvnc`` is installed and sandboxes
+    work, ``synthetic`` otherwise (decided at start, with one log line saying why). A
+    computer keeps the backend of its current boot until it boots again (start,
+    restart)."""
+    desktop_pool: int = attrs.field(default=0, validator=_validate_count)
+    """How many ``xvnc`` desktops to keep booted ahead (Orgo's golden snapshots): a
+    create on the ``xvnc`` backend then takes one, with its X server, window manager
+    and terminal up, and reaches healthy in the configured boot time. Filled after
+    :meth:`~.app.Emulator.start` returns, one at a time."""
+    sandbox: SandboxMode = attrs.field(
+        default="auto", validator=attrs.validators.in_(SANDBOX_MODES)
+    )
+    """Whether each computer's processes (terminal, ``bash``/``exec``, desktop) run in a
+    bubblewrap sandbox of its own (:mod:`~.sandbox`): ``auto`` when sandboxes work here,
+    ``on`` always (the emulator's start fails where they do not), ``off`` never.
+    Read once, at start."""
+    sandbox_network: bool = attrs.field(
+        default=False, validator=attrs.validators.instance_of(bool)
+    )
+    """Give sandboxes the host's network (default: a loopback interface of their own)."""
     # The server itself: read once, at start.
     loop_lag_interval: float | None = attrs.field(
         default=None, validator=_validate_optional_positive

@@ -56,6 +56,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Final
 
+from .sandbox import Place
 from .watch import scan_processes
 
 __all__ = [
@@ -180,11 +181,13 @@ class Shell:
         rows: int = 24,
         command: tuple[str, ...] | None = None,
         env: Mapping[str, str] | None = None,
+        place: Place | None = None,
     ) -> Shell:
         """Start a shell in ``cwd`` on a new ``cols`` x ``rows`` PTY.
 
-        ``HOME`` is ``cwd``; ``env`` adds or overrides variables. Must be
-        called from the event loop thread.
+        ``HOME`` is ``cwd``; with a ``place`` the shell runs there (in the
+        computer's sandbox, with its home and ``DISPLAY``). ``env`` adds or
+        overrides variables. Must be called from the event loop thread.
 
         Raises:
             ShellError: the PTY or the process could not be created.
@@ -203,6 +206,10 @@ class Shell:
             "PS1": _PS1,
             "HISTFILE": "",  # an empty HISTFILE: history is not written into the computer's dir
         }
+        if place is not None:
+            environment.update(place.env, HOME=place.home, PWD=place.home)
+            if place.sandbox is not None:
+                environment.update(USER="root", LOGNAME="root", SHELL=argv[0])
         if env:
             environment.update(env)
         try:
@@ -215,7 +222,7 @@ class Shell:
             attrs[0] |= _IUTF8  # erase whole UTF-8 characters, not bytes
             termios.tcsetattr(slave, termios.TCSANOW, attrs)
             popen = subprocess.Popen(
-                [*_ctty_prefix(), *argv],
+                [*_ctty_prefix(), *(argv if place is None else place.argv(argv))],
                 stdin=slave,
                 stdout=slave,
                 stderr=slave,

@@ -693,7 +693,8 @@ async def _serve_terminal(hub: SocketHub, socket: DesktopSocket) -> None:
     try:
         if computer is None:
             raise ShellError("the computer is gone")
-        shell = Shell.spawn(hub.store.workdir(computer), cols=cols, rows=rows)
+        place = None if hub.desktops is None else await hub.desktops.place(computer)
+        shell = Shell.spawn(hub.store.workdir(computer), cols=cols, rows=rows, place=place)
     except (ShellError, OSError) as exc:
         log.warning("shell for computer %s failed to start: %s", socket.instance_id, exc)
         _count(hub.store.counters.ws_rejections, CLOSE_FAILED)

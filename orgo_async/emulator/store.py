@@ -174,6 +174,9 @@ class Computer:
     generation: int = 0
     desktop_backend: DesktopBackend = "synthetic"
     """The desktop backend of the current boot (``EmulatorConfig.desktop_backend`` then)."""
+    desktop_pending: bool = False
+    """True while the current boot waits for its real desktop (an ``xvnc`` desktop
+    starting): the computer is not running before it is up, whatever ``ready_at`` says."""
     boot_error: str | None = None
     """Why the current boot failed, when a boot listener failed it (``None`` otherwise)."""
 
@@ -181,7 +184,7 @@ class Computer:
         """The status at clock time ``now``."""
         if self.phase == "stop":
             return "stopping" if now < self.stopped_at else "stopped"
-        if now < self.ready_at:
+        if now < self.ready_at or self.desktop_pending:
             if self.boot_kind == "restart":
                 return "restarting"
             if self.boot_kind == "create" and now < self.creating_until:
@@ -191,7 +194,12 @@ class Computer:
 
     def is_running(self, now: float) -> bool:
         """True from the exact clock time the current boot completed successfully."""
-        return self.phase == "boot" and now >= self.ready_at and not self.boot_fails
+        return (
+            self.phase == "boot"
+            and now >= self.ready_at
+            and not self.boot_fails
+            and not self.desktop_pending
+        )
 
     def rotate_credentials(self) -> None:
         """New ``vnc_password`` and ``desktop_api_token`` (every restart, start and resize)."""
@@ -288,6 +296,8 @@ class Store:
         self._workspace_listeners: list[WorkspaceListener] = []
         self._workdir_root: Path | None = None
         self._workdir_root_is_temp = False
+        self.auto_backend: DesktopBackend = "synthetic"
+        """What ``desktop_backend="auto"`` means here (decided when the emulator starts)."""
 
     def add_listener(self, listener: LifecycleListener) -> None:
         """Call ``listener(computer, transition)`` after every start/stop/restart/delete."""
@@ -309,6 +319,25 @@ class Store:
             return False
         computer.boot_fails = True
         computer.boot_error = reason
+        return True
+
+    def desktop_ready(self, computer: Computer, generation: int) -> bool:
+        """The computer's real desktop is up: it runs from now (or its ``ready_at``, if later).
+
+        Ends what a boot listener began by setting ``desktop_pending``. Only
+        while ``generation`` is still the computer's and it is booting or
+        running; returns whether it applied.
+        """
+        if computer.generation != generation or computer.phase != "boot":
+            return False
+        computer.desktop_pending = False
+        now = self.now()
+        if now > computer.ready_at:
+            computer.ready_at = now
+            self.counters.ready_at[computer.id] = now
+            if not computer.boot_fails:
+                self._seq += 1
+                heapq.heappush(self._pending_boots, (now, self._seq, computer.id, generation))
         return True
 
     def add_workspace_listener(self, listener: WorkspaceListener) -> None:
@@ -667,7 +696,9 @@ class Store:
         computer.ready_at = now + seconds
         computer.boot_fails = fails
         computer.boot_error = None
-        computer.desktop_backend = self.config.desktop_backend
+        backend = self.config.desktop_backend
+        computer.desktop_backend = self.auto_backend if backend == "auto" else backend
+        computer.desktop_pending = False
         computer.generation += 1
         self.counters.ready_at[computer.id] = computer.ready_at
         for listener in tuple(self._boot_listeners):
@@ -694,6 +725,8 @@ class Store:
             if (
                 computer is not None
                 and computer.generation == generation
+                and computer.ready_at == ready_at  # not postponed by desktop_ready()
+                and not computer.desktop_pending
                 and not computer.boot_fails  # failed later by fail_boot()
             ):
                 self.counters.mark_healthy(computer_id, ready_at)

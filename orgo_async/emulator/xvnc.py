@@ -41,8 +41,10 @@ import asyncio
 import contextlib
 import logging
 import os
+import secrets
 import shutil
 import signal
+import stat
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -50,12 +52,23 @@ from typing import Final
 
 from ..errors import ProtocolError
 from ..protocol.rfb import ENCODING_RAW, Framebuffer, FramebufferUpdateEnd, Ready, RFBClientProtocol
+from .sandbox import (
+    SANDBOX_RUN,
+    SANDBOX_RUN_AUTH,
+    Sandbox,
+    SandboxError,
+    Sandboxes,
+    sandbox_env,
+)
 from .shell import wait_gone
 from .store import BootKind, Computer, Store, Transition
 from .watch import session_members
 
 __all__ = [
     "CAPTURE_TIMEOUT",
+    "DESKTOP_BACKGROUND",
+    "SESSION_TIMEOUT",
+    "TERMINAL_TITLE",
     "START_TIMEOUT",
     "STOP_GRACE",
     "X_TOOL_TIMEOUT",
@@ -64,6 +77,7 @@ __all__ = [
     "XvncServer",
     "capture_screen",
     "run_x",
+    "start_session",
 ]
 
 log = logging.getLogger("orgo_async.emulator")
@@ -128,6 +142,17 @@ async def _end_session(process: asyncio.subprocess.Process, grace: float) -> Non
     await process.wait()
 
 
+def _link_socket(source: Path, link: Path) -> None:
+    """Hard-link the socket ``source`` at ``link``, refusing anything but a socket."""
+    try:
+        os.link(source, link, follow_symlinks=False)
+        if not stat.S_ISSOCK(os.lstat(link).st_mode):
+            os.unlink(link)
+            raise XvncError("the desktop's RFB socket is not a socket")
+    except OSError as exc:
+        raise XvncError(f"cannot reach the desktop's RFB socket: {exc}") from exc
+
+
 async def _read_line(fd: int) -> bytes:
     """The first line written to a pipe (without its newline); b"" at EOF. Closes ``fd``."""
     loop = asyncio.get_running_loop()
@@ -157,33 +182,42 @@ async def _read_line(fd: int) -> bytes:
 
 
 async def run_x(
-    display: str, argv: list[str], *, home: Path, timeout: float = X_TOOL_TIMEOUT
+    display: str,
+    argv: list[str],
+    *,
+    home: Path,
+    sandbox: Sandbox | None = None,
+    timeout: float = X_TOOL_TIMEOUT,
 ) -> str:
     """Run an X client on ``display`` (``":N"``) in its own session; its stdout.
 
-    Cancelling the caller, or the timeout, kills it (it is always reaped).
+    In ``sandbox`` when given (where that display is), else on the host in
+    ``home``. Cancelling the caller, or the timeout, kills it (it is always
+    reaped).
 
     Raises:
         XvncError: it could not start, timed out or exited non-zero (with the
             tail of its stderr).
     """
+    env = _x_env(home, display) if sandbox is None else sandbox_env(display)
     try:
         process = await asyncio.create_subprocess_exec(
-            *argv,
+            *(argv if sandbox is None else sandbox.enter(argv)),
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
-            env=_x_env(home, display),
+            env=env,
             cwd=home,
             start_new_session=True,
         )
-    except OSError as exc:
+    except (OSError, SandboxError) as exc:
         raise XvncError(f"cannot run {argv[0]}: {exc}") from exc
     try:
         out, err = await asyncio.wait_for(process.communicate(), timeout)
     except BaseException as exc:
+        # The whole session: inside a sandbox the X client is nsenter's child.
         with contextlib.suppress(ProcessLookupError):
-            process.kill()
+            os.killpg(process.pid, signal.SIGKILL)
         await asyncio.shield(process.wait())
         if isinstance(exc, TimeoutError):
             raise XvncError(f"{argv[0]} {argv[1]} took longer than {timeout:g} s") from None
@@ -203,6 +237,13 @@ class XvncServer:
     :meth:`start` it once, :meth:`stop` it once (idempotent, cancel-safe: the
     stop runs on in its own task). ``directory`` is created by :meth:`start`
     and removed by :meth:`stop`.
+
+    With a ``sandbox`` the Xvnc runs inside it: it reads its password file
+    from the sandbox's read-only ``/run/orgo-auth`` and makes its socket in
+    ``/run/orgo``, which the emulator hard-links into ``directory`` as soon as
+    the display is up. The emulator connects to that link only: whatever the
+    computer's own processes later put at ``/run/orgo/rfb.sock`` (a link to a
+    socket of the host, say), the emulator never follows it.
     """
 
     def __init__(
@@ -221,7 +262,8 @@ class XvncServer:
         self.name: Final = name
         self.socket_path: Final = directory / "rfb.sock"
         """The RFB server's unix socket (VNC authentication with the password)."""
-        self.password_file: Final = directory / "passwd"
+        self.sandbox: Sandbox | None = None
+        """Where the Xvnc runs (set by :meth:`start`)."""
         self.log_path: Final = directory / "Xvnc.log"
         self.display: str | None = None
         """``":N"`` once started."""
@@ -239,6 +281,21 @@ class XvncServer:
     def stopping(self) -> bool:
         """True once :meth:`stop` was called."""
         return self._stop_task is not None
+
+    @property
+    def password_file(self) -> Path:
+        """The password file, as the emulator sees it."""
+        return self.directory / "passwd" if self.sandbox is None else self.sandbox.auth / "passwd"
+
+    @property
+    def alive(self) -> bool:
+        """True while the Xvnc runs (and its sandbox, if any)."""
+        return (
+            self.process is not None
+            and self.process.returncode is None
+            and not self.stopping
+            and (self.sandbox is None or self.sandbox.alive)
+        )
 
     def log_tail(self) -> str:
         """The last lines Xvnc wrote (for error messages)."""
@@ -292,11 +349,14 @@ class XvncServer:
         # Atomic: a connection arriving now reads the old file or the new one, never half.
         os.replace(temporary, self.password_file)
 
-    async def start(self, password: str, *, timeout: float = START_TIMEOUT) -> str:
+    async def start(
+        self, password: str, *, sandbox: Sandbox | None = None, timeout: float = START_TIMEOUT
+    ) -> str:
         """Write the password file, spawn Xvnc and wait until it reports its display.
 
-        Returns the display (``":N"``). On failure the process is left for
-        :meth:`stop` to end (call it in any case).
+        Inside ``sandbox`` when given (running). Returns the display
+        (``":N"``). On failure the process is left for :meth:`stop` to end
+        (call it in any case).
 
         Raises:
             XvncError: Xvnc could not be started or did not become ready in
@@ -305,7 +365,12 @@ class XvncServer:
         if self.process is not None or self.stopping:
             raise RuntimeError("an XvncServer is started once")
         self.directory.mkdir(mode=0o700, parents=True)
+        self.sandbox = sandbox
         await self.set_password(password)
+        if sandbox is None:
+            socket_arg, password_arg = str(self.socket_path), str(self.password_file)
+        else:
+            socket_arg, password_arg = f"{SANDBOX_RUN}/rfb.sock", f"{SANDBOX_RUN_AUTH}/passwd"
         argv = [
             self._xvnc,
             "-displayfd",
@@ -313,11 +378,11 @@ class XvncServer:
             "-rfbport",
             "-1",
             "-rfbunixpath",
-            str(self.socket_path),
+            socket_arg,
             "-SecurityTypes",
             "VncAuth",
             "-PasswordFile",
-            str(self.password_file),
+            password_arg,
             "-BlacklistThreshold",
             "1000000",
             "-geometry",
@@ -335,18 +400,18 @@ class XvncServer:
         argv[2] = str(write_fd)
         try:
             self.process = await asyncio.create_subprocess_exec(
-                *argv,
+                *(argv if sandbox is None else sandbox.enter(argv)),
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=log_fd,
                 stderr=log_fd,
                 pass_fds=(write_fd,),
-                env=_x_env(self.directory),
+                env=_x_env(self.directory) if sandbox is None else sandbox_env(),
                 cwd=self.directory,
                 start_new_session=True,
             )
         except BaseException as exc:
             os.close(read_fd)
-            if isinstance(exc, OSError):
+            if isinstance(exc, OSError | SandboxError):
                 raise XvncError(f"cannot start {self._xvnc}: {exc}") from exc
             raise
         finally:
@@ -362,6 +427,8 @@ class XvncServer:
         number = line.strip()
         if not number.isdigit():
             raise XvncError(f"Xvnc exited before reporting its display\n{self.log_tail()}")
+        if sandbox is not None:
+            _link_socket(sandbox.shared / "rfb.sock", self.socket_path)
         self.display = f":{int(number)}"
         return self.display
 
@@ -445,6 +512,83 @@ async def capture_screen(
             await writer.wait_closed()
 
 
+# --------------------------------------------------------------------------- the desktop session
+
+DESKTOP_BACKGROUND: Final = "#3b4a5a"
+"""The root window's colour on a sandboxed desktop (Xvnc's own is black)."""
+
+TERMINAL_TITLE: Final = "Terminal"
+"""The title of the terminal window a sandboxed desktop starts with."""
+
+SESSION_TIMEOUT: Final = 15.0
+"""Seconds the window manager and the terminal may take to appear."""
+
+# Each step runs in the sandbox with DISPLAY set, in the background where it
+# starts a program: the programs live until the sandbox is killed (its init
+# adopts them). Each waits for the check after it: a window mapped while the
+# window manager is still starting may be lost, unmapped, between the two.
+_SESSION_STEPS: Final = (
+    (
+        f"""
+command -v xsetroot >/dev/null && xsetroot -solid '{DESKTOP_BACKGROUND}'
+if command -v openbox >/dev/null; then openbox --sm-disable >/tmp/.openbox.log 2>&1 & fi
+exit 0
+""",
+        """
+command -v openbox >/dev/null && command -v xprop >/dev/null || exit 0
+xprop -root _NET_SUPPORTING_WM_CHECK 2>/dev/null | grep -q 'window id' && exit 0
+echo 'the window manager is not up'; exit 1
+""",
+    ),
+    (
+        f"""
+if command -v xterm >/dev/null; then
+  xterm -title {TERMINAL_TITLE} -geometry 100x30+40+40 >/dev/null 2>&1 &
+fi
+exit 0
+""",
+        f"""
+command -v xterm >/dev/null || exit 0
+xdotool search --onlyvisible --name '^{TERMINAL_TITLE}$' >/dev/null 2>&1 && exit 0
+echo 'the terminal is not on screen'; exit 1
+""",
+    ),
+)
+
+_SESSION_POLL: Final = 0.02
+
+
+async def start_session(sandbox: Sandbox, display: str) -> None:
+    """Start the desktop session on a sandboxed display and wait until it is on screen:
+    the root painted, a window manager (openbox), a terminal (xterm), each when
+    installed.
+
+    Raises:
+        XvncError: it did not come up in :data:`SESSION_TIMEOUT` seconds.
+    """
+    env = sandbox_env(display)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + SESSION_TIMEOUT
+    try:
+        for start, check in _SESSION_STEPS:
+            code, output = await sandbox.run(["/bin/sh", "-c", start], env=env)
+            while code == 0:
+                code, output = await sandbox.run(["/bin/sh", "-c", check], env=env)
+                if code == 0:
+                    break
+                if loop.time() >= deadline:
+                    raise XvncError(
+                        f"the desktop session did not come up in {SESSION_TIMEOUT:g} s:"
+                        f" {output.strip()[-300:]}"
+                    )
+                await asyncio.sleep(_SESSION_POLL)
+                code = 0
+            else:
+                raise XvncError(f"the desktop session failed: {output.strip()[-300:]}")
+    except SandboxError as exc:
+        raise XvncError(f"the desktop session failed: {exc}") from None
+
+
 # --------------------------------------------------------------------------- the manager
 
 
@@ -465,6 +609,19 @@ class _Entry:
         self.task: asyncio.Task[None] | None = None
 
 
+class _Spare:
+    """A desktop booted ahead for the pool: its sandbox, its Xvnc (session up), its disk."""
+
+    def __init__(self, sandbox: Sandbox, server: XvncServer, home: Path) -> None:
+        self.sandbox = sandbox
+        self.server = server
+        self.home = home
+
+    @property
+    def alive(self) -> bool:
+        return self.server.alive and self.sandbox.alive
+
+
 class XvncManager:
     """The Xvnc of every ``xvnc`` computer of one store.
 
@@ -474,6 +631,14 @@ class XvncManager:
     them all. ``xvnc`` and ``vncpasswd`` name the programs (looked up on
     ``PATH`` at each boot); ``size`` turns a computer's resolution into the
     screen size.
+
+    With ``sandboxes`` enabled, each Xvnc runs in its computer's sandbox with
+    a desktop session (:func:`start_session`: a window manager and a
+    terminal), and the computer is not running until that session is on
+    screen (``Computer.desktop_pending``). The pool (:meth:`fill_pool`,
+    ``EmulatorConfig.desktop_pool``) keeps such desktops booted ahead: a
+    create takes one whose screen size matches, and its disk becomes the
+    computer's, so the create reaches healthy in the configured boot time.
     """
 
     def __init__(
@@ -481,10 +646,12 @@ class XvncManager:
         store: Store,
         *,
         size: Callable[[str], tuple[int, int]] = _resolution_size,
+        sandboxes: Sandboxes | None = None,
         xvnc: str = "Xvnc",
         vncpasswd: str = "vncpasswd",
     ) -> None:
         self.store = store
+        self.sandboxes = sandboxes
         self._size = size
         self.xvnc = xvnc
         self.vncpasswd = vncpasswd
@@ -493,8 +660,17 @@ class XvncManager:
         self._root: Path | None = None
         self._seq = 0
         self._closed = False
+        self._spares: list[_Spare] = []
+        self._pool_task: asyncio.Task[None] | None = None
+        self.pool_claims = 0
+        """How many creates took a desktop from the pool."""
         store.add_boot_listener(self._on_boot)
         store.add_listener(self._on_transition)
+
+    @property
+    def sandboxed(self) -> bool:
+        """True when desktops run in sandboxes, with a session."""
+        return self.sandboxes is not None and self.sandboxes.enabled
 
     def server(self, computer_id: str) -> XvncServer | None:
         """The computer's (UUID) current Xvnc, started or starting; None if it has none."""
@@ -504,6 +680,11 @@ class XvncManager:
     def servers(self) -> list[XvncServer]:
         """Every current Xvnc."""
         return [entry.server for entry in self._entries.values()]
+
+    @property
+    def spares(self) -> int:
+        """How many booted desktops wait in the pool."""
+        return len(self._spares)
 
     async def ready(self, computer: Computer, *, timeout: float = START_TIMEOUT) -> XvncServer:
         """The computer's Xvnc once it accepts connections.
@@ -520,7 +701,8 @@ class XvncManager:
         except TimeoutError:
             raise XvncError(f"the computer's Xvnc was not ready within {timeout:g} s") from None
 
-    def _missing(self) -> str | None:
+    def missing(self) -> str | None:
+        """Why an Xvnc cannot start here (a program not installed), or None."""
         for program, package in (
             (self.xvnc, "tigervnc-standalone-server"),
             (self.vncpasswd, "tigervnc-tools"),
@@ -529,11 +711,11 @@ class XvncManager:
                 return f"{program} is not installed (Debian: apt-get install {package})"
         return None
 
-    def _directory(self, computer: Computer) -> Path:
+    def _directory(self, name: str) -> Path:
         if self._root is None:
             self._root = Path(tempfile.mkdtemp(prefix="orgo-xvnc-"))
         self._seq += 1
-        return self._root / f"{computer.instance_id}-{self._seq}"
+        return self._root / f"{name}-{self._seq}"
 
     def _on_boot(self, computer: Computer, kind: BootKind) -> str | None:
         self._retire(computer.id)  # a restart's new Xvnc replaces the old one
@@ -545,7 +727,7 @@ class XvncManager:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             return "the xvnc desktop backend needs a running event loop"
-        missing = self._missing()
+        missing = self.missing()
         if missing is not None:
             log.warning(
                 "computer %s cannot boot with the xvnc desktop backend: %s",
@@ -554,29 +736,67 @@ class XvncManager:
             )
             return missing
         width, height = self._size(computer.resolution)
-        server = XvncServer(
-            self._directory(computer),
-            width=width,
-            height=height,
-            name=computer.name,
-            xvnc=self.xvnc,
-            vncpasswd=self.vncpasswd,
-        )
+        spare = self._claim(computer, width, height) if kind == "create" else None
+        if spare is not None:
+            server = spare.server
+        else:
+            server = XvncServer(
+                self._directory(computer.instance_id),
+                width=width,
+                height=height,
+                name=computer.name,
+                xvnc=self.xvnc,
+                vncpasswd=self.vncpasswd,
+            )
         entry = _Entry(server, computer.generation)
         self._entries[computer.id] = entry
+        computer.desktop_pending = True
         entry.task = loop.create_task(
-            self._run(computer, entry, computer.vnc_password),
+            self._run(computer, entry, computer.vnc_password, claimed=spare is not None),
             name=f"orgo-emulator-xvnc-{computer.instance_id}",
         )
         return None
 
-    async def _run(self, computer: Computer, entry: _Entry, password: str) -> None:
-        """Start the Xvnc, then watch it: an exit nobody asked for fails the boot."""
+    def _claim(self, computer: Computer, width: int, height: int) -> _Spare | None:
+        """Take a booted desktop of this size from the pool for a new computer, if any."""
+        if not self._spares or self.sandboxes is None:
+            return None
+        home = self.store.workdir_root / computer.instance_id
+        for spare in list(self._spares):
+            if not spare.alive:
+                self._spares.remove(spare)
+                self._discard(spare)
+                continue
+            if (spare.server.width, spare.server.height) != (width, height):
+                continue
+            try:
+                # The spare's disk becomes the computer's: its sandbox has it at /root.
+                os.rename(spare.home, home)
+            except OSError as exc:  # the computer's directory exists already
+                log.debug("cannot hand a pooled desktop to %s: %s", computer.instance_id, exc)
+                return None
+            self._spares.remove(spare)
+            self.sandboxes.adopt(computer, spare.sandbox)
+            self.pool_claims += 1
+            self.fill_pool()  # boot the next one
+            return spare
+        return None
+
+    async def _run(
+        self, computer: Computer, entry: _Entry, password: str, *, claimed: bool
+    ) -> None:
+        """Start the Xvnc (and its session), then watch it: an unasked exit fails the boot."""
         server = entry.server
         loop = asyncio.get_running_loop()
         started = loop.time()
         try:
-            display = await server.start(password)
+            if claimed:
+                await server.set_password(password)
+            else:
+                sandbox = None if self.sandboxes is None else await self.sandboxes.get(computer)
+                display = await server.start(password, sandbox=sandbox)
+                if sandbox is not None:
+                    await start_session(sandbox, display)
         except Exception as exc:
             log.warning("Xvnc of computer %s failed: %s", computer.instance_id, exc)
             self.store.fail_boot(computer, entry.generation, f"Xvnc failed to start: {exc}")
@@ -584,23 +804,96 @@ class XvncManager:
             await server.stop()
             return
         log.info(
-            "computer %s: Xvnc %s ready in %.0f ms (pid %s)",
+            "computer %s: Xvnc %s ready in %.0f ms (pid %s%s)",
             computer.instance_id,
-            display,
+            server.display,
             (loop.time() - started) * 1000,
             server.pid,
+            ", from the pool" if claimed else "",
         )
+        self.store.desktop_ready(computer, entry.generation)
         entry.ready.set_result(server)
         code = await server.wait()
         if not server.stopping:
             log.warning(
                 "Xvnc %s of computer %s exited on its own (%s)\n%s",
-                display,
+                server.display,
                 computer.instance_id,
                 code,
                 server.log_tail(),
             )
             self.store.fail_boot(computer, entry.generation, f"Xvnc exited ({code})")
+
+    # ----------------------------------------------------------------- the pool
+
+    def fill_pool(self) -> None:
+        """Boot desktops ahead until ``EmulatorConfig.desktop_pool`` wait in the pool.
+
+        One at a time, in the background; a no-op without sandboxes or Xvnc.
+        Desktops are booted at the default resolution (1280x720).
+        """
+        if self._pool_task is not None and not self._pool_task.done():
+            return
+        if self._closed or not self.sandboxed or self.missing() is not None:
+            return
+        self._pool_task = asyncio.get_running_loop().create_task(
+            self._fill(), name="orgo-emulator-desktop-pool"
+        )
+
+    async def _fill(self) -> None:
+        assert self.sandboxes is not None
+        failures = 0
+        while (
+            not self._closed
+            and len(self._spares) < self.store.config.desktop_pool
+            and failures < 3
+        ):
+            self._seq += 1
+            name = f"spare-{self._seq}"
+            home = self.store.workdir_root / f".{name}"
+            for sub in ("Desktop", "Downloads"):
+                (home / sub).mkdir(parents=True, exist_ok=True)
+            sandbox = self.sandboxes.new(home, name=name)
+            width, height = self._size("1280x720x24")
+            server = XvncServer(
+                self._directory(name),
+                width=width,
+                height=height,
+                name="orgo",
+                xvnc=self.xvnc,
+                vncpasswd=self.vncpasswd,
+            )
+            spare = _Spare(sandbox, server, home)
+            try:
+                await sandbox.start()
+                # A placeholder password: a claim sets the computer's before anyone connects.
+                display = await server.start(secrets.token_hex(8), sandbox=sandbox)
+                await start_session(sandbox, display)
+            except (SandboxError, XvncError) as exc:
+                failures += 1
+                log.warning("booting a desktop for the pool failed: %s", exc)
+                self._discard(spare)
+                continue
+            except BaseException:
+                self._discard(spare)
+                raise
+            if self._closed:
+                self._discard(spare)
+                return
+            self._spares.append(spare)
+
+    def _discard(self, spare: _Spare) -> None:
+        async def discard() -> None:
+            spare.sandbox.stop()
+            await spare.server.stop()
+            await spare.sandbox.stop()
+            await asyncio.to_thread(shutil.rmtree, spare.home, True)
+
+        task = asyncio.get_running_loop().create_task(discard())
+        self._stops.add(task)
+        task.add_done_callback(self._stopped)
+
+    # ----------------------------------------------------------------- retiring
 
     def _retire(self, computer_id: str) -> None:
         entry = self._entries.pop(computer_id, None)
@@ -643,8 +936,15 @@ class XvncManager:
             self._retire(computer.id)
 
     async def shutdown(self) -> None:
-        """Stop every Xvnc and wait until each is reaped; later boots fail."""
+        """Stop every Xvnc (the pool's too) and wait until each is reaped; later boots fail."""
         self._closed = True
+        if self._pool_task is not None:
+            self._pool_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._pool_task
+        for spare in self._spares:
+            self._discard(spare)
+        self._spares.clear()
         for computer_id in list(self._entries):
             self._retire(computer_id)
         while self._stops:

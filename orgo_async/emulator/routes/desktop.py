@@ -80,12 +80,14 @@ from aiohttp import web
 from ...protocol.png import encode_png
 from ..backends import Desktop, DesktopBackends
 from ..commands import (
+    ArgvFor,
     CommandResult,
     CommandRunner,
     bash_argv,
     exec_argv,
     exec_failure,
 )
+from ..sandbox import Place
 from ..store import ApiError, Computer, Store, Transition, iso_now
 from ..synthetic import Button, SyntheticDesktop
 from ..xvnc import XvncError
@@ -602,12 +604,17 @@ async def _run(
     timeout = integer(body, "timeout", 1, MAX_TIMEOUT, default_timeout)
     service.count(action)
     counters = service.store.counters
+
+    def python(place: Place) -> list[str]:  # the Python of where it runs
+        return exec_argv(source, place.python)
+
+    argv: list[str] | ArgvFor
     if action == "bash":
         counters.bash_runs += 1
         argv = bash_argv(source)
     else:
         counters.exec_runs += 1
-        argv = exec_argv(source)
+        argv = python
     try:
         result = await service.commands.run(computer, argv, timeout=timeout)
     except RuntimeError:  # the emulator is closing

@@ -82,6 +82,7 @@ from .desktop import platform_unavailable
 __all__ = [
     "FILES_KEY",
     "HOME",
+    "HOMES",
     "MAX_EXPORT_BYTES",
     "MAX_UPLOAD_BYTES",
     "URL_LIFETIME",
@@ -110,7 +111,11 @@ URL_LIFETIME: Final = 3600
 """Seconds a signed URL stays valid."""
 
 HOME: Final = "/home/user"
-"""The home directory export paths name (mapped to the computer's working directory)."""
+"""The home directory Orgo's export documents (mapped to the computer's working directory)."""
+
+HOMES: Final = (HOME, "/root")
+"""Home directories an export path may start with: the documented one, and ``/root``,
+where uploads land (Orgo's VMs run as root; in a sandbox, one is a link to the other)."""
 
 # Room for the multipart framing and the small fields around a 10 MB file.
 _FORM_SLACK: Final = 64 * 1024
@@ -555,12 +560,13 @@ async def list_files(request: web.Request) -> web.Response:
 
 
 def _home_relative(path: str) -> str:
-    if path in ("~", HOME):
+    if path in ("~", *HOMES):
         return ""
     if path.startswith("~/"):
         return path[2:]
-    if path.startswith(HOME + "/"):
-        return path[len(HOME) + 1 :]
+    for home in HOMES:
+        if path.startswith(home + "/"):
+            return path[len(home) + 1 :]
     if path.startswith(("/", "~")):
         raise _outside_home()
     return path
@@ -576,7 +582,9 @@ async def export_file(request: web.Request) -> web.Response:
         raise platform_unavailable()
     path = body.get("path")
     if not isinstance(path, str) or not path.strip() or "\x00" in path:
-        raise invalid("path is required: Desktop/<name>, ~/<name> or /home/user/<name>")
+        raise invalid(
+            "path is required: Desktop/<name>, ~/<name>, /root/<name> or /home/user/<name>"
+        )
     relative = _home_relative(path.strip())
     home = store.workdir(computer).resolve()
     target = (home / relative).resolve()
