@@ -174,8 +174,9 @@ async def sandbox_support(bwrap: str = "bwrap") -> str | None:
 
     Answered once per ``bwrap`` by starting a sandbox and running ``true`` in it.
     """
-    if bwrap in _support:
-        return _support[bwrap]
+    key = shutil.which(bwrap) or bwrap  # the program PATH finds now
+    if key in _support:
+        return _support[key]
     reason = _missing_program(bwrap)
     if reason is None:
         probe_dir = Path(await asyncio.to_thread(_mkdtemp))
@@ -190,7 +191,7 @@ async def sandbox_support(bwrap: str = "bwrap") -> str | None:
         finally:
             await sandbox.stop()
             await asyncio.to_thread(shutil.rmtree, probe_dir, True)
-    _support[bwrap] = reason
+    _support[key] = reason
     return reason
 
 
@@ -257,9 +258,9 @@ class Sandbox:
             and not self.stopping
         )
 
-    def _argv(self, info_fd: int) -> list[str]:
+    def _argv(self, info_fd: int) -> tuple[list[str], list[str]]:
+        """bwrap's options, and the command it runs (``--`` and after)."""
         argv = [
-            self._bwrap,
             "--die-with-parent",
             "--new-session",  # no TIOCSTI into a terminal the sandbox does not own
         ]
@@ -335,14 +336,10 @@ class Sandbox:
             SANDBOX_HOME,
             "--info-fd",
             str(info_fd),
-            "--",
-            "/bin/sh",
-            "-c",
-            # Says it is up (on its stdout, a pipe) once every mount is in place,
-            # then idles until killed.
-            "echo ready; exec sleep infinity",
         ]
-        return argv
+        # Says it is up (on its stdout, a pipe) once every mount is in place, then
+        # idles until killed.
+        return argv, ["--", "/bin/sh", "-c", "echo ready; exec sleep infinity"]
 
     async def start(self, *, timeout: float = START_TIMEOUT) -> None:
         """Start the sandbox; return once processes can enter it.
@@ -357,13 +354,22 @@ class Sandbox:
             directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         info_r, info_w = os.pipe()
         ready_r, ready_w = os.pipe()
+        # The options go through a pipe (--args): the sandbox's own `ps` shows its
+        # init as "bwrap --args N", not the host paths bound into it.
+        args_r, args_w = os.pipe()
+        options, command = self._argv(info_w)
+        os.write(args_w, b"".join(arg.encode() + b"\0" for arg in options))
+        os.close(args_w)
         try:
             self._process = await asyncio.create_subprocess_exec(
-                *self._argv(info_w),
+                self._bwrap,
+                "--args",
+                str(args_r),
+                *command,
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=ready_w,
                 stderr=asyncio.subprocess.PIPE,
-                pass_fds=(info_w,),
+                pass_fds=(info_w, args_r),
                 env={"PATH": os.environ.get("PATH", os.defpath)},
                 start_new_session=True,
             )
@@ -374,6 +380,7 @@ class Sandbox:
         finally:
             os.close(info_w)
             os.close(ready_w)
+            os.close(args_r)
         try:
             async with asyncio.timeout(timeout):
                 ready = await _read_all(ready_r, until=b"\n")

@@ -184,7 +184,7 @@ class Computer:
         """The status at clock time ``now``."""
         if self.phase == "stop":
             return "stopping" if now < self.stopped_at else "stopped"
-        if now < self.ready_at or self.desktop_pending:
+        if now < self.ready_at or (self.desktop_pending and not self.boot_fails):
             if self.boot_kind == "restart":
                 return "restarting"
             if self.boot_kind == "create" and now < self.creating_until:

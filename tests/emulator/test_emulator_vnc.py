@@ -667,7 +667,9 @@ async def test_the_backend_can_be_patched_and_holds_per_boot(emu: Emulator, api:
 @pytest.fixture
 async def xemu() -> AsyncIterator[Emulator]:
     need("Xvnc", "vncpasswd", "xdotool", "xsetroot")
-    config = EmulatorConfig(boot=FAST_BOOT, desktop_backend="xvnc", seed=5)
+    # Unsandboxed: these tests drive the display from the host with their own X clients
+    # (a sandboxed display is reachable only from inside; see test_sandbox.py).
+    config = EmulatorConfig(boot=FAST_BOOT, desktop_backend="xvnc", seed=5, sandbox="off")
     async with Emulator(config) as emulator:
         yield emulator
 

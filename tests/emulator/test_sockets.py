@@ -137,6 +137,14 @@ class Term:
 
 
 @pytest.fixture
+def config() -> EmulatorConfig:
+    # Unsandboxed: these tests follow the shells' processes by their host pids (a
+    # sandboxed shell's $$ is a pid of its own namespace); test_sandbox.py runs the
+    # terminal in a sandbox.
+    return EmulatorConfig(boot=FAST_BOOT, stop_seconds=0.01, seed=7, sandbox="off")
+
+
+@pytest.fixture
 async def api(emu: Emulator) -> AsyncIterator[Api]:
     async with aiohttp.ClientSession() as session:
         yield Api(emu, session)
@@ -788,7 +796,7 @@ async def test_a_slow_consumer_loses_the_oldest_events(
 async def test_close_with_open_sockets_leaves_no_process_or_fd(tmp_path: Path) -> None:
     ptys = open_fds("/dev/ptmx")
     pidfds = open_fds("anon_inode:[pidfd]")
-    config = EmulatorConfig(boot=FAST_BOOT, workdir_root=str(tmp_path / "work"))
+    config = EmulatorConfig(boot=FAST_BOOT, workdir_root=str(tmp_path / "work"), sandbox="off")
     emu = Emulator(config)
     async with emu, aiohttp.ClientSession() as session:
         api = Api(emu, session)
