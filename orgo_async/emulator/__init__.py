@@ -10,8 +10,9 @@ and lost responses; ``emu.counters`` records what clients did.
 
 Each running computer also serves Orgo's desktop WebSockets,
 ``ws://HOST:PORT/desktops/{instance_id}/ws/{terminal|audio|events}`` with its
-``vnc_password`` as ``?token=`` or Bearer token: a real PTY shell in the
-computer's own directory (``emu.workdir(computer)``), a generated audio tone,
+``vnc_password`` as ``?token=`` or Bearer token: a real PTY shell on the
+computer (in its bubblewrap sandbox, :mod:`.sandbox`, where its disk
+``emu.workdir(computer)`` is ``/root``), a generated audio tone,
 and desktop events (file and process changes, idleness, and anything
 ``emu.publish_event`` sends). ``emu.close_sockets`` / ``emu.drop_sockets``
 break them on purpose; stop, restart and delete close them with 1001.
@@ -24,8 +25,9 @@ Inside: :mod:`.app` (the server, its application and request pipeline),
 their state machine), :mod:`.faults`, :mod:`.routes` (the REST handlers, one
 module per resource), :mod:`.sockets` (the desktop WebSockets, with
 :mod:`.shell` and :mod:`.watch` behind them), :mod:`.commands` (the ``bash``
-and ``exec`` processes) and the desktop backends behind ``/ws/websockify``,
-the screenshots and the input actions.
+and ``exec`` processes), :mod:`.sandbox` (where a computer's processes run)
+and the desktop backends behind ``/ws/websockify``, the screenshots and the
+input actions (:mod:`.synthetic`; :mod:`.xvnc`, real desktops and their pool).
 
 The emulator depends only on the standard library, aiohttp and attrs; it never
 imports the SDK client (it shares the protocol cores of :mod:`orgo_async.protocol`).

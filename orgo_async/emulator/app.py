@@ -54,7 +54,7 @@ from .routes import admin, computers, desktop as actions, files, health, workspa
 from .routes._base import EMULATOR_KEY, emulator_of
 from .routes.desktop import DESKTOP_KEY, DesktopService
 from .routes.files import FILES_KEY, FileStore
-from .sandbox import Sandboxes
+from .sandbox import SANDBOX_HOME, Sandboxes
 from .sockets import SOCKET_NAMES, SOCKETS_KEY, SocketHub, desktop_socket
 from .store import ApiError, Clock, Computer, Store, retry_after_header
 from .tls import LOCAL_NAMES, Certificate, self_signed, write_pem
@@ -344,7 +344,9 @@ class Emulator:
     (``emu.desktops.framebuffer(computer)``), or ``xvnc``, a real TigerVNC
     ``Xvnc`` per computer driven with ``xdotool`` (:meth:`desktop_display`).
     ``bash``/``exec`` run as real processes through ``emu.commands``; uploaded
-    and exported files are in ``emu.files``.
+    and exported files are in ``emu.files``. Where bubblewrap works, every
+    process of a computer runs in its sandbox (``emu.sandboxes``,
+    ``config.sandbox``).
 
     Leaving the context stops the server, closes client connections (desktop
     sockets with 1001), kills every shell, command (background jobs
@@ -529,12 +531,21 @@ class Emulator:
     def workdir(self, computer: Computer | str) -> Path:
         """The computer's own directory (``Desktop/`` and ``Downloads/`` inside), made if missing.
 
-        Terminal shells start here with ``HOME`` set to it; ``file_change``
+        Its disk: ``/root`` inside its sandbox. Unsandboxed, terminal shells
+        start here with ``HOME`` set to it. ``file_change``
         events watch its ``Desktop/`` and ``Downloads/``. Removed when the
         computer is deleted. ``computer`` is a Computer, its UUID or instance
         id; an unknown id raises :class:`~orgo_async.emulator.store.ApiError` (404).
         """
         return self.state.workdir(self._computer(computer))
+
+    def home(self, computer: Computer | str) -> str:
+        """The computer's home as its own processes see it: ``/root`` in its sandbox,
+        else its directory on the host (:meth:`workdir`)."""
+        if self.sandboxes.enabled:
+            self._computer(computer)  # 404 for an unknown one, as workdir()
+            return SANDBOX_HOME
+        return str(self.workdir(computer))
 
     def ws_url(self, computer: Computer | str, name: str) -> str:
         """``ws://HOST:PORT/desktops/{instance_id}/ws/{name}`` (``wss://`` with TLS; no token)."""
@@ -547,7 +558,9 @@ class Emulator:
     async def desktop_display(self, computer: Computer | str) -> str:
         """The X display (``":N"``) of an ``xvnc`` computer, once its Xvnc is ready.
 
-        For X clients of your own (``DISPLAY=:N xdotool ...``). Raises
+        For X clients of your own (``DISPLAY=:N xdotool ...``) when the
+        computer is not sandboxed; a sandboxed display is reachable only from
+        inside the computer (REST ``bash``, its terminal). Raises
         ``LookupError`` when the computer's current boot has no working Xvnc
         (another backend, a failed boot, stopped) and ApiError (404) for an
         unknown computer.

@@ -265,7 +265,7 @@ class Sandbox:
             "--new-session",  # no TIOCSTI into a terminal the sandbox does not own
         ]
         if self.user_namespace:
-            argv += ["--unshare-user", "--uid", "0", "--gid", "0", "--disable-userns"]
+            argv += ["--unshare-user", "--uid", "0", "--gid", "0"]
         else:
             argv += ["--cap-drop", "ALL"]
             for capability in CAPABILITIES:

@@ -177,6 +177,8 @@ class Computer:
     desktop_pending: bool = False
     """True while the current boot waits for its real desktop (an ``xvnc`` desktop
     starting): the computer is not running before it is up, whatever ``ready_at`` says."""
+    desktop_seconds: float | None = None
+    """How long the current boot's real desktop took to come up (None: none, or not yet)."""
     boot_error: str | None = None
     """Why the current boot failed, when a boot listener failed it (``None`` otherwise)."""
 
@@ -332,6 +334,7 @@ class Store:
             return False
         computer.desktop_pending = False
         now = self.now()
+        computer.desktop_seconds = now - computer.phase_started_at
         if now > computer.ready_at:
             computer.ready_at = now
             self.counters.ready_at[computer.id] = now
@@ -699,6 +702,7 @@ class Store:
         backend = self.config.desktop_backend
         computer.desktop_backend = self.auto_backend if backend == "auto" else backend
         computer.desktop_pending = False
+        computer.desktop_seconds = None
         computer.generation += 1
         self.counters.ready_at[computer.id] = computer.ready_at
         for listener in tuple(self._boot_listeners):

@@ -561,7 +561,7 @@ _SESSION_POLL: Final = 0.02
 async def start_session(sandbox: Sandbox, display: str) -> None:
     """Start the desktop session on a sandboxed display and wait until it is on screen:
     the root painted, a window manager (openbox), a terminal (xterm), each when
-    installed.
+    installed (the terminal only when the emulator runs as root).
 
     Raises:
         XvncError: it did not come up in :data:`SESSION_TIMEOUT` seconds.
@@ -569,8 +569,11 @@ async def start_session(sandbox: Sandbox, display: str) -> None:
     env = sandbox_env(display)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + SESSION_TIMEOUT
+    # In a user namespace root cannot change groups, and xterm, started as root,
+    # insists: no terminal window there (the emulator must run as root for one).
+    steps = _SESSION_STEPS[:1] if sandbox.user_namespace else _SESSION_STEPS
     try:
-        for start, check in _SESSION_STEPS:
+        for start, check in steps:
             code, output = await sandbox.run(["/bin/sh", "-c", start], env=env)
             while code == 0:
                 code, output = await sandbox.run(["/bin/sh", "-c", check], env=env)
@@ -839,6 +842,13 @@ class XvncManager:
         self._pool_task = asyncio.get_running_loop().create_task(
             self._fill(), name="orgo-emulator-desktop-pool"
         )
+
+    async def pool_filled(self) -> int:
+        """Wait until the pool's current filling (if any) ends; how many desktops wait in it."""
+        task = self._pool_task
+        if task is not None and not task.done():
+            await asyncio.shield(task)
+        return len(self._spares)
 
     async def _fill(self) -> None:
         assert self.sandboxes is not None

@@ -59,7 +59,7 @@ async def test_resize_shows_in_stty_and_cwd_is_the_computers_dir(
         assert (await term.run("stty size")).output.strip() == "30 100"
         await term.resize(120, 40)
         assert (await term.run("stty size")).output.strip() == "40 120"
-        assert (await term.run("pwd")).output.strip() == str(emulator.workdir(computer.id))
+        assert (await term.run("pwd")).output.strip() == emulator.home(computer.id)
 
 
 async def test_iterate_send_and_exit(orgo: Orgo, computer: Computer) -> None:

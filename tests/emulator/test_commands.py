@@ -45,11 +45,6 @@ def live_processes_with(marker: str) -> list[int]:
     return found
 
 
-def home_of(api: Api, pc: Pc) -> str:
-    """The computer's home as its commands see it: /root in its sandbox, else its directory."""
-    return "/root" if api.emu.sandboxes.enabled else str(api.emu.workdir(pc.id))
-
-
 @pytest.mark.parametrize("route", ROUTES)
 async def test_bash_runs_in_the_computers_home_without_secrets(
     api: Api, pc: Pc, route: str, monkeypatch: pytest.MonkeyPatch
@@ -60,7 +55,7 @@ async def test_bash_runs_in_the_computers_home_without_secrets(
     reply = await api.act(pc, route, "bash", {"command": command})
     assert reply.status == 200
     body = reply.body
-    workdir = home_of(api, pc)
+    workdir = api.emu.home(pc.id)
     assert (body["success"], body["action"], body["command"]) == (True, "bash", command)
     assert body["exit_code"] == 3
     assert body["output"].startswith(f"out\nerr\n{workdir}\nhome={workdir}\n")
@@ -117,7 +112,7 @@ async def test_exec_success_and_exceptions(api: Api, pc: Pc, route: str) -> None
     ok = await api.act(pc, route, "exec", {"code": "import os\nprint(6 * 7, os.getcwd())"})
     assert ok.status == 200
     assert ok.body == {
-        "output": f"42 {home_of(api, pc)}\n",
+        "output": f"42 {api.emu.home(pc.id)}\n",
         "success": True,
         "action": "exec",
         "timeout": False,

@@ -361,3 +361,52 @@ async def test_the_pool_hands_out_booted_desktops(tmp_path: Path) -> None:
         other = await api.running_pc(workspace, "o", resolution="800x600x24")
         assert manager.pool_claims == 1
         assert decode_png((await api.shot(other))[1]).width == 800
+
+
+_AS_NOBODY = """
+import asyncio, json, tempfile
+from pathlib import Path
+from orgo_async.emulator.sandbox import Sandbox, sandbox_env, sandbox_support
+
+async def main() -> None:
+    assert await sandbox_support() is None, await sandbox_support()
+    disk = Path(tempfile.mkdtemp())
+    sandbox = Sandbox(disk / "home", disk / "run", name="nobody")
+    await sandbox.start()
+    try:
+        command = "id -u; echo $HOME; touch /usr/x"
+        print(json.dumps(await sandbox.run(["/bin/sh", "-c", command], env=sandbox_env())))
+    finally:
+        await sandbox.stop()
+
+asyncio.run(main())
+"""
+
+
+def test_a_user_other_than_root_gets_a_user_namespace_sandbox() -> None:
+    import subprocess
+    import sys
+
+    if os.geteuid() != 0 or shutil.which("setpriv") is None:
+        pytest.skip("needs root, to run the check as another user")
+    python = shutil.which("python3", path="/usr/bin:/bin")
+    paths = [str(Path(__file__).parents[2]), *[p for p in sys.path if "site-packages" in p]]
+    nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+    env = {"PATH": "/usr/bin:/bin", "HOME": "/tmp", "PYTHONPATH": ":".join(paths)}
+    if python is None:
+        pytest.skip("no system python3 to run as another user")
+    probe = subprocess.run(
+        [*nobody, python, "-c", "import orgo_async.emulator.sandbox"],
+        env=env,
+        capture_output=True,
+        cwd="/",
+    )
+    if probe.returncode != 0:
+        pytest.skip("this checkout or its packages are not readable by another user")
+    done = subprocess.run(
+        [*nobody, python, "-c", _AS_NOBODY], env=env, capture_output=True, text=True, cwd="/"
+    )
+    assert done.returncode == 0, done.stderr
+    code, output = json.loads(done.stdout)
+    assert code == 1  # the touch failed: /usr is read-only there too
+    assert output.startswith("0\n/root\n") and "Read-only file system" in output

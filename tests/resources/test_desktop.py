@@ -193,7 +193,7 @@ async def test_fleet_wide_bash_over_50_with_failures(
     for o in outcomes[3:]:
         value = o.unwrap()
         assert value.exit_code == 2
-        assert value.output.strip() == str(emulator.workdir(o.computer.id))
+        assert value.output.strip() == emulator.home(o.computer.id)
     shots = await orgo.screenshot_all(computers[3:6])
     assert all(o.ok and o.unwrap().width == 1280 for o in shots)
     execs = await orgo.exec_all(computers[3:5], "print('hi')")

@@ -58,8 +58,12 @@ async def test_restart_rotates_and_the_viewer_recovers(
 @pytest.fixture
 async def xvnc_emulator() -> AsyncIterator[Emulator]:
     require("Xvnc", "vncpasswd", "xdotool", "xsetroot")
+    # Unsandboxed: the tests run X clients of their own on the display.
     config = EmulatorConfig(
-        api_key="sk_vnc_emulator_key", boot=BootTime.fixed(0.05), desktop_backend="xvnc"
+        api_key="sk_vnc_emulator_key",
+        boot=BootTime.fixed(0.05),
+        desktop_backend="xvnc",
+        sandbox="off",
     )
     async with Emulator(config) as emu:
         yield emu
