@@ -71,7 +71,7 @@ async def _run(args: argparse.Namespace, pool: int) -> dict[str, Any]:
             started = time.perf_counter()
             await asyncio.gather(*(one(n) for n in range(args.count)))
             wall = time.perf_counter() - started
-            await orgo.workspaces.delete(workspace)
+            await orgo.workspaces.delete(workspace.id)
         return {
             "pool": pool,
             "claims": manager.pool_claims,
