@@ -74,6 +74,7 @@ __all__ = [
     "Sandbox",
     "SandboxError",
     "Sandboxes",
+    "read_until",
     "sandbox_env",
     "sandbox_support",
     "which_inside",
@@ -383,8 +384,8 @@ class Sandbox:
             os.close(args_r)
         try:
             async with asyncio.timeout(timeout):
-                ready = await _read_all(ready_r, until=b"\n")
-                info = await _read_all(info_r, until=b"}")
+                ready = await read_until(ready_r, b"\n")
+                info = await read_until(info_r, b"}")
         except TimeoutError:
             raise SandboxError(f"the sandbox did not start within {timeout:g} s") from None
         finally:
@@ -513,8 +514,9 @@ class Sandbox:
             await self._process.wait()
 
 
-async def _read_all(fd: int, *, until: bytes) -> bytes:
-    """Read ``fd`` until ``until`` is seen or EOF; everything read."""
+async def read_until(fd: int, until: bytes, *, limit: int = 65536) -> bytes:
+    """Read the pipe ``fd`` (made non-blocking) until ``until`` is seen, EOF, or
+    ``limit`` bytes; everything read. The caller closes ``fd``."""
     loop = asyncio.get_running_loop()
     done: asyncio.Future[bytes] = loop.create_future()
     buf = bytearray()
@@ -527,7 +529,7 @@ async def _read_all(fd: int, *, until: bytes) -> bytes:
         except OSError:
             chunk = b""
         buf.extend(chunk)
-        if (not chunk or until in buf or len(buf) > 65536) and not done.done():
+        if (not chunk or until in buf or len(buf) >= limit) and not done.done():
             done.set_result(bytes(buf))
 
     os.set_blocking(fd, False)

@@ -58,6 +58,7 @@ from .sandbox import (
     Sandbox,
     SandboxError,
     Sandboxes,
+    read_until,
     sandbox_env,
 )
 from .shell import wait_gone
@@ -155,30 +156,11 @@ def _link_socket(source: Path, link: Path) -> None:
 
 async def _read_line(fd: int) -> bytes:
     """The first line written to a pipe (without its newline); b"" at EOF. Closes ``fd``."""
-    loop = asyncio.get_running_loop()
-    done: asyncio.Future[bytes] = loop.create_future()
-    buf = bytearray()
-
-    def readable() -> None:
-        try:
-            chunk = os.read(fd, 64)
-        except BlockingIOError:
-            return
-        except OSError:
-            chunk = b""
-        buf.extend(chunk)
-        if chunk and b"\n" not in buf and len(buf) < 64:
-            return
-        if not done.done():
-            done.set_result(bytes(buf).split(b"\n", 1)[0] if b"\n" in buf else b"")
-
-    os.set_blocking(fd, False)
-    loop.add_reader(fd, readable)
     try:
-        return await done
+        data = await read_until(fd, b"\n", limit=64)
     finally:
-        loop.remove_reader(fd)
         os.close(fd)
+    return data.split(b"\n", 1)[0] if b"\n" in data else b""
 
 
 async def run_x(
