@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import re
 import shutil
 import sys
@@ -25,7 +26,7 @@ from collections.abc import AsyncIterator
 import attrs
 
 from orgo_async import Desktop, Orgo, Screenshot
-from orgo_async.protocol.png import decode_png
+from orgo_async.protocol.png import DecodedPNG, decode_png
 
 COMMAND = "echo orgo-$RANDOM > /root/Desktop/agent.txt; ls /root/Desktop"
 
@@ -86,14 +87,11 @@ def find_window(shot: Screenshot, *, step: int = 8) -> Box | None:
     return min(xs), min(ys), max(xs) - min(xs) + 1, max(ys) - min(ys) + 1
 
 
-def changed_fraction(before: Screenshot, after: Screenshot, box: Box) -> float:
-    """The share of pixels inside ``box`` that differ between two screenshots."""
-    a, b = decode_png(before.data), decode_png(after.data)
+def changed_fraction(before: DecodedPNG, after: DecodedPNG, box: Box) -> float:
+    """The share of the pixels inside ``box`` (every other row and column) that differ."""
     x0, y0, w, h = box
-    changed = sum(
-        a.pixel(x, y) != b.pixel(x, y) for y in range(y0, y0 + h, 2) for x in range(x0, x0 + w, 2)
-    )
-    return changed / max(1, ((w + 1) // 2) * ((h + 1) // 2))
+    points = [(x, y) for y in range(y0, y0 + h, 2) for x in range(x0, x0 + w, 2)]
+    return sum(before.pixel(x, y) != after.pixel(x, y) for x, y in points) / len(points)
 
 
 def decide(shot: Screenshot, turn: int) -> tuple[Box, list[Action]] | None:
@@ -132,19 +130,17 @@ async def until_changed(
     after the keystrokes are in); the share that changed, 0.0 at the deadline."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
+    start = decode_png(before.data)
     while True:
-        share = changed_fraction(before, await desktop.screenshot(), box)
+        share = changed_fraction(start, decode_png((await desktop.screenshot()).data), box)
         if share > 0 or loop.time() >= deadline:
             return share
         await asyncio.sleep(0.1)
 
 
 @contextlib.asynccontextmanager
-async def session(base_url: str | None) -> AsyncIterator[Orgo]:
-    if base_url:
-        async with Orgo(base_url=base_url) as orgo:
-            yield orgo
-        return
+async def local_orgo() -> AsyncIterator[Orgo]:
+    """A client of a built-in emulator whose computers have real desktops."""
     from orgo_async.emulator import BootTime, Emulator, EmulatorConfig
 
     # sandbox="on": without a sandbox there is no desktop session, so no terminal.
@@ -162,7 +158,7 @@ async def session(base_url: str | None) -> AsyncIterator[Orgo]:
 
 
 async def run(base_url: str | None) -> int:
-    async with session(base_url) as orgo:
+    async with Orgo(base_url=base_url) if base_url else local_orgo() as orgo:
         workspace = await orgo.workspaces.create("desktop-agent-example")
         try:
             launched = await orgo.computers.launch(workspace_id=workspace.id, name="agent")
@@ -216,6 +212,10 @@ def main() -> int:
                 f"  sudo apt-get install {' '.join(PACKAGES.values())}",
                 file=sys.stderr,
             )
+            return 2
+        if os.geteuid() != 0:
+            # Otherwise the sandbox is a user namespace, where xterm cannot start.
+            print("the local desktop's terminal needs root (in a container, say)", file=sys.stderr)
             return 2
     try:
         return asyncio.run(run(args.base_url))
