@@ -179,10 +179,12 @@ async def run(base_url: str | None) -> int:
                 x, y, w, h = window
                 print(f"turn {turn}: terminal {w}x{h} px at ({x}, {y}); {describe(plan)}")
 
-            share = await until_changed(desktop, before, window)
+            # Judged in the top third, where a fresh terminal prints: not where the pointer
+            # is (it was clicked in the middle, and xterm hides it once keys arrive).
+            share = await until_changed(desktop, before, (x, y, w, h // 3))
             drawn = share > 0
             verdict = "ok" if drawn else "NO CHANGE"
-            print(f"{share:.1%} of the terminal's pixels changed -> {verdict}")
+            print(f"{share:.1%} of the terminal's top third changed -> {verdict}")
 
             # The terminal runs the command on its own time: wait for the file it writes.
             check = await desktop.bash(

@@ -44,7 +44,7 @@ def test_desktop_agent_runs_against_a_real_local_desktop() -> None:
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.count("turn ") == 2
-    assert "of the terminal's pixels changed -> ok" in done.stdout
+    assert "of the terminal's top third changed -> ok" in done.stdout
     assert "bash says: 'orgo-" in done.stdout
     assert done.stdout.rstrip().endswith("-> ok")
 
