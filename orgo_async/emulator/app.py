@@ -54,7 +54,7 @@ from .routes import admin, computers, desktop as actions, files, health, workspa
 from .routes._base import EMULATOR_KEY, emulator_of
 from .routes.desktop import DESKTOP_KEY, DesktopService
 from .routes.files import FILES_KEY, FileStore
-from .sandbox import SANDBOX_HOME, Sandboxes
+from .sandbox import SANDBOX_HOME, Sandboxes, which_inside
 from .sockets import SOCKET_NAMES, SOCKETS_KEY, SocketHub, desktop_socket
 from .store import ApiError, Clock, Computer, Store, retry_after_header
 from .tls import LOCAL_NAMES, Certificate, self_signed, write_pem
@@ -488,6 +488,13 @@ class Emulator:
         reason = await self.sandboxes.resolve()  # SandboxError with sandbox="on"
         if reason is not None and self.config.sandbox == "auto":
             log.info("computers run without a sandbox: %s", reason)
+        if self.config.desktop_backend != "synthetic" and reason is None:
+            absent = [p for p in ("openbox", "xterm", "xprop") if which_inside(p) is None]
+            if absent:
+                log.warning(
+                    "real desktops will lack %s (Debian: apt-get install openbox xterm x11-utils)",
+                    ", ".join(absent),
+                )
         if self.config.desktop_backend == "auto":
             missing = self.desktops.backends.xvnc.missing() or reason
             if missing is None:
