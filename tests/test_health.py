@@ -420,7 +420,10 @@ async def test_a_slow_server_is_probed_no_worse_than_by_a_plain_polling_loop(
         )
     plain_lags, race_lags = lags[:16], lags[16:]
     assert min(race_lags) >= 0 and min(plain_lags) >= 0
-    assert statistics.median(race_lags) <= statistics.median(plain_lags)
+    # Both lag about half an answer (20-25 ms); a race that paused after each answer as
+    # the loop does would lag about 45 ms. The 5 ms is scheduling noise on a loaded
+    # machine (both sides run on this one event loop), not a licence to be slower.
+    assert statistics.median(race_lags) <= statistics.median(plain_lags) + 0.005
 
 
 def test_the_pause_after_an_answer_follows_queueing_window_width_and_rtt() -> None:
