@@ -420,9 +420,9 @@ async def test_a_slow_server_is_probed_no_worse_than_by_a_plain_polling_loop(
         )
     plain_lags, race_lags = lags[:16], lags[16:]
     assert min(race_lags) >= 0 and min(plain_lags) >= 0
-    # Both lag about half an answer (20-25 ms); a race that paused after each answer as
-    # the loop does would lag about 45 ms. The 5 ms is scheduling noise on a loaded
-    # machine (both sides run on this one event loop), not a licence to be slower.
+    # Each lags about half its probing period: the race's 40 ms (an answer), the loop's
+    # 50 ms (an answer and its sleep), so about 20 and 25 ms. The 5 ms is scheduling
+    # noise on a loaded machine (both run on this one event loop).
     assert statistics.median(race_lags) <= statistics.median(plain_lags) + 0.005
 
 
