@@ -352,6 +352,11 @@ class ProcessWatcher(_Poller):
         for shell in shells:
             pids.update(scan.sessions.get(shell, ()))
         pids -= shells
+        for shell in shells:
+            info = table.get(shell)
+            if info is not None and info.name == "nsenter":
+                # A sandboxed shell: nsenter's child is the shell itself, inside.
+                pids.difference_update(scan.children.get(shell, ()))
         view: dict[_ProcKey, tuple[str, str]] = {}
         for pid in pids:
             info = table.get(pid)

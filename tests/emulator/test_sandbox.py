@@ -410,3 +410,22 @@ def test_a_user_other_than_root_gets_a_user_namespace_sandbox() -> None:
     code, output = json.loads(done.stdout)
     assert code == 1  # the touch failed: /usr is read-only there too
     assert output.startswith("0\n/root\n") and "Read-only file system" in output
+
+
+async def test_process_events_of_a_sandboxed_terminal(api: Api, pc: Pc) -> None:
+    from .test_sockets import Term, dial, next_event, subscribe, url
+
+    token = pc.body["vnc_password"]
+    async with dial(url(api.emu, pc.body, "events", token)) as events:
+        await subscribe(events, "process_start", "process_stop")
+        async with dial(url(api.emu, pc.body, "terminal", token)) as ws:
+            term = Term(ws)
+            start = await next_event(events)
+            assert (start["type"], start["data"]["name"]) == ("process_start", "bash")
+            await term.type("sleep 0.3\r")
+            # The shell inside its sandbox is reported once, by the terminal: the next
+            # process is the command.
+            sleep_start = await next_event(events)
+            assert (sleep_start["type"], sleep_start["data"]["name"]) == ("process_start", "sleep")
+            sleep_stop = await next_event(events)
+            assert (sleep_stop["type"], sleep_stop["data"]) == ("process_stop", sleep_start["data"])
