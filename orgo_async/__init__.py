@@ -45,6 +45,8 @@ if TYPE_CHECKING:
         ReadyTimeout,
         ResponseValidationError,
         ServerError,
+        TemplateBuildError,
+        TemplateBuildTimeout,
     )
     from .fanout import Outcome
     from .fleet import AdaptiveLimiter, Fleet, FleetFailure, FleetOptions, FleetResult
@@ -87,6 +89,17 @@ if TYPE_CHECKING:
     from .protocol.terminal import CommandResult
     from .resources.desktop import Desktop
     from .resources.files import MAX_UPLOAD_BYTES
+    from .resources.templates import Templates
+    from .template_models import (
+        BuildEvent,
+        BuildStatus,
+        PublishedTemplate,
+        Template,
+        TemplateRef,
+        TemplateVersion,
+        ValidationError,
+        ValidationResult,
+    )
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -105,6 +118,8 @@ __all__ = [
     "AutoStop",
     "BashResult",
     "BootModel",
+    "BuildEvent",
+    "BuildStatus",
     "ClientClosedError",
     "Clipboard",
     "CommandResult",
@@ -150,6 +165,7 @@ __all__ = [
     "ProcessStart",
     "ProcessStop",
     "ProtocolError",
+    "PublishedTemplate",
     "RateLimitError",
     "ReadyInfo",
     "ReadyTimeout",
@@ -162,8 +178,16 @@ __all__ = [
     "ScreenChange",
     "Screenshot",
     "ServerError",
+    "Template",
+    "TemplateBuildError",
+    "TemplateBuildTimeout",
+    "TemplateRef",
+    "TemplateVersion",
+    "Templates",
     "Terminal",
     "Timeouts",
+    "ValidationError",
+    "ValidationResult",
     "Vnc",
     "VncCredentials",
     "WindowClose",
@@ -255,6 +279,17 @@ _MODULE_OF: dict[str, str] = {
     "WindowFocus": ".protocol.events",
     "WindowOpen": ".protocol.events",
     "Workspace": ".models",
+    "BuildEvent": ".template_models",
+    "BuildStatus": ".template_models",
+    "PublishedTemplate": ".template_models",
+    "Template": ".template_models",
+    "TemplateRef": ".template_models",
+    "TemplateVersion": ".template_models",
+    "ValidationError": ".template_models",
+    "ValidationResult": ".template_models",
+    "TemplateBuildError": ".errors",
+    "TemplateBuildTimeout": ".errors",
+    "Templates": ".resources.templates",
 }
 
 

@@ -22,6 +22,7 @@ from .models import BashResult, Computer, ComputerFields, ComputerSpec, ExecResu
 from .resources.computers import Computers
 from .resources.desktop import Desktop, Route
 from .resources.files import Files
+from .resources.templates import Templates
 from .resources.workspaces import Workspaces
 
 __all__ = ["Orgo"]
@@ -95,6 +96,8 @@ class Orgo:
         """Computers: create, get, list, delete, lifecycle, resize, credentials."""
         self.files = Files(self._session)
         """Files: upload, list, export, download, delete."""
+        self.templates = Templates(self._session)
+        """Templates (orgo.ai/v1): publish, validate, list, build, build logs, wait_built."""
 
     # -- public -------------------------------------------------------------
 
@@ -270,14 +273,21 @@ class Orgo:
     ) -> FleetResult:
         """Launch a whole fleet and return every ready computer and every failure.
 
-        Takes the arguments of :meth:`fleet`.
+        Takes the arguments of :meth:`fleet`. With ``template_ref``, the template's
+        build is waited for first (up to ``ready_timeout``, else 600 s).
 
         Raises:
+            TemplateBuildError: with ``template_ref``, its build failed or never started.
             FleetError: with ``raise_on_failure``, if any computer failed: all or
                 nothing, so the ready ones are deleted first (you never receive
                 them); the group holds one exception per failure.
         """
         fleet = self.fleet(workspace_id, count, **options)
+        template_ref = options.get("template_ref")
+        if template_ref is not None:
+            await self.templates.wait_built(
+                template_ref, timeout=options.get("ready_timeout") or 600.0
+            )
         return await collect(fleet, raise_on_failure=raise_on_failure)
 
     async def reap(self, prefix: str, *, workspace_id: str | None = None) -> list[Computer]:

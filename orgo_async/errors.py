@@ -28,6 +28,8 @@ field, before any request is sent.
     ├── ComputerFailedError                a computer reached error/stopped/deleting
     ├── ReadyTimeout                       the health race lost against its deadline
     ├── FleetError (also an ExceptionGroup) per-computer failures of a fleet launch
+    ├── TemplateBuildError                 a template build failed or never started
+    │   └── TemplateBuildTimeout           ... or was still building at the deadline
     ├── ProtocolError                      bytes or frames a protocol does not allow
     │                                      (the sans-I/O cores, the PNG decoder)
     └── ConnectorError                     a computer's WebSocket failed
@@ -74,6 +76,8 @@ __all__ = [
     "ReadyTimeout",
     "ResponseValidationError",
     "ServerError",
+    "TemplateBuildError",
+    "TemplateBuildTimeout",
 ]
 
 
@@ -417,3 +421,23 @@ def _error_class_for(status: int) -> type[APIError]:
     if status >= 500:
         return ServerError
     return _STATUS_CLASSES.get(status, APIError)
+
+
+class TemplateBuildError(OrgoError):
+    """A template build did not reach ``ready``: it failed, was cancelled, or never started.
+
+    Attributes:
+        ref: The template version (``namespace/name@version``).
+        status: The build status last seen (``failed``, ``not_built``, ``building``...).
+        error: The server's reason, if it gave one.
+    """
+
+    def __init__(self, *, ref: str, status: str, error: str | None, message: str) -> None:
+        self.ref = ref
+        self.status = status
+        self.error = error
+        super().__init__(message)
+
+
+class TemplateBuildTimeout(TemplateBuildError, TimeoutError):
+    """The deadline passed while the template was still building."""

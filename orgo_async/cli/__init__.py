@@ -17,6 +17,7 @@ Commands:
     terminal ID the computer's shell, interactive (raw mode on a terminal)
     screenshot ID -o PATH   the screen as an image file (``--vnc``: a PNG taken over VNC)
     bash ID -- COMMAND...   run a shell command; exits with the command's exit code
+    template    ``publish FILE [--build] [--follow]``, ``ls``, ``status REF``: templates
     bench       measure fleet launch latency against a raw-aiohttp baseline
                 (``--plot PATH`` draws the distributions; needs the ``plot`` extra)
 
@@ -149,6 +150,7 @@ _COMMANDS: Final = (
     ("screenshot", "screenshot:add_screenshot", "save the computer's screen as an image"),
     ("bash", "bash:add_bash", "run a shell command on the computer"),
     ("bench", "bench:add_bench", "measure fleet launch latency against a raw-aiohttp baseline"),
+    ("template", "template:add_template", "publish templates, follow their builds, list them"),
 )
 
 # The commands that exit with the remote command's exit code: their own failures

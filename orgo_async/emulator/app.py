@@ -54,9 +54,11 @@ from .routes import admin, computers, desktop as actions, files, health, workspa
 from .routes._base import EMULATOR_KEY, emulator_of
 from .routes.desktop import DESKTOP_KEY, DesktopService
 from .routes.files import FILES_KEY, FileStore
+from .routes.templates import add_template_routes
 from .sandbox import SANDBOX_HOME, Sandboxes, which_inside
 from .sockets import SOCKET_NAMES, SOCKETS_KEY, SocketHub, desktop_socket
 from .store import ApiError, Clock, Computer, Store, retry_after_header
+from .templates import TemplateRegistry
 from .tls import LOCAL_NAMES, Certificate, self_signed, write_pem
 from .xvnc import XvncError
 
@@ -263,6 +265,9 @@ def create_app(emulator: Emulator) -> web.Application:
     add("DELETE", "/api/files/delete", files.delete_file)
     add("GET", "/api/files/blob/{file_id}", files.file_blob, name=_SIGNED_ROUTE)
 
+    # Templates (orgo.ai/v1): /api/templates... and /api/template-schema.
+    add_template_routes(app.router)
+
     # Desktop WebSockets: /desktops/{instance_id}/ws/{name} (websockify | terminal | audio |
     # events; served by the socket hub's servers). They are outside /api,
     # so the middleware neither checks the API key nor injects faults for them: the
@@ -381,6 +386,8 @@ class Emulator:
             backends=backends,
         )
         self.files = FileStore(self.state, origin=lambda: self.origin)
+        self.templates = TemplateRegistry(clock, lambda: self.config.template_build_seconds)
+        """Published templates and their builds (:mod:`.templates`)."""
         self._runner: web.AppRunner | None = None
         self._port: int | None = None
         self._closing = asyncio.Event()

@@ -283,6 +283,9 @@ class EmulatorConfig:
     """How long each REST screenshot takes to capture (a real VM needs tens of
     milliseconds); a second screenshot of the same computer meanwhile fails.
     (An ``xvnc`` desktop's screenshot takes what the real capture takes instead.)"""
+    template_build_seconds: float = attrs.field(default=0.3, validator=_validate_non_negative)
+    """How long a template build takes (Orgo's take about two minutes); its log lines
+    are spread over this time."""
     desktop_backend: DesktopChoice = attrs.field(
         default="synthetic", validator=attrs.validators.in_(DESKTOP_BACKENDS)
     )

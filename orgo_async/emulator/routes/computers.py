@@ -152,6 +152,8 @@ async def create_computer(request: web.Request) -> web.Response:
     choice(body, "gpu", _GPUS, "none")  # accepted and ignored
     optional_str(body, "image")  # legacy, accepted and ignored
     workspace = store.get_workspace(workspace_id)
+    if spec.template_ref is not None:
+        emu.templates.require_built(spec.template_ref)  # 404 unknown, 409 not built
     computer = store.create_computer(workspace, spec)
     store.counters.creates += 1
     return ok(computer_json(emu, computer, store.now()), 201)
