@@ -18,10 +18,20 @@ from .errors import MissingAPIKeyError
 from .fanout import Outcome, for_each
 from .fleet import AdaptiveLimiter, Fleet, FleetOptions, FleetResult, collect, fleet_specs, reap
 from .health import BootModel, ReadyInfo
-from .models import BashResult, Computer, ComputerFields, ComputerSpec, ExecResult, Screenshot
+from .models import (
+    BashResult,
+    ComputeLimits,
+    Computer,
+    ComputerFields,
+    ComputerSpec,
+    ExecResult,
+    Screenshot,
+)
+from .resources.billing import Billing
 from .resources.computers import Computers
 from .resources.desktop import Desktop, Route
 from .resources.files import Files
+from .resources.screens import Screens
 from .resources.templates import Templates
 from .resources.workspaces import Workspaces
 
@@ -98,6 +108,10 @@ class Orgo:
         """Files: upload, list, export, download, delete."""
         self.templates = Templates(self._session)
         """Templates (orgo.ai/v1): publish, validate, list, build, build logs, wait_built."""
+        self.screens = Screens(self._session)
+        """A computer's screens: list, create, update, delete."""
+        self.billing = Billing(self._session)
+        """Account limits: compute limits and the capacity check."""
 
     # -- public -------------------------------------------------------------
 
@@ -130,6 +144,10 @@ class Orgo:
     @property
     def closed(self) -> bool:
         return self._session.closed
+
+    async def compute_limits(self, *, timeout: float | None = None) -> ComputeLimits:
+        """The account's compute limits (``GET /billing/compute-limits``)."""
+        return await self.billing.compute_limits(timeout=timeout)
 
     async def wait_ready(
         self, computer: Computer, *, timeout: float | None = 120.0, since: float | None = None
@@ -230,6 +248,7 @@ class Orgo:
         limiter: AdaptiveLimiter | None = None,
         ready_timeout: float | None = 120.0,
         deadline: float | None = None,
+        check_capacity: bool = True,
         **fields: Unpack[ComputerFields],
     ) -> Fleet:
         """A launch of ``count`` computers (or of ``specs``); enter it, then iterate it.
@@ -245,6 +264,9 @@ class Orgo:
                 (``rate`` then does not apply).
             ready_timeout: Per computer, from its create's answer.
             deadline: For the whole launch; what is unfinished then fails.
+            check_capacity: On entry, read the account's compute limits and
+                raise :class:`CapacityError` (creating nothing) when the fleet
+                does not fit; an API without limits (404) skips the check.
             **fields: The computers' fields, as for ``computers.create``
                 (:class:`ComputerFields`); not with ``specs``.
 
@@ -261,6 +283,7 @@ class Orgo:
             limiter=limiter,
             ready_timeout=ready_timeout,
             deadline=deadline,
+            capacity_check=self.billing.check_capacity if check_capacity else None,
         )
 
     async def launch_fleet(

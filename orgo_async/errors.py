@@ -54,6 +54,7 @@ __all__ = [
     "APIError",
     "APITimeoutError",
     "AuthenticationError",
+    "CapacityError",
     "ClientClosedError",
     "CommandTimeout",
     "ComputerFailedError",
@@ -322,6 +323,33 @@ class FleetError(ExceptionGroup[Exception], OrgoError):
 
     def derive(self, excs: Sequence[Exception]) -> FleetError:  # type: ignore[override]
         return FleetError(self.message, excs, ready=self.ready)
+
+
+class CapacityError(OrgoError):
+    """A launch asks for more computers than the account's compute limits leave free.
+
+    Raised before any computer is created.
+
+    Attributes:
+        requested: Computers the launch wanted.
+        free: Computers that could still be created.
+        max_computers: The plan's limit.
+        computers_used: Computers that exist now.
+    """
+
+    def __init__(
+        self, *, requested: int, free: int, max_computers: int | None, computers_used: int | None
+    ) -> None:
+        self.requested = requested
+        self.free = free
+        self.max_computers = max_computers
+        self.computers_used = computers_used
+        limit = "" if max_computers is None else f"the plan allows {max_computers} computers, "
+        used = "" if computers_used is None else f"{computers_used} exist, "
+        super().__init__(
+            f"not enough capacity for {requested} computers: {limit}{used}{free} free"
+            " (pass check_capacity=False to launch anyway)"
+        )
 
 
 class ProtocolError(OrgoError):

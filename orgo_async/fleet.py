@@ -17,7 +17,7 @@ import asyncio
 import collections
 import logging
 import secrets
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, Final, Unpack, overload
 
 import attrs
@@ -87,6 +87,7 @@ class FleetOptions(ComputerFields, total=False):
     limiter: AdaptiveLimiter | None
     ready_timeout: float | None
     deadline: float | None
+    check_capacity: bool
 
 
 @attrs.frozen(kw_only=True)
@@ -251,6 +252,7 @@ class Fleet:
         ready_timeout: float | None = 120.0,
         deadline: float | None = None,
         limiter: AdaptiveLimiter | None = None,
+        capacity_check: Callable[[int], Awaitable[object]] | None = None,
     ) -> None:
         check_count("concurrency", concurrency)
         optional(check_seconds)("deadline", deadline, inclusive=False)
@@ -286,6 +288,8 @@ class Fleet:
         self._received: dict[str, _Item] = {}
         self._unresolved: list[_Item] = []
         self._retry = attrs.evolve(session.retry, sleep=self._retry_sleep)
+        # Awaited with the fleet's size on entry, before any create (raises to refuse).
+        self._capacity_check = capacity_check
 
     def __repr__(self) -> str:
         return (
@@ -299,6 +303,8 @@ class Fleet:
         if self._supervisor is not None:
             raise RuntimeError("a Fleet can be entered once")
         self._session.check_open()
+        if self._capacity_check is not None and self._specs:
+            await self._capacity_check(len(self._specs))
         self._supervisor = asyncio.get_running_loop().create_task(self._supervise())
         return self
 

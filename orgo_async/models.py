@@ -20,10 +20,12 @@ from ._checks import check_choice, check_id, check_int, check_text, optional, va
 __all__ = [
     "AutoStop",
     "BashResult",
+    "ComputeLimits",
     "Computer",
     "ComputerFields",
     "ComputerSpec",
     "ComputerStatus",
+    "EventTypeInfo",
     "ExecResult",
     "ExportedFile",
     "FileInfo",
@@ -31,7 +33,10 @@ __all__ = [
     "LaunchedComputer",
     "ResizeDimension",
     "ResizeResult",
+    "ResumeResult",
+    "Screen",
     "Screenshot",
+    "StreamInfo",
     "VncCredentials",
     "Workspace",
 ]
@@ -364,3 +369,72 @@ class ExportedFile:
 
     file: FileInfo
     url: str = attrs.field(repr=False)
+
+
+# -- streams, screens, resume, the events catalog, compute limits -------------------------
+
+
+@attrs.frozen(kw_only=True)
+class StreamInfo:
+    """A computer's RTMP stream: ``idle``, ``streaming`` or ``terminated`` (open: others pass)."""
+
+    status: str = "idle"
+    pid: int | None = None
+    start_time: datetime | None = None
+    message: str | None = None
+
+    @property
+    def streaming(self) -> bool:
+        return self.status == "streaming"
+
+
+@attrs.frozen(kw_only=True)
+class Screen:
+    """One display of a computer; ``default`` is the boot screen (``:99``)."""
+
+    id: str
+    display: str | None = None
+    width: int | None = None
+    height: int | None = None
+    default: bool = False
+    vnc_port: int | None = None
+    ws_port: int | None = None
+
+
+@attrs.frozen(kw_only=True)
+class ResumeResult:
+    """The answer to a resume: whether it is waking, still pending, and for how long."""
+
+    waking: bool = False
+    pending: bool = False
+    expected_seconds: float | None = None
+
+
+@attrs.frozen(kw_only=True)
+class EventTypeInfo:
+    """One event type the events socket delivers, and the fields of its ``data``."""
+
+    type: str
+    description: str | None = None
+    data: tuple[str, ...] = ()
+
+
+@attrs.frozen(kw_only=True)
+class ComputeLimits:
+    """The account's compute limits; ``None`` where Orgo reports none (unlimited)."""
+
+    max_computers: int | None = None
+    computers_used: int | None = None
+    computers_available: int | None = None
+    max_ram_gb: float | None = None
+    account_ram_budget_gb: float | None = None
+    account_ram_used_gb: float | None = None
+
+    @property
+    def free(self) -> int | None:
+        """Computers that can still be created (``None``: no limit known)."""
+        if self.computers_available is not None:
+            return max(0, self.computers_available)
+        if self.max_computers is None:
+            return None
+        return max(0, self.max_computers - (self.computers_used or 0))

@@ -47,10 +47,11 @@ from .backends import DesktopBackends
 from .commands import CommandRunner
 from .config import EmulatorConfig
 from .counters import Counters
+from .extras import Extras
 from .faults import FaultRule, Faults
 from .loop_lag import LoopLagMonitor
 from .rfb_server import serve_websockify
-from .routes import admin, computers, desktop as actions, files, health, workspaces
+from .routes import admin, computers, desktop as actions, extras, files, health, workspaces
 from .routes._base import EMULATOR_KEY, emulator_of
 from .routes.desktop import DESKTOP_KEY, DesktopService
 from .routes.files import FILES_KEY, FileStore
@@ -244,6 +245,21 @@ def create_app(emulator: Emulator) -> web.Application:
     add("PATCH", computer + "/auto-stop", computers.patch_auto_stop)
     add("GET", computer + "/vnc-password", computers.get_vnc_password)
 
+    # Streams, screens, resume/ensure-running/fork, the events catalog, compute limits.
+    app[extras.EXTRAS_KEY] = emulator.extras
+    add("POST", computer + "/stream/start", extras.start_stream)
+    add("GET", computer + "/stream/status", extras.stream_status)
+    add("POST", computer + "/stream/stop", extras.stop_stream)
+    add("GET", computer + "/screens", extras.list_screens)
+    add("POST", computer + "/screens", extras.create_screen)
+    add("PATCH", computer + "/screens/{screen_id}", extras.patch_screen)
+    add("DELETE", computer + "/screens/{screen_id}", extras.delete_screen)
+    add("POST", computer + "/resume", extras.resume_computer)
+    add("POST", computer + "/ensure-running", extras.ensure_running)
+    add("POST", computer + "/fork", extras.fork_computer)
+    add("GET", computer + "/events", extras.event_catalog)
+    add("GET", "/api/billing/compute-limits", extras.compute_limits)
+
     # Desktop actions: on the platform route and through the HTTP Desktop API proxy
     # (API key as Bearer), with the same bodies. The proxy's catch-all comes last
     # (routes match in order): 404 for unknown endpoints, 405 for a wrong method.
@@ -388,6 +404,8 @@ class Emulator:
         self.files = FileStore(self.state, origin=lambda: self.origin)
         self.templates = TemplateRegistry(clock, lambda: self.config.template_build_seconds)
         """Published templates and their builds (:mod:`.templates`)."""
+        self.extras = Extras(self.state)
+        """Streams, screens, resume and fork (:mod:`.extras`)."""
         self._runner: web.AppRunner | None = None
         self._port: int | None = None
         self._closing = asyncio.Event()

@@ -39,7 +39,8 @@ from ..models import (
     ResizeResult,
     VncCredentials,
 )
-from ._base import Resource, path_id
+from ._base import path_id
+from .computer_extras import ComputerExtras
 
 if TYPE_CHECKING:
     from .._session import Session
@@ -55,8 +56,8 @@ def _ref_id(ref: ComputerRef) -> str:
     return path_id(ref.id if isinstance(ref, Computer) else ref, "computer id")
 
 
-class Computers(Resource):
-    """Computers; reach it as ``orgo.computers``."""
+class Computers(ComputerExtras):
+    """Computers; reach it as ``orgo.computers`` (streams, resume, fork: see the base class)."""
 
     def __init__(self, session: Session, *, workspaces: Workspaces) -> None:
         super().__init__(session)

@@ -15,7 +15,7 @@ import binascii
 import re
 from typing import TYPE_CHECKING, Any, Final, Literal
 
-from .._checks import check_int, check_number, check_seconds
+from .._checks import check_id, check_int, check_number, check_seconds
 from .._config import Timeouts
 from .._http import Response
 from ..errors import ProtocolError, ResponseValidationError
@@ -92,13 +92,15 @@ class Desktop(Resource):
         format: Literal["png", "jpeg"] = "png",
         scale: float | None = None,
         response_format: Literal["base64", "binary", "url"] = "base64",
+        screen: str | None = None,
         timeout: Timeouts | float | None = None,
     ) -> Screenshot:
         """The screen as image bytes, with its size and MIME type.
 
         Whatever form Orgo answers in (base64, raw bytes, or a URL to fetch), you
         get bytes. A URL is fetched with the API key only when it points at the
-        API's own origin.
+        API's own origin. ``screen`` names one of the computer's screens
+        (``orgo.screens.list``); by default the ``default`` one.
         """
         if format not in ("png", "jpeg"):
             raise ValueError(f"format must be 'png' or 'jpeg'; got {format!r}")
@@ -111,6 +113,8 @@ class Desktop(Resource):
         params: dict[str, str] = {"response_format": response_format, "format": format}
         if scale is not None:
             params["scale"] = f"{scale:g}"
+        if screen is not None:
+            params["screen"] = check_id("screen", screen)
         async with self._session.screenshot_lock(self.computer.id):
             response = await self._get(
                 self._path("screenshot"), cast_to=Response, params=params, timeout=timeout

@@ -20,8 +20,9 @@ Where Orgo's documentation is silent, the emulator chose:
 - **screenshot**: ``response_format`` defaults to ``url`` (the documented
   default). ``format=jpeg`` is accepted but answered with a PNG and
   ``mime_type: "image/png"`` (the synthetic desktop has no JPEG encoder).
-  ``scale`` (0 < s <= 1) shrinks by nearest neighbour. ``screen`` may only
-  be ``default``. Each capture takes ``EmulatorConfig.screenshot_seconds``.
+  ``scale`` (0 < s <= 1) shrinks by nearest neighbour. ``screen`` names one of
+  the computer's screens (:mod:`.extras`); an added screen is captured blank
+  at its own size. Each capture takes ``EmulatorConfig.screenshot_seconds``.
   A second screenshot of the same computer while one is in progress fails:
   platform 500 ``{"error": "Screenshot failed", "code":
   "screenshot_in_progress", "upstream_status": 409}``, proxy 409 (the VM's
@@ -92,6 +93,7 @@ from ..store import ApiError, Computer, Store, Transition, iso_now
 from ..synthetic import Button, SyntheticDesktop
 from ..xvnc import XvncError
 from ._base import boolean, choice, integer, invalid, number, read_json, show, text
+from .extras import EXTRAS_KEY
 
 __all__ = [
     "ACTIONS",
@@ -307,6 +309,10 @@ class DesktopService:
                 del self._kept[screenshot_id]
 
 
+def _blank(width: int, height: int, scale: float | None) -> tuple[bytes, int, int]:
+    return _render(width, height, bytes((40, 70, 110)) * (width * height), scale)
+
+
 def _render(width: int, height: int, pixels: bytes, scale: float | None) -> tuple[bytes, int, int]:
     if scale is not None and scale < 1.0:
         pixels, width, height = _shrink(pixels, width, height, scale)
@@ -380,11 +386,12 @@ async def screenshot(request: web.Request) -> web.StreamResponse:
             scale = math.nan
         if not 0.0 < scale <= 1.0:  # NaN fails too
             raise invalid(f"scale must be a number in (0, 1], got {show(query['scale'])}")
-    screen = query.get("screen")
-    if screen is not None and screen != "default":
-        raise ApiError(404, "screen_not_found", f"Screen not found: {screen}")
+    size = request.app[EXTRAS_KEY].screen_size(computer, query.get("screen"))
     service.count("screenshot")
-    png, width, height = await service.capture(computer, scale, proxy=proxy)
+    if size is None:
+        png, width, height = await service.capture(computer, scale, proxy=proxy)
+    else:  # an added screen: blank, at its own size
+        png, width, height = await asyncio.to_thread(_blank, *size, scale)
     if proxy:
         return web.json_response(
             {
