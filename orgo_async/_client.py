@@ -19,6 +19,7 @@ from .fanout import Outcome, for_each
 from .fleet import AdaptiveLimiter, Fleet, FleetOptions, FleetResult, collect, fleet_specs, reap
 from .health import BootModel, ReadyInfo
 from .models import BashResult, Computer, ComputerFields, ComputerSpec, ExecResult, Screenshot
+from .resources.chat import Chat, Completions, Threads
 from .resources.computers import Computers
 from .resources.desktop import Desktop, Route
 from .resources.files import Files
@@ -95,6 +96,8 @@ class Orgo:
         """Computers: create, get, list, delete, lifecycle, resize, credentials."""
         self.files = Files(self._session)
         """Files: upload, list, export, download, delete."""
+        self.chat = Chat(Completions(self._session), Threads(self._session))
+        """The hosted agent: chat completions (OpenAI-compatible) and their threads."""
 
     # -- public -------------------------------------------------------------
 

@@ -44,13 +44,14 @@ from aiohttp.typedefs import Handler
 
 from ..protocol.events import EVENT_TYPES
 from .backends import DesktopBackends
+from .chat_state import ChatState
 from .commands import CommandRunner
 from .config import EmulatorConfig
 from .counters import Counters
 from .faults import FaultRule, Faults
 from .loop_lag import LoopLagMonitor
 from .rfb_server import serve_websockify
-from .routes import admin, computers, desktop as actions, files, health, workspaces
+from .routes import admin, chat, computers, desktop as actions, files, health, workspaces
 from .routes._base import EMULATOR_KEY, emulator_of
 from .routes.desktop import DESKTOP_KEY, DesktopService
 from .routes.files import FILES_KEY, FileStore
@@ -191,7 +192,8 @@ async def _pipeline(request: web.Request, handler: Handler) -> web.StreamRespons
     if rule is not None and rule.kind == "lose_response":
         return _drop(request)
     if not response.prepared:
-        response.headers["X-Request-Id"] = request_id
+        # (A chat completion names itself: its chatcmpl- id is its request id.)
+        response.headers.setdefault("X-Request-Id", request_id)
     if not admin and not path.startswith("/desktops/"):
         by_status = counters.responses_by_status
         by_status[response.status] = by_status.get(response.status, 0) + 1
@@ -262,6 +264,15 @@ def create_app(emulator: Emulator) -> web.Application:
     add("GET", "/api/files/download", files.download_file)
     add("DELETE", "/api/files/delete", files.delete_file)
     add("GET", "/api/files/blob/{file_id}", files.file_blob, name=_SIGNED_ROUTE)
+
+    # The hosted agent (OpenAI-compatible completions under /api/v1) and its threads.
+    app[chat.CHAT_KEY] = emulator.chat
+    add("POST", "/api/v1/chat/completions", chat.chat_completions)
+    add("GET", "/api/chat/threads", chat.list_threads)
+    add("POST", "/api/chat/threads", chat.create_thread)
+    add("GET", "/api/chat/threads/{thread_id}", chat.get_thread)
+    add("PATCH", "/api/chat/threads/{thread_id}", chat.update_thread)
+    add("DELETE", "/api/chat/threads/{thread_id}", chat.delete_thread)
 
     # Desktop WebSockets: /desktops/{instance_id}/ws/{name} (websockify | terminal | audio |
     # events; served by the socket hub's servers). They are outside /api,
@@ -381,6 +392,8 @@ class Emulator:
             backends=backends,
         )
         self.files = FileStore(self.state, origin=lambda: self.origin)
+        self.chat = ChatState(self.state)
+        """The hosted agent's threads and credit balance (:mod:`.chat_state`)."""
         self._runner: web.AppRunner | None = None
         self._port: int | None = None
         self._closing = asyncio.Event()
