@@ -15,7 +15,10 @@ import attrs
 
 from .store import ApiError, Computer, Store, Transition, iso_now
 
-__all__ = ["COST_PER_STEP_CENTS", "ChatState", "Thread"]
+__all__ = ["COST_PER_STEP_CENTS", "MODELS", "ChatState", "Thread"]
+
+MODELS: Final = ("claude-sonnet-4.6", "claude-opus-4.6")
+"""The models Orgo documents for chat completions (the first is the default)."""
 
 COST_PER_STEP_CENTS: Final = 2.0
 """What one agent step costs without a bring-your-own key."""

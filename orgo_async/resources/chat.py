@@ -55,6 +55,7 @@ _STREAM_ERROR_STATUS = {
     "invalid_api_key": 401,
     "credits_exhausted": 402,
     "computer_not_found": 404,
+    "computer_not_running": 409,
     "context_overflow": 400,
 }
 

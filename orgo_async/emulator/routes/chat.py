@@ -19,6 +19,7 @@ head the answer. Bad input answers Orgo's chat error shape
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import secrets
@@ -28,8 +29,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from aiohttp import web
 
-from ...chat_models import CHAT_MODELS
-from ..chat_state import ChatState, Thread
+from ..chat_state import MODELS, ChatState, Thread
 from ..commands import bash_argv
 from ..store import ApiError, Computer
 from ._base import boolean, emulator_of, integer, invalid, ok, optional_str, read_json, show, text
@@ -138,12 +138,12 @@ async def _completion(request: web.Request) -> web.StreamResponse:
     messages = _messages(body.get("messages"))
     model = body.get("model")
     if model is None:
-        model = CHAT_MODELS[0]
-    if model not in CHAT_MODELS:
+        model = MODELS[0]
+    if model not in MODELS:
         raise ApiError(
             400,
             "invalid_model",
-            f"model must be one of {', '.join(CHAT_MODELS)}, got {show(model)}",
+            f"model must be one of {', '.join(MODELS)}, got {show(model)}",
         )
     stream = boolean(body, "stream", False)
     max_steps = integer(body, "max_steps", 1, None, DEFAULT_MAX_STEPS)
@@ -187,6 +187,10 @@ async def _completion(request: web.Request) -> web.StreamResponse:
     await response.write(b"data: [DONE]\n\n")
     await response.write_eof()
     return response
+
+
+def _stopped() -> ApiError:
+    return ApiError(409, "computer_not_running", "The computer stopped during the run")
 
 
 class _Run:
@@ -244,12 +248,18 @@ class _Run:
             result = await service.commands.run(
                 self.computer, bash_argv(command), timeout=COMMAND_TIMEOUT
             )
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise  # this request is being cancelled
+            # The computer's sandbox was being made when the computer went away.
+            raise _stopped() from None
         except RuntimeError:  # the emulator is closing
             raise ApiError(503, "internal_error", "The agent stopped") from None
         except OSError as exc:
             raise ApiError(500, "internal_error", f"Could not run the command: {exc}") from None
         if result.interrupted:
-            raise ApiError(409, "computer_not_running", "The computer stopped during the run")
+            raise _stopped()
         output = (
             result.output
             if result.output.endswith("\n") or not result.output
