@@ -349,8 +349,8 @@ class Threads(Resource):
         (Completions make their thread themselves: this is rarely needed.)
         """
         body = {"desktopId": check_id("desktop_id", desktop_id)}
-        if optional(check_text)("local_id", local_id, max_length=512) is not None:
-            body["localId"] = local_id  # type: ignore[assignment]
+        if local_id is not None:
+            body["localId"] = check_text("local_id", local_id, max_length=512)
         thread = await self._post(THREADS_PATH, cast_to=ChatThread, json=body, timeout=timeout)
         return thread if thread.desktop_id else attrs.evolve(thread, desktop_id=desktop_id)
 
