@@ -17,6 +17,18 @@ from ._version import __version__ as __version__
 if TYPE_CHECKING:
     from ._client import Orgo
     from ._config import DEFAULT_BASE_URL, RetryPolicy, Timeouts
+    from .chat_models import (
+        CHAT_MODELS,
+        ChatChoice,
+        ChatChunkChoice,
+        ChatCompletion,
+        ChatCompletionChunk,
+        ChatDelta,
+        ChatMessage,
+        ChatThread,
+        ChatUsage,
+        OrgoRunInfo,
+    )
     from .connect import AudioStream, Connection, EventStream, ReconnectPolicy, Terminal, Vnc
     from .errors import (
         APIConnectionError,
@@ -93,6 +105,7 @@ if TYPE_CHECKING:
         WindowOpen,
     )
     from .protocol.terminal import CommandResult
+    from .resources.chat import ChatCompletionStream
     from .resources.desktop import Desktop
     from .resources.files import MAX_UPLOAD_BYTES
     from .resources.templates import Templates
@@ -108,6 +121,7 @@ if TYPE_CHECKING:
     )
 
 __all__ = [
+    "CHAT_MODELS",
     "DEFAULT_BASE_URL",
     "MAX_UPLOAD_BYTES",
     "APIConnectionError",
@@ -127,6 +141,15 @@ __all__ = [
     "BuildEvent",
     "BuildStatus",
     "CapacityError",
+    "ChatChoice",
+    "ChatChunkChoice",
+    "ChatCompletion",
+    "ChatCompletionChunk",
+    "ChatCompletionStream",
+    "ChatDelta",
+    "ChatMessage",
+    "ChatThread",
+    "ChatUsage",
     "ClientClosedError",
     "Clipboard",
     "CommandResult",
@@ -167,6 +190,7 @@ __all__ = [
     "NotFoundError",
     "Orgo",
     "OrgoError",
+    "OrgoRunInfo",
     "Outcome",
     "PaymentRequiredError",
     "PermissionDeniedError",
@@ -210,6 +234,17 @@ __all__ = [
 
 # Where each public name is defined: the same imports as under TYPE_CHECKING above.
 _MODULE_OF: dict[str, str] = {
+    "CHAT_MODELS": ".chat_models",
+    "ChatChoice": ".chat_models",
+    "ChatChunkChoice": ".chat_models",
+    "ChatCompletion": ".chat_models",
+    "ChatCompletionChunk": ".chat_models",
+    "ChatDelta": ".chat_models",
+    "ChatMessage": ".chat_models",
+    "ChatThread": ".chat_models",
+    "ChatUsage": ".chat_models",
+    "OrgoRunInfo": ".chat_models",
+    "ChatCompletionStream": ".resources.chat",
     "DEFAULT_BASE_URL": "._config",
     "MAX_UPLOAD_BYTES": ".resources.files",
     "APIConnectionError": ".errors",

@@ -28,6 +28,7 @@ from .models import (
     Screenshot,
 )
 from .resources.billing import Billing
+from .resources.chat import Chat, Completions, Threads
 from .resources.computers import Computers
 from .resources.desktop import Desktop, Route
 from .resources.files import Files
@@ -112,6 +113,8 @@ class Orgo:
         """A computer's screens: list, create, update, delete."""
         self.billing = Billing(self._session)
         """Account limits: compute limits and the capacity check."""
+        self.chat = Chat(Completions(self._session), Threads(self._session))
+        """The hosted agent: chat completions (OpenAI-compatible) and their threads."""
 
     # -- public -------------------------------------------------------------
 

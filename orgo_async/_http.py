@@ -151,6 +151,20 @@ class HttpTransport:
     def is_same_origin(self, url: str) -> bool:
         return origin_of(url) == self.origin
 
+    def prepare(
+        self, path: str, headers: Mapping[str, str] | None = None
+    ) -> tuple[str, str, dict[str, str]]:
+        """``(absolute URL, its path for logs and errors, the headers to send)``.
+
+        The key goes only to the configured origin; ``headers`` are added (a
+        caller's own secret headers never reach another origin either).
+        """
+        url, shown, same_origin = self._target(path)
+        sent = {"Authorization": self._auth} if same_origin else {}
+        if headers and same_origin:
+            sent.update(headers)
+        return url, shown, sent
+
     def _target(self, path: str) -> tuple[str, str, bool]:
         """``(absolute URL, its path for logs and errors, whether the key may go there)``."""
         if path.startswith("/"):  # an API path: our origin, no parsing needed
@@ -168,6 +182,7 @@ class HttpTransport:
         json_body: Any = None,
         params: Mapping[str, str] | None = None,
         data: aiohttp.FormData | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> Response:
         """One attempt: send the request and read the whole answer.
 
@@ -175,12 +190,11 @@ class HttpTransport:
             APIConnectionError: no answer (``sent`` says whether it may have arrived).
             APITimeoutError: a phase expired.
         """
-        url, shown, same_origin = self._target(path)
-        headers = {"Authorization": self._auth} if same_origin else {}
+        url, shown, sent = self.prepare(path, headers)
         body: bytes | aiohttp.FormData | None = data
         if json_body is not None:
             body = json.dumps(json_body, separators=(",", ":")).encode()
-            headers["Content-Type"] = "application/json"
+            sent["Content-Type"] = "application/json"
         timeout = _client_timeout(timeouts)
         started = time.perf_counter()
         try:
@@ -189,7 +203,7 @@ class HttpTransport:
                 url,
                 data=body,
                 params=params,
-                headers=headers,
+                headers=sent,
                 timeout=timeout,
                 allow_redirects=False,
             ) as resp:
@@ -202,7 +216,7 @@ class HttpTransport:
                     path=shown,
                 )
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-            raise _mapped(exc, method, shown, timeouts) from exc
+            raise mapped_error(exc, method, shown, timeouts) from exc
         if log.isEnabledFor(logging.DEBUG):
             log.debug(
                 "%s %s -> %d in %.1f ms (request_id=%s)",
@@ -249,7 +263,7 @@ class HttpTransport:
                 async for line in resp.content:
                     yield line
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-            raise _mapped(exc, "GET", shown, timeouts) from exc
+            raise mapped_error(exc, "GET", shown, timeouts) from exc
 
 
 @functools.lru_cache(maxsize=256)
@@ -286,7 +300,7 @@ def _redirect_error(response: Response) -> APIError:
     )
 
 
-def _mapped(exc: Exception, method: str, path: str, timeouts: Timeouts) -> APIConnectionError:
+def mapped_error(exc: Exception, method: str, path: str, timeouts: Timeouts) -> APIConnectionError:
     """Our error for one of aiohttp's (or the socket's), most specific first.
 
     A function, not a context manager: it runs only when a request failed, and

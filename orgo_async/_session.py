@@ -45,6 +45,8 @@ class RequestOptions(TypedDict, total=False):
     """This call's retry policy."""
     observer: RetryObserver | None
     """Told of each retry (a launch counts them; a fleet slows down on 429)."""
+    headers: Mapping[str, str] | None
+    """Extra request headers (sent to the API's origin only; never logged)."""
 
 
 class Session:
@@ -123,6 +125,7 @@ class Session:
                         params=options.get("params"),
                         # A form is read once: build one per attempt.
                         data=None if data is None else data(),
+                        headers=options.get("headers"),
                     )
             except TimeoutError as exc:
                 raise APITimeoutError(

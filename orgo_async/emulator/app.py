@@ -44,6 +44,7 @@ from aiohttp.typedefs import Handler
 
 from ..protocol.events import EVENT_TYPES
 from .backends import DesktopBackends
+from .chat_state import ChatState
 from .commands import CommandRunner
 from .config import EmulatorConfig
 from .counters import Counters
@@ -51,7 +52,16 @@ from .extras import Extras
 from .faults import FaultRule, Faults
 from .loop_lag import LoopLagMonitor
 from .rfb_server import serve_websockify
-from .routes import admin, computers, desktop as actions, extras, files, health, workspaces
+from .routes import (
+    admin,
+    chat,
+    computers,
+    desktop as actions,
+    extras,
+    files,
+    health,
+    workspaces,
+)
 from .routes._base import EMULATOR_KEY, emulator_of
 from .routes.desktop import DESKTOP_KEY, DesktopService
 from .routes.files import FILES_KEY, FileStore
@@ -194,7 +204,8 @@ async def _pipeline(request: web.Request, handler: Handler) -> web.StreamRespons
     if rule is not None and rule.kind == "lose_response":
         return _drop(request)
     if not response.prepared:
-        response.headers["X-Request-Id"] = request_id
+        # (A chat completion names itself: its chatcmpl- id is its request id.)
+        response.headers.setdefault("X-Request-Id", request_id)
     if not admin and not path.startswith("/desktops/"):
         by_status = counters.responses_by_status
         by_status[response.status] = by_status.get(response.status, 0) + 1
@@ -283,6 +294,14 @@ def create_app(emulator: Emulator) -> web.Application:
 
     # Templates (orgo.ai/v1): /api/templates... and /api/template-schema.
     add_template_routes(app.router)
+    # The hosted agent (OpenAI-compatible completions under /api/v1) and its threads.
+    app[chat.CHAT_KEY] = emulator.chat
+    add("POST", "/api/v1/chat/completions", chat.chat_completions)
+    add("GET", "/api/chat/threads", chat.list_threads)
+    add("POST", "/api/chat/threads", chat.create_thread)
+    add("GET", "/api/chat/threads/{thread_id}", chat.get_thread)
+    add("PATCH", "/api/chat/threads/{thread_id}", chat.update_thread)
+    add("DELETE", "/api/chat/threads/{thread_id}", chat.delete_thread)
 
     # Desktop WebSockets: /desktops/{instance_id}/ws/{name} (websockify | terminal | audio |
     # events; served by the socket hub's servers). They are outside /api,
@@ -406,6 +425,8 @@ class Emulator:
         """Published templates and their builds (:mod:`.templates`)."""
         self.extras = Extras(self.state)
         """Streams, screens, resume and fork (:mod:`.extras`)."""
+        self.chat = ChatState(self.state)
+        """The hosted agent's threads and credit balance (:mod:`.chat_state`)."""
         self._runner: web.AppRunner | None = None
         self._port: int | None = None
         self._closing = asyncio.Event()

@@ -7,6 +7,7 @@
 - :mod:`.desktop`: the desktop actions (screenshot, click, ..., bash, exec) on
   the platform route and through the proxy, and the service behind them;
 - :mod:`.files`: ``/api/files`` and the file store behind them;
+- :mod:`.chat`: the hosted agent (``/api/v1/chat/completions``) and its threads;
 - :mod:`.admin`: the emulator's own ``/_emulator/`` routes.
 
 What every route shares (its emulator, the JSON body and its fields) is in
