@@ -67,6 +67,7 @@ if TYPE_CHECKING:
         VncCredentials,
         Workspace,
     )
+    from .pool import MAX_POOL_SIZE, Pool, PoolStats
     from .protocol.audio import AudioChunk, AudioStarted
     from .protocol.events import (
         Active,
@@ -90,6 +91,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_BASE_URL",
+    "MAX_POOL_SIZE",
     "MAX_UPLOAD_BYTES",
     "APIConnectionError",
     "APIError",
@@ -146,6 +148,8 @@ __all__ = [
     "Outcome",
     "PaymentRequiredError",
     "PermissionDeniedError",
+    "Pool",
+    "PoolStats",
     "ProbeBudget",
     "ProcessStart",
     "ProcessStop",
@@ -175,6 +179,7 @@ __all__ = [
 # Where each public name is defined: the same imports as under TYPE_CHECKING above.
 _MODULE_OF: dict[str, str] = {
     "DEFAULT_BASE_URL": "._config",
+    "MAX_POOL_SIZE": ".pool",
     "MAX_UPLOAD_BYTES": ".resources.files",
     "APIConnectionError": ".errors",
     "APIError": ".errors",
@@ -231,6 +236,8 @@ _MODULE_OF: dict[str, str] = {
     "Outcome": ".fanout",
     "PaymentRequiredError": ".errors",
     "PermissionDeniedError": ".errors",
+    "Pool": ".pool",
+    "PoolStats": ".pool",
     "ProbeBudget": ".health",
     "ProcessStart": ".protocol.events",
     "ProcessStop": ".protocol.events",
