@@ -30,7 +30,7 @@ from ._aio import run_shielded
 from ._checks import check_int, check_seconds, check_text, optional
 from ._retry import backoff
 from .errors import APIConnectionError, CreateOutcomeUnknown, OrgoError, RateLimitError
-from .fleet import _FATAL, AdaptiveLimiter
+from .fleet import _FATAL, AdaptiveLimiter, _Abandoned, sleep_unless
 from .health import _probe_timeouts, boot_start
 from .models import MAX_NAME_LENGTH, Computer, ComputerFields, ComputerSpec, ComputerStatus
 
@@ -44,10 +44,6 @@ log = logging.getLogger("orgo_async.pool")
 
 # A pool holds (and pays for) every computer it keeps warm: a larger one is a fleet's job.
 MAX_POOL_SIZE: Final = 1000
-
-
-class _Abandoned(Exception):
-    """Raised inside a create's retry wait once the pool is closing."""
 
 
 @attrs.frozen(kw_only=True)
@@ -197,12 +193,14 @@ class Pool:
                 in any case.)
 
         Cancel-safe: a computer is handed over only when this returns it; one
-        that a cancelled claim was about to receive goes back to the pool.
+        that a cancelled claim was about to receive goes back to the pool, and so
+        does the computer launched for a claim that gave up (the pool then holds
+        one more than ``size`` until the next claim).
 
         Raises:
             TimeoutError: ``timeout`` passed before a computer was ready.
             OrgoError: a fatal error (a bad key, a plan limit) stopped the pool.
-            RuntimeError: the pool is not entered, or already closed.
+            RuntimeError: the pool is not entered, or it closed (before or while waiting).
         """
         optional(check_seconds)("timeout", timeout)
         if not self._entered or self._closed:
@@ -349,14 +347,7 @@ class Pool:
 
     async def _retry_sleep(self, delay: float) -> None:
         # A closing pool does not wait out retries: the cleanup resolves the create.
-        if self._stopping.is_set():
-            raise _Abandoned
-        try:
-            async with asyncio.timeout(delay):
-                await self._stopping.wait()
-        except TimeoutError:
-            return
-        raise _Abandoned
+        await sleep_unless(self._stopping, delay)
 
     # -- health of held computers -----------------------------------------------------
 
@@ -397,9 +388,10 @@ class Pool:
             task.cancel()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
-        for waiter in self._waiters:
-            waiter.cancel()
-        self._waiters.clear()
+        while self._waiters:  # claims still waiting in other tasks
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_exception(RuntimeError("the pool closed before a computer was ready"))
         doomed = list(self._ready)
         self._ready.clear()
         launches, self._launches = list(self._launches), set()

@@ -266,3 +266,15 @@ async def test_claim_outside_the_block_is_refused(orgo: Orgo, workspace: Workspa
         pass
     with pytest.raises(RuntimeError):
         await pool.claim()
+
+
+async def test_a_claim_still_waiting_when_the_pool_closes_is_told(
+    orgo: Orgo, workspace: Workspace, emulator: Emulator
+) -> None:
+    emulator.config.boot = BootTime.fixed(30.0)
+    async with orgo.pool(workspace.id, size=1) as pool:
+        claim = asyncio.create_task(pool.claim())
+        await eventually(lambda: emulator.counters.creates == 2)
+    with pytest.raises(RuntimeError, match="closed"):
+        await claim
+    assert emulator.counters.live == 0
