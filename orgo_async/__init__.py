@@ -87,6 +87,7 @@ if TYPE_CHECKING:
         VncCredentials,
         Workspace,
     )
+    from .pool import MAX_POOL_SIZE, Pool, PoolStats
     from .protocol.audio import AudioChunk, AudioStarted
     from .protocol.events import (
         Active,
@@ -123,6 +124,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CHAT_MODELS",
     "DEFAULT_BASE_URL",
+    "MAX_POOL_SIZE",
     "MAX_UPLOAD_BYTES",
     "APIConnectionError",
     "APIError",
@@ -194,6 +196,8 @@ __all__ = [
     "Outcome",
     "PaymentRequiredError",
     "PermissionDeniedError",
+    "Pool",
+    "PoolStats",
     "ProbeBudget",
     "ProcessStart",
     "ProcessStop",
@@ -246,6 +250,7 @@ _MODULE_OF: dict[str, str] = {
     "OrgoRunInfo": ".chat_models",
     "ChatCompletionStream": ".resources.chat",
     "DEFAULT_BASE_URL": "._config",
+    "MAX_POOL_SIZE": ".pool",
     "MAX_UPLOAD_BYTES": ".resources.files",
     "APIConnectionError": ".errors",
     "APIError": ".errors",
@@ -305,6 +310,8 @@ _MODULE_OF: dict[str, str] = {
     "Outcome": ".fanout",
     "PaymentRequiredError": ".errors",
     "PermissionDeniedError": ".errors",
+    "Pool": ".pool",
+    "PoolStats": ".pool",
     "ProbeBudget": ".health",
     "ProcessStart": ".protocol.events",
     "ProcessStop": ".protocol.events",

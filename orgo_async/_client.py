@@ -27,6 +27,7 @@ from .models import (
     ExecResult,
     Screenshot,
 )
+from .pool import Pool
 from .resources.billing import Billing
 from .resources.chat import Chat, Completions, Threads
 from .resources.computers import Computers
@@ -315,6 +316,49 @@ class Orgo:
                 template_ref, timeout=options.get("ready_timeout") or 600.0
             )
         return await collect(fleet, raise_on_failure=raise_on_failure)
+
+    def pool(
+        self,
+        workspace_id: str,
+        *,
+        size: int,
+        name_prefix: str = "pool",
+        ready_timeout: float | None = 120.0,
+        recheck: float | None = 60.0,
+        rate: float | None = None,
+        limiter: AdaptiveLimiter | None = None,
+        **fields: Unpack[ComputerFields],
+    ) -> Pool:
+        """A warm pool of ``size`` ready computers; enter it, then ``await pool.claim()``.
+
+        Computers are named ``{name_prefix}-{run}-{n}``: ``orgo.reap(name_prefix)``
+        deletes what a killed process left. See :class:`~orgo_async.pool.Pool`.
+
+        Args:
+            size: Computers kept ready (1 to ``MAX_POOL_SIZE``).
+            ready_timeout: Per computer, from its create's answer; a slower boot is
+                deleted and replaced.
+            recheck: Seconds between health checks of the computers held ready (one
+                probe each; a failed one is deleted and replaced); ``None``: never.
+            rate, limiter: The pacing of the creates, as for :meth:`fleet`.
+            **fields: The computers' fields, as for ``computers.create``
+                (:class:`ComputerFields`), ``template_ref`` included.
+
+        Raises:
+            ValueError: a bad size, prefix, field or option (before any request).
+        """
+        return Pool(
+            self._session,
+            self.computers,
+            workspace_id,
+            size=size,
+            name_prefix=name_prefix,
+            ready_timeout=ready_timeout,
+            recheck=recheck,
+            rate=rate,
+            limiter=limiter,
+            **fields,
+        )
 
     async def reap(self, prefix: str, *, workspace_id: str | None = None) -> list[Computer]:
         """Delete the computers named ``{prefix}-...``: the leftovers of crashed fleets."""

@@ -197,6 +197,18 @@ class AdaptiveLimiter:
         return float(max(len(recent), 1))
 
 
+async def sleep_unless(stopping: asyncio.Event, delay: float) -> None:
+    """A retry wait of ``delay`` that raises :class:`_Abandoned` once ``stopping`` is set."""
+    if stopping.is_set():
+        raise _Abandoned
+    try:
+        async with asyncio.timeout(delay):
+            await stopping.wait()
+    except TimeoutError:
+        return
+    raise _Abandoned
+
+
 _END: Final = object()
 
 
@@ -441,14 +453,7 @@ class Fleet:
 
     async def _retry_sleep(self, delay: float) -> None:
         # A stopping fleet does not wait out retries: the cleanup resolves the create.
-        if self._stopping.is_set():
-            raise _Abandoned
-        try:
-            async with asyncio.timeout(delay):
-                await self._stopping.wait()
-        except TimeoutError:
-            return
-        raise _Abandoned
+        await sleep_unless(self._stopping, delay)
 
     def _fail(self, item: _Item, error: Exception) -> None:
         item.done = True
