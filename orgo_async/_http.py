@@ -12,7 +12,7 @@ import json
 import logging
 import ssl as ssl_module
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -229,41 +229,6 @@ class HttpTransport:
         if 300 <= response.status < 400:
             raise _redirect_error(response)
         return response
-
-    async def stream_lines(
-        self, path: str, *, timeouts: Timeouts, headers: Mapping[str, str] | None = None
-    ) -> AsyncIterator[bytes]:
-        """A GET whose body is read line by line as it arrives (Server-Sent Events).
-
-        Only ``connect`` applies: a stream may stay quiet for as long as it likes.
-
-        Raises:
-            APIError: the answer was an error status (read whole first).
-            APIConnectionError: no answer, or the stream broke before its end.
-        """
-        url, shown, same_origin = self._target(path)
-        sent = {"Authorization": self._auth} if same_origin else {}
-        sent.update(headers or {})
-        timeout = aiohttp.ClientTimeout(total=None, sock_connect=timeouts.connect)
-        try:
-            async with self.session.get(
-                url, headers=sent, timeout=timeout, allow_redirects=False
-            ) as resp:
-                if resp.status >= 300:
-                    answer = Response(
-                        status=resp.status,
-                        headers=resp.headers,
-                        content=await resp.read(),
-                        method="GET",
-                        path=shown,
-                    )
-                    if resp.status < 400:
-                        raise _redirect_error(answer)
-                    raise status_error(answer)
-                async for line in resp.content:
-                    yield line
-        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-            raise mapped_error(exc, "GET", shown, timeouts) from exc
 
 
 @functools.lru_cache(maxsize=256)

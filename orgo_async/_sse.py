@@ -30,12 +30,15 @@ class SSEDecoder:
     """Lines of an event stream in, the ``data`` of each complete event out.
 
     Follows the HTML spec's parsing: ``data:`` lines of one event are joined
-    with newlines, a blank line dispatches it, comments (``:``) and other
-    fields (``event``, ``id``, ``retry``) are skipped.
+    with newlines, a blank line dispatches it, ``id:`` sets
+    :attr:`last_event_id` (kept across events, as the spec says), comments
+    (``:``) and other fields (``event``, ``retry``) are skipped.
     """
 
     def __init__(self) -> None:
         self._data: list[str] = []
+        self.last_event_id: str | None = None
+        """The last ``id:`` seen (what a reconnection sends as ``Last-Event-ID``)."""
 
     def feed(self, line: str) -> str | None:
         """One line (without its end); the event's data when the line completes one."""
@@ -47,8 +50,11 @@ class SSEDecoder:
         if line.startswith(":"):
             return None
         field, _, value = line.partition(":")
+        value = value[1:] if value.startswith(" ") else value
         if field == "data":
-            self._data.append(value[1:] if value.startswith(" ") else value)
+            self._data.append(value)
+        elif field == "id" and "\0" not in value:
+            self.last_event_id = value
         return None
 
     def end(self) -> str | None:
@@ -68,13 +74,19 @@ class EventSource:
         self._path = path
         self.headers: Mapping[str, str] = response.headers
         """The answer's headers."""
+        self._decoder = SSEDecoder()
+
+    @property
+    def last_event_id(self) -> str | None:
+        """The ``id`` of the events read so far (None: the server sends none)."""
+        return self._decoder.last_event_id
 
     async def close(self) -> None:
         """Release the connection (idempotent)."""
         self._response.close()
 
     async def __aiter__(self) -> AsyncIterator[str]:
-        decoder = SSEDecoder()
+        decoder = self._decoder
         content = self._response.content
         try:
             while True:
@@ -100,11 +112,13 @@ async def open_events(
     method: str,
     path: str,
     *,
-    json_body: Any,
+    json_body: Any = None,
     headers: Mapping[str, str] | None,
     timeouts: Timeouts,
 ) -> EventSource:
     """Send one request for an event stream; its events once it answered 2xx.
+
+    ``json_body`` is sent as JSON unless it is None (a GET).
 
     Timeouts: ``connect``, and ``read`` between two pieces of the stream; no
     total (a stream lasts as long as its producer).
@@ -114,9 +128,11 @@ async def open_events(
         APIConnectionError: no answer (``APITimeoutError`` naming the phase).
     """
     url, shown, sent = transport.prepare(path, headers)
-    sent["Content-Type"] = "application/json"
     sent["Accept"] = "text/event-stream"
-    body = json.dumps(json_body, separators=(",", ":")).encode()
+    body = None
+    if json_body is not None:
+        sent["Content-Type"] = "application/json"
+        body = json.dumps(json_body, separators=(",", ":")).encode()
     timeout = aiohttp.ClientTimeout(
         total=None, sock_connect=timeouts.connect, sock_read=timeouts.read
     )

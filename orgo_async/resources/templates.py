@@ -20,6 +20,7 @@ from typing import Any, Final
 
 from .._config import Timeouts
 from .._converter import structure
+from .._sse import open_events
 from ..errors import (
     APIConnectionError,
     NotFoundError,
@@ -261,24 +262,18 @@ class Templates(Resource):
     ) -> AsyncIterator[BuildEvent]:
         """One connection's events."""
         self._session.check_open()
-        data: list[str] = []
-        event_id: str | None = None
-        lines = self._session.transport.stream_lines(
-            ref.path + "/build/events", timeouts=timeouts, headers=headers
+        events = await open_events(
+            self._session.transport,
+            "GET",
+            ref.path + "/build/events",
+            headers=headers,
+            timeouts=timeouts.replace(read=None),  # a build may be quiet for minutes
         )
-        async for raw in lines:
-            line = raw.decode("utf-8", "replace").rstrip("\r\n")
-            if line:
-                field, _, value = line.partition(":")
-                value = value.removeprefix(" ")
-                if field == "data":
-                    data.append(value)
-                elif field == "id":
-                    event_id = value
-                continue
-            if data:
-                yield _event("\n".join(data), event_id)
-            data = []
+        try:
+            async for data in events:
+                yield _event(data, events.last_event_id)
+        finally:
+            await events.close()
 
     async def wait_built(
         self, ref: Ref, *, timeout: float = 600.0, poll: float = _MAX_POLL
