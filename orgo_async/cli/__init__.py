@@ -18,6 +18,7 @@ Commands:
     screenshot ID -o PATH   the screen as an image file (``--vnc``: a PNG taken over VNC)
     bash ID -- COMMAND...   run a shell command; exits with the command's exit code
     template    ``publish FILE [--build] [--follow]``, ``ls``, ``status REF``: templates
+    replay DIR [-o PATH]    a recorded agent trajectory as one self-contained HTML page
     bench       measure fleet launch latency against a raw-aiohttp baseline
                 (``--plot PATH`` draws the distributions; needs the ``plot`` extra)
 
@@ -151,14 +152,16 @@ _COMMANDS: Final = (
     ("bash", "bash:add_bash", "run a shell command on the computer"),
     ("bench", "bench:add_bench", "measure fleet launch latency against a raw-aiohttp baseline"),
     ("template", "template:add_template", "publish templates, follow their builds, list them"),
+    ("replay", "replay:add_replay", "render a recorded agent trajectory as one HTML page"),
 )
 
 # The commands that exit with the remote command's exit code: their own failures
 # exit 255 rather than 1..8, so that a caller can tell the two apart (as with ssh).
 _PASS_THROUGH: Final = frozenset({"bash", "terminal"})
 
-# `emulator` has options of its own: it serves, it does not act on a target.
-_WITHOUT_GLOBAL_OPTIONS: Final = frozenset({"emulator"})
+# `emulator` has options of its own: it serves, it does not act on a target;
+# `replay` reads files only.
+_WITHOUT_GLOBAL_OPTIONS: Final = frozenset({"emulator", "replay"})
 
 _LOOPS: Final = ("asyncio", "uvloop")
 
