@@ -17,6 +17,8 @@ from ._version import __version__ as __version__
 if TYPE_CHECKING:
     from ._client import Orgo
     from ._config import DEFAULT_BASE_URL, RetryPolicy, Timeouts
+    from .agents.replay import render_replay
+    from .agents.trajectory import Trajectory, TrajectoryError, TrajectoryRecorder, load_trajectory
     from .chat_models import (
         CHAT_MODELS,
         ChatChoice,
@@ -30,6 +32,7 @@ if TYPE_CHECKING:
         OrgoRunInfo,
     )
     from .connect import AudioStream, Connection, EventStream, ReconnectPolicy, Terminal, Vnc
+    from .connect.viewer import ViewerUrl, viewer_url
     from .errors import (
         APIConnectionError,
         APIError,
@@ -226,14 +229,21 @@ __all__ = [
     "Templates",
     "Terminal",
     "Timeouts",
+    "Trajectory",
+    "TrajectoryError",
+    "TrajectoryRecorder",
     "ValidationError",
     "ValidationResult",
+    "ViewerUrl",
     "Vnc",
     "VncCredentials",
     "WindowClose",
     "WindowFocus",
     "WindowOpen",
     "Workspace",
+    "load_trajectory",
+    "render_replay",
+    "viewer_url",
 ]
 
 # Where each public name is defined: the same imports as under TYPE_CHECKING above.
@@ -350,6 +360,13 @@ _MODULE_OF: dict[str, str] = {
     "TemplateBuildError": ".errors",
     "TemplateBuildTimeout": ".errors",
     "Templates": ".resources.templates",
+    "Trajectory": ".agents.trajectory",
+    "TrajectoryError": ".agents.trajectory",
+    "TrajectoryRecorder": ".agents.trajectory",
+    "load_trajectory": ".agents.trajectory",
+    "render_replay": ".agents.replay",
+    "ViewerUrl": ".connect.viewer",
+    "viewer_url": ".connect.viewer",
 }
 
 

@@ -190,9 +190,7 @@ def _frame(trajectory: Trajectory, step: Step) -> str:
     if not data.startswith(_PNG_MAGIC):
         return f'<p class="missing">Frame {escape(str(step.frame))} is not a PNG.</p>'
     encoded = base64.b64encode(data).decode("ascii")
-    return (
-        f'<img alt="screen after step {step.index}" src="data:image/png;base64,{encoded}">'
-    )
+    return f'<img alt="screen after step {step.index}" src="data:image/png;base64,{encoded}">'
 
 
 def _compact(step: Step) -> str:

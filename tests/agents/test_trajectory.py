@@ -20,7 +20,8 @@ def frame(shade: int) -> bytes:
 
 async def record(directory: Path) -> tuple[Step, ...]:
     computer = Computer(id="c-42", connection_url="http://x/desktops/vm", vnc_password="secret")
-    async with TrajectoryRecorder(directory, instruction="open the editor", computer=computer) as rec:
+    recorder = TrajectoryRecorder(directory, instruction="open the editor", computer=computer)
+    async with recorder as rec:
         rec.model_turn(1.5)
         await rec.action("screenshot", {}, screenshot_png=frame(10), desktop_seconds=0.02)
         await rec.action("left_click", {"coordinate": (10, 20)}, desktop_seconds=0.01)
@@ -107,15 +108,16 @@ async def test_the_end_line_says_how_the_block_ended(tmp_path: Path) -> None:
     assert failed.outcome == "error"
     assert failed.error == "RuntimeError: the model API failed"
 
+    recorded = asyncio.Event()
+
     async def loop() -> None:
         async with TrajectoryRecorder(tmp_path / "cancelled", instruction="x") as rec:
             await rec.action("wait", {"duration": 1})
+            recorded.set()
             await asyncio.sleep(60)
 
     task = asyncio.create_task(loop())
-    while not (tmp_path / "cancelled" / JSONL).exists():
-        await asyncio.sleep(0.01)
-    await asyncio.sleep(0.05)
+    await recorded.wait()
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
