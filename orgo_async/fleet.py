@@ -53,13 +53,14 @@ __all__ = ["AdaptiveLimiter", "Fleet", "FleetFailure", "FleetResult"]
 
 log = logging.getLogger("orgo_async.fleet")
 
-# Errors after which no other create can succeed: they end the whole launch.
-_FATAL: Final = (
+FATAL_ERRORS: Final = (
     AuthenticationError,
     PaymentRequiredError,
     PermissionDeniedError,
     ClientClosedError,
 )
+"""Errors after which no other create can succeed: they end a whole launch (and a pool's
+refills)."""
 
 
 # The pace regained per successful create (creates per second).
@@ -69,8 +70,8 @@ _RATE_STEP: Final = 0.05
 _FLEET_RATE_LIMIT_RETRIES: Final = 20
 
 
-class _Abandoned(Exception):
-    """Raised inside a create's retry wait once the fleet is stopping."""
+class Abandoned(Exception):
+    """Raised inside a create's retry wait once its launcher (a fleet, a pool) is stopping."""
 
 
 class FleetOptions(ComputerFields, total=False):
@@ -198,15 +199,15 @@ class AdaptiveLimiter:
 
 
 async def sleep_unless(stopping: asyncio.Event, delay: float) -> None:
-    """A retry wait of ``delay`` that raises :class:`_Abandoned` once ``stopping`` is set."""
+    """A retry wait of ``delay`` that raises :class:`Abandoned` once ``stopping`` is set."""
     if stopping.is_set():
-        raise _Abandoned
+        raise Abandoned
     try:
         async with asyncio.timeout(delay):
             await stopping.wait()
     except TimeoutError:
         return
-    raise _Abandoned
+    raise Abandoned
 
 
 _END: Final = object()
@@ -415,10 +416,10 @@ class Fleet:
                 # The request's own retries are spent: wait with the whole fleet.
                 self.limiter.on_rate_limited(exc.retry_after)
                 continue
-            except _FATAL:
+            except FATAL_ERRORS:
                 item.create = None
                 raise
-            except _Abandoned:
+            except Abandoned:
                 return  # the fleet is stopping; the cleanup resolves this create
             except OrgoError as exc:
                 item.create = None
@@ -505,7 +506,7 @@ class Fleet:
             exc = task.exception()
             if exc is None:
                 doomed.append(task.result())
-            elif isinstance(exc, _Abandoned | CreateOutcomeUnknown | APIConnectionError):
+            elif isinstance(exc, Abandoned | CreateOutcomeUnknown | APIConnectionError):
                 unknown.append(item)
         for item in self._items:
             if item.computer is not None and (include_queued or not item.queued):
@@ -542,7 +543,7 @@ def _first_fatal(group: BaseExceptionGroup[BaseException]) -> OrgoError | None:
             found = _first_fatal(exc)
             if found is not None:
                 return found
-        elif isinstance(exc, _FATAL):
+        elif isinstance(exc, FATAL_ERRORS):
             return exc
     return None
 

@@ -628,7 +628,7 @@ async def wait_ready(
                 response: int | None = None
                 try:
                     response = (
-                        await session.send("GET", path, timeouts=_probe_timeouts(limit))
+                        await session.send("GET", path, timeouts=probe_timeouts(limit))
                     ).status
                 except APITimeoutError:
                     rtt.timed_out()
@@ -689,7 +689,8 @@ async def wait_ready(
 _TIMEOUTS_CACHE: dict[float, Timeouts] = {}
 
 
-def _probe_timeouts(seconds: float) -> Timeouts:
+def probe_timeouts(seconds: float) -> Timeouts:
+    """Every phase bounded by ``seconds``: the timeouts of one health probe."""
     # Timeouts objects are frozen and validated: reuse them (rounded to the ms).
     key = round(seconds, 3) or 0.001
     cached = _TIMEOUTS_CACHE.get(key)

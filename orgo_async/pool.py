@@ -30,8 +30,8 @@ from ._aio import run_shielded
 from ._checks import check_int, check_seconds, check_text, optional
 from ._retry import backoff
 from .errors import APIConnectionError, CreateOutcomeUnknown, OrgoError, RateLimitError
-from .fleet import _FATAL, AdaptiveLimiter, _Abandoned, sleep_unless
-from .health import _probe_timeouts, boot_start
+from .fleet import FATAL_ERRORS, Abandoned, AdaptiveLimiter, sleep_unless
+from .health import boot_start, probe_timeouts
 from .models import MAX_NAME_LENGTH, Computer, ComputerFields, ComputerSpec, ComputerStatus
 
 if TYPE_CHECKING:
@@ -268,9 +268,9 @@ class Pool:
                 self._launches.add(launch)
                 try:
                     computer = await self._launch(launch)
-                except _Abandoned:
+                except Abandoned:
                     return  # closing: the shutdown resolves this create
-                except _FATAL as exc:
+                except FATAL_ERRORS as exc:
                     await run_shielded(self._discard(launch))
                     self._stop_with(exc)
                     return
@@ -356,7 +356,7 @@ class Pool:
         path = f"/desktops/{computer.instance_id or computer.id}/proxy/health"
         seconds = self._session.timeouts.probe or 1.0
         try:
-            response = await self._session.send("GET", path, timeouts=_probe_timeouts(seconds))
+            response = await self._session.send("GET", path, timeouts=probe_timeouts(seconds))
         except OrgoError:
             return False
         return response.status == 200
@@ -409,7 +409,7 @@ class Pool:
             await asyncio.wait([task])
             error = None if task.cancelled() else task.exception()
             if task.cancelled() or isinstance(
-                error, _Abandoned | CreateOutcomeUnknown | APIConnectionError
+                error, Abandoned | CreateOutcomeUnknown | APIConnectionError
             ):
                 # It may exist without our knowing: its name is unique, look it up.
                 try:
