@@ -80,6 +80,7 @@ from ..protocol.rfb import (
     text_to_keys,
 )
 from ..protocol.rfb.keysyms import keysym, keysym_name, modifier, split_combo
+from ..resources.desktop import _resolution
 from ._images import crop_rgb, fit, resize_rgb
 
 if TYPE_CHECKING:
@@ -147,7 +148,7 @@ class OrgoComputerToolset(BetaAsyncAbstractComputerToolset20260801):
         if vnc is not None:
             width, height = vnc.width, vnc.height
         else:
-            width, height = _size_of(self._desktop.computer.resolution) or (0, 0)
+            width, height = _resolution(self._desktop.computer.resolution) or (0, 0)
             if not width:
                 shot = await self._desktop.screenshot()
                 width, height = shot.width or 0, shot.height or 0
@@ -620,16 +621,6 @@ def _rest_combo(combo: str) -> str:
 
 def _latin1(text: str) -> bool:
     return all(ord(ch) <= 0xFF for ch in text)
-
-
-def _size_of(resolution: str | None) -> tuple[int, int] | None:
-    if not resolution:
-        return None
-    parts = resolution.split("x")
-    try:
-        return int(parts[0]), int(parts[1])
-    except (IndexError, ValueError):
-        return None
 
 
 def _png(rgb: bytes, width: int, height: int, to_width: int, to_height: int) -> bytes:
