@@ -15,11 +15,12 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ._anthropic import OrgoComputerToolset, Transport, anthropic_toolset
+    from ._anthropic import REST_UNSERVED, OrgoComputerToolset, Transport, anthropic_toolset
 
-__all__ = ["OrgoComputerToolset", "Transport", "anthropic_toolset"]
+__all__ = ["REST_UNSERVED", "OrgoComputerToolset", "Transport", "anthropic_toolset"]
 
 _MODULE_OF: dict[str, str] = {
+    "REST_UNSERVED": "._anthropic",
     "OrgoComputerToolset": "._anthropic",
     "Transport": "._anthropic",
     "anthropic_toolset": "._anthropic",

@@ -89,7 +89,7 @@ if TYPE_CHECKING:
     from ..models import Computer
     from ..resources.desktop import Desktop
 
-__all__ = ["OrgoComputerToolset", "Transport", "anthropic_toolset"]
+__all__ = ["REST_UNSERVED", "OrgoComputerToolset", "Transport", "anthropic_toolset"]
 
 log = logging.getLogger("orgo_async.agents")
 
@@ -165,7 +165,13 @@ class OrgoComputerToolset(BetaAsyncAbstractComputerToolset20260801):
         self, context: BetaToolsetCallContext, input: BetaComputerScreenshotInput
     ) -> BetaScreenshotResult:
         with _tool_errors():
-            width, height, rgb = await self._pixels()
+            if self._vnc is None:
+                shot = await self._desktop.screenshot()
+                if (shot.width, shot.height) == self.image_size and shot.mime_type == "image/png":
+                    return BetaScreenshotResult(data=base64.b64encode(shot.data).decode("ascii"))
+                width, height, rgb = await self._decoded(shot.data)
+            else:
+                width, height, rgb = await self._vnc.pixels()
             to_width, to_height = self.image_size
             png = await asyncio.to_thread(_png, rgb, width, height, to_width, to_height)
         return BetaScreenshotResult(data=base64.b64encode(png).decode("ascii"))
@@ -390,11 +396,14 @@ class OrgoComputerToolset(BetaAsyncAbstractComputerToolset20260801):
         vnc = self._vnc
         if vnc is not None:
             return await vnc.pixels()
-        shot = await self._desktop.screenshot()
-        image = await asyncio.to_thread(decode_png, shot.data)
+        return await self._decoded((await self._desktop.screenshot()).data)
+
+    async def _decoded(self, data: bytes) -> tuple[int, int, bytes]:
+        """A REST screenshot as packed RGB, checked to be the whole screen."""
+        image = await asyncio.to_thread(decode_png, data)
         rgb = image.pixels
         if image.mode == "RGBA":
-            rgb = bytes(b for i, b in enumerate(rgb) if i % 4 != 3)
+            rgb = _drop_alpha(rgb)
         if (image.width, image.height) != self.screen_size:
             raise ToolError(
                 f"the screenshot is {image.width}x{image.height}, not the screen's "
@@ -617,6 +626,13 @@ def _rest_combo(combo: str) -> str:
     if name is None:
         raise ToolError(f"key {combo!r}: {last!r} cannot be sent over REST")
     return "+".join([*names, name])
+
+
+def _drop_alpha(rgba: bytes) -> bytes:
+    rgb = bytearray(len(rgba) // 4 * 3)
+    for channel in range(3):
+        rgb[channel::3] = rgba[channel::4]
+    return bytes(rgb)
 
 
 def _latin1(text: str) -> bool:

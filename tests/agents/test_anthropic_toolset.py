@@ -22,8 +22,7 @@ from anthropic.tools import (  # noqa: E402
 )
 
 from orgo_async import Computer, Orgo  # noqa: E402
-from orgo_async.agents import OrgoComputerToolset, anthropic_toolset  # noqa: E402
-from orgo_async.agents._anthropic import REST_UNSERVED  # noqa: E402
+from orgo_async.agents import REST_UNSERVED, OrgoComputerToolset, anthropic_toolset  # noqa: E402
 from orgo_async.agents._images import fit  # noqa: E402
 from orgo_async.emulator import Emulator  # noqa: E402
 from orgo_async.emulator.synthetic import SyntheticDesktop  # noqa: E402
@@ -33,6 +32,7 @@ from ..conftest import eventually  # noqa: E402
 
 RED, GREEN, AMBER, DRAG = (220, 40, 40), (40, 170, 70), (230, 170, 20), (200, 60, 200)
 CONTEXT = BetaToolsetCallContext()
+TYPE_ROUTE = "POST /api/computers/{computer_id}/type"
 
 
 def yes(context: object) -> bool:
@@ -135,6 +135,13 @@ async def test_every_member_over_vnc_has_its_effect(
         await eventually(lambda: screen.text == "z")
 
         assert await call(tools, "wait", duration=0) == [{"type": "text", "text": "Waited 0s."}]
+        # Beyond Latin-1, "auto" types over REST (xdotool maps any character).
+        typed = emulator.counters.requests.get(TYPE_ROUTE, 0)
+        await call(tools, "type", text="→é")
+        await eventually(lambda: screen.text == "z→é")
+        assert emulator.counters.requests.get(TYPE_ROUTE, 0) == typed + 1
+        await call(tools, "key", text="ctrl+a")
+        await eventually(lambda: screen.text == "")
 
         await call(tools, "left_click", coordinate=[300, 300])
         await eventually(lambda: screen.pixel(300, 300) == RED)
@@ -156,6 +163,7 @@ async def test_rest_serves_what_it_can_and_disables_the_rest(
         configs = tools.to_dict().get("configs") or {}
         disabled = {name for name, entry in configs.items() if entry == {"enabled": False}}
         assert disabled == REST_UNSERVED
+        assert computer.vnc_password and computer.vnc_password not in repr(tools)
         assert "not available" in await refused(tools, "mouse_move", coordinate=[1, 1])
         assert "not available" in await refused(tools, "middle_click")
 
