@@ -82,7 +82,7 @@ def gone(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat") as f:
             stat = f.read()
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):  # gone before the open, or before the read
         return True
     fields = stat[stat.rfind(")") + 2 :].split()
     return fields[0] == "Z" and int(fields[1]) != os.getpid()

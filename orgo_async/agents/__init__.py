@@ -1,6 +1,43 @@
-"""Agent loops on Orgo computers: adapters for models' computer-use tools, and trajectories.
+"""Adapters between model computer-use tools and Orgo computers.
 
-Each vendor library is imported only by the adapter that needs it. The
-trajectory recorder and reader (:mod:`.trajectory`) need nothing beyond the
-core install.
+* :func:`anthropic_toolset`: the anthropic SDK's computer toolset
+  (``computer_toolset_20260801``) served by an Orgo computer, over its live VNC
+  connection, its REST desktop actions, or both (needs the ``anthropic``
+  extra: ``pip install 'orgo_async[anthropic]'``).
+
+Trajectories (:mod:`.trajectory`: a recorder, a reader, and the replay page of
+:mod:`.replay`) need nothing beyond the core install.
+
+Importing this package imports no vendor library: each adapter imports its own
+the first time one of its names is used, so each extra works alone.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._anthropic import REST_UNSERVED, OrgoComputerToolset, Transport, anthropic_toolset
+
+__all__ = ["REST_UNSERVED", "OrgoComputerToolset", "Transport", "anthropic_toolset"]
+
+_MODULE_OF: dict[str, str] = {
+    "REST_UNSERVED": "._anthropic",
+    "OrgoComputerToolset": "._anthropic",
+    "Transport": "._anthropic",
+    "anthropic_toolset": "._anthropic",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -500,6 +500,48 @@ class Vnc(Socket[RFBClientProtocol]):  # type: ignore[type-var]  # RFB frames ar
             ) from None
         await self._send_rfb(lambda core: core.send_cut_text(text))
 
+    async def send_pointer(self, events: Sequence[tuple[int, int, int]]) -> None:
+        """Send raw pointer events ``(x, y, buttons)`` in order, as one frame.
+
+        ``buttons`` is the RFB mask of the buttons held (``BUTTON_*`` and
+        ``WHEEL_*`` bits): a press is a mask with the bit, a release one
+        without it. For holding a button across calls (mouse down, move, up).
+
+        Raises:
+            ValueError: a point outside the screen or a mask that is not a u8.
+            ConnectionClosedError: the socket is closed for good.
+        """
+        checked = list(events)
+        for x, y, buttons in checked:
+            self._check_point(x, y)
+            if isinstance(buttons, bool) or not isinstance(buttons, int) or buttons >> 8:
+                raise ValueError(f"buttons must be an int from 0 to 255; got {buttons!r}")
+
+        def build(core: RFBClientProtocol) -> None:
+            for x, y, buttons in checked:
+                core.send_pointer(x, y, buttons)
+
+        if checked:
+            await self._send_rfb(build)
+            self._pointer = checked[-1][:2]
+
+    async def send_keys(self, keys: Sequence[tuple[int, bool]]) -> None:
+        """Send raw key events ``(keysym, down)`` in order, as one frame.
+
+        For holding keys across calls; :func:`~orgo_async.protocol.rfb.key_combo`
+        and :func:`~orgo_async.protocol.rfb.keysym` make them from names.
+
+        Raises:
+            ValueError: a keysym that is not a u32.
+            ConnectionClosedError: the socket is closed for good.
+        """
+        checked = list(keys)
+        for value, _ in checked:
+            if isinstance(value, bool) or not isinstance(value, int) or value >> 32:
+                raise ValueError(f"a keysym is an int from 0 to 0xFFFFFFFF; got {value!r}")
+        if checked:
+            await self._send_rfb(lambda core: core.send_keys(checked))
+
     # -- checks --------------------------------------------------------------------------
 
     def _require_size(self) -> None:
