@@ -45,7 +45,7 @@ except ImportError as exc:  # pragma: no cover - depends on the install
         "openai_computer needs the 'openai' extra: pip install 'orgo_async[openai]'"
     ) from exc
 
-from .._checks import check_choice, check_int, check_number, check_seconds
+from .._checks import check_choice, check_int, check_seconds
 from ..errors import ConnectorError
 from ..protocol.rfb import BUTTON_LEFT, RFBClientProtocol
 from ..protocol.rfb.keysyms import keysym, keysym_char, keysym_name, modifier
@@ -69,6 +69,9 @@ MAX_TEXT: Final = 10_000
 
 _MAX_KEYS: Final = 16
 _MAX_PATH: Final = 1_000
+# The most wheel clicks one scroll takes: the VNC connector's and Orgo's REST limits.
+_MAX_VNC_CLICKS: Final = 1_000
+_MAX_REST_CLICKS: Final = 100
 # The model's buttons as the desktop's: RFB pointer events carry left, middle
 # (the wheel button) and right; Orgo's REST click takes left and right.
 _VNC_BUTTONS: Final = {"left": "left", "right": "right", "wheel": "middle"}
@@ -225,8 +228,9 @@ class OrgoAsyncComputer(AsyncComputer):
     ) -> None:
         """Scroll at ``(x, y)``: ``scroll_y`` > 0 down, ``scroll_x`` > 0 right, in pixels."""
         self._point(x, y)
-        across = self._clicks("scroll_x", scroll_x)
-        down = self._clicks("scroll_y", scroll_y)
+        most = _MAX_VNC_CLICKS if self._vnc is not None else _MAX_REST_CLICKS
+        across = self._clicks("scroll_x", scroll_x, most)
+        down = self._clicks("scroll_y", scroll_y, most)
         if self._vnc is not None:
             vnc = self._vnc
             held = self._held(keys)
@@ -261,7 +265,9 @@ class OrgoAsyncComputer(AsyncComputer):
         if self._vnc is not None:
             await self._run("type", self._vnc.type(text))
         else:
-            await self._run("type", self._desktop.type(text))
+            # REST types a key every 12 ms and answers after the last one.
+            typing = len(text) * 0.012
+            await self._run("type", self._desktop.type(text), extra=typing)
 
     async def wait(self) -> None:
         """Wait ``wait_seconds`` (REST: the desktop waits before answering)."""
@@ -331,13 +337,14 @@ class OrgoAsyncComputer(AsyncComputer):
 
     # -- helpers -------------------------------------------------------------------------
 
-    async def _run(self, member: str, action: Awaitable[T]) -> T:
+    async def _run(self, member: str, action: Awaitable[T], *, extra: float = 0.0) -> T:
+        limit = self._timeout + extra
         try:
-            async with asyncio.timeout(self._timeout):
+            async with asyncio.timeout(limit):
                 return await action
         except TimeoutError:
             raise TimeoutError(
-                f"{member} did not finish within {self._timeout:g} s on computer "
+                f"{member} did not finish within {limit:g} s on computer "
                 f"{self._desktop.computer.id}"
             ) from None
 
@@ -371,11 +378,17 @@ class OrgoAsyncComputer(AsyncComputer):
         check_int(f"{prefix}x", x, minimum=0, maximum=width - 1)
         check_int(f"{prefix}y", y, minimum=0, maximum=height - 1)
 
-    def _clicks(self, name: str, pixels: object) -> int:
-        value = int(check_number(name, pixels, minimum=-1_000_000, maximum=1_000_000))
+    def _clicks(self, name: str, pixels: object, most: int) -> int:
+        """Wheel clicks for ``pixels`` (signed), at most ``most`` either way."""
+        value = check_int(name, pixels)
         if not value:
             return 0
         clicks = max(1, round(abs(value) / self._per_click))
+        if clicks > most:
+            raise ValueError(
+                f"{name} must be at most {most * self._per_click} pixels either way "
+                f"({most} wheel clicks over {self.transport.upper()}); got {value}"
+            )
         return clicks if value > 0 else -clicks
 
 

@@ -298,6 +298,10 @@ async def test_rest_cannot_hold_keys(orgo: Orgo, pc: Computer) -> None:
             r"path\[1\]\.x must be a whole number",
         ),
         ({"type": "drag", "path": [{"x": 5, "y": 5}]}, "path must be a list of at least 2"),
+        (
+            {"type": "scroll", "x": 5, "y": 5, "scroll_x": 0, "scroll_y": 10_000_000},
+            r"scroll_y must be at most \d+ pixels either way",
+        ),
     ],
 )
 async def test_bad_input_is_a_clear_error_and_sends_nothing(
