@@ -27,12 +27,13 @@ from openai import AsyncOpenAI
 from orgo_async import Computer, Orgo, RetryPolicy
 from orgo_async.agents import openai_computer
 from orgo_async.agents._openai import MAX_TEXT, OrgoAsyncComputer
-from orgo_async.emulator import BootTime, Emulator, EmulatorConfig
+from orgo_async.emulator import Emulator
 from orgo_async.emulator.synthetic import SyntheticDesktop
 from orgo_async.errors import ConnectionClosedError, NotFoundError
 from orgo_async.protocol.png import decode_png
 
 from ..conftest import eventually
+from ..vnc.conftest import x11
 from .scripted_openai import Item, ScriptedResponses, computer_call
 
 RED = (220, 40, 40)  # the synthetic desktop's left-click marker
@@ -415,31 +416,11 @@ async def test_a_full_run_leaves_the_expected_desktop(
 
 
 @pytest.fixture
-async def xvnc_orgo() -> AsyncIterator[tuple[Emulator, Orgo]]:
-    from ..vnc.conftest import require
-
-    require("Xvnc", "vncpasswd", "xdotool", "xsetroot")
-    config = EmulatorConfig(
-        api_key="sk_agents_xvnc_key",
-        boot=BootTime.fixed(0.05),
-        desktop_backend="xvnc",
-        sandbox="off",
-    )
-    async with (
-        Emulator(config) as emu,
-        Orgo(api_key=emu.api_key, base_url=emu.base_url, retry=RetryPolicy(max_attempts=3)) as o,
-    ):
-        yield emu, o
-
-
-async def x11(env: dict[str, str], *args: str) -> str:
-    process = await asyncio.create_subprocess_exec(
-        *args, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
-    )
-    async with asyncio.timeout(10):
-        out, err = await process.communicate()
-    assert process.returncode == 0, err
-    return out.decode()
+async def xvnc_orgo(xvnc_emulator: Emulator) -> AsyncIterator[tuple[Emulator, Orgo]]:
+    emu = xvnc_emulator
+    retry = RetryPolicy(max_attempts=3)
+    async with Orgo(api_key=emu.api_key, base_url=emu.base_url, retry=retry) as orgo:
+        yield emu, orgo
 
 
 async def pointer_at(env: dict[str, str], x: int, y: int) -> None:
