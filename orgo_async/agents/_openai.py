@@ -102,10 +102,15 @@ async def openai_computer(
             ``1`` takes them as wheel clicks.
         action_timeout: Seconds one action may take before :class:`TimeoutError`.
 
+    With ``"auto"`` or ``"vnc"``, a computer that is still starting is
+    waited for as the VNC connector waits (its ``ready_timeout``).
+
     Raises:
-        ValueError: a bad argument, before any I/O.
+        ValueError: a bad argument, before any I/O; with ``transport="vnc"``,
+            also a computer without a ``connection_url``.
         HandshakeError, ConnectionClosedError: with ``transport="vnc"``, the
             VNC connection could not be opened.
+        ImportError: with ``transport="vnc"``, the ``vnc`` extra is missing.
     """
     check_choice("transport", transport, ("auto", "vnc", "rest"))
     check_seconds("wait_seconds", wait_seconds, maximum=60.0)
