@@ -4,6 +4,9 @@
   (``computer_toolset_20260801``) served by an Orgo computer, over its live VNC
   connection, its REST desktop actions, or both (needs the ``anthropic``
   extra: ``pip install 'orgo_async[anthropic]'``).
+* :func:`openai_computer`: an OpenAI Agents SDK ``AsyncComputer`` on an Orgo
+  computer, for its ``ComputerTool`` (needs the ``openai`` extra:
+  ``pip install 'orgo_async[openai]'``).
 
 Trajectories (:mod:`.trajectory`: a recorder, a reader, and the replay page of
 :mod:`.replay`) need nothing beyond the core install.
@@ -19,14 +22,24 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ._anthropic import REST_UNSERVED, OrgoComputerToolset, Transport, anthropic_toolset
+    from ._openai import OrgoAsyncComputer, openai_computer
 
-__all__ = ["REST_UNSERVED", "OrgoComputerToolset", "Transport", "anthropic_toolset"]
+__all__ = [
+    "REST_UNSERVED",
+    "OrgoAsyncComputer",
+    "OrgoComputerToolset",
+    "Transport",
+    "anthropic_toolset",
+    "openai_computer",
+]
 
 _MODULE_OF: dict[str, str] = {
     "REST_UNSERVED": "._anthropic",
     "OrgoComputerToolset": "._anthropic",
     "Transport": "._anthropic",
     "anthropic_toolset": "._anthropic",
+    "OrgoAsyncComputer": "._openai",
+    "openai_computer": "._openai",
 }
 
 

@@ -46,6 +46,7 @@ from websockets.sync.client import connect as ws_connect
 
 from orgo_async import Computer, Orgo, ReconnectPolicy
 from orgo_async.connect import Connection
+from orgo_async.emulator import BootTime, Emulator, EmulatorConfig
 
 READY_WITHIN = 10.0
 """Seconds a peer gets to become ready."""
@@ -612,3 +613,31 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         terminalreporter.write_sep("-", "VNC peers: start to WebSocket greeting")
         for label, seconds in _START_TIMES:
             terminalreporter.write_line(f"{label}: {seconds * 1000:.0f} ms")
+
+
+# -- the emulator's xvnc backend: a real X server per computer --------------------------------
+
+
+@pytest.fixture
+async def xvnc_emulator() -> AsyncIterator[Emulator]:
+    require("Xvnc", "vncpasswd", "xdotool", "xsetroot")
+    # Unsandboxed: the tests run X clients of their own on the display.
+    config = EmulatorConfig(
+        api_key="sk_vnc_emulator_key",
+        boot=BootTime.fixed(0.05),
+        desktop_backend="xvnc",
+        sandbox="off",
+    )
+    async with Emulator(config) as emu:
+        yield emu
+
+
+async def x11(env: dict[str, str], *args: str) -> str:
+    """Run an X client on a computer's display (``env`` sets ``DISPLAY``); its stdout."""
+    process = await asyncio.create_subprocess_exec(
+        *args, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    async with asyncio.timeout(10):
+        out, err = await process.communicate()
+    assert process.returncode == 0, err
+    return out.decode()

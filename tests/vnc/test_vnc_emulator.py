@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator
 
 import pytest
 
 from orgo_async import Computer, Orgo, RetryPolicy
-from orgo_async.emulator import BootTime, Emulator, EmulatorConfig
+from orgo_async.emulator import Emulator
 from orgo_async.protocol.png import decode_png
 
-from .conftest import require
+from .conftest import x11
 
 
 @pytest.fixture
@@ -53,31 +52,6 @@ async def test_restart_rotates_and_the_viewer_recovers(
         shot = decode_png(await vnc.screenshot())
     assert (shot.width, shot.height) == (1280, 720)
     assert conn.refreshes == 1
-
-
-@pytest.fixture
-async def xvnc_emulator() -> AsyncIterator[Emulator]:
-    require("Xvnc", "vncpasswd", "xdotool", "xsetroot")
-    # Unsandboxed: the tests run X clients of their own on the display.
-    config = EmulatorConfig(
-        api_key="sk_vnc_emulator_key",
-        boot=BootTime.fixed(0.05),
-        desktop_backend="xvnc",
-        sandbox="off",
-    )
-    async with Emulator(config) as emu:
-        yield emu
-
-
-async def x11(env: dict[str, str], *args: str) -> str:
-    """Run an X client on the computer's display; its stdout."""
-    process = await asyncio.create_subprocess_exec(
-        *args, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
-    )
-    async with asyncio.timeout(10):
-        out, err = await process.communicate()
-    assert process.returncode == 0, err
-    return out.decode()
 
 
 async def test_the_xvnc_backend_is_a_real_desktop(xvnc_emulator: Emulator) -> None:

@@ -112,6 +112,9 @@ _ALIASES: Final[dict[str, str]] = {
     "arrowright": "Right",
     "arrowup": "Up",
     "arrowdown": "Down",
+    "capslock": "Caps_Lock",
+    "numlock": "Num_Lock",
+    "printscreen": "Print",
     # Older X11 names of two Latin-1 keysyms.
     "quoteright": "apostrophe",
     "quoteleft": "grave",
