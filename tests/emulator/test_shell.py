@@ -147,7 +147,10 @@ async def test_closing_a_thousand_terminals_keeps_the_api_answering(
         answered = len(gaps)
         await eventually(lambda: len(gaps) >= answered + 3)
     # A generous bound: one scan of /proc per shell on the loop made this tens of seconds.
-    assert max(gaps) < 1.0, f"the API stalled for {max(gaps):.1f} s"
+    # The test's client shares this event loop, and closing a thousand sockets at once is
+    # itself work: the longest gap is 0.5 s here, 0.7 s with sandboxed shells (twice the
+    # processes), and crossed 1 s on a busy CI machine.
+    assert max(gaps) < 2.0, f"the API stalled for {max(gaps):.1f} s"
 
 
 async def test_closing_the_emulator_with_a_thousand_terminals_is_quick(
