@@ -232,6 +232,7 @@ class Sandbox:
         # change groups, which xterm (and other programs that start as root) must.
         self.user_namespace: Final = os.geteuid() != 0
         self._process: asyncio.subprocess.Process | None = None
+        self._starting: asyncio.Task[None] | None = None
         self._init_pid: int | None = None
         self._pidfd: int | None = None
         self._stop_task: asyncio.Task[None] | None = None
@@ -345,12 +346,24 @@ class Sandbox:
     async def start(self, *, timeout: float = START_TIMEOUT) -> None:
         """Start the sandbox; return once processes can enter it.
 
+        Cancelling the caller does not interrupt the start itself: a sandbox
+        half-started has an init that bwrap's death would not reach, so the
+        start runs to its end and :meth:`stop` then kills what it started.
+
         Raises:
             SandboxError: ``bwrap`` could not start it (the message says why,
                 for example a kernel without unprivileged user namespaces).
         """
-        if self._process is not None or self.stopping:
+        if self._starting is not None or self.stopping:
             raise RuntimeError("a Sandbox is started once")
+        self._starting = asyncio.get_running_loop().create_task(
+            self._start(timeout), name=f"orgo-emulator-start-sandbox-{self.name}"
+        )
+        # A failure nobody awaited (the caller was cancelled) is not "never retrieved".
+        self._starting.add_done_callback(lambda t: t.cancelled() or t.exception())
+        await asyncio.shield(self._starting)
+
+    async def _start(self, timeout: float) -> None:
         for directory in (self.home, self.run_dir, self.shared, self.auth):
             directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         info_r, info_w = os.pipe()
@@ -493,23 +506,36 @@ class Sandbox:
         on, whoever awaits the task.
         """
         if self._stop_task is None:
-            # SIGKILL to the PID namespace's init takes every process of the namespace
-            # with it (through a pidfd: never another process that reused the pid).
-            if self._pidfd is not None:
-                with contextlib.suppress(ProcessLookupError, OSError):
-                    signal.pidfd_send_signal(self._pidfd, signal.SIGKILL)
-                os.close(self._pidfd)
-                self._pidfd = None
-            process = self._process
-            if process is not None and process.returncode is None:
-                with contextlib.suppress(ProcessLookupError):
-                    process.kill()
+            starting = self._starting
+            if starting is None or starting.done():
+                self._kill()
             self._stop_task = asyncio.get_running_loop().create_task(
                 self._reap(), name=f"orgo-emulator-stop-sandbox-{self.name}"
             )
         return self._stop_task
 
+    def _kill(self) -> None:
+        # SIGKILL to the PID namespace's init takes every process of the namespace
+        # with it (through a pidfd: never another process that reused the pid).
+        if self._pidfd is not None:
+            with contextlib.suppress(ProcessLookupError, OSError):
+                signal.pidfd_send_signal(self._pidfd, signal.SIGKILL)
+            os.close(self._pidfd)
+            self._pidfd = None
+        process = self._process
+        if process is not None and process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+
     async def _reap(self) -> None:
+        starting = self._starting
+        if starting is not None:
+            # Stopped while starting: let the start finish (it is bounded by its
+            # timeout), so that the init is known, then kill it. (Killing twice is
+            # harmless: the pidfd is gone after the first, bwrap is reaped once.)
+            with contextlib.suppress(Exception):
+                await asyncio.shield(starting)
+        self._kill()
         if self._process is not None:
             await self._process.wait()
 

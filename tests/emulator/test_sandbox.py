@@ -7,6 +7,7 @@ installed, failed under ``CI=true``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -429,3 +430,35 @@ async def test_process_events_of_a_sandboxed_terminal(api: Api, pc: Pc) -> None:
             assert (sleep_start["type"], sleep_start["data"]["name"]) == ("process_start", "sleep")
             sleep_stop = await next_event(events)
             assert (sleep_stop["type"], sleep_stop["data"]) == ("process_stop", sleep_start["data"])
+
+
+def orphan_bwraps() -> set[int]:
+    """Live bwrap processes adopted by init: sandboxes nobody will stop."""
+    found = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                name = Path(f"/proc/{entry}/comm").read_text().strip()
+                fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            if name == "bwrap" and fields[0] != "Z" and fields[1] == "1":
+                found.add(int(entry))
+    return found
+
+
+@pytest.mark.parametrize("steps", [1, 2, 3, 5, 8, 13])
+async def test_a_sandbox_stopped_while_starting_leaves_no_process(
+    tmp_path: Path, steps: int
+) -> None:
+    before = orphan_bwraps()
+    sandbox = Sandbox(tmp_path / "home", tmp_path / "run", name="halfway")
+    start = asyncio.create_task(sandbox.start())
+    for _ in range(steps):  # cancel at different points of the start
+        await asyncio.sleep(0.0005)
+    start.cancel()
+    with contextlib.suppress(asyncio.CancelledError, SandboxError):
+        await start
+    await sandbox.stop()
+    await asyncio.sleep(0.05)  # an orphan would be adopted by now
+    assert orphan_bwraps() - before == set()
