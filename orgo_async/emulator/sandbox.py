@@ -74,6 +74,7 @@ __all__ = [
     "Sandbox",
     "SandboxError",
     "Sandboxes",
+    "communicate",
     "read_until",
     "sandbox_env",
     "sandbox_support",
@@ -488,14 +489,9 @@ class Sandbox:
             start_new_session=True,
         )
         try:
-            out, _ = await asyncio.wait_for(process.communicate(), timeout)
-        except BaseException as exc:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            await asyncio.shield(process.wait())
-            if isinstance(exc, TimeoutError):
-                raise SandboxError(f"{argv[0]} took longer than {timeout:g} s") from None
-            raise
+            out, _ = await communicate(process, timeout)
+        except TimeoutError:
+            raise SandboxError(f"{argv[0]} took longer than {timeout:g} s") from None
         assert process.returncode is not None
         return process.returncode, out.decode(errors="replace")
 
@@ -538,6 +534,23 @@ class Sandbox:
         self._kill()
         if self._process is not None:
             await self._process.wait()
+
+
+async def communicate(
+    process: asyncio.subprocess.Process, timeout: float
+) -> tuple[bytes, bytes]:
+    """``process.communicate()`` within ``timeout``; on the timeout (``TimeoutError``)
+    or a cancellation, the process's whole session is killed and reaped first.
+
+    A session, not one process: inside a sandbox the program is nsenter's child.
+    """
+    try:
+        return await asyncio.wait_for(process.communicate(), timeout)
+    except BaseException:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        await asyncio.shield(process.wait())
+        raise
 
 
 async def read_until(fd: int, until: bytes, *, limit: int = 65536) -> bytes:

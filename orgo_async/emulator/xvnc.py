@@ -58,6 +58,7 @@ from .sandbox import (
     Sandbox,
     SandboxError,
     Sandboxes,
+    communicate,
     read_until,
     sandbox_env,
 )
@@ -195,15 +196,9 @@ async def run_x(
     except (OSError, SandboxError) as exc:
         raise XvncError(f"cannot run {argv[0]}: {exc}") from exc
     try:
-        out, err = await asyncio.wait_for(process.communicate(), timeout)
-    except BaseException as exc:
-        # The whole session: inside a sandbox the X client is nsenter's child.
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        await asyncio.shield(process.wait())
-        if isinstance(exc, TimeoutError):
-            raise XvncError(f"{argv[0]} {argv[1]} took longer than {timeout:g} s") from None
-        raise
+        out, err = await communicate(process, timeout)
+    except TimeoutError:
+        raise XvncError(f"{argv[0]} {argv[1]} took longer than {timeout:g} s") from None
     if process.returncode != 0:
         detail = err.decode(errors="replace").strip()[-500:]
         raise XvncError(f"{argv[0]} {argv[1]} exited with {process.returncode}: {detail}")
