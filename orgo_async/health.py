@@ -610,6 +610,7 @@ async def wait_ready(
     last_answer: str | None = None
     last_miss_seen: float | None = None  # when the server saw the latest "not ready"
     answered: float | None = None
+    in_flight = False
     try:
         async with asyncio.timeout_at(deadline):
             while True:
@@ -626,6 +627,7 @@ async def wait_ready(
                 limit = rtt.rto if ceiling is None else min(ceiling, rtt.rto)
                 sent = loop.time()
                 response: int | None = None
+                in_flight = True  # counted even if the deadline cuts it: the server saw it
                 try:
                     response = (
                         await session.send("GET", path, timeouts=probe_timeouts(limit))
@@ -640,6 +642,7 @@ async def wait_ready(
                 if first_probe is None:
                     first_probe = sent
                 check = plan.sending(sent)
+                in_flight = False
                 answered = loop.time()
                 if response is None:  # no answer: timed out or the connection failed
                     last_answer = "no answer"
@@ -664,7 +667,7 @@ async def wait_ready(
         raise ReadyTimeout(
             computer_id=computer.id,
             last_status=last_answer,
-            probes=plan.sent,
+            probes=plan.sent + int(in_flight),
             elapsed=loop.time() - now,
         ) from None
     finally:
