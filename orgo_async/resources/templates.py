@@ -23,6 +23,7 @@ from .._converter import structure
 from .._sse import open_events
 from ..errors import (
     APIConnectionError,
+    APITimeoutError,
     NotFoundError,
     ResponseValidationError,
     TemplateBuildError,
@@ -288,8 +289,26 @@ class Templates(Resource):
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         delay = min(_FIRST_POLL, poll)
+        seen = "unknown"
+
+        def expired(status: str) -> TemplateBuildTimeout:
+            return TemplateBuildTimeout(
+                ref=str(parsed),
+                status=status,
+                error=None,
+                message=f"template {parsed} still {status} after {timeout:g} s",
+            )
+
         while True:
-            status = await self.build_status(parsed, timeout=max(deadline - loop.time(), 0.001))
+            try:
+                # The poll is bounded by the deadline: when the deadline cuts it
+                # short, the answer is the deadline's, not a transport timeout.
+                status = await self.build_status(
+                    parsed, timeout=max(deadline - loop.time(), 0.001)
+                )
+            except APITimeoutError:
+                raise expired(seen) from None
+            seen = status.status
             if status.status == "ready":
                 return status
             if status.status == "failed":
@@ -310,12 +329,7 @@ class Templates(Resource):
                 )
             left = deadline - loop.time()
             if left <= 0:
-                raise TemplateBuildTimeout(
-                    ref=str(parsed),
-                    status=status.status,
-                    error=None,
-                    message=f"template {parsed} still {status.status} after {timeout:g} s",
-                )
+                raise expired(status.status)
             await asyncio.sleep(min(delay, left))
             delay = min(delay * 2, poll)
 

@@ -17,7 +17,7 @@ from orgo_async import (
     TemplateRef,
     Workspace,
 )
-from orgo_async.emulator import Emulator
+from orgo_async.emulator import Emulator, FaultRule
 
 
 def doc(name: str = "demo", version: str = "1.0.0", run: list[str] | None = None) -> dict[str, Any]:
@@ -105,6 +105,20 @@ async def test_wait_built_times_out_and_refuses_unbuilt(orgo: Orgo, emulator: Em
     await orgo.templates.build(ref)
     with pytest.raises(TemplateBuildTimeout):
         await orgo.templates.wait_built(ref, timeout=0.2)
+
+
+async def test_a_status_poll_cut_short_by_the_deadline_is_a_build_timeout(
+    orgo: Orgo, emulator: Emulator
+) -> None:
+    emulator.config.template_build_seconds = 30
+    ref = (await orgo.templates.publish(doc())).ref
+    await orgo.templates.build(ref)
+    # Every status poll hangs past the deadline: the deadline, not the transport, answers.
+    emulator.faults.add(FaultRule(kind="delay", delay=2.0, method="GET", path=r"/build$"))
+    with pytest.raises(TemplateBuildTimeout) as raised:
+        await orgo.templates.wait_built(ref, timeout=0.3)
+    assert raised.value.status == "unknown"
+    assert "after 0.3 s" in str(raised.value)
 
 
 async def test_create_with_unknown_template_answers_404(orgo: Orgo, workspace: Workspace) -> None:
