@@ -85,7 +85,9 @@ QUEUE_REST_FACTOR: Final = 2.0
 # Windows wider than this get a pause after each answer too (full at twice this).
 WIDE_WINDOW: Final = 0.100
 # Before any boot is seen (a session's first burst of hundreds), probes at most this far apart.
-PRIOR_SPACING: Final = 0.025
+PRIOR_SPACING: Final = 0.050
+# ...growing with the boots waited for: a 10 ms loop's spacing up to this many.
+PRIOR_DENSE_BOOTS: Final = 32
 # Past the window the gap grows by this factor per probe...
 LATE_GROWTH: Final = 1.4
 # ...up to a few round trips (and at least this much).
@@ -150,6 +152,9 @@ class RttEstimator:
         self.min_rtt = math.inf
         """The smallest RTT seen (the server unloaded)."""
         self.samples = 0
+        self.local_lag = 0.0
+        """How late this process's event loop wakes a due probe (smoothed): the part of
+        a round trip spent here, not in the network or the server's queue."""
         self.min_rto = min_rto
         self.max_rto = max_rto
         self._backoff = 1.0
@@ -172,6 +177,24 @@ class RttEstimator:
         self.min_rtt = min(self.min_rtt, rtt)
         self.samples += 1
         self._backoff = 1.0
+
+    def woke_late(self, lateness: float) -> None:
+        """A probe due at some instant was sent ``lateness`` seconds after it."""
+        if math.isfinite(lateness):
+            self.local_lag += 0.125 * (max(0.0, lateness) - self.local_lag)
+
+    @property
+    def queueing(self) -> float:
+        """How much longer answers take than the server's best, beyond this loop's own lag.
+
+        A busy client (hundreds of computers on one event loop) reads every
+        answer late, so its RTT rises although the server is idle; only the
+        rest is the server's queue. An answer's delay here counts about twice
+        (its send and its reading each wait for the loop).
+        """
+        if self.samples == 0:
+            return 0.0
+        return max(0.0, self.srtt - self.min_rtt - 2 * self.local_lag)
 
     def timed_out(self) -> None:
         """A probe outlived :attr:`rto`: back off (Karn), until the next sample."""
@@ -278,13 +301,16 @@ class BootModel:
     def prior_spacing(self) -> float:
         """The probes' spacing before any boot is seen: denser the fewer boots are waited for.
 
-        A 10 ms loop's spacing for up to 64 boots in progress; past that, the
+        A 10 ms loop's spacing for up to 32 boots in progress; past that, the
         spacing grows with their number (up to ``PRIOR_SPACING``), so that a
         burst of hundreds does not spend the client's and the server's time
-        probing computers that cannot be ready yet, while one of them booting
-        early is still seen within a few tens of milliseconds.
+        probing computers that cannot be ready yet. Together they still probe
+        the burst densely (a fleet of 256 sends a probe every 0.2 ms), so its
+        first boot is seen within milliseconds, and in a fleet that wakes them
+        all (:meth:`ProbeBudget.wake_sparse`).
         """
-        return min(PRIOR_SPACING, MAX_DENSE_SPACING * max(1.0, len(self._running) / 64))
+        crowd = len(self._running) / PRIOR_DENSE_BOOTS
+        return min(PRIOR_SPACING, MAX_DENSE_SPACING * max(1.0, crowd))
 
     def quantile(self, q: float) -> float:
         """The ``q`` quantile of the kept boots (nearest rank); the default if none."""
@@ -362,7 +388,8 @@ class ProbeBudget:
     ) -> None:
         check_seconds("tick", tick, inclusive=False)
         self.tick = tick
-        self._ticks: dict[float, list[asyncio.Future[None]]] = {}
+        self._ticks: dict[float, list[asyncio.Future[bool]]] = {}
+        self._sparse: set[asyncio.Future[bool]] = set()
         self.limit = float(max(min_limit, limit))
         self.min_limit = min_limit
         self.max_limit = max_limit
@@ -378,24 +405,46 @@ class ProbeBudget:
     def __repr__(self) -> str:
         return f"<ProbeBudget limit={self.limit:.0f} in_flight={self.in_flight} cuts={self.cuts}>"
 
-    async def wait_until(self, due: float) -> None:
-        """Sleep until ``due`` (the loop's clock), with the other probes of that tick."""
+    async def wait_until(self, due: float, *, sparse: bool = False) -> bool:
+        """Sleep until ``due`` (the loop's clock), with the other probes of that tick.
+
+        A ``sparse`` probe (one placed before the fleet has seen any boot end)
+        is woken early by :meth:`wake_sparse`; it then returns ``False``: the
+        caller should place it again with what was learned.
+        """
         loop = asyncio.get_running_loop()
         at = round(due / self.tick) * self.tick
         if at <= loop.time():
-            return
+            return True
         waiters = self._ticks.get(at)
         if waiters is None:
             waiters = self._ticks[at] = []
             loop.call_at(at, self._wake, at)
-        future = loop.create_future()
+        future: asyncio.Future[bool] = loop.create_future()
         waiters.append(future)
-        await future
+        if sparse:
+            self._sparse.add(future)
+            try:
+                on_time = await future
+            finally:
+                self._sparse.discard(future)
+        else:
+            on_time = await future
+        if on_time:
+            self.rtt.woke_late(loop.time() - at)
+        return on_time
+
+    def wake_sparse(self) -> None:
+        """The first boot was seen: wake the sparse probes, so they go dense from now on."""
+        for future in self._sparse:
+            if not future.done():
+                future.set_result(False)
+        self._sparse.clear()
 
     def _wake(self, at: float) -> None:
         for future in self._ticks.pop(at, ()):
             if not future.done():
-                future.set_result(None)
+                future.set_result(True)
 
     async def acquire(self, due: float) -> None:
         """Take one in-flight slot (a probe due at ``due``); give it back with :meth:`release`."""
@@ -430,8 +479,9 @@ class ProbeBudget:
         self.rtt.observe(rtt)
         # Answers may queue for up to about a probe spacing: beyond that, more probes
         # in flight only wait in the server's queue, behind each other and the creates.
-        target = self.rtt.min_rtt + BUDGET_QUEUEING
-        if rtt > target and self.rtt.srtt > target:
+        # What this process's own busy loop adds is not the server's queue.
+        local = 2 * self.rtt.local_lag
+        if rtt - local > self.rtt.min_rtt + BUDGET_QUEUEING and self.rtt.queueing > BUDGET_QUEUEING:
             self.congested(now)
         elif self.in_flight >= self.limit - 1:  # only grow a limit that is in use
             self.limit = min(self.max_limit, self.limit + 1 / self.limit)
@@ -483,6 +533,9 @@ class ProbePlan:
     sent: int = 0
     last_sent: float | None = None
     gap: float = 0.0
+    sparse: bool = False
+    """Whether the next probe was placed sparsely (no boot of the burst seen yet)."""
+    not_before: float = -math.inf
     last_check: float | None = None
 
     def next_due(self, now: float, answered: float | None = None) -> float:
@@ -500,30 +553,49 @@ class ProbePlan:
             seen = self.last_sent + lead - self.t0
             if seen < end:
                 # Before a first burst's first boot, sparser; from it on, dense.
-                sparse = seen < self.model.first_boots()
-                self.gap = self.model.prior_spacing() if sparse else spacing
+                # Sparse while the next dense probe would still come before the age
+                # at which the first boot of a burst ended; never sparse past it.
+                first = self.model.first_boots()
+                self.sparse = seen + spacing < first
+                if self.sparse:
+                    self.gap = min(self.model.prior_spacing(), max(spacing, first - seen))
+                else:
+                    self.gap = spacing
             else:
+                self.sparse = False
                 late_cap = max(LATE_GAP_FLOOR, LATE_GAP_RTTS * self.rtt.srtt)
                 self.gap = min(late_cap, max(spacing, self.gap) * LATE_GROWTH)
             # The window may have moved later while we waited (the model learned).
             due = max(self.last_sent + self.gap, min(window_start, self.last_sent + 1.0))
+        due = max(due, self.not_before)
         if answered is None:
             return due
         return max(due, answered + self.rest(end - start))
+
+    def woken(self, now: float) -> None:
+        """The fleet saw its first boot while this plan slept sparsely: go dense now.
+
+        The computers of a burst all wake together; each probes at its own
+        phase of one dense spacing, not all in the same millisecond.
+        """
+        _, _, spacing = self.model.window(now)
+        self.not_before = now + self.phase * spacing
 
     def rest(self, width: float = 0.0) -> float:
         """How long to wait after an answer before the next probe.
 
         Up to a 10 ms polling loop's pause (never more), by the larger of two
         signals. *Queueing*: as the smoothed RTT rises above the smallest one
-        seen, so that a queueing server is never probed harder than that loop
-        would probe it. *Width*: a window of 100 ms or less is crossed at full
-        speed (a handful of probes where boots are sure to end), one of 200 ms
-        or more at about that loop's pace (boots spread over a long tail: probing
-        faster than the loop would only spend more than it does), unless the
-        answers are slow enough to pace the probes themselves.
+        seen (beyond what this process's own busy loop explains:
+        :attr:`RttEstimator.queueing`), so that a queueing server is never
+        probed harder than that loop would probe it. *Width*: a window of
+        100 ms or less is crossed at full speed (a handful of probes where boots
+        are sure to end), one of 200 ms or more at about that loop's pace (boots
+        spread over a long tail: probing faster than the loop would only spend
+        more than it does), unless the answers are slow enough to pace the
+        probes themselves.
         """
-        queueing = QUEUE_REST_FACTOR * max(0.0, self.rtt.srtt - self.rtt.min_rtt)
+        queueing = QUEUE_REST_FACTOR * self.rtt.queueing
         spread = min(1.0, max(0.0, (width - WIDE_WINDOW) / WIDE_WINDOW))
         # When answers are slow, the one probe in flight paces the race already.
         paced = max(0.0, MAX_DENSE_SPACING - self.rtt.srtt / 2)
@@ -616,12 +688,15 @@ async def wait_ready(
             while True:
                 due = plan.next_due(loop.time(), answered)
                 if budget is not None:
-                    await budget.wait_until(due)
+                    if not await budget.wait_until(due, sparse=plan.sparse):
+                        plan.woken(loop.time())  # the fleet saw its first boot
+                        continue
                     await budget.acquire(due)
                 else:
                     delay = due - loop.time()
                     if delay > 0:
                         await asyncio.sleep(delay)
+                        rtt.woke_late(loop.time() - due)
                 # One probe, inline (no task, no extra coroutine): given up after the
                 # RTO, so one stuck connection costs one RTO, not a probe timeout.
                 limit = rtt.rto if ceiling is None else min(ceiling, rtt.rto)
@@ -675,6 +750,7 @@ async def wait_ready(
     ready = answered
     assert ready is not None and plan.last_sent is not None
     if not running:
+        first_boot = model.samples == 0
         won_seen = ready - rtt.one_way
         if last_miss_seen is None or last_miss_seen < t0:
             # The first probe won: the boot ended some time before. Three quarters
@@ -684,6 +760,8 @@ async def wait_ready(
         else:
             # The boot ended between the last "not ready" the server saw and the winner.
             model.observe((last_miss_seen + won_seen) / 2 - t0)
+        if first_boot and budget is not None:
+            budget.wake_sparse()
     return ReadyInfo(
         since=t0, first_probe=first_probe, ready=ready, probes=plan.sent, status_checks=checks
     )

@@ -389,6 +389,69 @@ def test_a_first_burst_probes_sparsely_until_its_first_boot_is_seen() -> None:
     assert model.first_boots() == 0.0
 
 
+async def test_a_fleets_first_boot_wakes_its_sparse_probes_each_at_its_phase() -> None:
+    model = BootModel()
+    for _ in range(256):
+        model.running(0.0)
+    budget = ProbeBudget(256)
+    loop = asyncio.get_running_loop()
+    now = loop.time()
+    last = now - 0.045  # each probed 45 ms ago, and sleeps for its sparse spacing
+    plans = [
+        ProbePlan(t0=now - 0.2, model=model, rtt=budget.rtt, phase=n / 8, last_sent=last)
+        for n in range(8)
+    ]
+    dues = [plan.next_due(now) for plan in plans]
+    assert all(plan.sparse for plan in plans)
+    assert [due - last for due in dues] == pytest.approx([PRIOR_SPACING] * 8)
+    sleepers = [
+        asyncio.create_task(budget.wait_until(due, sparse=plan.sparse))
+        for plan, due in zip(plans, dues, strict=True)
+    ]
+    dense = asyncio.create_task(budget.wait_until(now + PRIOR_SPACING))
+    await asyncio.sleep(0)
+    model.observe(0.19)  # one computer of the burst is seen ready
+    budget.wake_sparse()
+    assert await asyncio.gather(*sleepers) == [False] * 8  # woken early: place again
+    assert not dense.done()  # a probe that was not sparse keeps its time
+    woke = loop.time()
+    for plan in plans:
+        plan.woken(woke)
+    again = [plan.next_due(woke) - woke for plan in plans]
+    # Their next probe is due at the first boot's age, now past: they go at once,
+    # spread over one dense spacing at their phases, not all in the same millisecond.
+    assert again == pytest.approx([MAX_DENSE_SPACING * n / 8 for n in range(8)], abs=1e-9)
+    assert await dense is True
+
+
+def test_this_processs_own_lag_is_not_the_servers_queue() -> None:
+    busy = RttEstimator()
+    busy.observe(0.0005)  # the server, unloaded
+    for _ in range(40):
+        busy.observe(0.012)  # answers read 11.5 ms late...
+        busy.woke_late(0.006)  # ...by a loop that wakes everything 6 ms late
+    assert busy.queueing == pytest.approx(0.0, abs=0.001)
+    plan = ProbePlan(t0=0.0, model=learned(FIXED), rtt=busy, phase=0.0)
+    assert plan.rest(0.06) == pytest.approx(0.0, abs=0.002)  # no pause: full speed
+    queued = RttEstimator()
+    queued.observe(0.0005)
+    for _ in range(40):
+        queued.observe(0.012)  # the same round trips from an idle client: the server queues
+    assert queued.queueing == pytest.approx(0.0115, abs=0.001)
+    assert ProbePlan(t0=0.0, model=learned(FIXED), rtt=queued, phase=0.0).rest(0.06) == (
+        MAX_DENSE_SPACING
+    )
+
+
+async def test_the_budget_does_not_shrink_for_this_processs_own_lag() -> None:
+    budget = ProbeBudget(32, min_limit=4)
+    budget.observe(0.001, now=0.0)
+    for n in range(40):
+        budget.rtt.woke_late(0.02)  # the loop is 20 ms late at every wake
+        budget.observe(0.045, now=1 + n * 0.1)  # so answers are read about 40 ms late
+    assert budget.cuts == 0 and budget.limit == 32
+
+
 async def test_a_slow_server_is_probed_no_worse_than_by_a_plain_polling_loop(
     orgo: Orgo, workspace: Workspace, emulator: Emulator
 ) -> None:
