@@ -11,6 +11,7 @@ import aiohttp
 from ._checks import check_count, check_seconds, optional
 from ._config import RetryPolicy, Timeouts, env_api_key, env_base_url
 from ._http import HttpTransport
+from ._probe import ProbeTransport
 from ._session import Session
 from ._version import __version__
 from .connect import Connection, ReconnectPolicy
@@ -88,15 +89,23 @@ class Orgo:
         if not url.startswith(("http://", "https://")):
             raise ValueError(f"base_url must start with http:// or https://; got {url!r}")
         check_count("max_connections", max_connections)
+        user_agent = f"orgo_async/{__version__} aiohttp/{aiohttp.__version__}"
         transport = HttpTransport(
             base_url=url,
             api_key=key,
             max_connections=max_connections,
-            user_agent=f"orgo_async/{__version__} aiohttp/{aiohttp.__version__}",
+            user_agent=user_agent,
             ssl=ssl,
         )
+        probe = ProbeTransport(
+            url,
+            key,
+            user_agent,
+            ssl=ssl,
+            max_connections=max_connections,
+        )
         self._session = Session(
-            transport, timeouts=timeouts or Timeouts(), retry=retry or RetryPolicy()
+            transport, timeouts=timeouts or Timeouts(), retry=retry or RetryPolicy(), probe=probe
         )
         self.base_url = transport.base_url
         """The API root every path is relative to."""

@@ -265,6 +265,19 @@ def _redirect_error(response: Response) -> APIError:
     )
 
 
+def tls_failure(name: str, method: str, path: str) -> APIConnectionError:
+    """The error of a failed TLS handshake (``name``: the exception's class name)."""
+    # The same certificate meets every attempt: no repetition can help.
+    return APIConnectionError(
+        f"TLS failed ({name}): is the server's certificate trusted? "
+        "(Orgo(ssl=...) takes a context that trusts a private CA)",
+        method=method,
+        path=path,
+        sent=False,
+        retryable=False,
+    )
+
+
 def mapped_error(exc: Exception, method: str, path: str, timeouts: Timeouts) -> APIConnectionError:
     """Our error for one of aiohttp's (or the socket's), most specific first.
 
@@ -281,17 +294,11 @@ def mapped_error(exc: Exception, method: str, path: str, timeouts: Timeouts) -> 
         return APITimeoutError(phase="request", seconds=timeouts.request, method=method, path=path)
     if isinstance(exc, aiohttp.ClientConnectorError):
         # A TLS failure (a subclass) meets the same certificate at every attempt.
-        tls = isinstance(exc, aiohttp.ClientSSLError)
+        if isinstance(exc, aiohttp.ClientSSLError):
+            return tls_failure(type(exc).__name__, method, path)
         reason = exc.os_error.strerror or type(exc.os_error).__name__
         return APIConnectionError(
-            f"TLS failed ({type(exc).__name__}): is the server's certificate trusted? "
-            "(Orgo(ssl=...) takes a context that trusts a private CA)"
-            if tls
-            else f"could not connect ({reason})",
-            method=method,
-            path=path,
-            sent=False,
-            retryable=not tls,
+            f"could not connect ({reason})", method=method, path=path, sent=False
         )
     if isinstance(exc, aiohttp.ServerDisconnectedError):
         return APIConnectionError(

@@ -21,9 +21,10 @@ import aiohttp
 from ._config import RetryPolicy, Timeouts
 from ._http import HttpTransport, Response, status_error
 from ._observe import RetryObserver
+from ._probe import ProbeTransport
 from ._retry import is_retryable_error, next_delay
-from .errors import APIConnectionError, APITimeoutError, ClientClosedError, OrgoError
-from .health import BootModel, RttEstimator
+from .errors import APIConnectionError, APIError, APITimeoutError, ClientClosedError, OrgoError
+from .health import BootModel, RttEstimator, probe_timeouts
 
 log = logging.getLogger("orgo_async")
 
@@ -52,8 +53,17 @@ class RequestOptions(TypedDict, total=False):
 class Session:
     """One connection pool with its timeouts, retry policy and learned boot times."""
 
-    def __init__(self, transport: HttpTransport, *, timeouts: Timeouts, retry: RetryPolicy) -> None:
+    def __init__(
+        self,
+        transport: HttpTransport,
+        *,
+        timeouts: Timeouts,
+        retry: RetryPolicy,
+        probe: ProbeTransport | None = None,
+    ) -> None:
         self.transport = transport
+        self.probe_transport = probe
+        """The lean transport of health probes (``None``: they go through ``transport``)."""
         self.timeouts = timeouts
         self.retry = retry
         self.boot_model = BootModel()
@@ -77,6 +87,8 @@ class Session:
 
     async def close(self) -> None:
         self.closed = True
+        if self.probe_transport is not None:
+            await self.probe_transport.close()
         await self.transport.close()
 
     def screenshot_lock(self, computer_id: str) -> asyncio.Lock:
@@ -95,6 +107,24 @@ class Session:
             APIConnectionError: no answer (``APITimeoutError`` naming the phase).
         """
         return self.transport.send(method, path, timeouts=timeouts)
+
+    async def probe(self, path: str, *, timeout: float) -> int:
+        """One health probe: ``GET path`` within ``timeout`` seconds, whatever its status.
+
+        No retries; the body is discarded; a redirect is a status like any other.
+
+        Raises:
+            APIConnectionError: no answer (``APITimeoutError`` naming the phase).
+        """
+        if self.probe_transport is not None:
+            return await self.probe_transport.status(path, timeout=timeout)
+        try:
+            response = await self.transport.send("GET", path, timeouts=probe_timeouts(timeout))
+        except APIError as exc:  # the transport's redirect error
+            if 300 <= exc.status < 400:
+                return exc.status
+            raise
+        return response.status
 
     async def request(
         self, method: str, path: str, **options: Unpack[RequestOptions]
