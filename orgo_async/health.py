@@ -704,9 +704,7 @@ async def wait_ready(
                 response: int | None = None
                 in_flight = True  # counted even if the deadline cuts it: the server saw it
                 try:
-                    response = (
-                        await session.send("GET", path, timeouts=probe_timeouts(limit))
-                    ).status
+                    response = await session.probe(path, timeout=limit)
                 except APITimeoutError:
                     rtt.timed_out()
                 except APIConnectionError:

@@ -31,7 +31,7 @@ from ._checks import check_int, check_seconds, check_text, optional
 from ._retry import backoff
 from .errors import APIConnectionError, CreateOutcomeUnknown, OrgoError, RateLimitError
 from .fleet import FATAL_ERRORS, Abandoned, AdaptiveLimiter, sleep_unless
-from .health import boot_start, probe_timeouts
+from .health import boot_start
 from .models import MAX_NAME_LENGTH, Computer, ComputerFields, ComputerSpec, ComputerStatus
 
 if TYPE_CHECKING:
@@ -356,10 +356,9 @@ class Pool:
         path = f"/desktops/{computer.instance_id or computer.id}/proxy/health"
         seconds = self._session.timeouts.probe or 1.0
         try:
-            response = await self._session.send("GET", path, timeouts=probe_timeouts(seconds))
+            return await self._session.probe(path, timeout=seconds) == 200
         except OrgoError:
             return False
-        return response.status == 200
 
     async def _drop(self, computer: Computer) -> None:
         """A held computer failed its health check: delete it, and replace it."""
