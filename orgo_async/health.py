@@ -81,13 +81,13 @@ DEFAULT_BOOT_SECONDS: Final = 0.3
 MAX_DENSE_SPACING: Final = 0.010
 MIN_DENSE_SPACING: Final = 0.003
 # The pause after an answer, per second of queueing the RTT shows (see ProbePlan.rest).
-QUEUE_REST_FACTOR: Final = 2.0
+QUEUE_REST_FACTOR: Final = 1.0
 # Windows wider than this get a pause after each answer too (full at twice this).
 WIDE_WINDOW: Final = 0.100
 # Before any boot is seen (a session's first burst of hundreds), probes at most this far apart.
 PRIOR_SPACING: Final = 0.050
 # ...growing with the boots waited for: a 10 ms loop's spacing up to this many.
-PRIOR_DENSE_BOOTS: Final = 32
+PRIOR_DENSE_BOOTS: Final = 64
 # Past the window the gap grows by this factor per probe...
 LATE_GROWTH: Final = 1.4
 # ...up to a few round trips (and at least this much).
@@ -240,7 +240,7 @@ class BootModel:
         keep: int = 512,
         min_samples: int = 12,
         coverage: float = 0.98,
-        window_probes: int = 6,
+        window_probes: int = 10,
     ) -> None:
         check_seconds("default", default, inclusive=False)
         if not 0 < coverage < 1:
@@ -301,7 +301,7 @@ class BootModel:
     def prior_spacing(self) -> float:
         """The probes' spacing before any boot is seen: denser the fewer boots are waited for.
 
-        A 10 ms loop's spacing for up to 32 boots in progress; past that, the
+        A 10 ms loop's spacing for up to 64 boots in progress; past that, the
         spacing grows with their number (up to ``PRIOR_SPACING``), so that a
         burst of hundreds does not spend the client's and the server's time
         probing computers that cannot be ready yet. Together they still probe
@@ -535,7 +535,7 @@ class ProbePlan:
     gap: float = 0.0
     sparse: bool = False
     """Whether the next probe was placed sparsely (no boot of the burst seen yet)."""
-    not_before: float = -math.inf
+    woke: float | None = None
     last_check: float | None = None
 
     def next_due(self, now: float, answered: float | None = None) -> float:
@@ -567,7 +567,13 @@ class ProbePlan:
                 self.gap = min(late_cap, max(spacing, self.gap) * LATE_GROWTH)
             # The window may have moved later while we waited (the model learned).
             due = max(self.last_sent + self.gap, min(window_start, self.last_sent + 1.0))
-        due = max(due, self.not_before)
+        if self.woke is not None:
+            # Woken from a sparse sleep: a probe already overdue goes at this
+            # computer's phase of one spacing, not in the same millisecond as
+            # every other computer of the burst; one still ahead keeps its time.
+            if due < self.woke:
+                due = self.woke + self.phase * spacing
+            self.woke = None
         if answered is None:
             return due
         return max(due, answered + self.rest(end - start))
@@ -575,11 +581,11 @@ class ProbePlan:
     def woken(self, now: float) -> None:
         """The fleet saw its first boot while this plan slept sparsely: go dense now.
 
-        The computers of a burst all wake together; each probes at its own
-        phase of one dense spacing, not all in the same millisecond.
+        The computers of a burst all wake together: those whose next probe is
+        already overdue each probe at their own phase of one dense spacing,
+        not all in the same millisecond (see :meth:`next_due`).
         """
-        _, _, spacing = self.model.window(now)
-        self.not_before = now + self.phase * spacing
+        self.woke = now
 
     def rest(self, width: float = 0.0) -> float:
         """How long to wait after an answer before the next probe.

@@ -59,7 +59,10 @@ async def test_the_deadline_wins_with_its_data(
         await orgo.wait_ready(c, timeout=0.6)
     err = info.value
     assert err.computer_id == c.id
-    assert err.probes >= 1 and err.probes == emulator.counters.health_probes[c.id]
+    # The deadline may cut the last probe short after it left: the server then saw it
+    # or not, as the connection's reset reached it before or after the request.
+    seen = emulator.counters.health_probes[c.id]
+    assert err.probes >= 1 and err.probes - 1 <= seen <= err.probes
     assert err.last_status == "503"
     assert err.elapsed >= 0.6
     assert isinstance(err, TimeoutError)
@@ -179,9 +182,13 @@ def test_a_learned_window_costs_few_probes_and_little_lag() -> None:
         lag, probes = simulate(plan, boot, lambda _: 0.002)
         lags.append(lag)
         counts.append(len(probes))
-    # A 10 ms polling loop answers within its period plus a round trip, from probe 1.
-    assert max(lags) <= MAX_DENSE_SPACING + 0.002 + 1e-9
-    assert max(counts) <= 9 and sorted(counts)[len(counts) // 2] <= 6
+    # A 10 ms polling loop answers within its period plus a round trip, from probe 1:
+    # about 25 probes for a 300 ms boot. The window (49 ms here) is crossed in ten
+    # probes: half that loop's worst lag, with a few probes where boots end.
+    _, _, spacing = learned(FIXED).window()
+    assert spacing <= MAX_DENSE_SPACING / 2
+    assert max(lags) <= spacing + 0.002 + 1e-9
+    assert max(counts) <= 12 and sorted(counts)[len(counts) // 2] <= 7
 
 
 @pytest.mark.parametrize("rtt", [0.002, 0.02, 0.1])
@@ -366,7 +373,7 @@ async def test_cancelling_at_any_moment_leaves_no_unretrieved_error(
 def test_a_first_burst_probes_sparsely_until_its_first_boot_is_seen() -> None:
     model = BootModel()
     assert model.first_boots() == math.inf and model.prior_spacing() == MAX_DENSE_SPACING
-    for _ in range(256):  # a burst: 256 boots waited for, none seen yet
+    for _ in range(1000):  # a burst: 1,000 boots waited for, none seen yet
         model.running(0.0)
     assert model.prior_spacing() == PRIOR_SPACING
     rtt = RttEstimator()
@@ -391,7 +398,7 @@ def test_a_first_burst_probes_sparsely_until_its_first_boot_is_seen() -> None:
 
 async def test_a_fleets_first_boot_wakes_its_sparse_probes_each_at_its_phase() -> None:
     model = BootModel()
-    for _ in range(256):
+    for _ in range(1000):
         model.running(0.0)
     budget = ProbeBudget(256)
     loop = asyncio.get_running_loop()
