@@ -82,12 +82,17 @@ MAX_DENSE_SPACING: Final = 0.010
 MIN_DENSE_SPACING: Final = 0.003
 # The pause after an answer, per second of queueing the RTT shows (see ProbePlan.rest).
 QUEUE_REST_FACTOR: Final = 1.0
+# ...once it exceeds this.
+QUEUE_TOLERANCE: Final = 0.005
 # Windows wider than this get a pause after each answer too (full at twice this).
 WIDE_WINDOW: Final = 0.100
 # Before any boot is seen (a session's first burst of hundreds), probes at most this far apart.
 PRIOR_SPACING: Final = 0.050
-# ...growing with the boots waited for: a 10 ms loop's spacing up to this many.
+# ...growing with the boots waited for past this many...
 PRIOR_DENSE_BOOTS: Final = 64
+# ...from these: near Orgo's published boot time, and elsewhere.
+PRIOR_NEAR_SPACING: Final = 0.007
+PRIOR_FAR_SPACING: Final = 0.020
 # Past the window the gap grows by this factor per probe...
 LATE_GROWTH: Final = 1.4
 # ...up to a few round trips (and at least this much).
@@ -298,19 +303,22 @@ class BootModel:
             return math.inf
         return max(0.0, self._sorted[0] - MAX_DENSE_SPACING)
 
-    def prior_spacing(self) -> float:
-        """The probes' spacing before any boot is seen: denser the fewer boots are waited for.
+    def prior_spacing(self, age: float | None = None) -> float:
+        """The probes' spacing before any boot is seen, for a boot ``age`` seconds old.
 
-        A 10 ms loop's spacing for up to 64 boots in progress; past that, the
-        spacing grows with their number (up to ``PRIOR_SPACING``), so that a
-        burst of hundreds does not spend the client's and the server's time
-        probing computers that cannot be ready yet. Together they still probe
-        the burst densely (a fleet of 256 sends a probe every 0.2 ms), so its
-        first boot is seen within milliseconds, and in a fleet that wakes them
-        all (:meth:`ProbeBudget.wake_sparse`).
+        Orgo publishes its boot time (``default``): from half of it to twice it,
+        where boots most likely end, 7 ms; elsewhere (or with no ``age``),
+        20 ms. Both grow with the boots in progress past 64 (up to
+        ``PRIOR_SPACING``), so that a burst of hundreds does not spend the
+        client's and the server's time probing computers that cannot be ready
+        yet. Together they still probe the burst densely (a fleet of 256 sends
+        a probe every 0.1 ms), so its first boot is seen within milliseconds,
+        and in a fleet that wakes them all (:meth:`ProbeBudget.wake_sparse`).
         """
+        near = age is not None and self.default / 2 <= age <= self.default * 2
+        base = PRIOR_NEAR_SPACING if near else PRIOR_FAR_SPACING
         crowd = len(self._running) / PRIOR_DENSE_BOOTS
-        return min(PRIOR_SPACING, MAX_DENSE_SPACING * max(1.0, crowd))
+        return min(PRIOR_SPACING, base * max(1.0, crowd))
 
     def quantile(self, q: float) -> float:
         """The ``q`` quantile of the kept boots (nearest rank); the default if none."""
@@ -558,7 +566,8 @@ class ProbePlan:
                 first = self.model.first_boots()
                 self.sparse = seen + spacing < first
                 if self.sparse:
-                    self.gap = min(self.model.prior_spacing(), max(spacing, first - seen))
+                    prior = self.model.prior_spacing(seen)
+                    self.gap = min(prior, max(spacing, first - seen))
                 else:
                     self.gap = spacing
             else:
@@ -576,7 +585,10 @@ class ProbePlan:
             self.woke = None
         if answered is None:
             return due
-        return max(due, answered + self.rest(end - start))
+        # The prior window is wide because nothing is known yet, not because boots
+        # spread over it: its spacing alone paces the probes.
+        learned = self.model.samples >= self.model.min_samples
+        return max(due, answered + self.rest(end - start if learned else 0.0))
 
     def woken(self, now: float) -> None:
         """The fleet saw its first boot while this plan slept sparsely: go dense now.
@@ -601,7 +613,10 @@ class ProbePlan:
         more than it does), unless the answers are slow enough to pace the
         probes themselves.
         """
-        queueing = QUEUE_REST_FACTOR * self.rtt.queueing
+        queueing = self.rtt.queueing
+        # A few milliseconds of queueing come and go with every burst of creates:
+        # a pause for them would only make this race later than the polling loop.
+        queueing = QUEUE_REST_FACTOR * queueing if queueing > QUEUE_TOLERANCE else 0.0
         spread = min(1.0, max(0.0, (width - WIDE_WINDOW) / WIDE_WINDOW))
         # When answers are slow, the one probe in flight paces the race already.
         paced = max(0.0, MAX_DENSE_SPACING - self.rtt.srtt / 2)

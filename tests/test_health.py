@@ -26,6 +26,8 @@ from orgo_async.health import (
     LATE_GAP_RTTS,
     MAX_DENSE_SPACING,
     MIN_DENSE_SPACING,
+    PRIOR_FAR_SPACING,
+    PRIOR_NEAR_SPACING,
     PRIOR_SPACING,
     ProbeBudget,
     ProbePlan,
@@ -372,7 +374,11 @@ async def test_cancelling_at_any_moment_leaves_no_unretrieved_error(
 
 def test_a_first_burst_probes_sparsely_until_its_first_boot_is_seen() -> None:
     model = BootModel()
-    assert model.first_boots() == math.inf and model.prior_spacing() == MAX_DENSE_SPACING
+    assert model.first_boots() == math.inf
+    # Denser where Orgo's published boot time says boots end (half to twice 300 ms).
+    assert model.prior_spacing() == model.prior_spacing(0.05) == PRIOR_FAR_SPACING
+    assert model.prior_spacing(0.15) == model.prior_spacing(0.6) == PRIOR_NEAR_SPACING
+    assert model.prior_spacing(0.61) == PRIOR_FAR_SPACING
     for _ in range(1000):  # a burst: 1,000 boots waited for, none seen yet
         model.running(0.0)
     assert model.prior_spacing() == PRIOR_SPACING
