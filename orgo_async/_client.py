@@ -11,7 +11,7 @@ import aiohttp
 from ._checks import check_count, check_seconds, optional
 from ._config import RetryPolicy, Timeouts, env_api_key, env_base_url
 from ._http import HttpTransport
-from ._probe import ProbeTransport
+from ._probe import PROBE_CONNECTIONS, ProbeTransport
 from ._session import Session
 from ._version import __version__
 from .connect import Connection, ReconnectPolicy
@@ -102,7 +102,7 @@ class Orgo:
             key,
             user_agent,
             ssl=ssl,
-            max_connections=max_connections,
+            max_connections=min(max_connections, PROBE_CONNECTIONS),
         )
         self._session = Session(
             transport, timeouts=timeouts or Timeouts(), retry=retry or RetryPolicy(), probe=probe

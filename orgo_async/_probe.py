@@ -33,8 +33,15 @@ from urllib.parse import quote, urlsplit
 from ._http import tls_failure
 from .errors import APIConnectionError, APITimeoutError, ClientClosedError
 
-__all__ = ["ProbeTransport"]
+__all__ = ["PROBE_CONNECTIONS", "ProbeTransport"]
 
+PROBE_CONNECTIONS: Final = 64
+"""The most connections a session's probes use (fewer if ``max_connections`` is lower).
+
+A probe holds its connection for one round trip (about a millisecond), so a
+few dozen carry thousands of probes a second; each connection more is a TCP
+(and, over HTTPS, a TLS) handshake for the client and the server.
+"""
 HEAD_LIMIT: Final = 64 * 1024
 """The most bytes of status line and headers (and of trailers) an answer may have."""
 BODY_LIMIT: Final = 1024 * 1024

@@ -83,7 +83,7 @@ MIN_DENSE_SPACING: Final = 0.003
 # The pause after an answer, per second of queueing the RTT shows (see ProbePlan.rest).
 QUEUE_REST_FACTOR: Final = 1.0
 # ...once it exceeds this.
-QUEUE_TOLERANCE: Final = 0.005
+QUEUE_TOLERANCE: Final = 0.010
 # Windows wider than this get a pause after each answer too (full at twice this).
 WIDE_WINDOW: Final = 0.100
 # Before any boot is seen (a session's first burst of hundreds), probes at most this far apart.
@@ -568,6 +568,10 @@ class ProbePlan:
                 if self.sparse:
                     prior = self.model.prior_spacing(seen)
                     self.gap = min(prior, max(spacing, first - seen))
+                elif self.model.samples < self.model.min_samples:
+                    # Past the age at which a boot of the burst ended, before the
+                    # window is learned: as dense as the prior is near Orgo's time.
+                    self.gap = min(spacing, PRIOR_NEAR_SPACING)
                 else:
                     self.gap = spacing
             else:
@@ -581,14 +585,18 @@ class ProbePlan:
             # computer's phase of one spacing, not in the same millisecond as
             # every other computer of the burst; one still ahead keeps its time.
             if due < self.woke:
-                due = self.woke + self.phase * spacing
+                due = self.woke + self.phase * min(spacing, self.gap)
             self.woke = None
         if answered is None:
             return due
-        # The prior window is wide because nothing is known yet, not because boots
-        # spread over it: its spacing alone paces the probes.
-        learned = self.model.samples >= self.model.min_samples
-        return max(due, answered + self.rest(end - start if learned else 0.0))
+        # The prior window is wide because nothing is known yet, and boots still
+        # running hold a learned window's end open: neither means that boots
+        # spread widely. Only what the finished boots span paces the probes.
+        width = 0.0
+        if self.model.samples >= self.model.min_samples:
+            finished_start, finished_end, _ = self.model.window()
+            width = finished_end - finished_start
+        return max(due, answered + self.rest(width))
 
     def woken(self, now: float) -> None:
         """The fleet saw its first boot while this plan slept sparsely: go dense now.
