@@ -17,13 +17,23 @@ adapts to a path:
   end out). Nothing is sent before the boot is likely to be over; across the
   window where boots end (their 1st to 99th percentile, each side widened by
   its own spread while samples are few) probes go out densely, never sparser
-  than a 10 ms polling loop, with a pause after each answer when answers
-  queue or the window is long (:meth:`ProbePlan.rest`); past it, the gaps
-  grow gently up to a few round-trip times, so a late boot is still found
-  within a few RTTs. Until the model has seen enough boots the window is
-  wide (from a tenth of Orgo's published 300 ms to ten times it); a burst of
-  hundreds probes it sparsely (:meth:`BootModel.prior_spacing`) until its
-  first boot is seen, then densely.
+  than a 10 ms polling loop (a tenth of the window apart, 5-6 ms for a
+  300 ± 20 ms boot), with a pause after each answer when the server queues
+  them or the finished boots spread over a long tail
+  (:meth:`ProbePlan.rest`); past it, the gaps grow gently up to a few
+  round-trip times, so a late boot is still found within a few RTTs. Until
+  the model has seen enough boots the window is wide (from a tenth of Orgo's
+  published 300 ms to ten times it), probed 7 ms apart from half to twice
+  that time and 20 ms apart elsewhere, sparser still in a burst of hundreds
+  (:meth:`BootModel.prior_spacing`); the first boot a fleet sees wakes its
+  sparse probes, and the computers of that age go dense at once.
+* **This process's own lag is not the server's queue.** A client driving
+  hundreds of computers on one event loop reads its answers late, so their
+  round trip rises while the server idles. How late the loop fires a due
+  probe is measured (:attr:`RttEstimator.local_lag`), and only the rest of
+  the rise counts as queueing (:attr:`RttEstimator.queueing`). The probes
+  themselves go over a lean transport (``_probe.py``): a pre-built GET on a
+  kept-alive connection, its status parsed in the protocol.
 * **Each computer has its own phase**, and a fleet's probes wait on a shared
   2 ms clock: computers created together neither fire in the same
   millisecond nor each wake the loop alone.
@@ -731,7 +741,7 @@ async def wait_ready(
                 limit = rtt.rto if ceiling is None else min(ceiling, rtt.rto)
                 sent = loop.time()
                 response: int | None = None
-                in_flight = True  # counted even if the deadline cuts it: the server saw it
+                in_flight = True  # counted even if the deadline cuts it: it left
                 try:
                     response = await session.probe(path, timeout=limit)
                 except APITimeoutError:
