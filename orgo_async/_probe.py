@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import ssl as ssl_module
-from typing import Final
+from typing import Final, cast
 from urllib.parse import quote, urlsplit
 
 from ._http import tls_failure
@@ -130,8 +130,9 @@ class _Connection(asyncio.Protocol):
     # asyncio.Protocol
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # A stream transport, though not always an asyncio.Transport subclass
+        # (uvloop's is not): it writes, aborts and says whether it is closing.
+        self.transport = cast(asyncio.Transport, transport)
 
     def connection_lost(self, exc: Exception | None) -> None:
         future = self.future

@@ -154,6 +154,25 @@ async def test_a_booting_computer_answers_503() -> None:
         assert emu.counters.health_probes[computer.id] == 20
 
 
+def test_the_race_runs_on_uvloop() -> None:
+    # uvloop's transports are not asyncio.Transport subclasses: the probes and the
+    # whole readiness race must not care.
+    uvloop = pytest.importorskip("uvloop")
+
+    async def main() -> tuple[int, int]:
+        config = EmulatorConfig(api_key=KEY, boot=BootTime.fixed(0.05))
+        async with Emulator(config) as emu, Orgo(api_key=KEY, base_url=emu.base_url) as orgo:
+            workspace = await orgo.workspaces.create("w")
+            launched = await orgo.computers.launch(workspace_id=workspace.id, name="uv")
+            path = f"/desktops/{launched.computer.id}/proxy/health"
+            status = await orgo._session.probe(path, timeout=5)
+            assert type(asyncio.get_running_loop()).__module__.startswith("uvloop")
+            return status, emu.counters.health_probes[launched.computer.id]
+
+    status, probes = uvloop.run(main())
+    assert status == 200 and probes >= 2  # the race's probes and this one
+
+
 async def test_the_session_falls_back_to_the_aiohttp_transport() -> None:
     async with Server(replying(answer(302, extra="Location: /elsewhere\r\n"))).running() as server:
         transport = HttpTransport(
