@@ -29,6 +29,7 @@ Every request body is kept in :attr:`ScriptedModel.requests`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Any, Final, Self
@@ -127,11 +128,13 @@ class ScriptedModel:
         self._host, self._port = host, port
         self._answered = {"messages": 0, "responses": 0}
         self._runner: web.AppRunner | None = None
+        self._closing = asyncio.Event()
 
     def __repr__(self) -> str:
         return f"<ScriptedModel {self.base_url or 'not started'} turns={len(self.turns)}>"
 
     async def __aenter__(self) -> Self:
+        self._closing.clear()
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_post("/v1/messages", self._messages)
         app.router.add_post("/v1/responses", self._responses)
@@ -148,6 +151,7 @@ class ScriptedModel:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        self._closing.set()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -158,7 +162,10 @@ class ScriptedModel:
         body = await request.json()
         self.requests.append(body)
         if self.delay:
-            await asyncio.sleep(self.delay)
+            # Held back for ``delay``, or until the server stops (it does not wait for them).
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.delay):
+                    await self._closing.wait()
         n = self._answered[api]
         self._answered[api] = n + 1
         return n, body
@@ -223,7 +230,7 @@ class ScriptedModel:
         )
 
     def responses_output(self, n: int) -> list[Item]:
-        """The output items of the ``n``-th Responses answer (from 0); override to script raw items."""
+        """The output items of Responses answer ``n`` (from 0); override to script raw items."""
         if n < len(self.turns):
             actions = [openai_action(action) for action in self.turns[n]]
             return [
