@@ -539,9 +539,7 @@ def _observed(desktop: OrgoAsyncComputer, steps: _Steps) -> Any:
         async def keypress(self, keys: list[str]) -> None:
             await act("keypress", {"keys": list(keys)}, lambda: desktop.keypress(keys))
 
-        async def drag(
-            self, path: list[tuple[int, int]], *, keys: list[str] | None = None
-        ) -> None:
+        async def drag(self, path: list[tuple[int, int]], *, keys: list[str] | None = None) -> None:
             await act(
                 "drag",
                 keyed({"path": [list(point) for point in path]}, keys),

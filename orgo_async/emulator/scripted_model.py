@@ -20,9 +20,11 @@ One aiohttp app on 127.0.0.1 (port 0 by default) serves
 
 The script is written in the Anthropic computer toolset's vocabulary (``action``
 plus that member's input); the OpenAI side translates it (see
-:func:`openai_action`). Each API keeps its own place in the script, so one
-server serves one run of each. ``delay`` stalls every answer (a slow model),
-``fail`` answers every request with that HTTP status in the API's error shape.
+:func:`openai_action`). The place in the script is read from each request's
+own history (the thread it continues, or the answers it holds so far), so one
+server serves any number of conversations at once, each from the start of the
+script. ``delay`` stalls every answer (a slow model), ``fail`` answers every
+request with that HTTP status in the API's error shape.
 Every request body is kept in :attr:`ScriptedModel.requests`.
 """
 
@@ -126,9 +128,10 @@ class ScriptedModel:
         self.base_url = ""
         """``http://127.0.0.1:PORT``: the Anthropic client's base URL; OpenAI's adds ``/v1``."""
         self._host, self._port = host, port
-        self._answered = {"messages": 0, "responses": 0}
         self._runner: web.AppRunner | None = None
         self._closing = asyncio.Event()
+        self._serial = 0
+        self._thread_turns: dict[str, int] = {}  # answer id -> its place in the script
 
     def __repr__(self) -> str:
         return f"<ScriptedModel {self.base_url or 'not started'} turns={len(self.turns)}>"
@@ -158,7 +161,7 @@ class ScriptedModel:
 
     # -- the two APIs ------------------------------------------------------------------
 
-    async def _turn(self, request: web.Request, api: str) -> tuple[int, dict[str, Any]]:
+    async def _turn(self, request: web.Request) -> dict[str, Any]:
         body = await request.json()
         self.requests.append(body)
         if self.delay:
@@ -166,12 +169,21 @@ class ScriptedModel:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.delay):
                     await self._closing.wait()
-        n = self._answered[api]
-        self._answered[api] = n + 1
-        return n, body
+        return dict(body)
 
     async def _messages(self, request: web.Request) -> web.Response:
-        n, body = await self._turn(request, "messages")
+        body = await self._turn(request)
+        # The place in the script is the conversation's: one after the answer its
+        # thread continues, else its answers so far.
+        thread = body.get("thread")
+        previous = thread.get("previous_message_id") if isinstance(thread, dict) else None
+        if previous in self._thread_turns:
+            n = self._thread_turns[previous] + 1
+        else:
+            n = sum(1 for m in body.get("messages", ()) if m.get("role") == "assistant")
+        self._serial += 1
+        message_id = f"msg_{self._serial:04d}"
+        self._thread_turns[message_id] = n
         if self.fail is not None:
             error = {"type": "api_error", "message": f"scripted failure {self.fail}"}
             return web.json_response({"type": "error", "error": error}, status=self.fail)
@@ -192,7 +204,7 @@ class ScriptedModel:
             content, stop = [{"type": "text", "text": self.final_text}], "end_turn"
         return web.json_response(
             {
-                "id": f"msg_{n:02d}",
+                "id": message_id,
                 "type": "message",
                 "role": "assistant",
                 "model": body.get("model", "scripted"),
@@ -204,7 +216,13 @@ class ScriptedModel:
         )
 
     async def _responses(self, request: web.Request) -> web.Response:
-        n, body = await self._turn(request, "responses")
+        body = await self._turn(request)
+        inputs = body.get("input")
+        n = sum(
+            1
+            for item in (inputs if isinstance(inputs, list) else ())
+            if isinstance(item, dict) and item.get("type") == "computer_call_output"
+        )
         if self.fail is not None:
             error = {"message": f"scripted failure {self.fail}", "type": "server_error"}
             return web.json_response({"error": error}, status=self.fail)
