@@ -7,6 +7,9 @@
 * :func:`openai_computer`: an OpenAI Agents SDK ``AsyncComputer`` on an Orgo
   computer, for its ``ComputerTool`` (needs the ``openai`` extra:
   ``pip install 'orgo_async[openai]'``).
+* :func:`run_agent`: a whole agent loop on a computer, through either vendor's
+  own loop, bounded by steps and a deadline; it returns an :class:`AgentRun`
+  (:mod:`.loop`; the provider's extra is needed when it runs).
 
 Trajectories (:mod:`.trajectory`: a recorder, a reader, and the replay page of
 :mod:`.replay`) need nothing beyond the core install.
@@ -23,14 +26,17 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from ._anthropic import REST_UNSERVED, OrgoComputerToolset, Transport, anthropic_toolset
     from ._openai import OrgoAsyncComputer, openai_computer
+    from .loop import AgentRun, run_agent
 
 __all__ = [
     "REST_UNSERVED",
+    "AgentRun",
     "OrgoAsyncComputer",
     "OrgoComputerToolset",
     "Transport",
     "anthropic_toolset",
     "openai_computer",
+    "run_agent",
 ]
 
 _MODULE_OF: dict[str, str] = {
@@ -40,6 +46,8 @@ _MODULE_OF: dict[str, str] = {
     "anthropic_toolset": "._anthropic",
     "OrgoAsyncComputer": "._openai",
     "openai_computer": "._openai",
+    "AgentRun": ".loop",
+    "run_agent": ".loop",
 }
 
 

@@ -27,7 +27,7 @@ import asyncio
 import base64
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Final, Literal
 
 try:
@@ -59,6 +59,8 @@ try:
         BetaComputerTypeInput,
         BetaComputerWaitInput,
         BetaComputerZoomInput,
+        BetaToolResultBlockParam,
+        BetaToolUseBlock,
     )
 except ImportError as exc:  # pragma: no cover - exercised in a venv without the extra
     raise ImportError(
@@ -107,6 +109,13 @@ _CLICKS: Final = {"left": BUTTON_LEFT, "right": BUTTON_RIGHT, "middle": BUTTON_M
 
 Keys = list[tuple[int, bool]]
 
+CallHook = Callable[
+    [BetaToolUseBlock, Callable[[], Awaitable[BetaToolResultBlockParam]]],
+    Awaitable[BetaToolResultBlockParam],
+]
+"""Runs around each member call the tool runner makes: ``hook(tool_use, call)`` awaits
+``call()`` for the result block the model will read (or does not, to stop the run)."""
+
 
 class OrgoComputerToolset(BetaAsyncAbstractComputerToolset20260801):
     """The computer toolset on one Orgo computer; get one from :func:`anthropic_toolset`.
@@ -134,6 +143,8 @@ class OrgoComputerToolset(BetaAsyncAbstractComputerToolset20260801):
         self.image_size = (0, 0)
         self._pointer: tuple[int, int] | None = None  # in screen pixels, once known
         self._buttons = 0  # the RFB mask of the buttons held down
+        self.around_call: CallHook | None = None
+        """Observes each call the tool runner makes (see :data:`CallHook`); ``None``: none."""
 
     def __repr__(self) -> str:
         width, height = self.screen_size
@@ -141,6 +152,13 @@ class OrgoComputerToolset(BetaAsyncAbstractComputerToolset20260801):
             f"<{type(self).__name__} of computer {self._desktop.computer.id} "
             f"over {self.transport}, {width}x{height}>"
         )
+
+    async def tool_result(self, tool_use: BetaToolUseBlock) -> BetaToolResultBlockParam:
+        """The tool runner's entry point, through :attr:`around_call` when one is set."""
+        hook = self.around_call
+        if hook is None:
+            return await super().tool_result(tool_use)
+        return await hook(tool_use, lambda: super(OrgoComputerToolset, self).tool_result(tool_use))
 
     async def _start(self, vnc: Vnc | None) -> None:
         """Learn the screen's size; over VNC, put the pointer at its centre so it is known."""

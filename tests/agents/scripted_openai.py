@@ -1,11 +1,12 @@
-"""A scripted OpenAI Responses API for tests: a fixed sequence of turns, in the wire format.
+"""A scripted OpenAI Responses API for tests: a fixed sequence of raw turns, in the wire format.
 
-:class:`ScriptedResponses` serves ``POST /v1/responses`` from an aiohttp app
-on a free loopback port. Each request is answered with the next turn's
-output items (``computer_call`` items built with :func:`computer_call`);
-once the script is spent, with an assistant message saying ``done``. Every
-request body is kept in :attr:`ScriptedResponses.requests`, so a test can
-check what the model was sent (the tools, each screenshot returned).
+:class:`ScriptedResponses` is the package's scripted model
+(:class:`orgo_async.emulator.scripted_model.ScriptedModel`) answering
+``POST /v1/responses`` with raw output items: each request gets the next
+turn's items (``computer_call`` items built with :func:`computer_call`, bad
+ones included); once the script is spent, an assistant message saying
+``done``. Every request body is kept in :attr:`ScriptedResponses.requests`,
+so a test can check what the model was sent (the tools, each screenshot returned).
 """
 
 from __future__ import annotations
@@ -14,8 +15,7 @@ import base64
 from collections.abc import Sequence
 from typing import Any, Self
 
-from aiohttp import web
-
+from orgo_async.emulator.scripted_model import ScriptedModel
 from orgo_async.protocol.png import DecodedPNG, decode_png
 
 Item = dict[str, Any]
@@ -37,65 +37,23 @@ def computer_call(n: int, *actions: dict[str, Any], batched: bool = True) -> Ite
     return item
 
 
-def message(n: int, text: str) -> Item:
-    return {
-        "type": "message",
-        "id": f"msg_{n}",
-        "role": "assistant",
-        "status": "completed",
-        "content": [{"type": "output_text", "text": text, "annotations": []}],
-    }
+message = ScriptedModel.message
 
 
-class ScriptedResponses:
-    """The scripted model server; ``async with`` it, then point a client at :attr:`base_url`."""
+class ScriptedResponses(ScriptedModel):
+    """The scripted Responses API; ``async with`` it, then point a client at :attr:`base_url`."""
 
     def __init__(self, turns: Sequence[Sequence[Item]]) -> None:
-        self.turns = [list(turn) for turn in turns]
-        self.requests: list[dict[str, Any]] = []
-        self._runner: web.AppRunner | None = None
-        self.base_url = ""
+        super().__init__((), final_text="done")
+        self.raw_turns = [list(turn) for turn in turns]
 
     async def __aenter__(self) -> Self:
-        app = web.Application(client_max_size=64 * 1024 * 1024)
-        app.router.add_post("/v1/responses", self._respond)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = self._runner.addresses[0][1]
-        self.base_url = f"http://127.0.0.1:{port}/v1"
+        await super().__aenter__()
+        self.base_url += "/v1"
         return self
 
-    async def __aexit__(self, *exc_info: object) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-
-    async def _respond(self, request: web.Request) -> web.Response:
-        body = await request.json()
-        self.requests.append(body)
-        n = len(self.requests)
-        output = self.turns.pop(0) if self.turns else [message(n, "done")]
-        return web.json_response(
-            {
-                "id": f"resp_{n}",
-                "object": "response",
-                "created_at": 0,
-                "model": body.get("model", "scripted"),
-                "status": "completed",
-                "output": output,
-                "parallel_tool_calls": False,
-                "tool_choice": "auto",
-                "tools": [],
-                "usage": {
-                    "input_tokens": 1,
-                    "output_tokens": 1,
-                    "total_tokens": 2,
-                    "input_tokens_details": {"cached_tokens": 0},
-                    "output_tokens_details": {"reasoning_tokens": 0},
-                },
-            }
-        )
+    def responses_output(self, n: int) -> list[Item]:
+        return self.raw_turns.pop(0) if self.raw_turns else [message(n + 1, "done")]
 
     def screenshots(self) -> list[DecodedPNG]:
         """The screenshots returned to the model, decoded, in order (each once)."""

@@ -10,7 +10,6 @@ import sys
 from collections.abc import AsyncIterator
 from typing import Any
 
-import aiohttp.web
 import pytest
 
 anthropic = pytest.importorskip("anthropic")
@@ -25,6 +24,7 @@ from orgo_async import Computer, Orgo  # noqa: E402
 from orgo_async.agents import REST_UNSERVED, OrgoComputerToolset, anthropic_toolset  # noqa: E402
 from orgo_async.agents._images import fit  # noqa: E402
 from orgo_async.emulator import Emulator  # noqa: E402
+from orgo_async.emulator.scripted_model import ScriptedModel  # noqa: E402
 from orgo_async.emulator.synthetic import SyntheticDesktop  # noqa: E402
 from orgo_async.protocol.png import decode_png  # noqa: E402
 
@@ -277,51 +277,9 @@ SCRIPT: list[tuple[str, dict[str, Any]]] = [
 @pytest.fixture
 async def model() -> AsyncIterator[tuple[str, list[dict[str, Any]]]]:
     """A Messages API that answers with SCRIPT's tool_use blocks, one a turn, then ends."""
-    requests: list[dict[str, Any]] = []
-
-    async def messages(request: aiohttp.web.Request) -> aiohttp.web.Response:
-        body = await request.json()
-        requests.append(body)
-        step = len(requests) - 1
-        if step < len(SCRIPT):
-            name, input = SCRIPT[step]
-            content: list[dict[str, Any]] = [
-                {"type": "text", "text": f"step {step}"},
-                {
-                    "type": "tool_use",
-                    "id": f"toolu_{step:02d}",
-                    "name": name,
-                    "input": input,
-                    "toolset_name": "computer",
-                },
-            ]
-            stop = "tool_use"
-        else:
-            content, stop = [{"type": "text", "text": "done"}], "end_turn"
-        return aiohttp.web.json_response(
-            {
-                "id": f"msg_{step:02d}",
-                "type": "message",
-                "role": "assistant",
-                "model": body["model"],
-                "content": content,
-                "stop_reason": stop,
-                "stop_sequence": None,
-                "usage": {"input_tokens": 10, "output_tokens": 5},
-            }
-        )
-
-    app = aiohttp.web.Application()
-    app.router.add_post("/v1/messages", messages)
-    runner = aiohttp.web.AppRunner(app)
-    await runner.setup()
-    site = aiohttp.web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    try:
-        yield f"http://127.0.0.1:{port}", requests
-    finally:
-        await runner.cleanup()
+    script = [{"action": name, **input} for name, input in SCRIPT]
+    async with ScriptedModel(script) as server:
+        yield server.base_url, server.requests
 
 
 async def test_the_sdk_tool_runner_drives_the_desktop(
@@ -349,7 +307,7 @@ async def test_the_sdk_tool_runner_drives_the_desktop(
     # Each tool_use was answered with its result, images for the screen members.
     for step, (name, _) in enumerate(SCRIPT):
         answer = requests[step + 1]["messages"][-1]
-        (result,) = [b for b in answer["content"] if b.get("tool_use_id") == f"toolu_{step:02d}"]
+        (result,) = [b for b in answer["content"] if b.get("tool_use_id") == f"toolu_{step:02d}_0"]
         assert not result.get("is_error"), json.dumps(result)[:300]
         kinds = {block["type"] for block in result["content"]}
         assert kinds == ({"image"} if name in ("screenshot", "zoom") else {"text"})
