@@ -406,35 +406,37 @@ async def test_a_fleets_first_boot_wakes_its_sparse_probes_each_at_its_phase() -
     model = BootModel()
     for _ in range(1000):
         model.running(0.0)
-    budget = ProbeBudget(256)
-    loop = asyncio.get_running_loop()
-    now = loop.time()
-    last = now - 0.045  # each probed 45 ms ago, and sleeps for its sparse spacing
+    # The schedule, on a clock of its own: each computer probed 45 ms ago and sleeps
+    # for its sparse spacing.
+    now = 100.0
+    last = now - 0.045
     plans = [
-        ProbePlan(t0=now - 0.2, model=model, rtt=budget.rtt, phase=n / 8, last_sent=last)
+        ProbePlan(t0=now - 0.2, model=model, rtt=RttEstimator(), phase=n / 8, last_sent=last)
         for n in range(8)
     ]
     dues = [plan.next_due(now) for plan in plans]
     assert all(plan.sparse for plan in plans)
     assert [due - last for due in dues] == pytest.approx([PRIOR_SPACING] * 8)
-    sleepers = [
-        asyncio.create_task(budget.wait_until(due, sparse=plan.sparse))
-        for plan, due in zip(plans, dues, strict=True)
-    ]
-    dense = asyncio.create_task(budget.wait_until(now + PRIOR_SPACING))
-    await asyncio.sleep(0)
     model.observe(0.19)  # one computer of the burst is seen ready
-    budget.wake_sparse()
-    assert await asyncio.gather(*sleepers) == [False] * 8  # woken early: place again
-    assert not dense.done()  # a probe that was not sparse keeps its time
-    woke = loop.time()
+    woke = now + 0.001
     for plan in plans:
         plan.woken(woke)
     again = [plan.next_due(woke) - woke for plan in plans]
     # Their next probe is due at the first boot's age, now past: they go at once,
     # spread over one dense spacing at their phases, not all in the same millisecond.
     assert again == pytest.approx([MAX_DENSE_SPACING * n / 8 for n in range(8)], abs=1e-9)
-    assert await dense is True
+
+    # The fleet's side: sparse sleepers are woken early (False: place again), others not.
+    budget = ProbeBudget(256)
+    far = asyncio.get_running_loop().time() + 60
+    sleepers = [asyncio.create_task(budget.wait_until(far, sparse=True)) for _ in range(8)]
+    dense = asyncio.create_task(budget.wait_until(far))
+    await asyncio.sleep(0)
+    budget.wake_sparse()
+    assert await asyncio.wait_for(asyncio.gather(*sleepers), 5) == [False] * 8
+    await asyncio.sleep(0)
+    assert not dense.done()  # a probe that was not sparse keeps its time
+    dense.cancel()
 
 
 def test_this_processs_own_lag_is_not_the_servers_queue() -> None:
