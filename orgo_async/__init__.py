@@ -120,6 +120,7 @@ if TYPE_CHECKING:
         Template,
         TemplateRef,
         TemplateVersion,
+        TestRun,
         ValidationError,
         ValidationResult,
     )
@@ -228,6 +229,7 @@ __all__ = [
     "TemplateVersion",
     "Templates",
     "Terminal",
+    "TestRun",
     "Timeouts",
     "Trajectory",
     "TrajectoryError",
@@ -355,6 +357,7 @@ _MODULE_OF: dict[str, str] = {
     "Template": ".template_models",
     "TemplateRef": ".template_models",
     "TemplateVersion": ".template_models",
+    "TestRun": ".template_models",
     "ValidationError": ".template_models",
     "ValidationResult": ".template_models",
     "TemplateBuildError": ".errors",

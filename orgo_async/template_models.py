@@ -20,6 +20,7 @@ __all__ = [
     "Template",
     "TemplateRef",
     "TemplateVersion",
+    "TestRun",
     "ValidationError",
     "ValidationResult",
 ]
@@ -167,3 +168,26 @@ class ValidationResult:
     ok: bool
     template: dict[str, Any] | None = None
     errors: tuple[ValidationError, ...] = ()
+
+
+@attrs.frozen(kw_only=True)
+class TestRun:
+    """A short-lived preview computer booted from a built template (``test_run``).
+
+    Connect to it like any computer: its desktop lives under
+    ``/desktops/{desktop_id}``, its sockets take ``vnc_password`` as token. Orgo
+    reaps a preview after a while idle; ``stop_test_run`` ends it at once.
+    """
+
+    __test__ = False  # not a test class, whatever pytest thinks of the name
+
+    desktop_id: str
+    """The preview's identifier: its desktop URLs use it, and ``stop_test_run`` takes it."""
+    id: str | None = None
+    """The underlying VM's id."""
+    status: str | None = None
+    """The preview's status when answered (``creating``, ``running``, ``error`` ...)."""
+    vnc_password: str | None = attrs.field(default=None, repr=False)
+    """The token of the preview's VNC and WebSocket connections (a secret)."""
+    public_host: str | None = None
+    resolution: str | None = None

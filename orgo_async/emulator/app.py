@@ -69,6 +69,7 @@ from .routes.templates import add_template_routes
 from .sandbox import SANDBOX_HOME, Sandboxes, which_inside
 from .sockets import SOCKET_NAMES, SOCKETS_KEY, SocketHub, desktop_socket
 from .store import ApiError, Clock, Computer, Store, retry_after_header
+from .template_runs import TemplateRuns
 from .templates import TemplateRegistry
 from .tls import LOCAL_NAMES, Certificate, self_signed, write_pem
 from .xvnc import XvncError
@@ -423,6 +424,8 @@ class Emulator:
         self.files = FileStore(self.state, origin=lambda: self.origin)
         self.templates = TemplateRegistry(clock, lambda: self.config.template_build_seconds)
         """Published templates and their builds (:mod:`.templates`)."""
+        self.template_runs = TemplateRuns(self.state, self.templates)
+        """Template test runs: preview computers (:mod:`.template_runs`)."""
         self.extras = Extras(self.state)
         """Streams, screens, resume and fork (:mod:`.extras`)."""
         self.chat = ChatState(self.state)

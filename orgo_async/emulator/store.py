@@ -499,12 +499,17 @@ class Store:
             retry_after=wait,
         )
 
-    def create_computer(self, workspace: Workspace, spec: ComputerSpec) -> Computer:
+    def create_computer(
+        self, workspace: Workspace, spec: ComputerSpec, *, plan_limit: bool = True
+    ) -> Computer:
         """Add a computer and start its first boot (status ``creating``).
 
-        Raises 403 ``plan_limit`` and 409 ``name_exists``; the spec is assumed valid.
+        Raises 403 ``plan_limit`` (unless ``plan_limit`` is false: a template
+        preview is not one of the plan's computers) and 409 ``name_exists``; the
+        spec is assumed valid.
         """
-        self.check_plan_limit()
+        if plan_limit:
+            self.check_plan_limit()
         self.check_name_free(workspace, spec.name)
         computer = Computer(
             id=str(uuid.uuid4()),

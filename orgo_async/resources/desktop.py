@@ -156,15 +156,21 @@ class Desktop(Resource):
         *,
         button: str = "left",
         double: bool = False,
+        screen: str | None = None,
         timeout: Timeouts | float | None = None,
     ) -> None:
-        """Click at (x, y); ``double`` double-clicks (Orgo then ignores ``button``)."""
-        self._point("x", "y", x, y)
+        """Click at (x, y); ``double`` double-clicks (Orgo then ignores ``button``).
+
+        ``screen`` (here and on the other pointer and keyboard actions) names one
+        of the computer's screens (``orgo.screens``); by default the ``default`` one.
+        """
+        self._point("x", "y", x, y, screen)
         if button not in BUTTONS:
             raise ValueError(f"button must be one of {', '.join(BUTTONS)}; got {button!r}")
         if not isinstance(double, bool):
             raise ValueError(f"double must be True or False; got {double!r}")
-        await self._act("click", {"x": x, "y": y, "button": button, "double": double}, timeout)
+        body = {"x": x, "y": y, "button": button, "double": double}
+        await self._act("click", body, timeout, screen=screen)
 
     async def drag(
         self,
@@ -175,11 +181,12 @@ class Desktop(Resource):
         *,
         button: str = "left",
         duration: float = 0.5,
+        screen: str | None = None,
         timeout: Timeouts | float | None = None,
     ) -> None:
         """Press at the start point, move to the end point over ``duration`` seconds, release."""
-        self._point("start_x", "start_y", start_x, start_y)
-        self._point("end_x", "end_y", end_x, end_y)
+        self._point("start_x", "start_y", start_x, start_y, screen)
+        self._point("end_x", "end_y", end_x, end_y, screen)
         if button not in BUTTONS:
             raise ValueError(f"button must be one of {', '.join(BUTTONS)}; got {button!r}")
         body = {
@@ -190,7 +197,7 @@ class Desktop(Resource):
             "button": button,
             "duration": check_seconds("duration", duration, maximum=10.0),
         }
-        await self._act("drag", body, timeout)
+        await self._act("drag", body, timeout, screen=screen)
 
     async def scroll(
         self,
@@ -199,6 +206,7 @@ class Desktop(Resource):
         *,
         x: int | None = None,
         y: int | None = None,
+        screen: str | None = None,
         timeout: Timeouts | float | None = None,
     ) -> None:
         """Scroll ``amount`` notches at (x, y), or where the pointer is.
@@ -214,14 +222,19 @@ class Desktop(Resource):
         if (x is None) != (y is None):
             raise ValueError("give both x and y, or neither: Orgo moves a missing axis to 0")
         if x is not None and y is not None:
-            self._point("x", "y", x, y)
+            self._point("x", "y", x, y, screen)
             body.update(x=x, y=y)
-        await self._act("scroll", body, timeout)
+        await self._act("scroll", body, timeout, screen=screen)
 
     # -- keyboard ----------------------------------------------------------------------
 
     async def type(
-        self, text: str, *, delay_ms: int = 12, timeout: Timeouts | float | None = None
+        self,
+        text: str,
+        *,
+        delay_ms: int = 12,
+        screen: str | None = None,
+        timeout: Timeouts | float | None = None,
     ) -> None:
         """Type ``text`` (unicode is fine), ``delay_ms`` between keystrokes."""
         if not isinstance(text, str) or not text:
@@ -229,11 +242,14 @@ class Desktop(Resource):
         body = {"text": text, "delay_ms": check_int("delay_ms", delay_ms, minimum=0, maximum=1000)}
         # The answer comes after the last keystroke: about len(text) * delay.
         typing = len(text) * delay_ms / 1000
-        await self._act("type", body, timeout if timeout is not None else self._long_call(typing))
+        long_call = timeout if timeout is not None else self._long_call(typing)
+        await self._act("type", body, long_call, screen=screen)
 
-    async def key(self, key: str, *, timeout: Timeouts | float | None = None) -> None:
+    async def key(
+        self, key: str, *, screen: str | None = None, timeout: Timeouts | float | None = None
+    ) -> None:
         """Press a key or combo: ``"Return"``, ``"ctrl+c"``, ``"ctrl+shift+t"``, ``"Page_Up"``."""
-        await self._act("key", {"key": check_key(key)}, timeout)
+        await self._act("key", {"key": check_key(key)}, timeout, screen=screen)
 
     async def wait(self, seconds: float, *, timeout: Timeouts | float | None = None) -> None:
         """Have the desktop wait (0 to 60 s) before answering."""
@@ -288,17 +304,28 @@ class Desktop(Resource):
         return t.replace(read=slack, request=slack, total=max(t.total or 0.0, slack * 2))
 
     async def _act(
-        self, endpoint: str, body: dict[str, Any], timeout: Timeouts | float | None
+        self,
+        endpoint: str,
+        body: dict[str, Any],
+        timeout: Timeouts | float | None,
+        *,
+        screen: str | None = None,
     ) -> dict[str, Any]:
+        # The screen travels as ``?screen=`` (as on the screenshot), not in the body.
+        params = None if screen is None else {"screen": check_id("screen", screen)}
         # Actions are not idempotent (a lost click must not click twice): no replays.
         response = await self._post(
-            self._path(endpoint), cast_to=Response, json=body, timeout=timeout
+            self._path(endpoint), cast_to=Response, json=body, params=params, timeout=timeout
         )
         answer = response.json()
         return answer if isinstance(answer, dict) else {}
 
-    def _point(self, xname: str, yname: str, x: object, y: object) -> None:
-        width, height = self._size or (None, None)
+    def _point(
+        self, xname: str, yname: str, x: object, y: object, screen: str | None = None
+    ) -> None:
+        # Another screen has its own size, which only the server knows: it checks.
+        other = screen is not None and screen != "default"
+        width, height = (None, None) if other or self._size is None else self._size
         check_int(xname, x, minimum=0, maximum=None if width is None else width - 1)
         check_int(yname, y, minimum=0, maximum=None if height is None else height - 1)
 

@@ -15,9 +15,11 @@ import builtins
 import json
 import os
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, Final
 
+from .._checks import check_id
 from .._config import Timeouts
 from .._converter import structure
 from .._sse import open_events
@@ -36,6 +38,7 @@ from ..template_models import (
     Template,
     TemplateRef,
     TemplateVersion,
+    TestRun,
     ValidationResult,
 )
 from ._base import Resource
@@ -121,6 +124,22 @@ class Templates(Resource):
             timeout=timeout,
         )
 
+    async def global_versions(
+        self, namespace: str, name: str, *, timeout: Timeouts | float | None = None
+    ) -> builtins.list[TemplateVersion]:
+        """The published versions of one curated template (``system/claude-code``).
+
+        Orgo names ``GET /templates/global/{namespace}/{name}`` without showing its
+        answer; it is read like ``versions()``' (``{versions: [...]}``).
+        """
+        checked = TemplateRef(namespace, name, "0.0.0")  # ValueError naming a bad part
+        return await self._get(
+            f"/templates/global/{checked.namespace}/{checked.name}",
+            cast_to=builtins.list[TemplateVersion],
+            keys=("versions",),
+            timeout=timeout,
+        )
+
     async def get(self, ref: Ref, *, timeout: Timeouts | float | None = None) -> Template:
         """One version with its whole document.
 
@@ -180,6 +199,54 @@ class Templates(Resource):
         """The JSON Schema of ``orgo.ai/v1`` documents."""
         schema: dict[str, Any] = await self._get("/template-schema", cast_to=dict, timeout=timeout)
         return schema
+
+    # -- test runs ---------------------------------------------------------------
+
+    async def test_run(self, ref: Ref, *, timeout: Timeouts | float | None = None) -> TestRun:
+        """Boot a short-lived preview computer from a built template.
+
+        The preview is not one of your computers (use ``computers.create`` with
+        ``template_ref`` for that); end it with :meth:`stop_test_run`, or use
+        :meth:`test_running`, which does.
+
+        Raises:
+            ValueError: a malformed ref (before any request).
+            NotFoundError: no such version.
+            ConflictError: the version is not built (``ready``) yet.
+            RateLimitError: too many previews at once.
+        """
+        body = {"ref": str(TemplateRef.parse(ref))}
+        return await self._post("/templates/run", cast_to=TestRun, json=body, timeout=timeout)
+
+    async def stop_test_run(
+        self, run: str | TestRun, *, timeout: Timeouts | float | None = None
+    ) -> bool:
+        """End a preview and reclaim its VM; ``False`` when it was already gone.
+
+        Raises:
+            ValueError: ``run`` is not a preview or its ``desktop_id`` (before any request).
+        """
+        desktop_id = run.desktop_id if isinstance(run, TestRun) else run
+        params = {"id": check_id("desktop_id", desktop_id)}
+        try:
+            await self._delete("/templates/run", params=params, timeout=timeout)
+        except NotFoundError:
+            return False  # reaped already, or stopped twice: nothing is left running
+        return True
+
+    @asynccontextmanager
+    async def test_running(
+        self, ref: Ref, *, timeout: Timeouts | float | None = None
+    ) -> AsyncIterator[TestRun]:
+        """``async with orgo.templates.test_running(ref) as run:`` a preview, stopped on exit.
+
+        The stop runs even when the body raises or is cancelled.
+        """
+        run = await self.test_run(ref, timeout=timeout)
+        try:
+            yield run
+        finally:
+            await asyncio.shield(self.stop_test_run(run, timeout=timeout))
 
     # -- builds ------------------------------------------------------------------
 

@@ -252,3 +252,53 @@ async def test_no_compute_limits_endpoint_skips_the_check(
         result = await orgo.launch_fleet(workspace.id, 2)
     assert len(result.ready) == 2
     assert "capacity check skipped" in caplog.text
+
+
+# --------------------------------------------------------------------------- screen= on actions
+
+
+async def test_actions_on_an_added_screen_draw_there_only(
+    orgo: Orgo, workspace: Workspace
+) -> None:
+    c = await orgo.computers.create(workspace_id=workspace.id, name="m", resolution="800x600x24")
+    await orgo.wait_ready(c)
+    desktop = orgo.desktop(c)
+    side = await orgo.screens.create(c, width=1000, height=200)
+    blank = (await desktop.screenshot(screen=side.id, response_format="base64")).data
+    main = (await desktop.screenshot(response_format="base64")).data
+    await desktop.click(900, 150, screen=side.id)  # inside the screen, past the default's width
+    await desktop.type("hello", delay_ms=0, screen=side.id)
+    await desktop.key("Return", screen=side.id)
+    await desktop.drag(10, 10, 990, 190, duration=0, screen=side.id)
+    await desktop.scroll("down", 2, x=950, y=100, screen=side.id)
+    drawn = await desktop.screenshot(screen=side.id, response_format="base64")
+    assert (drawn.width, drawn.height) == (1000, 200) and drawn.data != blank
+    assert (await desktop.screenshot(response_format="base64")).data == main  # untouched
+    await desktop.type("x", delay_ms=0, screen="default")  # the default screen, by its id
+    assert (await desktop.screenshot(response_format="base64")).data != main
+    with pytest.raises(InvalidRequestError, match="y"):
+        await desktop.click(10, 250, screen=side.id)  # past the added screen's height
+    with pytest.raises(NotFoundError, match="Screen not found: screen-9"):
+        await desktop.key("a", screen="screen-9")
+    # A resized screen is drawn afresh at its new size, and takes actions there.
+    await orgo.screens.update(c, side.id, height=300)
+    await desktop.click(10, 250, screen=side.id)
+    resized = await desktop.screenshot(screen=side.id, response_format="base64")
+    assert (resized.width, resized.height) == (1000, 300)
+
+
+async def test_a_bad_screen_on_an_action_is_refused_before_sending(
+    orgo: Orgo, emulator: Emulator
+) -> None:
+    desktop = orgo.desktop(Computer(id="c1", resolution="800x600x24"))
+    before = sum(emulator.counters.requests.values())
+    for act in (
+        desktop.click(1, 1, screen="a/b"),
+        desktop.drag(1, 1, 2, 2, screen=""),
+        desktop.scroll(screen=" s"),
+        desktop.type("t", screen="."),
+        desktop.key("a", screen="a/b"),
+    ):
+        with pytest.raises(ValueError, match="screen"):
+            await act
+    assert sum(emulator.counters.requests.values()) == before

@@ -15,6 +15,7 @@ from orgo_async import (
     TemplateBuildError,
     TemplateBuildTimeout,
     TemplateRef,
+    TestRun,
     Workspace,
 )
 from orgo_async.emulator import Emulator, FaultRule
@@ -164,7 +165,7 @@ async def test_bad_refs_are_rejected_before_any_request(
     before = sum(emulator.counters.requests.values())
     for call in (
         orgo.templates.get, orgo.templates.build, orgo.templates.build_status,
-        orgo.templates.delete, orgo.templates.cancel_build,
+        orgo.templates.delete, orgo.templates.cancel_build, orgo.templates.test_run,
     ):  # fmt: skip
         with pytest.raises(ValueError, match="ref"):
             await call(ref)
@@ -222,3 +223,84 @@ async def test_launch_fleet_waits_for_the_build(
     with pytest.raises(TemplateBuildError):
         await orgo.launch_fleet(workspace.id, 2, template_ref=broken, ready_timeout=10)
     assert len(emulator.state.computers) == 2  # nothing was created for the broken one
+
+
+# -- test runs ---------------------------------------------------------------------
+
+
+async def test_test_run_boots_a_preview_that_works_and_stops(
+    orgo: Orgo, emulator: Emulator, workspace: Workspace
+) -> None:
+    emulator.config.template_build_seconds = 0.05
+    emulator.config.max_computers = 0  # a preview is not one of the plan's computers
+    document = doc("preview") | {"hardware": {"cpu": 2, "ram_gb": 8, "resolution": "800x600x24"}}
+    ref = (await orgo.templates.publish(document, auto_build=True)).ref
+    await orgo.templates.wait_built(ref, timeout=10)
+    run = await orgo.templates.test_run(ref)
+    assert isinstance(run, TestRun) and run.status in ("creating", "starting")
+    assert run.resolution == "800x600x24" and run.id and run.public_host
+    assert run.vnc_password and run.vnc_password not in repr(run)
+    # "Connect to it like any computer": it boots, and its desktop answers.
+    computer = await orgo.computers.get(run.desktop_id)
+    assert (computer.template_ref, computer.cpu, computer.ram) == (ref, 2, 8)
+    await orgo.computers.wait_ready(computer, timeout=10)
+    shot = await orgo.desktop(computer).screenshot()
+    assert (shot.width, shot.height) == (800, 600)
+    # Previews are in none of your workspaces.
+    listed = await orgo.workspaces.list()
+    assert [w.id for w in listed] == [workspace.id] and listed[0].computers == ()
+    assert (await orgo.workspaces.get(workspace.id)).computers == ()
+    assert await orgo.templates.stop_test_run(run) is True
+    with pytest.raises(NotFoundError):
+        await orgo.computers.get(run.desktop_id)
+    assert await orgo.templates.stop_test_run(run.desktop_id) is False  # already gone
+
+
+async def test_test_run_of_an_unbuilt_or_unknown_template_answers_as_production(
+    orgo: Orgo, emulator: Emulator
+) -> None:
+    emulator.config.template_build_seconds = 30
+    ref = (await orgo.templates.publish(doc("later"))).ref
+    with pytest.raises(ConflictError, match="not built"):
+        await orgo.templates.test_run(ref)  # never built
+    await orgo.templates.build(ref)
+    with pytest.raises(ConflictError, match="building"):
+        await orgo.templates.test_run(ref)  # still building
+    with pytest.raises(NotFoundError):
+        await orgo.templates.test_run("default/nothing@1.0.0")
+    assert emulator.template_runs.runs == {}
+
+
+async def test_test_running_stops_the_preview_even_when_the_body_fails(
+    orgo: Orgo, emulator: Emulator
+) -> None:
+    with pytest.raises(RuntimeError, match="boom"):
+        async with orgo.templates.test_running("system/claude-code@1.0.0") as run:
+            assert run.desktop_id in emulator.template_runs.runs
+            raise RuntimeError("boom")
+    assert emulator.template_runs.runs == {}
+    with pytest.raises(NotFoundError):
+        await orgo.computers.get(run.desktop_id)
+
+
+async def test_stop_test_run_rejects_a_bad_id_before_any_request(
+    orgo: Orgo, emulator: Emulator
+) -> None:
+    before = sum(emulator.counters.requests.values())
+    for bad in ("", "a/b", " x"):
+        with pytest.raises(ValueError, match="desktop_id"):
+            await orgo.templates.stop_test_run(bad)
+    assert sum(emulator.counters.requests.values()) == before
+
+
+async def test_global_versions_lists_a_curated_template(orgo: Orgo, emulator: Emulator) -> None:
+    versions = await orgo.templates.global_versions("system", "claude-code")
+    assert [v.ref for v in versions] == ["system/claude-code@1.0.0"]
+    assert versions[0].version == "1.0.0" and versions[0].digest
+    await orgo.templates.publish(doc("mine"))
+    with pytest.raises(NotFoundError):  # your own templates are not curated
+        await orgo.templates.global_versions("default", "mine")
+    before = sum(emulator.counters.requests.values())
+    with pytest.raises(ValueError, match="name"):
+        await orgo.templates.global_versions("system", "Not A Name")
+    assert sum(emulator.counters.requests.values()) == before

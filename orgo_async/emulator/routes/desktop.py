@@ -20,11 +20,14 @@ Where Orgo's documentation is silent, the emulator chose:
 - **screenshot**: ``response_format`` defaults to ``url`` (the documented
   default). ``format=jpeg`` is accepted but answered with a PNG and
   ``mime_type: "image/png"`` (the synthetic desktop has no JPEG encoder).
-  ``scale`` (0 < s <= 1) shrinks by nearest neighbour. ``screen`` names one of
-  the computer's screens (:mod:`.extras`); an added screen is captured blank
-  at its own size. Each capture takes ``EmulatorConfig.screenshot_seconds``.
-  A second screenshot of the same computer while one is in progress fails:
-  platform 500 ``{"error": "Screenshot failed", "code":
+  ``scale`` (0 < s <= 1) shrinks by nearest neighbour. ``?screen=`` names one
+  of the computer's screens (:mod:`.extras`), on the screenshot and on click,
+  drag, scroll, type and key alike (as Orgo honours it; bash, exec and wait
+  use the default screen); an added screen has a synthetic desktop of its own
+  size (:mod:`..screen_desktops`), an unknown one answers 404
+  ``screen_not_found``. Each capture of the default screen takes
+  ``EmulatorConfig.screenshot_seconds``. A second screenshot of the same
+  computer while one is in progress fails: platform 500 ``{"error": "Screenshot failed", "code":
   "screenshot_in_progress", "upstream_status": 409}``, proxy 409 (the VM's
   own answer, passed through). The proxy always answers the direct-VM shape
   ``{image, format: "png", encoding: "base64", width, height}``, whatever
@@ -89,6 +92,7 @@ from ..commands import (
     exec_failure,
 )
 from ..sandbox import Place
+from ..screen_desktops import ScreenDesktops
 from ..store import ApiError, Computer, Store, Transition, iso_now
 from ..synthetic import Button, SyntheticDesktop
 from ..xvnc import XvncError
@@ -201,6 +205,8 @@ class DesktopService:
         # screenshot id -> (computer id, PNG), oldest first.
         self._kept: collections.OrderedDict[str, tuple[str, bytes]] = collections.OrderedDict()
         store.add_listener(self._on_transition)
+        self.screens = ScreenDesktops(store)
+        """The added screens' desktops (``?screen=`` on an action or a screenshot)."""
 
     def framebuffer(self, computer: Computer) -> SyntheticDesktop:
         """The computer's synthetic desktop, made at its resolution on first use.
@@ -309,10 +315,6 @@ class DesktopService:
                 del self._kept[screenshot_id]
 
 
-def _blank(width: int, height: int, scale: float | None) -> tuple[bytes, int, int]:
-    return _render(width, height, bytes((40, 70, 110)) * (width * height), scale)
-
-
 def _render(width: int, height: int, pixels: bytes, scale: float | None) -> tuple[bytes, int, int]:
     if scale is not None and scale < 1.0:
         pixels, width, height = _shrink(pixels, width, height, scale)
@@ -354,6 +356,28 @@ def _target(request: web.Request) -> tuple[DesktopService, Computer, bool]:
     return service, computer, False
 
 
+def _screen_desktop(
+    request: web.Request, service: DesktopService, computer: Computer
+) -> Desktop | None:
+    """The desktop of the added screen ``?screen=`` names; None for the default screen.
+
+    404 ``screen_not_found`` for a screen the computer does not have.
+    """
+    screen_id = request.query.get("screen")
+    if screen_id is None or screen_id == "default":
+        return None
+    screen = request.app[EXTRAS_KEY].screen(computer, screen_id)
+    return None if screen.default else service.screens.get(computer, screen)
+
+
+async def _desktop(
+    request: web.Request, service: DesktopService, computer: Computer, proxy: bool
+) -> Desktop:
+    """The desktop an action acts on: the ``?screen=`` one, else the computer's own."""
+    screen = _screen_desktop(request, service, computer)
+    return screen if screen is not None else await service.desktop(computer, proxy=proxy)
+
+
 def _done(action: str, details: Mapping[str, Any]) -> web.Response:
     return web.json_response({"success": True, "action": action, "details": dict(details)})
 
@@ -386,12 +410,13 @@ async def screenshot(request: web.Request) -> web.StreamResponse:
             scale = math.nan
         if not 0.0 < scale <= 1.0:  # NaN fails too
             raise invalid(f"scale must be a number in (0, 1], got {show(query['scale'])}")
-    size = request.app[EXTRAS_KEY].screen_size(computer, query.get("screen"))
+    screen = _screen_desktop(request, service, computer)
     service.count("screenshot")
-    if size is None:
+    if screen is None:
         png, width, height = await service.capture(computer, scale, proxy=proxy)
-    else:  # an added screen: blank, at its own size
-        png, width, height = await asyncio.to_thread(_blank, *size, scale)
+    else:  # an added screen: its own desktop, at its own size
+        captured = await screen.capture()
+        png, width, height = await asyncio.to_thread(_render, *captured, scale)
     if proxy:
         return web.json_response(
             {
@@ -448,7 +473,7 @@ async def click(request: web.Request) -> web.Response:
     """POST .../click ``{x, y, button: left|right, double}`` (a double click ignores button)."""
     body = await read_json(request, optional=True)
     service, computer, proxy = _target(request)
-    desktop = await service.desktop(computer, proxy=proxy)
+    desktop = await _desktop(request, service, computer, proxy)
     x, y = _point(desktop, body, "x", "y")
     button = _button(body)
     double = boolean(body, "double", False)
@@ -469,7 +494,7 @@ async def drag(request: web.Request) -> web.Response:
     """POST .../drag ``{start_x, start_y, end_x, end_y, button, duration (0..10 s, 0.5)}``."""
     body = await read_json(request, optional=True)
     service, computer, proxy = _target(request)
-    desktop = await service.desktop(computer, proxy=proxy)
+    desktop = await _desktop(request, service, computer, proxy)
     start = _point(desktop, body, "start_x", "start_y")
     end = _point(desktop, body, "end_x", "end_y")
     button = _button(body)
@@ -481,7 +506,7 @@ async def drag(request: web.Request) -> web.Response:
     await service.sleep(duration)
     service.check_alive(computer, proxy=proxy)
     # The desktop may have been reset meanwhile (a restart): finish on the current one.
-    desktop = await service.desktop(computer, proxy=proxy)
+    desktop = await _desktop(request, service, computer, proxy)
     await service.perform(computer, desktop.release(*end, button), proxy=proxy, failure=failed)
     details = {
         "start_x": start[0],
@@ -502,7 +527,7 @@ async def scroll(request: web.Request) -> web.Response:
     """
     body = await read_json(request, optional=True)
     service, computer, proxy = _target(request)
-    desktop = await service.desktop(computer, proxy=proxy)
+    desktop = await _desktop(request, service, computer, proxy)
     direction = body.get("direction")
     if direction not in ("up", "down"):
         raise invalid(f"direction is required: up or down, got {show(direction)}")
@@ -541,7 +566,7 @@ async def type_text(request: web.Request) -> web.Response:
         chunk = value[start : start + _TYPE_CHUNK]
         if start:
             service.check_alive(computer, proxy=proxy)
-        desktop = await service.desktop(computer, proxy=proxy)
+        desktop = await _desktop(request, service, computer, proxy)
         await service.perform(
             computer, desktop.type_text(chunk), proxy=proxy, failure="desktop_action_failed"
         )
@@ -573,7 +598,7 @@ async def key(request: web.Request) -> web.Response:
     body = await read_json(request, optional=True)
     service, computer, proxy = _target(request)
     name = _check_key(body.get("key"))
-    desktop = await service.desktop(computer, proxy=proxy)
+    desktop = await _desktop(request, service, computer, proxy)
     service.count("key")
     await service.perform(computer, desktop.key(name), proxy=proxy, failure="desktop_action_failed")
     return _done("key_press", {"key": name})

@@ -6,7 +6,11 @@
 - ``POST /templates/validate`` → ``{ok: true, template}`` or ``{ok: false, errors}``;
 - ``GET /templates?namespace=`` (your own) and ``GET /templates/global`` (curated)
   → ``{templates: [{ref, digest, published, template}]}``;
-- ``GET /templates[/global]/{ns}/{name}`` → ``{versions: [...]}``;
+- ``GET /templates[/global]/{ns}/{name}`` → ``{versions: [...]}`` (under
+  ``/global`` only the curated ``system`` namespace: Orgo names this route
+  without showing its answer, which is modelled on the list of versions);
+- ``POST /templates/run``, ``DELETE /templates/run?id=``: test runs
+  (:mod:`.template_runs`);
 - ``GET`` / ``DELETE /templates/{ns}/{name}/{version}``;
 - ``POST`` (202) / ``GET`` / ``DELETE`` (202 ``cancelling``, 404 ``idle``)
   ``.../build``; ``GET .../build/events``: Server-Sent Events, one ``data:``
@@ -26,6 +30,7 @@ from ...protocol._base import NestingError, load_json
 from ..store import ApiError
 from ..templates import API_VERSION, TOP_LEVEL, TemplateRegistry, TemplateVersion, validate
 from ._base import emulator_of, ok
+from .template_runs import start_test_run, stop_test_run
 
 if TYPE_CHECKING:
     from ..app import Emulator
@@ -38,6 +43,7 @@ __all__ = [
     "delete_template",
     "get_template",
     "global_templates",
+    "global_versions",
     "list_templates",
     "list_versions",
     "publish_template",
@@ -58,7 +64,9 @@ def add_template_routes(router: web.UrlDispatcher) -> None:
     add("GET", "/api/templates", list_templates)
     add("POST", "/api/templates/validate", validate_template)
     add("GET", "/api/templates/global", global_templates)
-    add("GET", "/api/templates/global/{namespace}/{name}", list_versions)
+    add("GET", "/api/templates/global/{namespace}/{name}", global_versions)
+    add("POST", "/api/templates/run", start_test_run)
+    add("DELETE", "/api/templates/run", stop_test_run)
     add("GET", "/api/templates/{namespace}/{name}", list_versions)
     version = "/api/templates/{namespace}/{name}/{version}"
     add("GET", version, get_template)
@@ -154,6 +162,15 @@ async def list_versions(request: web.Request) -> web.Response:
     info = request.match_info
     versions = registry.versions_of(info["namespace"], info["name"])
     return ok({"versions": [v.summary() | {"version": v.version} for v in versions]})
+
+
+async def global_versions(request: web.Request) -> web.Response:
+    """GET /templates/global/{namespace}/{name}: a curated template's versions (404 for yours)."""
+    info = request.match_info
+    if info["namespace"] != "system":
+        raise ApiError(404, "template_not_found", f"No curated template {info['namespace']}/"
+                       f"{info['name']}")  # fmt: skip
+    return await list_versions(request)
 
 
 async def get_template(request: web.Request) -> web.Response:

@@ -150,3 +150,33 @@ async def test_the_events_catalog_covers_every_event_type(api: Api, ws: dict[str
     reply = await api.call("GET", f"/api/computers/{computer['id']}/events")
     assert reply.status == 200
     assert {t["type"] for t in reply.body["event_types"]} == set(EVENT_TYPES)
+
+
+async def test_actions_take_a_screen_on_both_routes(api: Api, ws: dict[str, Any]) -> None:
+    pc = await api.running_pc(ws, resolution="640x480x24")
+    await api.call("POST", pc.path("platform", "screens"), {"width": 900, "height": 100})
+    on_side = {"screen": "screen-100", "response_format": "base64"}
+
+    async def side_image() -> str:
+        shot = await api.call("GET", pc.path("platform", "screenshot"), params=on_side)
+        return str(shot.body["image"])
+
+    blank = await side_image()
+    for route in ("platform", "proxy"):
+        reply = await api.call(
+            "POST", pc.path(route, "click"), {"x": 850, "y": 50}, params={"screen": "screen-100"}
+        )
+        assert reply.status == 200 and reply.body["details"]["x"] == 850
+        reply = await api.call(
+            "POST", pc.path(route, "click"), {"x": 10, "y": 150}, params={"screen": "screen-100"}
+        )
+        assert reply.status == 400 and "y" in reply.body["error"]  # past the screen's height
+        reply = await api.call(
+            "POST", pc.path(route, "key"), {"key": "a"}, params={"screen": "screen-7"}
+        )
+        assert (reply.status, reply.body["code"]) == (404, "screen_not_found")
+    typed = await api.call(
+        "POST", pc.path("platform", "type"), {"text": "hi", "delay_ms": 0},
+        params={"screen": "screen-100"},
+    )  # fmt: skip
+    assert typed.status == 200 and await side_image() != blank

@@ -88,3 +88,42 @@ async def test_curated_templates_are_built(api: Api, ws: dict[str, Any]) -> None
     assert (await req(api, "GET", "/templates"))[1] == {"templates": []}
     create = {"workspace_id": ws["id"], "name": "cc", "template_ref": "system/claude-code@1.0.0"}
     assert (await req(api, "POST", "/computers", create))[0] == 201
+
+
+async def test_test_run_boots_a_preview_and_delete_ends_it(api: Api, emu: Emulator) -> None:
+    emu.config.template_build_seconds = 30
+    assert (await req(api, "POST", "/templates/run", {}))[0] == 400  # no ref
+    status, body = await req(api, "POST", "/templates/run", {"ref": "default/none@1.0.0"})
+    assert status == 404 and body["code"] == "template_not_found"
+    await req(api, "POST", "/templates", _doc())
+    status, body = await req(api, "POST", "/templates/run", {"ref": "default/demo@1.0.0"})
+    assert status == 409 and body["code"] == "template_not_built"
+    status, run = await req(api, "POST", "/templates/run", {"ref": "system/claude-code@1.0.0"})
+    assert status == 200
+    assert {"id", "desktop_id", "status", "vnc_password", "public_host", "resolution"} <= set(run)
+    status, computer = await req(api, "GET", f"/computers/{run['desktop_id']}")
+    assert status == 200 and computer["instance_id"] == run["id"]
+    assert computer["vnc_password"] == run["vnc_password"]
+    assert computer["template_ref"] == "system/claude-code@1.0.0"
+    assert (await req(api, "DELETE", "/templates/run"))[0] == 400  # no id
+    gone = f"/templates/run?id={run['desktop_id']}"
+    assert await req(api, "DELETE", gone) == (200, {"deleted": True})
+    assert (await req(api, "GET", f"/computers/{run['desktop_id']}"))[0] == 404
+    status, body = await req(api, "DELETE", gone)
+    assert status == 404 and body["code"] == "run_not_found"
+
+
+async def test_deleting_a_preview_computer_forgets_the_run(api: Api, emu: Emulator) -> None:
+    status, run = await req(api, "POST", "/templates/run", {"ref": "system/openclaw@1.0.0"})
+    assert status == 200 and run["desktop_id"] in emu.template_runs.runs
+    assert (await req(api, "DELETE", f"/computers/{run['desktop_id']}"))[0] == 200
+    assert emu.template_runs.runs == {}
+
+
+async def test_global_versions_are_the_curated_ones_only(api: Api) -> None:
+    status, body = await req(api, "GET", "/templates/global/system/hermes-agent")
+    assert status == 200 and [v["ref"] for v in body["versions"]] == ["system/hermes-agent@1.0.0"]
+    await req(api, "POST", "/templates", _doc())
+    assert (await req(api, "GET", "/templates/default/demo"))[0] == 200
+    status, body = await req(api, "GET", "/templates/global/default/demo")
+    assert status == 404 and body["code"] == "template_not_found"
