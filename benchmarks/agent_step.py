@@ -45,7 +45,7 @@ import random
 import shutil
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from anthropic.tools import BetaToolsetCallContext
@@ -218,6 +218,16 @@ def _ints(text: str) -> list[int]:
     return values
 
 
+def _count(least: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        value = int(text)
+        if value < least:
+            raise argparse.ArgumentTypeError(f"want an integer of at least {least}: {text!r}")
+        return value
+
+    return parse
+
+
 def _backends(text: str) -> list[str]:
     names = [part.strip() for part in text.split(",") if part.strip()]
     unknown = sorted(set(names) - {"xvnc", "synthetic"})
@@ -232,9 +242,9 @@ async def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--loops", type=_ints, default=[1, 100], help="concurrent loops, e.g. 1,100"
     )
-    parser.add_argument("--steps", type=int, default=20, help="timed steps a loop, a phase")
-    parser.add_argument("--warmup", type=int, default=3, help="untimed steps a loop, a phase")
-    parser.add_argument("--rounds", type=int, default=2, help="phases per transport")
+    parser.add_argument("--steps", type=_count(1), default=20, help="timed steps a loop, a phase")
+    parser.add_argument("--warmup", type=_count(0), default=3, help="untimed steps a loop, a phase")
+    parser.add_argument("--rounds", type=_count(1), default=2, help="phases per transport")
     parser.add_argument("--screenshot-ms", type=float, default=20.0, help="synthetic capture")
     parser.add_argument("--json", action="store_true", help="one JSON object instead of a table")
     args = parser.parse_args(argv)
