@@ -126,14 +126,18 @@ class Connection:
 
         return EventStream(self, event_types, max_buffered=max_buffered)
 
-    def vnc(self, *, max_pixels: int | None = None) -> Vnc:
+    def vnc(self, *, max_pixels: int | None = None, screen: str | None = None) -> Vnc:
         """The computer's screen over VNC (``/ws/websockify``), as an async context manager.
 
         Screenshots, pointer, keyboard and clipboard; the token doubles as the
         VNC password. ``max_pixels`` caps the desktop's size, width times
         height (None: :class:`~orgo_async.connect.Vnc`'s default, 4096x4096).
-        See :class:`~orgo_async.connect.Vnc`.
+        ``screen`` shows one of the computer's added screens (an id from
+        ``orgo.screens.list``; ``?screen=`` on the socket) instead of the
+        default one. See :class:`~orgo_async.connect.Vnc`.
         """
         from .vnc import Vnc
 
-        return Vnc(self) if max_pixels is None else Vnc(self, max_pixels=max_pixels)
+        if max_pixels is None:
+            return Vnc(self, screen=screen)
+        return Vnc(self, max_pixels=max_pixels, screen=screen)

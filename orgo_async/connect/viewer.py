@@ -19,6 +19,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Final
 from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
+from .._checks import check_id, optional
 from ..models import Computer
 
 if TYPE_CHECKING:
@@ -73,6 +74,7 @@ async def viewer_url(
     *,
     view_only: bool = True,
     page: str = NOVNC_PAGE,
+    screen: str | None = None,
 ) -> ViewerUrl:
     """A URL that shows ``computer``'s screen live in a browser (noVNC).
 
@@ -88,6 +90,8 @@ async def viewer_url(
         computer: The computer, or its id (then it is read from the API first).
         view_only: Open the viewer without input.
         page: A noVNC ``vnc.html`` (http or https; for example one you serve yourself).
+        screen: One of the computer's added screens to show (``&screen=`` on the
+            socket); ``None``: the default one.
 
     Raises:
         ValueError: ``page`` is not an http(s) URL without a fragment, or the
@@ -101,6 +105,7 @@ async def viewer_url(
         raise ValueError(f"page must be an http or https URL of a noVNC page; got {page!r}")
     if target.fragment:
         raise ValueError("page must not have a fragment: the viewer's settings go there")
+    optional(check_id)("screen", screen)
     if not isinstance(computer, Computer) or not computer.connection_url:
         computer = await orgo.computers.get(computer)
     if not computer.connection_url:
@@ -115,7 +120,8 @@ async def viewer_url(
         "host": base.hostname,
         "port": str(base.port or (443 if secure else 80)),
         "encrypt": "1" if secure else "0",
-        "path": f"{socket_path}?token={quote(credentials.password, safe='')}",
+        "path": f"{socket_path}?token={quote(credentials.password, safe='')}"
+        + ("" if screen is None else f"&screen={quote(screen, safe='')}"),
         "password": credentials.password,
         "autoconnect": "1",
         "view_only": "1" if view_only else "0",

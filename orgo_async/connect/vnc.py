@@ -29,6 +29,7 @@ from typing import Final, Literal
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
+from .._checks import check_id, optional
 from ..errors import ConnectorError, HandshakeError, ProtocolError
 from ..protocol.png import encode_png
 from ..protocol.rfb import (
@@ -114,8 +115,9 @@ class _RFBLink(Link):
         *,
         handshake: Callable[[ClientConnection, list[Frame]], Awaitable[None]],
         greeting: Callable[[ClientConnection], Awaitable[None]],
+        params: dict[str, str] | None = None,
     ) -> None:
-        super().__init__(connection, name, greeting=greeting)
+        super().__init__(connection, name, params=params, greeting=greeting)
         self._handshake = handshake
 
     async def open(self, *, after: int | None = None) -> tuple[ClientConnection, list[Frame]]:
@@ -201,13 +203,21 @@ class Vnc(Socket[RFBClientProtocol]):  # type: ignore[type-var]  # RFB frames ar
         *,
         encodings: Sequence[int] = VNC_ENCODINGS,
         max_pixels: int = DEFAULT_MAX_PIXELS,
+        screen: str | None = None,
     ) -> None:
         # Checks them now, not at the first dial.
         RFBClientProtocol(encodings=encodings, max_pixels=max_pixels)
+        optional(check_id)("screen", screen)
         super().__init__(connection)
         self._link = _RFBLink(
-            connection, self.name, handshake=self._handshake, greeting=self._greet
+            connection,
+            self.name,
+            handshake=self._handshake,
+            greeting=self._greet,
+            params=None if screen is None else {"screen": screen},
         )
+        self.screen = screen
+        """The screen shown (an added screen's id, ``?screen=``); ``None``: the default one."""
         self._encodings = tuple(encodings)
         self._max_pixels = max_pixels
         self._name = ""

@@ -69,6 +69,7 @@ from .routes.templates import add_template_routes
 from .sandbox import SANDBOX_HOME, Sandboxes, which_inside
 from .sockets import SOCKET_NAMES, SOCKETS_KEY, SocketHub, desktop_socket
 from .store import ApiError, Clock, Computer, Store, retry_after_header
+from .synthetic import SyntheticDesktop
 from .template_runs import TemplateRuns
 from .templates import TemplateRegistry
 from .tls import LOCAL_NAMES, Certificate, self_signed, write_pem
@@ -428,6 +429,7 @@ class Emulator:
         """Template test runs: preview computers (:mod:`.template_runs`)."""
         self.extras = Extras(self.state)
         """Streams, screens, resume and fork (:mod:`.extras`)."""
+        self.sockets.screens = self._screen_desktop
         self.chat = ChatState(self.state)
         """The hosted agent's threads and credit balance (:mod:`.chat_state`)."""
         self._runner: web.AppRunner | None = None
@@ -436,6 +438,14 @@ class Emulator:
         self._closed = False
         self._certificate: Certificate | None = None
         self._loop_lag: LoopLagMonitor | None = None
+
+    def _screen_desktop(self, computer: Computer, screen_id: str) -> SyntheticDesktop | None:
+        """``&screen=`` on the VNC socket: an added screen's desktop; LookupError if none."""
+        try:
+            screen = self.extras.screen(computer, screen_id)
+        except ApiError as exc:
+            raise LookupError(screen_id) from exc
+        return None if screen.default else self.desktops.screens.get(computer, screen).desktop
 
     # ----------------------------------------------------------------- properties
 

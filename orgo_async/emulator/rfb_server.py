@@ -101,6 +101,9 @@ class RFBSocket(Protocol):
 
     def close(self, code: int, reason: str = ...) -> bool: ...
 
+    @property
+    def query(self) -> Mapping[str, str]: ...
+
     async def receive(self) -> str | bytes | None: ...
 
     async def send_bytes(self, data: bytes) -> bool: ...
@@ -121,6 +124,10 @@ class RFBHub(Protocol[S_contra]):
 
     def accepted(self, socket: S_contra) -> None: ...
 
+    def screen_desktop(self, computer: Computer, screen_id: str) -> SyntheticDesktop | None:
+        """The desktop of an added screen (``None``: the default one); ``LookupError`` if none."""
+        ...
+
     def publish(self, computer_id: str, event_type: str, data: Mapping[str, Any]) -> int: ...
 
 
@@ -130,6 +137,17 @@ async def serve_websockify(hub: RFBHub[S], socket: S) -> None:
     if computer is None:
         _refuse(hub, socket, _CLOSE_NOT_FOUND, "Computer not found or not running")
         return
+    screen_id = socket.query.get("screen")
+    if screen_id is not None:
+        # ``&screen=`` streams one of the computer's added screens (each its own desktop).
+        try:
+            screen = hub.screen_desktop(computer, screen_id)
+        except LookupError:
+            _refuse(hub, socket, _CLOSE_POLICY, "Screen not found")
+            return
+        if screen is not None:
+            await _SyntheticSession.serve(hub, socket, computer, desktop=screen)
+            return
     if computer.desktop_backend == "xvnc":
         await _bridge_xvnc(hub, socket, computer)
     else:
@@ -270,8 +288,16 @@ class _SyntheticSession:
         self.refused = False
 
     @classmethod
-    async def serve(cls, hub: RFBHub[S], socket: S, computer: Computer) -> None:
-        desktop = hub.desktops.framebuffer(computer)
+    async def serve(
+        cls,
+        hub: RFBHub[S],
+        socket: S,
+        computer: Computer,
+        *,
+        desktop: SyntheticDesktop | None = None,
+    ) -> None:
+        if desktop is None:
+            desktop = hub.desktops.framebuffer(computer)
         try:
             core = RFBServerProtocol(
                 password=computer.vnc_password,  # as it is now: a rotation is for new connections

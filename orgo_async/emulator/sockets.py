@@ -288,6 +288,8 @@ class SocketHub:
     def __init__(self, store: Store, *, desktops: Any = None) -> None:
         self.store = store
         self.desktops = desktops
+        self.screens: Callable[[Computer, str], Any] | None = None
+        """Finds an added screen's desktop for ``&screen=`` (``None``: the default one)."""
         self._servers: dict[str, SocketServer] = dict(SOCKET_SERVERS)
         self._computers: dict[str, _ComputerSockets] = {}
         self._closed = False
@@ -423,6 +425,12 @@ class SocketHub:
 
         shell.add_exit_callback(exited)
         self._refresh_watch(computer_id)
+
+    def screen_desktop(self, computer: Computer, screen_id: str) -> Any:
+        """The desktop ``&screen=`` names (``None``: the default one); ``LookupError`` if none."""
+        if screen_id == "default" or self.screens is None:
+            return None
+        return self.screens(computer, screen_id)
 
     def accepted(self, socket: DesktopSocket) -> None:
         """Count ``socket`` as accepted (``counters.ws_connections``), once its query is valid."""

@@ -91,3 +91,12 @@ async def test_bad_arguments_are_refused_before_any_request(orgo: Orgo) -> None:
             await viewer_url(orgo, gone, page=page)
     with pytest.raises(ValueError, match="view_only"):
         await viewer_url(orgo, gone, view_only="yes")  # type: ignore[arg-type]
+
+
+async def test_the_viewer_url_names_the_screen(orgo: Orgo, computer: Computer) -> None:
+    side = await orgo.screens.create(computer, width=320, height=200)
+    url = await viewer_url(orgo, computer, screen=side.id)
+    path = settings(url)["path"]
+    assert parse_qs(urlsplit(path).query)["screen"] == [side.id]
+    with pytest.raises(ValueError, match="screen"):
+        await viewer_url(orgo, computer, screen="a/b")

@@ -11,6 +11,7 @@ from orgo_async import (
     Computer,
     ComputerStatus,
     ConflictError,
+    ConnectorError,
     InvalidRequestError,
     NotFoundError,
     Orgo,
@@ -302,3 +303,24 @@ async def test_a_bad_screen_on_an_action_is_refused_before_sending(
         with pytest.raises(ValueError, match="screen"):
             await act
     assert sum(emulator.counters.requests.values()) == before
+
+
+async def test_vnc_shows_an_added_screen_of_its_own(orgo: Orgo, workspace: Workspace) -> None:
+    c = await orgo.computers.create(workspace_id=workspace.id, name="v", resolution="800x600x24")
+    await orgo.wait_ready(c)
+    side = await orgo.screens.create(c, width=480, height=320)
+    connection = orgo.connect(c, keepalive=None)
+    async with connection.vnc(screen=side.id) as vnc, connection.vnc() as main:
+        assert (vnc.width, vnc.height) == (480, 320) and (main.width, main.height) == (800, 600)
+        before = await vnc.screenshot()
+        main_before = await main.screenshot()
+        version = vnc.version
+        await orgo.desktop(c).type("over rest", delay_ms=0, screen=side.id)
+        await vnc.wait_for_change(timeout=5, since_version=version)
+        assert await vnc.screenshot() != before  # the screen's own desktop, live over VNC
+        assert await main.screenshot() == main_before  # the default screen is untouched
+    with pytest.raises(ConnectorError, match="Screen not found"):
+        async with connection.vnc(screen="screen-9"):
+            pass
+    with pytest.raises(ValueError, match="screen"):
+        connection.vnc(screen="a/b")
