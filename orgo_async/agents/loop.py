@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 import attrs
 
 from .._checks import check_choice, check_int, check_seconds, check_text, optional
-from .trajectory import Step, TrajectoryRecorder
+from .trajectory import Step, StepLog, TrajectoryRecorder
 
 if TYPE_CHECKING:
     from .._client import Orgo
@@ -102,17 +102,16 @@ class _Steps:
         self.max_steps = max_steps
         self.steps: list[Step] = []
         self.model_seconds = 0.0
-        self._turn = -1
-        self._pending_model = 0.0
+        self._log = StepLog() if recorder is None else None
 
     def model_turn(self, seconds: float) -> None:
         seconds = max(0.0, seconds)
         self.model_seconds += seconds
-        self._turn += 1
         if self.recorder is not None:
             self.recorder.model_turn(seconds)
         else:
-            self._pending_model += seconds
+            assert self._log is not None
+            self._log.model_turn(seconds)
 
     def check_room(self) -> None:
         """Raise :class:`_StepLimit` if one more action would pass ``max_steps``."""
@@ -143,20 +142,15 @@ class _Steps:
                 started_at=started_at,
             )
         else:
-            step = Step(
-                index=len(self.steps),
-                turn=max(self._turn, 0),
-                action=action,
-                input=input,
-                ok=error is None,
+            assert self._log is not None
+            step = self._log.action(
+                action,
+                input,
                 error=error,
                 output=output,
-                model_seconds=self._pending_model,
                 desktop_seconds=desktop_seconds,
                 started_at=started_at,
-                ended_at=started_at + desktop_seconds,
             )
-            self._pending_model = 0.0
         self.steps.append(step)
         if self.on_step is not None:
             answer = self.on_step(step)

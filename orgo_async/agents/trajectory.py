@@ -139,6 +139,72 @@ class Trajectory:
         return None if step.frame is None else self.directory / step.frame
 
 
+class StepLog:
+    """The steps of one run as the loop reports them, in memory: turns, model time, actions.
+
+    :class:`TrajectoryRecorder` keeps one and writes each step it makes; a loop
+    that records nothing to disk keeps one alone.
+    """
+
+    def __init__(self) -> None:
+        self.steps: list[Step] = []
+        self._turn = -1
+        self._pending_model = 0.0
+
+    def model_turn(self, seconds: float) -> None:
+        """A model answer took ``seconds``; the actions after it belong to it.
+
+        Raises:
+            ValueError: ``seconds`` is negative or not a finite number.
+        """
+        self._pending_model += _seconds("seconds", seconds)
+        self._turn += 1
+
+    def action(
+        self,
+        name: str,
+        input: Mapping[str, Any] | None = None,
+        *,
+        error: str | None = None,
+        output: str | None = None,
+        has_frame: bool = False,
+        desktop_seconds: float = 0.0,
+        started_at: float | None = None,
+    ) -> Step:
+        """Add one action (see :meth:`TrajectoryRecorder.action`) and return its step.
+
+        Raises:
+            ValueError: a blank name, an input that is not JSON, a bad number of seconds.
+        """
+        check_text("name", name)
+        try:
+            # As it will read back: tuples become lists, keys strings.
+            values = json.loads(json.dumps(dict(input or {}), allow_nan=False))
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"input must hold JSON values only: {exc}") from None
+        desktop = _seconds("desktop_seconds", desktop_seconds)
+        ended = time.time()
+        started = ended - desktop if started_at is None else _seconds("started_at", started_at)
+        index = len(self.steps)
+        step = Step(
+            index=index,
+            turn=max(self._turn, 0),
+            action=name,
+            input=values,
+            ok=error is None,
+            error=error,
+            output=output,
+            frame=f"{FRAMES}/{index:04d}.png" if has_frame else None,
+            model_seconds=self._pending_model,
+            desktop_seconds=desktop,
+            started_at=started,
+            ended_at=ended,
+        )
+        self._pending_model = 0.0
+        self.steps.append(step)
+        return step
+
+
 class TrajectoryRecorder:
     """Writes a trajectory to ``directory`` while an agent loop runs; an async context manager.
 
@@ -176,20 +242,18 @@ class TrajectoryRecorder:
         """How the run ended, as the end line will say; set by the loop before exit."""
         self.error: str | None = None
         self.started_at = 0.0
-        self._steps: list[Step] = []
-        self._turn = -1
-        self._pending_model = 0.0
+        self._log = StepLog()
         self._file: IO[str] | None = None
         self._writer: concurrent.futures.ThreadPoolExecutor | None = None
         self._trajectory: Trajectory | None = None
 
     def __repr__(self) -> str:
-        return f"<TrajectoryRecorder {str(self.directory)!r} steps={len(self._steps)}>"
+        return f"<TrajectoryRecorder {str(self.directory)!r} steps={len(self._log.steps)}>"
 
     @property
     def steps(self) -> tuple[Step, ...]:
         """The steps recorded so far."""
-        return tuple(self._steps)
+        return tuple(self._log.steps)
 
     @property
     def trajectory(self) -> Trajectory:
@@ -252,7 +316,7 @@ class TrajectoryRecorder:
                 ended_at=ended_at,
                 outcome=self.outcome,
                 error=self.error,
-                steps=tuple(self._steps),
+                steps=tuple(self._log.steps),
             )
 
     def model_turn(self, seconds: float) -> None:
@@ -261,8 +325,7 @@ class TrajectoryRecorder:
         Raises:
             ValueError: ``seconds`` is negative or not a finite number.
         """
-        self._pending_model += _seconds("seconds", seconds)
-        self._turn += 1
+        self._log.model_turn(seconds)
 
     async def action(
         self,
@@ -296,34 +359,17 @@ class TrajectoryRecorder:
         """
         if self._writer is None or self._trajectory is not None:
             raise RuntimeError("record actions inside the recorder's async with block")
-        check_text("name", name)
-        try:
-            # As it will read back: tuples become lists, keys strings.
-            values = json.loads(json.dumps(dict(input or {}), allow_nan=False))
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"input must hold JSON values only: {exc}") from None
-        desktop = _seconds("desktop_seconds", desktop_seconds)
         if screenshot_png is not None and not bytes(screenshot_png[:8]) == _PNG_MAGIC:
             raise ValueError("screenshot_png must be the bytes of a PNG image")
-        ended = time.time()
-        started = ended - desktop if started_at is None else _seconds("started_at", started_at)
-        index = len(self._steps)
-        step = Step(
-            index=index,
-            turn=max(self._turn, 0),
-            action=name,
-            input=values,
-            ok=error is None,
+        step = self._log.action(
+            name,
+            input,
             error=error,
             output=output,
-            frame=None if screenshot_png is None else f"{FRAMES}/{index:04d}.png",
-            model_seconds=self._pending_model,
-            desktop_seconds=desktop,
-            started_at=started,
-            ended_at=ended,
+            has_frame=screenshot_png is not None,
+            desktop_seconds=desktop_seconds,
+            started_at=started_at,
         )
-        self._pending_model = 0.0
-        self._steps.append(step)
         record = {"type": "step", **attrs.asdict(step)}
         await self._in_writer(self._write_step, _line(record), step.frame, screenshot_png)
         return step
