@@ -241,30 +241,20 @@ async def run_agent(
         deadline = asyncio.timeout(timeout)
         try:
             async with deadline:
-                if provider == "anthropic":
-                    final_text = await _run_anthropic(
-                        orgo,
-                        computer,
-                        instruction,
-                        steps,
-                        model=model,
-                        client=client,
-                        transport=transport,
-                        confirm=confirm,
-                        system=system,
-                        max_tokens=max_tokens,
-                    )
-                else:
-                    final_text = await _run_openai(
-                        orgo,
-                        computer,
-                        instruction,
-                        steps,
-                        model=model,
-                        client=client,
-                        transport=transport,
-                        system=system,
-                    )
+                run = _Run(
+                    orgo=orgo,
+                    computer=computer,
+                    instruction=instruction,
+                    steps=steps,
+                    model=model,
+                    client=client,
+                    transport=transport,
+                    confirm=confirm,
+                    system=system,
+                    max_tokens=max_tokens,
+                )
+                runner = _run_anthropic if provider == "anthropic" else _run_openai
+                final_text = await runner(run)
         except _StepLimit:
             outcome = "max_steps"
         except TimeoutError as exc:
@@ -303,31 +293,37 @@ def _unwrapped(exc: Exception) -> Exception:
     return exc
 
 
+@attrs.frozen(kw_only=True)
+class _Run:
+    """What a vendor's loop is given: :func:`run_agent`'s checked arguments and its steps."""
+
+    orgo: Orgo
+    computer: Computer
+    instruction: str
+    steps: _Steps
+    model: str
+    client: Any
+    transport: Literal["auto", "vnc", "rest"]
+    confirm: Any
+    system: str | None
+    max_tokens: int
+
+
 # -- Anthropic: the anthropic SDK's tool runner ----------------------------------------------
 
 
-async def _run_anthropic(
-    orgo: Orgo,
-    computer: Computer,
-    instruction: str,
-    steps: _Steps,
-    *,
-    model: str,
-    client: Any,
-    transport: Literal["auto", "vnc", "rest"],
-    confirm: Any,
-    system: str | None,
-    max_tokens: int,
-) -> str | None:
+async def _run_anthropic(run: _Run) -> str | None:
     import anthropic
 
     from ._anthropic import anthropic_toolset
 
+    steps = run.steps
     async with contextlib.AsyncExitStack() as stack:
+        client = run.client
         if client is None:
             client = await stack.enter_async_context(anthropic.AsyncAnthropic())
         tools: OrgoComputerToolset = await stack.enter_async_context(
-            anthropic_toolset(orgo, computer, confirm=confirm, transport=transport)
+            anthropic_toolset(run.orgo, run.computer, confirm=run.confirm, transport=run.transport)
         )
         mark = time.monotonic()
 
@@ -353,12 +349,12 @@ async def _run_anthropic(
 
         tools.around_call = observe
         params: dict[str, Any] = {}
-        if system is not None:
-            params["system"] = system
+        if run.system is not None:
+            params["system"] = run.system
         runner = client.beta.messages.tool_runner(
-            model=model,
-            max_tokens=max_tokens,
-            messages=[{"role": "user", "content": instruction}],
+            model=run.model,
+            max_tokens=run.max_tokens,
+            messages=[{"role": "user", "content": run.instruction}],
             tools=[tools],
             **params,
         )
@@ -397,17 +393,7 @@ def _anthropic_content(content: object) -> tuple[list[str], bytes | None]:
 # -- OpenAI: the Agents SDK's Runner ---------------------------------------------------------
 
 
-async def _run_openai(
-    orgo: Orgo,
-    computer: Computer,
-    instruction: str,
-    steps: _Steps,
-    *,
-    model: str,
-    client: Any,
-    transport: Literal["auto", "vnc", "rest"],
-    system: str | None,
-) -> str | None:
+async def _run_openai(run: _Run) -> str | None:
     from agents import Agent, ComputerTool, MaxTurnsExceeded, OpenAIResponsesModel, Runner
     from agents.lifecycle import RunHooks
     from agents.run import RunConfig
@@ -425,17 +411,20 @@ async def _run_openai(
         async def on_llm_end(self, *args: Any) -> None:
             steps.model_turn(time.monotonic() - self.clock)
 
-    async with openai_computer(orgo, computer, transport=transport) as desktop:
+    steps, model = run.steps, run.model
+    async with openai_computer(run.orgo, run.computer, transport=run.transport) as desktop:
         agent: Agent[Any] = Agent(
             name="orgo-operator",
-            instructions=system,
+            instructions=run.system,
             tools=[ComputerTool(_observed(desktop, steps))],
-            model=model if client is None else OpenAIResponsesModel(model, openai_client=client),
+            model=model
+            if run.client is None
+            else OpenAIResponsesModel(model, openai_client=run.client),
         )
         try:
             result = await Runner.run(
                 agent,
-                instruction,
+                run.instruction,
                 # Each turn asks for at least one action, and the last for none.
                 max_turns=steps.max_steps + 1,
                 hooks=Timing(),
