@@ -63,6 +63,14 @@ def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(lines)
 
 
+def fields_text(fields: Mapping[str, object], *, as_json: bool) -> str:
+    """One record: as JSON, or a ``name  value`` line per field with the names aligned."""
+    if as_json:
+        return to_json(fields)
+    width = max(len(name) for name in fields)
+    return "\n".join(f"{name.ljust(width)}  {cell(value)}" for name, value in fields.items())
+
+
 def to_json(value: Any) -> str:
     """``value`` as indented JSON; every figure must be finite (missing ones are ``null``)."""
     return json.dumps(value, indent=2, allow_nan=False, default=str)

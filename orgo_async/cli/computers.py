@@ -18,7 +18,7 @@ from typing import Any
 
 from .._checks import check_text
 from ..models import MAX_NAME_LENGTH, Computer
-from ._format import cell, table, to_json
+from ._format import cell, fields_text, table, to_json
 from ._options import add_id, add_json, add_workspace
 from ._output import EXIT_OK, PROG, UsageError, output
 from ._runner import run_command
@@ -119,11 +119,7 @@ def _run_status(args: argparse.Namespace) -> int:
         return computer_fields(computer)
 
     found = run_command(with_computer(args, fields))
-    if args.json:
-        output(to_json(found))
-    else:
-        width = max(len(k) for k in found)
-        output("\n".join(f"{k.ljust(width)}  {cell(v)}" for k, v in found.items()))
+    output(fields_text(found, as_json=args.json))
     return EXIT_OK
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from ..errors import TemplateBuildError
 from ..template_models import BuildStatus, PublishedTemplate, Template
-from ._format import cell, table, to_json
+from ._format import cell, fields_text, table, to_json
 from ._options import add_json
 from ._output import EXIT_API, EXIT_OK, PROG, UsageError, output
 from ._runner import run_command
@@ -119,9 +119,5 @@ def _run_status(args: argparse.Namespace) -> int:
             return await target.orgo.templates.build_status(args.ref)
 
     found = _status_fields(run_command(run()))
-    if args.json:
-        output(to_json(found))
-    else:
-        width = max(len(k) for k in found)
-        output("\n".join(f"{k.ljust(width)}  {cell(v)}" for k, v in found.items()))
+    output(fields_text(found, as_json=args.json))
     return EXIT_OK

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from orgo_async.cli._format import cell, percentile_cells, percentiles, table
+import json
+
+from orgo_async.cli._format import cell, fields_text, percentile_cells, percentiles, table
 
 
 def test_percentiles_are_nearest_rank() -> None:
@@ -21,3 +23,9 @@ def test_cells_and_tables() -> None:
     assert percentile_cells(percentiles([1.0, 2.0]), 6) == "  1.00  2.00  2.00  2.00"
     assert percentile_cells(percentiles([]), 3) == "  -  -  -  -"
     assert table(["ID", "NAME"], [["a", "-"], ["bcd", "e"]]) == "ID   NAME\na    -\nbcd  e"
+
+
+def test_fields_text_aligns_names_or_gives_json() -> None:
+    fields = {"id": "c-1", "status": None, "cpu": 2}
+    assert fields_text(fields, as_json=False) == "id      c-1\nstatus  -\ncpu     2"
+    assert json.loads(fields_text(fields, as_json=True)) == fields
