@@ -643,43 +643,43 @@ class Store:
                 f" requested {disk_size_gb} GB)",
             )
         results: dict[str, ResizeResult] = {}
+
+        def applied(name: str, value: int | None) -> None:
+            results[name] = ResizeResult(value, value, True, None)
+
+        def refused(name: str, value: int, error: str) -> None:
+            results[name] = ResizeResult(value, None, False, error)
+
         reboot = False
         if vcpus is not None:
             if vcpus in (1, 2, 4, 8, 16):
                 reboot |= vcpus != computer.cpu
                 computer.cpu = vcpus
-                results["vcpus"] = ResizeResult(vcpus, vcpus, True, None)
+                applied("vcpus", vcpus)
             else:
-                error = f"vcpus must be one of 1, 2, 4, 8, 16 (got {vcpus})"
-                results["vcpus"] = ResizeResult(vcpus, None, False, error)
+                refused("vcpus", vcpus, f"vcpus must be one of 1, 2, 4, 8, 16 (got {vcpus})")
         if mem_gb is not None:
             if mem_gb in (4, 8, 16, 32):
                 reboot |= mem_gb != computer.ram
                 computer.ram = mem_gb
-                results["mem_gb"] = ResizeResult(mem_gb, mem_gb, True, None)
+                applied("mem_gb", mem_gb)
             elif mem_gb == 64:
-                error = f"mem_gb {mem_gb} exceeds the live max 32 GB"
-                results["mem_gb"] = ResizeResult(mem_gb, None, False, error)
+                refused("mem_gb", mem_gb, f"mem_gb {mem_gb} exceeds the live max 32 GB")
             else:
-                error = f"mem_gb must be one of 4, 8, 16, 32 (got {mem_gb})"
-                results["mem_gb"] = ResizeResult(mem_gb, None, False, error)
+                refused("mem_gb", mem_gb, f"mem_gb must be one of 4, 8, 16, 32 (got {mem_gb})")
         if disk_size_gb is not None:
             if disk_size_gb <= MAX_DISK_GB:
                 computer.disk_size_gb = disk_size_gb
-                results["disk_size_gb"] = ResizeResult(disk_size_gb, disk_size_gb, True, None)
+                applied("disk_size_gb", disk_size_gb)
             else:
                 error = f"disk_size_gb {disk_size_gb} exceeds the max {MAX_DISK_GB} GB"
-                results["disk_size_gb"] = ResizeResult(disk_size_gb, None, False, error)
+                refused("disk_size_gb", disk_size_gb, error)
         if bandwidth_limit_mbps is not None:
             computer.bandwidth_limit_mbps = bandwidth_limit_mbps
-            results["bandwidth_limit_mbps"] = ResizeResult(
-                bandwidth_limit_mbps, bandwidth_limit_mbps, True, None
-            )
+            applied("bandwidth_limit_mbps", bandwidth_limit_mbps)
         if auto_stop_given:
             computer.auto_stop_minutes = auto_stop_minutes
-            results["auto_stop_minutes"] = ResizeResult(
-                auto_stop_minutes, auto_stop_minutes, True, None
-            )
+            applied("auto_stop_minutes", auto_stop_minutes)
         if reboot:
             computer.rotate_credentials()
             self._boot(computer, "restart")
