@@ -205,6 +205,8 @@ async def _pipeline(request: web.Request, handler: Handler) -> web.StreamRespons
         response = _error_response(ApiError(500, "internal_error", "Internal error"), request_id)
     if rule is not None and rule.kind == "lose_response":
         return _drop(request)
+    if rule is not None and rule.kind == "slow_answer":
+        await emu._sleep(rule.delay)
     if not response.prepared:
         # (A chat completion names itself: its chatcmpl- id is its request id.)
         response.headers.setdefault("X-Request-Id", request_id)

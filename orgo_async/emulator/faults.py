@@ -17,6 +17,10 @@ Kinds:
 ``lose_response``
     Run the handler (its side effects happen: a computer *is* created), then
     close the connection instead of answering.
+``slow_answer``
+    Run the handler, then wait ``delay`` seconds before answering: the work is
+    done (a boot has started) and the client hears of it late, as behind a
+    queue of answers on their way back.
 """
 
 from __future__ import annotations
@@ -33,8 +37,8 @@ import attrs
 
 __all__ = ["FaultKind", "FaultRule", "Faults"]
 
-FaultKind = Literal["status", "drop", "delay", "lose_response"]
-_KINDS: Final = ("status", "drop", "delay", "lose_response")
+FaultKind = Literal["status", "drop", "delay", "lose_response", "slow_answer"]
+_KINDS: Final = ("status", "drop", "delay", "lose_response", "slow_answer")
 
 _DEFAULT_CODES: Final[Mapping[int, str]] = {
     400: "bad_request",
