@@ -24,7 +24,7 @@ from ._observe import RetryObserver
 from ._probe import ProbeTransport
 from ._retry import is_retryable_error, next_delay
 from .errors import APIConnectionError, APIError, APITimeoutError, ClientClosedError, OrgoError
-from .health import BootModel, RttEstimator, probe_timeouts
+from .health import BootModel, RttEstimator, ServerClock, probe_timeouts
 
 log = logging.getLogger("orgo_async")
 
@@ -70,6 +70,8 @@ class Session:
         """The boot times seen so far; they place the readiness probes."""
         self.probe_rtt = RttEstimator()
         """The round trips of health probes sent outside a fleet."""
+        self.server_clock = ServerClock()
+        """The server's clock, read from its create stamps: where boots start."""
         self.closed = False
         self._rng = random.Random()
         # One lock per computer: Orgo fails overlapping screenshots of one computer.

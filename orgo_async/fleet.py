@@ -36,7 +36,7 @@ from .errors import (
     PermissionDeniedError,
     RateLimitError,
 )
-from .health import ProbeBudget, boot_start
+from .health import ProbeBudget
 from .models import (
     MAX_NAME_LENGTH,
     Computer,
@@ -439,7 +439,7 @@ class Fleet:
             info = await self._computers.wait_ready(
                 computer,
                 timeout=self._ready_timeout,
-                since=boot_start(sent, answered, probes.rtt),
+                created=(sent, answered),
                 budget=probes,
             )
         except OrgoError as exc:

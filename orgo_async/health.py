@@ -57,9 +57,11 @@ from __future__ import annotations
 import asyncio
 import bisect
 import collections
+import functools
 import heapq
 import math
 import random
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Final, Protocol
 
 import attrs
@@ -79,6 +81,8 @@ from .errors import (
 from .models import Computer, ComputerStatus, LaunchTiming
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from ._session import Session
 
 __all__ = ["BootModel", "ProbeBudget", "ReadyInfo", "RttEstimator"]
@@ -112,6 +116,8 @@ LATE_GAP_RTTS: Final = 2.0
 BUDGET_QUEUEING: Final = 0.020
 # Status checks (a failed boot fails fast): at the window's end, then this often.
 STATUS_CHECK_EVERY: Final = 2.0
+# A boot start read again from a sharper server clock moves when it moved this much.
+MOVE_START: Final = 0.0005
 
 
 @attrs.frozen
@@ -513,17 +519,101 @@ class ProbeBudget:
         self.limit = max(self.min_limit, self.limit * 0.75)
 
 
-def boot_start(sent: float, answered: float, rtt: RttEstimator | None = None) -> float:
+class ServerClock:
+    """Where the server's wall clock falls on this process's loop clock, from create answers.
+
+    A computer's ``created_at`` is the server's own reading of when it handled
+    the create, and so of when the boot started. The server handled it after
+    the create was sent and before its answer was read, so the offset between
+    the two clocks lies between ``sent - created_at`` and
+    ``answered - created_at``. Each create narrows that interval (the quickest
+    round trips bound it), so a boot's start is known to within a few
+    milliseconds even when its create's answer was read a hundred later,
+    behind a burst of others in the server's queue or in this loop (see
+    :func:`boot_start`).
+
+    Only the last ``horizon`` seconds of creates count (the two clocks drift
+    apart slowly); bounds that no offset satisfies (the server's clock was
+    set) start the interval over.
+
+    Args:
+        resolution: The stamps' resolution (Orgo's are milliseconds, truncated).
+        horizon: How long a create's bounds are kept, in seconds.
+    """
+
+    def __init__(self, *, resolution: float = 0.001, horizon: float = 60.0) -> None:
+        self.resolution = resolution
+        self.horizon = horizon
+        self._bounds: collections.deque[tuple[float, float, float]] = collections.deque()
+        self.low = -math.inf
+        """The offset (loop time minus server time) is at least this..."""
+        self.high = math.inf
+        """... and at most this."""
+
+    def __repr__(self) -> str:
+        return f"<ServerClock creates={len(self._bounds)} width={self.width * 1000:.1f}ms>"
+
+    @property
+    def width(self) -> float:
+        """How uncertain the offset is (seconds; infinite before any create)."""
+        return self.high - self.low
+
+    def observe(self, sent: float, answered: float, stamp: float) -> None:
+        """A create sent and answered at these loop times was stamped ``stamp`` (server epoch)."""
+        if not (math.isfinite(stamp) and sent <= answered):
+            return
+        low, high = sent - stamp - self.resolution, answered - stamp
+        bounds = self._bounds
+        while bounds and bounds[0][0] < answered - self.horizon:
+            bounds.popleft()
+        if bounds and (low > self.high or high < self.low):
+            bounds.clear()  # no offset fits both: the server's clock was set; start over
+        bounds.append((answered, low, high))
+        self.low = max(b[1] for b in bounds)
+        self.high = min(b[2] for b in bounds)
+
+    def bounds(self, stamp: float) -> tuple[float, float]:
+        """The earliest and latest loop time that a server ``stamp`` may stand for."""
+        return stamp + self.low, stamp + self.high + self.resolution
+
+
+def boot_start(
+    sent: float,
+    answered: float,
+    rtt: RttEstimator | None = None,
+    *,
+    stamp: float | None = None,
+    clock: ServerClock | None = None,
+) -> float:
     """When the server most likely started a computer's boot, for a create sent and answered then.
 
-    The server handled the create somewhere in between: a create that waited
-    in a busy server's queue was handled late, just before its answer went
-    out, so the best guess is half a (probe) round trip before the answer,
-    and never before the create was sent. Without an estimator, the midpoint.
+    The server handled the create somewhere in between. A guess: a create
+    that waited in a busy server's queue was handled late, just before its
+    answer went out, so half a (probe) round trip before the answer, and
+    never before the create was sent; without an estimator, the midpoint.
+    Given the create's ``stamp`` (the computer's ``created_at``, in seconds
+    since the epoch) and the session's ``clock``, no guess: once the clock
+    places the stamp more sharply than the create's own round trip does, the
+    middle of the moments both allow.
     """
-    if rtt is None:
-        return (sent + answered) / 2
-    return max(sent, answered - rtt.one_way)
+    guess = (sent + answered) / 2 if rtt is None else max(sent, answered - rtt.one_way)
+    if stamp is None or clock is None:
+        return guess
+    earliest, latest = clock.bounds(stamp)
+    if latest - earliest >= answered - sent:
+        return guess  # the clock knows no more than this create's own round trip
+    # Both are certain: the middle of what the clock and the round trip allow.
+    low, high = max(sent, earliest), min(answered, latest)
+    return (low + high) / 2 if low <= high else guess
+
+
+def server_stamp(moment: datetime | None) -> float | None:
+    """A server timestamp in seconds since the epoch (naive ones are UTC)."""
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
 
 
 @attrs.define
@@ -669,6 +759,7 @@ async def wait_ready(
     *,
     timeout: float | None = 120.0,
     since: float | None = None,
+    created: tuple[float, float] | None = None,
     boot_model: BootModel | None = None,
     budget: ProbeBudget | None = None,
     probe_timeout: float | None = None,
@@ -682,6 +773,11 @@ async def wait_ready(
         timeout: Seconds from now to give up; ``None`` waits for ever.
         since: The loop time at which the boot started (see :func:`boot_start`);
             defaults to now.
+        created: Instead of ``since``: when the computer's create was sent and
+            answered (loop times). The boot's start is then read from the
+            computer's ``created_at`` on the server's clock (the session's
+            :class:`ServerClock`), and read again as that clock sharpens while
+            the probes run.
         boot_model: Where to learn boot times from and record this one; defaults
             to the session's.
         budget: The fleet's shared probe budget, if any (its RTT estimate is
@@ -709,6 +805,19 @@ async def wait_ready(
     loop = asyncio.get_running_loop()
     now = loop.time()
     t0 = now if since is None else since
+    clock = session.server_clock
+    start: Callable[[], float] | None = None  # the boot's start, read again as the clock sharpens
+    if created is not None:
+        if since is not None:
+            raise ValueError("give since or created, not both")
+        create_sent, create_answered = created
+        stamp = server_stamp(computer.created_at)
+        if stamp is not None:
+            clock.observe(create_sent, create_answered, stamp)
+        start = functools.partial(
+            boot_start, create_sent, create_answered, rtt, stamp=stamp, clock=clock
+        )
+        t0 = start()
     deadline = None if timeout is None else now + timeout
     ceiling = probe_timeout if probe_timeout is not None else session.timeouts.probe
     path = f"/desktops/{instance}/proxy/health"
@@ -725,6 +834,8 @@ async def wait_ready(
     try:
         async with asyncio.timeout_at(deadline):
             while True:
+                if start is not None:
+                    t0 = _moved(plan, start())
                 due = plan.next_due(loop.time(), answered)
                 if budget is not None:
                     if not await budget.wait_until(due, sparse=plan.sparse):
@@ -786,6 +897,8 @@ async def wait_ready(
         model.done(t0)
     ready = answered
     assert ready is not None and plan.last_sent is not None
+    if start is not None:
+        t0 = _moved(plan, start())
     if not running:
         first_boot = model.samples == 0
         won_seen = ready - rtt.one_way
@@ -802,6 +915,15 @@ async def wait_ready(
     return ReadyInfo(
         since=t0, first_probe=first_probe, ready=ready, probes=plan.sent, status_checks=checks
     )
+
+
+def _moved(plan: ProbePlan, t0: float) -> float:
+    """Move a plan's boot start (and the model's record of it) to ``t0``; returns the start."""
+    if abs(t0 - plan.t0) > MOVE_START:
+        plan.model.done(plan.t0)
+        plan.model.running(t0)
+        plan.t0 = t0
+    return plan.t0
 
 
 _TIMEOUTS_CACHE: dict[float, Timeouts] = {}

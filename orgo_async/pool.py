@@ -31,7 +31,6 @@ from ._checks import check_int, check_seconds, check_text, optional
 from ._retry import backoff
 from .errors import APIConnectionError, CreateOutcomeUnknown, OrgoError, RateLimitError
 from .fleet import FATAL_ERRORS, Abandoned, AdaptiveLimiter, sleep_unless
-from .health import boot_start
 from .models import MAX_NAME_LENGTH, Computer, ComputerFields, ComputerSpec, ComputerStatus
 
 if TYPE_CHECKING:
@@ -321,7 +320,7 @@ class Pool:
         await self._computers.wait_ready(
             computer,
             timeout=self._ready_timeout,
-            since=boot_start(sent, answered, probes.rtt),
+            created=(sent, answered),
             budget=probes,
         )
         return attrs.evolve(computer, status=ComputerStatus.RUNNING)

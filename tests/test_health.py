@@ -32,6 +32,8 @@ from orgo_async.health import (
     ProbeBudget,
     ProbePlan,
     RttEstimator,
+    ServerClock,
+    boot_start,
 )
 
 from .conftest import client_tasks
@@ -520,3 +522,65 @@ def test_the_pause_after_an_answer_follows_queueing_window_width_and_rtt() -> No
     assert ProbePlan(t0=0.0, model=learned(FIXED), rtt=queued, phase=0.0).rest(0.06) == (
         MAX_DENSE_SPACING
     )
+
+
+def test_the_server_clock_places_a_late_answered_boot_to_within_its_quickest_create() -> None:
+    offset = 1000.0  # loop time minus the server's clock
+    clock, rtt = ServerClock(resolution=0.0), RttEstimator()
+    rtt.observe(0.002)
+    # Creates whose answers came back 1 to 200 ms after the server handled them.
+    for n, (out, back) in enumerate([(0.004, 0.2), (0.001, 0.001), (0.05, 0.003), (0.0, 0.12)]):
+        handled = 10.0 + n
+        clock.observe(handled + offset - out, handled + offset + back, handled)
+    # Narrower than any one create: the quickest way there (0 ms) with the quickest back (1 ms).
+    assert clock.width == pytest.approx(0.001)
+    # A create read 150 ms after it was handled: the clock places its boot, the
+    # round trip alone cannot.
+    handled = 20.0
+    sent, answered = handled + offset - 0.01, handled + offset + 0.15
+    start = boot_start(sent, answered, rtt, stamp=handled, clock=clock)
+    assert abs(start - (handled + offset)) <= clock.width / 2 + 1e-9
+    assert boot_start(sent, answered, rtt) - (handled + offset) > 0.1
+    # A create quicker than the clock's uncertainty is placed by its own round trip.
+    assert boot_start(sent, sent + 0.001, rtt, stamp=handled, clock=clock) == boot_start(
+        sent, sent + 0.001, rtt
+    )
+
+
+def test_the_server_clock_starts_over_when_the_servers_clock_is_set() -> None:
+    clock = ServerClock(resolution=0.0)
+    clock.observe(100.0, 100.002, 5.0)
+    clock.observe(101.0, 101.002, 6.0)
+    assert clock.bounds(7.0) == pytest.approx((102.0, 102.002))
+    clock.observe(102.0, 102.004, 60.0)  # stepped back by 53 s: no offset fits all
+    assert clock.width == pytest.approx(0.004)
+    assert clock.bounds(61.0) == pytest.approx((103.0, 103.004))
+    clock.observe(math.nan, 1.0, 1.0)
+    clock.observe(2.0, 1.0, 1.0)  # answered before sent: ignored
+    assert clock.width == pytest.approx(0.004)
+
+
+async def test_answers_that_come_late_do_not_move_the_boots_start(
+    orgo: Orgo, workspace: Workspace, emulator: Emulator
+) -> None:
+    # Every other create is answered 150 ms after the server started its boot.
+    emulator.config.boot = BootTime.fixed(0.1)
+    emulator.faults.add(
+        FaultRule(kind="slow_answer", delay=0.15, method="POST", path=r"^/api/computers$")
+    )
+    loop = asyncio.get_running_loop()
+    errors = []
+    for n in range(12):
+        emulator.faults.rules[0].probability = float(n % 2)
+        sent = loop.time()
+        c = await orgo.computers.create(workspace_id=workspace.id, name=f"late{n}")
+        answered = loop.time()
+        info = await orgo.computers.wait_ready(c, created=(sent, answered), timeout=10)
+        started = emulator.state.computers[c.id].phase_started_at  # the same monotonic clock
+        errors.append(info.since - started)
+        if n % 2:
+            assert answered - started >= 0.15
+    # Placed by the server's clock, the boots start where the server started them,
+    # and the model learns their 100 ms, not 100 ms less the answer's delay.
+    assert max(abs(e) for e in errors[2:]) <= 0.005
+    assert orgo.boot_model.quantile(0.5) == pytest.approx(0.1, abs=0.015)

@@ -25,7 +25,7 @@ from ..errors import (
     NotFoundError,
     OrgoError,
 )
-from ..health import ProbeBudget, ReadyInfo, boot_start, wait_ready
+from ..health import ProbeBudget, ReadyInfo, wait_ready
 from ..models import (
     CPU_CHOICES,
     MAX_NAME_LENGTH,
@@ -169,6 +169,7 @@ class Computers(ComputerExtras):
         *,
         timeout: float | None = 120.0,
         since: float | None = None,
+        created: tuple[float, float] | None = None,
         budget: ProbeBudget | None = None,
     ) -> ReadyInfo:
         """Wait until the computer answers its health probe (see :mod:`orgo_async.health`).
@@ -176,6 +177,9 @@ class Computers(ComputerExtras):
         Args:
             timeout: Seconds from now to give up (``None``: never).
             since: When the server started the boot (``loop.time()``; default: now).
+            created: Instead of ``since``: when this computer's create was sent and
+                answered (``loop.time()`` values); the boot's start is then read
+                from its ``created_at`` on the server's clock.
             budget: A probe budget shared with other waits (a fleet's); by default
                 the probes pace themselves alone.
 
@@ -184,7 +188,13 @@ class Computers(ComputerExtras):
             ComputerFailedError: it is (or became) ``error``, ``stopped``, ``deleting`` or gone.
         """
         return await wait_ready(
-            self._session, self, computer, timeout=timeout, since=since, budget=budget
+            self._session,
+            self,
+            computer,
+            timeout=timeout,
+            since=since,
+            created=created,
+            budget=budget,
         )
 
     async def launch(
@@ -251,7 +261,7 @@ class Computers(ComputerExtras):
                 self,
                 computer,
                 timeout=ready_timeout,
-                since=boot_start(sent, answered, self._session.probe_rtt),
+                created=(sent, answered),
             )
         except BaseException as exc:
             if delete_on_failure:
