@@ -15,12 +15,14 @@ adapts to a path:
   durations this session has seen, and the boots still running (in a burst
   the first boots seen are the fastest: the running ones move the window's
   end out). Nothing is sent before the boot is likely to be over; across the
-  window where boots end (their 1st to 99th percentile, each side widened by
-  its own spread while samples are few) probes go out densely, never sparser
-  than a 10 ms polling loop (a tenth of the window apart, 5-6 ms for a
-  300 ± 20 ms boot), with a pause after each answer when the server queues
-  them or the finished boots spread over a long tail
-  (:meth:`ProbePlan.rest`); past it, the gaps grow gently up to a few
+  window where boots end (their 0.5th to 99.9th percentile, each side widened
+  by its own spread while samples are few) probes go out densely, never
+  sparser than a 10 ms polling loop (a tenth of the window apart, 5-6 ms for
+  a 300 ± 20 ms boot), with a pause after each answer when the server queues
+  them; when the finished boots spread over a long tail, the pause makes
+  the probes' period a share of that loop's (all of it for a boot younger
+  than the median, less past it, where boots end most often:
+  :meth:`ProbePlan.rest`); past the window, the gaps grow gently up to a few
   round-trip times, so a late boot is still found within a few RTTs. Until
   the model has seen enough boots the window is wide (from a tenth of Orgo's
   published 300 ms to ten times it), probed 7 ms apart from half to twice
@@ -38,7 +40,10 @@ adapts to a path:
   2 ms clock: computers created together neither fire in the same
   millisecond nor each wake the loop alone.
 * **Probes are aimed at the server's clock.** The boot starts when the server
-  handles the create (:func:`boot_start`), and a probe observes the computer
+  handles the create, which its ``created_at`` stamp says on the server's
+  clock; :class:`ServerClock` learns to read that clock from the creates'
+  round trips (:func:`boot_start`), so an answer read late does not move the
+  boot's start. A probe observes the computer
   when it reaches the server, half a round trip after it is sent: the
   schedule is shifted by that half, and so is what the model learns.
 * **A fleet shares one budget** (:class:`ProbeBudget`): the probes in flight
@@ -100,6 +105,10 @@ QUEUE_REST_FACTOR: Final = 1.0
 QUEUE_TOLERANCE: Final = 0.010
 # Windows wider than this get a pause after each answer too (full at twice this).
 WIDE_WINDOW: Final = 0.100
+# Across a long window, the probes' period as a share of a 10 ms polling loop's period:
+# for a boot younger than the median, and for one older.
+LONG_EARLY_SHARE: Final = 0.97
+LONG_LATE_SHARE: Final = 0.7
 # Before any boot is seen (a session's first burst of hundreds), probes at most this far apart.
 PRIOR_SPACING: Final = 0.050
 # ...growing with the boots waited for past this many...
@@ -248,8 +257,11 @@ class BootModel:
         keep: How many recent boots to keep.
         min_samples: Below this many, the window is the wide prior (from a tenth
             of ``default`` to ten times it).
-        coverage: The share of boots the dense window covers (its quantiles are
-            ``(1 - coverage) / 2`` and ``(1 + coverage) / 2``).
+        coverage: The share of boots the dense window covers. Of those it leaves
+            out, five in six are the earliest and one in six the latest (its
+            quantiles are 0.5 % and 99.9 % by default): an earlier start costs
+            every boot a probe, a later end only the boots that run that long,
+            and a boot outside the window is found late either way.
         window_probes: About how many probes span the window (the spacing is the
             window's width divided by this, within 3 to 10 ms).
     """
@@ -260,7 +272,7 @@ class BootModel:
         default: float = DEFAULT_BOOT_SECONDS,
         keep: int = 512,
         min_samples: int = 12,
-        coverage: float = 0.98,
+        coverage: float = 0.994,
         window_probes: int = 10,
     ) -> None:
         check_seconds("default", default, inclusive=False)
@@ -350,12 +362,13 @@ class BootModel:
         the boots in progress move the end out.
         """
         n = len(self._sorted)
-        tail = (1 - self.coverage) / 2
+        early = (1 - self.coverage) * 5 / 6
+        late = (1 - self.coverage) / 6
         if n < self.min_samples:
             start, end, spacing = self.default * 0.1, self.default * 10, MAX_DENSE_SPACING
             pad = MIN_DENSE_SPACING
         else:
-            low, mid, high = self.quantile(tail), self.quantile(0.5), self.quantile(1 - tail)
+            low, mid, high = self.quantile(early), self.quantile(0.5), self.quantile(1 - late)
             # Few samples say little about the extremes: widen each side by a share
             # of its own spread that shrinks as they accumulate (a quarter of it at 12
             # samples). Each side its own: a long upper tail must not pull the start
@@ -372,7 +385,7 @@ class BootModel:
             # The k-th longest of all boots, finished or still running (a running
             # one is at least as long as it has run so far). One straggler alone
             # (or two) does not hold the window open for itself.
-            k = max(3, math.ceil(tail * (n + len(self._running))))
+            k = max(3, math.ceil(late * (n + len(self._running))))
             longest = sorted(self._sorted[-k:] + [now - t for t in self._running[:k]], reverse=True)
             if len(longest) >= k:
                 end = max(end, longest[k - 1] + pad)
@@ -654,6 +667,13 @@ class ProbePlan:
         start, end, spacing = self.model.window(now)
         lead = self.rtt.one_way
         window_start = self.t0 + start - lead
+        # The prior window is wide because nothing is known yet, and boots still
+        # running hold a learned window's end open: neither means that boots
+        # spread widely. Only what the finished boots span paces the probes.
+        width = 0.0
+        if self.model.samples >= self.model.min_samples:
+            finished_start, finished_end, _ = self.model.window()
+            width = finished_end - finished_start
         if self.last_sent is None:
             due = self.t0 if self.immediate else window_start - self.phase * spacing
         else:
@@ -672,6 +692,10 @@ class ProbePlan:
                     # Past the age at which a boot of the burst ended, before the
                     # window is learned: as dense as the prior is near Orgo's time.
                     self.gap = min(spacing, PRIOR_NEAR_SPACING)
+                elif width > WIDE_WINDOW:
+                    # Boots spread over a long tail: the pause after each answer
+                    # paces the probes (see rest()), not the window's spacing.
+                    self.gap = MIN_DENSE_SPACING
                 else:
                     self.gap = spacing
             else:
@@ -689,14 +713,7 @@ class ProbePlan:
             self.woke = None
         if answered is None:
             return due
-        # The prior window is wide because nothing is known yet, and boots still
-        # running hold a learned window's end open: neither means that boots
-        # spread widely. Only what the finished boots span paces the probes.
-        width = 0.0
-        if self.model.samples >= self.model.min_samples:
-            finished_start, finished_end, _ = self.model.window()
-            width = finished_end - finished_start
-        return max(due, answered + self.rest(width))
+        return max(due, answered + self.rest(width, due + lead - self.t0))
 
     def woken(self, now: float) -> None:
         """The fleet saw its first boot while this plan slept sparsely: go dense now.
@@ -707,7 +724,7 @@ class ProbePlan:
         """
         self.woke = now
 
-    def rest(self, width: float = 0.0) -> float:
+    def rest(self, width: float = 0.0, age: float = 0.0) -> float:
         """How long to wait after an answer before the next probe.
 
         Up to a 10 ms polling loop's pause (never more), by the larger of two
@@ -716,18 +733,21 @@ class ProbePlan:
         :attr:`RttEstimator.queueing`), so that a queueing server is never
         probed harder than that loop would probe it. *Width*: a window of
         100 ms or less is crossed at full speed (a handful of probes where boots
-        are sure to end), one of 200 ms or more at about that loop's pace (boots
-        spread over a long tail: probing faster than the loop would only spend
-        more than it does), unless the answers are slow enough to pace the
-        probes themselves.
+        are sure to end), one of 200 ms or more at 93 % of that loop's period
+        (its answer and 10 ms) at any RTT: boots spread over a long tail, and
+        probing faster than the loop would spend more than it does.
         """
         queueing = self.rtt.queueing
         # A few milliseconds of queueing come and go with every burst of creates:
         # a pause for them would only make this race later than the polling loop.
         queueing = QUEUE_REST_FACTOR * queueing if queueing > QUEUE_TOLERANCE else 0.0
         spread = min(1.0, max(0.0, (width - WIDE_WINDOW) / WIDE_WINDOW))
-        # When answers are slow, the one probe in flight paces the race already.
-        paced = max(0.0, MAX_DENSE_SPACING - self.rtt.srtt / 2)
+        # Across a long tail, a share of the polling loop's period (an answer and
+        # 10 ms): about all of it while the boot is younger than most, less once
+        # it is older than half of them (where boots end most often).
+        srtt = self.rtt.srtt
+        share = LONG_EARLY_SHARE if age < self.model.quantile(0.5) else LONG_LATE_SHARE
+        paced = max(0.0, share * (MAX_DENSE_SPACING + srtt) - srtt)
         return min(MAX_DENSE_SPACING, max(queueing, spread * paced))
 
     def sending(self, now: float) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import math
+import random
 import statistics
 from collections.abc import Callable
 
@@ -24,6 +25,8 @@ from orgo_async.emulator import BootTime, Emulator, FaultRule
 from orgo_async.health import (
     LATE_GAP_FLOOR,
     LATE_GAP_RTTS,
+    LONG_EARLY_SHARE,
+    LONG_LATE_SHARE,
     MAX_DENSE_SPACING,
     MIN_DENSE_SPACING,
     PRIOR_FAR_SPACING,
@@ -511,10 +514,19 @@ def test_the_pause_after_an_answer_follows_queueing_window_width_and_rtt() -> No
     fast.observe(0.001)
     plan = ProbePlan(t0=0.0, model=learned(FIXED), rtt=fast, phase=0.0)
     assert plan.rest(0.06) == 0.0  # a narrow window, an idle server: full speed
-    assert plan.rest(0.2) == pytest.approx(MAX_DENSE_SPACING - 0.0005)  # a long tail
-    slow = RttEstimator()
-    slow.observe(0.03)
-    assert ProbePlan(t0=0.0, model=learned(FIXED), rtt=slow, phase=0.0).rest(0.2) == 0.0
+    # A long tail: the answer and the pause take a share of a 10 ms polling loop's
+    # period (its answer and 10 ms), whatever the round trip; a smaller share once
+    # the boot is older than the median boot (300 ms here).
+    for trip in (0.001, 0.03):
+        rtt = RttEstimator()
+        rtt.observe(trip)
+        timed = ProbePlan(t0=0.0, model=learned(FIXED), rtt=rtt, phase=0.0)
+        period = MAX_DENSE_SPACING + trip
+        early, late = timed.rest(0.2, age=0.1), timed.rest(0.2, age=0.4)
+        assert early == pytest.approx(LONG_EARLY_SHARE * period - trip)
+        assert late == pytest.approx(max(0.0, LONG_LATE_SHARE * period - trip))
+        assert 0 <= late < early < MAX_DENSE_SPACING
+    assert plan.rest(0.15) == pytest.approx(plan.rest(0.2) / 2)
     queued = RttEstimator()
     queued.observe(0.001)
     for _ in range(40):
@@ -584,3 +596,39 @@ async def test_answers_that_come_late_do_not_move_the_boots_start(
     # and the model learns their 100 ms, not 100 ms less the answer's delay.
     assert max(abs(e) for e in errors[2:]) <= 0.005
     assert orgo.boot_model.quantile(0.5) == pytest.approx(0.1, abs=0.015)
+
+
+def _lognormal_boots(n: int, seed: int) -> list[float]:
+    rng = random.Random(seed)  # Orgo-like long tail: median 300 ms, sigma 0.6, at most 5 s
+    return [min(5.0, 0.3 * math.exp(rng.gauss(0.0, 0.6))) for _ in range(n)]
+
+
+def _polling_loop(boot: float, rtt: float) -> tuple[float, int]:
+    """A plain loop from the boot's start: probe, and 10 ms after each "not yet", again."""
+    sent, probes = 0.0, 0
+    while True:
+        probes += 1
+        if sent + rtt / 2 >= boot:
+            return sent + rtt - boot, probes
+        sent += rtt + MAX_DENSE_SPACING
+
+
+@pytest.mark.parametrize("rtt", [0.001, 0.005, 0.02])
+def test_a_long_tail_is_probed_no_later_and_more_cheaply_than_by_a_polling_loop(
+    rtt: float,
+) -> None:
+    model = learned(_lognormal_boots(400, seed=1))
+    race: list[tuple[float, int]] = []
+    loop: list[tuple[float, int]] = []
+    for n, boot in enumerate(_lognormal_boots(1500, seed=2)):
+        plan = ProbePlan(t0=0.0, model=model, rtt=RttEstimator(), phase=(n % 10) / 10)
+        lag, probes = simulate(plan, boot, lambda _: rtt)
+        race.append((lag, len(probes)))
+        loop.append(_polling_loop(boot, rtt))
+
+    def p(values: list[float], q: float) -> float:
+        return sorted(values)[int(q * (len(values) - 1))]
+
+    for q in (0.5, 0.99):
+        assert p([r[0] for r in race], q) <= p([r[0] for r in loop], q)
+    assert p([r[1] for r in race], 0.5) < p([r[1] for r in loop], 0.5)
