@@ -83,7 +83,8 @@ def compile_schema(schema: Mapping[str, Any]) -> Validator:
 def problems(validator: Validator, document: object) -> list[Problem]:
     """Every problem of ``document``, ordered by field (``[]`` when it is valid)."""
     found: dict[tuple[str, str], Problem] = {}
-    for error in validator.iter_errors(document):
+    instance: Any = document
+    for error in validator.iter_errors(instance):
         for problem in _translate(error):
             found.setdefault((problem["field"], problem["code"]), problem)
     return sorted(found.values(), key=lambda p: (p["field"], p["code"]))
@@ -138,8 +139,8 @@ def _translate(error: ValidationError) -> list[Problem]:
     label = field or "the document"
     described = schema.get("description")
     kind = error.validator
-    value = error.validator_value
-    instance = error.instance
+    value: Any = error.validator_value
+    instance: Any = error.instance
     if "propertyNames" in error.absolute_schema_path:
         # A key of a map breaks the rule on keys: the key is the field.
         field = _join(field, instance)
