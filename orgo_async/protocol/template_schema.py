@@ -233,7 +233,7 @@ def _walk(
     if isinstance(instance, dict):
         required = list(schema.get("required", []))
         condition = schema.get("if")
-        if isinstance(condition, Mapping) and set(condition) == {"required"}:
+        if isinstance(condition, Mapping) and "required" in condition:
             branch = "then" if all(k in instance for k in condition["required"]) else "else"
             required += _resolve(root, schema.get(branch, {})).get("required", [])
         for name in required:
