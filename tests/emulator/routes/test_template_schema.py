@@ -105,7 +105,8 @@ async def test_malformed_documents_get_a_problem_per_field_path(api: Api) -> Non
     assert status == 200 and body["ok"] is False
     assert fields(body["errors"]) == MALFORMED_PROBLEMS
     by_field = {p["field"]: p for p in body["errors"]}
-    assert by_field["hardware.ram_gb"]["message"] == "hardware.ram_gb must be one of 4, 8, 16, 32, 64"
+    ram = by_field["hardware.ram_gb"]
+    assert ram["message"] == "hardware.ram_gb must be one of 4, 8, 16, 32, 64"
     assert by_field["build.run"]["message"] == "build.run must be an array"
     assert by_field["files[0].colour"]["hint"] == "see GET /template-schema"
     assert all(set(p) == {"field", "code", "message", "hint"} for p in body["errors"])
@@ -126,7 +127,8 @@ async def test_malformed_documents_get_a_problem_per_field_path(api: Api) -> Non
         ({"files": [{"to": "/proc/x", "inline": "a"}]}, "files[0].to", "invalid_format"),
         ({"files": [{"to": "/opt/../etc/x", "inline": "a"}]}, "files[0].to", "invalid_format"),
         ({"build": {"run": ["true"] * 65}}, "build.run", "too_long"),
-        ({"triggers": [{"name": "t", "source": {"type": "sometimes"}, "actions": [{"type": "log"}]}]},
+        ({"triggers": [{"name": "t", "source": {"type": "sometimes"},
+                        "actions": [{"type": "log"}]}]},
          "triggers[0].source.type", "invalid_enum"),
         ({"name": "again@1.0.0"}, "template", "invalid_value"),
         ({"env": {"KEY": {"secret": "undeclared"}}}, "env.KEY.secret", "undeclared_secret"),
