@@ -35,7 +35,7 @@ from ..errors import (
     TemplateBuildTimeout,
     TemplateValidationError,
 )
-from ..protocol.template_schema import compile_schema, has_jsonschema, problems
+from ..protocol.template_schema import INSTALL_HINT, compile_schema, has_jsonschema, problems
 from ..template_models import (
     BuildEvent,
     BuildStatus,
@@ -247,7 +247,7 @@ class Templates(Resource):
     async def _published_validator(self, timeout: Timeouts | float | None) -> Validator:
         if self._published is None:
             if not has_jsonschema():
-                compile_schema({})  # the ImportError with the hint, before fetching anything
+                raise ImportError(INSTALL_HINT)  # before fetching anything
             self._published = compile_schema(await self.schema(timeout=timeout))
         return self._published
 
