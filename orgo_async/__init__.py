@@ -63,6 +63,7 @@ if TYPE_CHECKING:
         ServerError,
         TemplateBuildError,
         TemplateBuildTimeout,
+        TemplateValidationError,
     )
     from .fanout import Outcome
     from .fleet import AdaptiveLimiter, Fleet, FleetFailure, FleetOptions, FleetResult
@@ -226,6 +227,7 @@ __all__ = [
     "TemplateBuildError",
     "TemplateBuildTimeout",
     "TemplateRef",
+    "TemplateValidationError",
     "TemplateVersion",
     "Templates",
     "Terminal",
@@ -362,6 +364,7 @@ _MODULE_OF: dict[str, str] = {
     "ValidationResult": ".template_models",
     "TemplateBuildError": ".errors",
     "TemplateBuildTimeout": ".errors",
+    "TemplateValidationError": ".errors",
     "Templates": ".resources.templates",
     "Trajectory": ".agents.trajectory",
     "TrajectoryError": ".agents.trajectory",

@@ -39,6 +39,9 @@ field, before any request is sent.
         │                                  (also a ProtocolError)
         └── CommandTimeout                 a terminal command ran out of time
 
+A malformed template document is bad input too: :class:`TemplateValidationError`
+is a ``ValueError`` (not an ``OrgoError``) carrying every problem found.
+
 Every error carries data (status, code, request_id, ...) as attributes, not
 only in its message. No error message ever contains the API key or a
 ``vnc_password``.
@@ -79,6 +82,7 @@ __all__ = [
     "ServerError",
     "TemplateBuildError",
     "TemplateBuildTimeout",
+    "TemplateValidationError",
 ]
 
 
@@ -469,3 +473,23 @@ class TemplateBuildError(OrgoError):
 
 class TemplateBuildTimeout(TemplateBuildError, TimeoutError):
     """The deadline passed while the template was still building."""
+
+
+class TemplateValidationError(ValueError):
+    """A template document breaks the schema the server publishes, found before any request.
+
+    The message names the first problem's field path (and how many more there are).
+
+    Attributes:
+        problems: Every problem, each a mapping ``{field, code, message, hint}``
+            (the shape of the server's ``errors``).
+    """
+
+    def __init__(self, problems: Sequence[Mapping[str, Any]]) -> None:
+        self.problems = tuple(problems)
+        first = self.problems[0] if self.problems else {}
+        more = len(self.problems) - 1
+        message = f"template document: {first.get('message') or first.get('field', '?')}"
+        if more > 0:
+            message += f" (and {more} more problem{'s' if more > 1 else ''})"
+        super().__init__(message)

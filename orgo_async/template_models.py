@@ -168,6 +168,8 @@ class ValidationResult:
     ok: bool
     template: dict[str, Any] | None = None
     errors: tuple[ValidationError, ...] = ()
+    note: str | None = None
+    """Said when the check was partial (the emulator without jsonschema checks only structure)."""
 
 
 @attrs.frozen(kw_only=True)

@@ -8,7 +8,10 @@
 
 ``publish --follow`` prints the build log live, one line per event
 (``PHASE  LINE``), and exits 5 when the build fails. YAML files need PyYAML
-(``pip install 'orgo_async[templates]'``); JSON files do not.
+(``pip install 'orgo_async[templates]'``); JSON files do not. With jsonschema
+installed (the same extra), ``publish`` first checks the file against the
+schema the server publishes: a malformed file is never sent, and each problem
+is printed with its field path (exit 2).
 """
 
 from __future__ import annotations
@@ -16,7 +19,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ..errors import TemplateBuildError
+from ..errors import TemplateBuildError, TemplateValidationError
+from ..protocol.template_schema import has_jsonschema
 from ..template_models import BuildStatus, PublishedTemplate, Template
 from ._format import cell, fields_text, table, to_json
 from ._options import add_json
@@ -71,7 +75,12 @@ def _run_publish(args: argparse.Namespace) -> int:
     async def run() -> tuple[PublishedTemplate, BuildStatus | None]:
         async with target_of(args) as target:
             templates = target.orgo.templates
-            published = await templates.publish(args.file, force=args.force)
+            try:
+                published = await templates.publish(
+                    args.file, force=args.force, check_locally=has_jsonschema()
+                )
+            except TemplateValidationError as exc:
+                raise UsageError(_problems_text(args.file, exc)) from None
             if not args.json:
                 output(f"published {published.ref}  {published.digest or ''}".rstrip())
             if not args.build:
@@ -96,6 +105,14 @@ def _run_publish(args: argparse.Namespace) -> int:
     elif status is not None:
         output(f"build {status.status}" + (f": {status.error}" if status.error else ""))
     return EXIT_OK if status is None or status.status == "ready" else EXIT_API
+
+
+def _problems_text(file: str, exc: TemplateValidationError) -> str:
+    lines = [f"{PROG} template publish: error: {file} does not fit the template schema:"]
+    for problem in exc.problems:
+        hint = problem.get("hint")
+        lines.append(f"  {problem.get('message')}" + (f" ({hint})" if hint else ""))
+    return "\n".join(lines)
 
 
 def _run_ls(args: argparse.Namespace) -> int:

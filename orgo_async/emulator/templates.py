@@ -5,13 +5,17 @@ ref ``namespace/name@version``. Its namespace is ``template.namespace`` in the
 document, else ``default`` (Orgo's default for your own templates). Curated
 templates (``system/claude-code@1.0.0`` ...) are there from the start, built.
 
-Validation checks what Orgo documents (docs.orgo.ai guides/templates/schema):
-``api_version`` must be ``orgo.ai/v1``; ``template.name`` lowercase kebab-case,
-1-64 characters; ``template.version`` semver; only the documented top-level
-fields; ``hardware.cpu`` / ``hardware.ram_gb`` among Orgo's sizes; ``build.run``
-a list of at most 64 commands. The sugar ``name: foo@1.0.0`` stands for
-``template: {name: foo, version: 1.0.0}``. Each problem is ``{field, code,
-message, hint}``.
+Validation is jsonschema's, against the one JSON Schema of ``orgo.ai/v1``
+documents in ``template_schema.json`` beside this module (following Orgo's
+schema guide, docs.orgo.ai guides/templates/schema), which ``GET
+/template-schema`` serves as it is; :mod:`orgo_async.protocol.template_schema`
+turns each failure into a problem ``{field, code, message, hint}``. Without
+jsonschema installed the emulator still answers, with the structural checks
+(types, constants, enums, required and unknown fields) and a note saying so
+(logged once). Beside the schema stays the one rule it cannot express: a
+secret an ``env`` value or a ``files`` entry's ``from: secret://NAME`` refers
+to must be declared under ``secrets``. The sugar ``name: foo@1.0.0`` stands
+for ``template: {name: foo, version: 1.0.0}``.
 
 Builds follow the store's habit: nothing runs, a build records when it started
 and what it will emit, and its status derives from the clock on every read
@@ -28,36 +32,74 @@ on the phase ``cancel``. A build of a digest some version already built ends
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
+import logging
 import re
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any, Final
+from importlib import resources
+from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 
+from ..protocol.template_schema import (
+    compile_schema,
+    has_jsonschema,
+    problems,
+    structural_problems,
+)
 from .store import ApiError
 
-__all__ = ["API_VERSION", "Build", "TemplateRegistry", "TemplateVersion", "parse_ref"]
+if TYPE_CHECKING:
+    from jsonschema.protocols import Validator
+
+__all__ = [
+    "API_VERSION",
+    "Build",
+    "TemplateRegistry",
+    "TemplateVersion",
+    "parse_ref",
+    "template_schema",
+    "validate",
+    "validation_note",
+]
 
 API_VERSION: Final = "orgo.ai/v1"
 DEFAULT_NAMESPACE: Final = "default"
-TOP_LEVEL: Final = frozenset(
-    {
-        "api_version", "template", "hardware", "secrets", "vars", "env", "build", "files",
-        "apps", "triggers", "terminal", "hooks", "telemetry", "egress_policy", "streaming",
-    }
-)  # fmt: skip
-_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
-_SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-[0-9A-Za-z.-]+)?$")
 _REF = re.compile(r"^([^/@\s]+)/([^/@\s]+)@([^/@\s]+)$")
 _FAILING_STEP = re.compile(r"^\s*(?:false|exit\s+0*[1-9]\d*)\s*$")
-_CPUS: Final = (1, 2, 4, 8, 16)
-_RAMS: Final = (4, 8, 16, 32, 64)
-MAX_RUN_STEPS: Final = 64
+_SECRET_URI: Final = "secret://"
 _CURATED: Final = ("claude-code", "openclaw", "hermes-agent")
+NO_JSONSCHEMA_NOTE: Final = (
+    "jsonschema is not installed: only types, constants, enums, required and unknown fields "
+    "were checked (pip install 'orgo_async[templates]')"
+)
+_log = logging.getLogger(__name__)
+
+
+@functools.cache
+def template_schema() -> dict[str, Any]:
+    """The JSON Schema of ``orgo.ai/v1`` documents, read once (shared: not to be changed)."""
+    text = resources.files(__package__).joinpath("template_schema.json").read_text("utf-8")
+    schema: dict[str, Any] = json.loads(text)
+    return schema
+
+
+@functools.cache
+def _validator() -> Validator | None:
+    """The checked schema's validator; ``None`` (logged once) without jsonschema."""
+    if not has_jsonschema():
+        _log.warning("%s", NO_JSONSCHEMA_NOTE)
+        return None
+    return compile_schema(template_schema())
+
+
+def validation_note() -> str | None:
+    """What an answer says when validation was only structural (``None`` when it was not)."""
+    return NO_JSONSCHEMA_NOTE if _validator() is None else None
 
 
 def parse_ref(ref: str) -> tuple[str, str, str]:
@@ -70,85 +112,43 @@ def parse_ref(ref: str) -> tuple[str, str, str]:
     return match.group(1), match.group(2), match.group(3)
 
 
-def _problem(field: str, code: str, message: str, hint: str | None = None) -> dict[str, Any]:
-    return {"field": field, "code": code, "message": message, "hint": hint}
-
-
 def validate(document: object) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
     """``(normalized document, [])`` or ``(None, problems)``."""
-    if not isinstance(document, dict):
-        return None, [_problem("", "invalid_type", "a template must be an object")]
+    validator = _validator()
+    if validator is None:
+        errors = structural_problems(template_schema(), document)
+    else:
+        errors = problems(validator, document)
+    if errors:
+        return None, errors
+    if not isinstance(document, dict):  # the schema's root is an object: never true here
+        raise TypeError("a valid template is an object")
     doc = dict(document)
-    errors: list[dict[str, Any]] = []
     sugar = doc.pop("name", None)
     if isinstance(sugar, str) and "template" not in doc:
         bare, _, number = sugar.partition("@")
         doc["template"] = {"name": bare, "version": number}
-    elif sugar is not None:
-        errors.append(_problem("name", "invalid_type", "name must be NAME@VERSION"))
-    for key in sorted(set(doc) - TOP_LEVEL):
-        errors.append(
-            _problem(key, "unknown_field", f"unknown field {key!r}", "see GET /template-schema")
-        )
-    if doc.get("api_version") != API_VERSION:
-        errors.append(
-            _problem(
-                "api_version", "invalid_value", f"api_version must be {API_VERSION}",
-                f"add 'api_version: {API_VERSION}'",
-            )
-        )  # fmt: skip
-    identity = doc.get("template")
-    if not isinstance(identity, dict):
-        errors.append(_problem("template", "required", "template (name, version) is required"))
-    else:
-        name, version = identity.get("name"), identity.get("version")
-        if not isinstance(name, str) or not _NAME.match(name):
-            errors.append(
-                _problem("template.name", "invalid_format", "name must be lowercase "
-                         "kebab-case, 1-64 characters", "for example my-template")
-            )  # fmt: skip
-        if not isinstance(version, str) or not _SEMVER.match(version):
-            errors.append(
-                _problem("template.version", "invalid_format", "version must be semver",
-                         "for example 1.0.0")
-            )  # fmt: skip
-        namespace = identity.get("namespace", DEFAULT_NAMESPACE)
-        if not isinstance(namespace, str) or not _NAME.match(namespace):
-            errors.append(
-                _problem("template.namespace", "invalid_format", "namespace must be lowercase "
-                         "kebab-case")
-            )  # fmt: skip
-    errors += _check_hardware(doc.get("hardware"))
-    errors += _check_build(doc.get("build"))
+    errors = _undeclared_secrets(doc)
     return (None, errors) if errors else (doc, [])
 
 
-def _check_hardware(hardware: object) -> list[dict[str, Any]]:
-    if hardware is None:
-        return []
-    if not isinstance(hardware, dict):
-        return [_problem("hardware", "invalid_type", "hardware must be an object")]
-    errors = []
-    for key, choices in (("cpu", _CPUS), ("ram_gb", _RAMS)):
-        if key in hardware and hardware[key] not in choices:
-            allowed = ", ".join(map(str, choices))
-            errors.append(
-                _problem(f"hardware.{key}", "invalid_enum", f"{key} must be one of {allowed}")
-            )
-    return errors
-
-
-def _check_build(build: object) -> list[dict[str, Any]]:
-    if build is None:
-        return []
-    if not isinstance(build, dict):
-        return [_problem("build", "invalid_type", "build must be an object")]
-    run = build.get("run", [])
-    if not isinstance(run, list) or not all(isinstance(step, str) for step in run):
-        return [_problem("build.run", "invalid_type", "build.run must be a list of commands")]
-    if len(run) > MAX_RUN_STEPS:
-        return [_problem("build.run", "too_long", f"at most {MAX_RUN_STEPS} build.run steps")]
-    return []
+def _undeclared_secrets(doc: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """References to secrets the document does not declare (no schema can say this)."""
+    declared = {s.get("name") for s in doc.get("secrets") or [] if isinstance(s, dict)}
+    uses: list[tuple[str, object]] = []
+    for key, value in (doc.get("env") or {}).items():
+        if isinstance(value, dict):
+            uses.append((f"env.{key}.secret", value.get("secret")))
+    for index, entry in enumerate(doc.get("files") or []):
+        source = entry.get("from") if isinstance(entry, dict) else None
+        if isinstance(source, str) and source.startswith(_SECRET_URI):
+            uses.append((f"files[{index}].from", source.removeprefix(_SECRET_URI)))
+    return [
+        {"field": field, "code": "undeclared_secret",
+         "message": f"{field} refers to the secret {name!r}, which secrets does not declare",
+         "hint": f"add '- name: {name}' under secrets"}
+        for field, name in uses if name not in declared
+    ]  # fmt: skip
 
 
 def digest_of(document: Mapping[str, Any]) -> str:

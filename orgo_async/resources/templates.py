@@ -5,7 +5,10 @@ or a :class:`~orgo_async.TemplateRef`); a malformed ref raises ``ValueError``
 before any request. Documents are dicts, or YAML (or JSON) text or a path to a
 file; YAML needs PyYAML (``pip install 'orgo_async[templates]'``). The client
 checks only what is cheap and certain (an object with ``api_version`` and
-``template``); :meth:`Templates.validate` asks the server, which decides.
+``template``); :meth:`Templates.validate` asks the server, which decides, and
+:meth:`Templates.validate_local` checks a document with jsonschema (same
+extra) against the schema the server publishes, fetched once per session,
+or one given, offline.
 """
 
 from __future__ import annotations
@@ -14,10 +17,10 @@ import asyncio
 import builtins
 import json
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from .._checks import check_id
 from .._config import Timeouts
@@ -30,7 +33,9 @@ from ..errors import (
     ResponseValidationError,
     TemplateBuildError,
     TemplateBuildTimeout,
+    TemplateValidationError,
 )
+from ..protocol.template_schema import INSTALL_HINT, compile_schema, has_jsonschema, problems
 from ..template_models import (
     BuildEvent,
     BuildStatus,
@@ -42,6 +47,11 @@ from ..template_models import (
     ValidationResult,
 )
 from ._base import Resource
+
+if TYPE_CHECKING:
+    from jsonschema.protocols import Validator
+
+    from .._session import Session
 
 __all__ = ["Templates", "load_document"]
 
@@ -99,6 +109,11 @@ def _parse_text(text: str) -> object:
 
 class Templates(Resource):
     """Templates (``orgo.ai/v1``); reach it as ``orgo.templates``."""
+
+    def __init__(self, session: Session) -> None:
+        super().__init__(session)
+        self._published: Validator | None = None
+        """The published schema's validator, once fetched (one fetch per session)."""
 
     async def list(
         self, namespace: str | None = None, *, timeout: Timeouts | float | None = None
@@ -163,16 +178,24 @@ class Templates(Resource):
         *,
         auto_build: bool = False,
         force: bool = False,
+        check_locally: bool = False,
         timeout: Timeouts | float | None = None,
     ) -> PublishedTemplate:
         """Publish a document (see :func:`load_document`); refs are immutable unless ``force``.
 
+        With ``check_locally``, the document is first checked as
+        :meth:`validate_local` does, so a malformed one is never sent.
+
         Raises:
             ValueError: not a template document (before any request).
+            TemplateValidationError: ``check_locally`` found problems (no publish request).
+            ImportError: ``check_locally`` without jsonschema installed.
             InvalidRequestError: 422, the server's validation failed (``body["errors"]``).
             ConflictError: the ref is published with other content.
         """
         body = load_document(document)
+        if check_locally:
+            await self.validate_local(body, timeout=timeout)
         params = {"auto_build": str(auto_build).lower(), "force": str(force).lower()}
         return await self._post(
             "/templates", cast_to=PublishedTemplate, json=body, params=params, timeout=timeout
@@ -190,6 +213,43 @@ class Templates(Resource):
             timeout=timeout,
             idempotent=True,
         )
+
+    async def validate_local(
+        self,
+        document: object,
+        *,
+        schema: Mapping[str, Any] | None = None,
+        timeout: Timeouts | float | None = None,
+    ) -> dict[str, Any]:
+        """Check a document with jsonschema against the published schema; the document if valid.
+
+        The schema is ``schema`` when given (no request at all: this works
+        offline), else the one :meth:`schema` answers, fetched once per
+        session and kept. Nothing is normalized: the server's answer to
+        :meth:`validate` is the normalized document.
+
+        Raises:
+            TemplateValidationError: the problems, each naming its field path
+                (``hardware.cpu``, ``files[0].to``); the message names the first.
+            ImportError: jsonschema is not installed (before any request).
+            jsonschema.SchemaError: ``schema`` (or the published one) is not a valid schema.
+        """
+        body = load_document(document)
+        if schema is not None:
+            validator = compile_schema(schema)
+        else:
+            validator = await self._published_validator(timeout)
+        found = problems(validator, body)
+        if found:
+            raise TemplateValidationError(found)
+        return body
+
+    async def _published_validator(self, timeout: Timeouts | float | None) -> Validator:
+        if self._published is None:
+            if not has_jsonschema():
+                raise ImportError(INSTALL_HINT)  # before fetching anything
+            self._published = compile_schema(await self.schema(timeout=timeout))
+        return self._published
 
     async def delete(self, ref: Ref, *, timeout: Timeouts | float | None = None) -> None:
         """Delete one version."""

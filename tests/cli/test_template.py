@@ -45,3 +45,19 @@ def test_ls_and_status(server: Server, tmp_path: Path) -> None:
     assert status["status"] == "not_built"
     bad_ref = cli("template", "status", "listed", server=server)
     assert bad_ref.returncode == 2 and "namespace/name@version" in bad_ref.stderr
+
+
+def test_publish_of_a_malformed_file_sends_nothing_and_names_the_fields(
+    server: Server, tmp_path: Path
+) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(GOOD.replace("cli-demo", "cli-malformed") + "hardware:\n  ram_gb: 3\nextra: 1\n")
+    before = server.counters()["requests"]
+    done = cli("template", "publish", str(bad), server=server)
+    assert done.returncode == 2, done.stderr
+    assert "does not fit the template schema" in done.stderr
+    assert "hardware.ram_gb must be one of 4, 8, 16, 32, 64" in done.stderr
+    assert "unknown field 'extra'" in done.stderr
+    after = server.counters()["requests"]
+    assert after.get("POST /api/templates", 0) == before.get("POST /api/templates", 0)
+    assert after.get("GET /api/template-schema", 0) == before.get("GET /api/template-schema", 0) + 1

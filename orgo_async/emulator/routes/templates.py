@@ -3,7 +3,8 @@
 - ``POST /templates?auto_build=&force=`` (JSON, or YAML with PyYAML installed) →
   ``{ref, digest, published, auto_build?}``; 422 ``{errors: [{field, code,
   message, hint}]}``; 409 ``ref_exists``;
-- ``POST /templates/validate`` → ``{ok: true, template}`` or ``{ok: false, errors}``;
+- ``POST /templates/validate`` → ``{ok: true, template}`` or ``{ok: false, errors}``
+  (with a ``note`` when jsonschema is not installed and only the structure was checked);
 - ``GET /templates?namespace=`` (your own) and ``GET /templates/global`` (curated)
   → ``{templates: [{ref, digest, published, template}]}``;
 - ``GET /templates[/global]/{ns}/{name}`` → ``{versions: [...]}`` (under
@@ -16,7 +17,8 @@
   ``.../build``; ``GET .../build/events``: Server-Sent Events, one ``data:``
   JSON frame per log line with ``id:`` its index (``Last-Event-ID`` resumes
   after it), closed when the build is over;
-- ``GET /template-schema``: a JSON Schema of the top level.
+- ``GET /template-schema``: the JSON Schema (2020-12) of ``orgo.ai/v1`` documents,
+  the very one the emulator validates against.
 """
 
 from __future__ import annotations
@@ -28,7 +30,13 @@ from aiohttp import web
 
 from ...protocol._base import NestingError, load_json
 from ..store import ApiError
-from ..templates import API_VERSION, TOP_LEVEL, TemplateRegistry, TemplateVersion, validate
+from ..templates import (
+    TemplateRegistry,
+    TemplateVersion,
+    template_schema as schema_document,
+    validate,
+    validation_note,
+)
 from ._base import emulator_of, ok
 from .template_runs import start_test_run, stop_test_run
 
@@ -131,9 +139,11 @@ async def publish_template(request: web.Request) -> web.Response:
 async def validate_template(request: web.Request) -> web.Response:
     """POST /templates/validate: no side effects."""
     document, errors = validate(await _document(request))
-    if document is None:
-        return ok({"ok": False, "errors": errors})
-    return ok({"ok": True, "template": document})
+    answer: dict[str, Any] = {"ok": False, "errors": errors}
+    if document is not None:
+        answer = {"ok": True, "template": document}
+    note = validation_note()
+    return ok(answer if note is None else answer | {"note": note})
 
 
 async def list_templates(request: web.Request) -> web.Response:
@@ -239,20 +249,4 @@ async def build_events(request: web.Request) -> web.StreamResponse:
 
 async def template_schema(request: web.Request) -> web.Response:
     """GET /template-schema."""
-    properties: dict[str, Any] = {key: {} for key in sorted(TOP_LEVEL)}
-    properties["api_version"] = {"const": API_VERSION}
-    properties["template"] = {
-        "type": "object",
-        "required": ["name", "version"],
-        "properties": {"name": {"type": "string"}, "version": {"type": "string"}},
-    }
-    return ok(
-        {
-            "$schema": "https://json-schema.org/draft/2020-12/schema",
-            "title": "orgo.ai/v1 template",
-            "type": "object",
-            "required": ["api_version", "template"],
-            "properties": properties,
-            "additionalProperties": False,
-        }
-    )
+    return ok(schema_document())
