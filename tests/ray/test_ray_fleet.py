@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from orgo_async import Computer, Orgo, Workspace
+from tests.conftest import eventually
 from tests.ray.conftest import EmulatorChild
 
 pytestmark = [pytest.mark.usefixtures("ray_cluster"), pytest.mark.timeout(60)]
@@ -185,3 +186,30 @@ async def test_cancelling_the_driver_leaves_nothing_on_any_actor(
     for handle in handles:  # the actors are gone too
         with pytest.raises(ray.exceptions.RayActorError):
             await handle.report.remote(0, 0, 0.0)
+
+
+async def test_creates_in_flight_when_an_actor_dies_are_reaped_when_they_land(
+    emulator_child: EmulatorChild, remote_orgo: Orgo, remote_workspace: Workspace
+) -> None:
+    import ray
+
+    from orgo_async.ray import ActorLost
+
+    # The creates land a second after the actor is gone, after the driver has left the
+    # block: only the reap one late_reap after the death catches them.
+    emulator_child.admin(
+        "POST",
+        "/_emulator/faults",
+        {"kind": "delay", "method": "POST", "path": CREATE, "delay": 1.0},
+    )
+    async with fleet(emulator_child, remote_workspace, 3, actors=1, late_reap=2.0) as ray_fleet:
+        # Until the three creates are in flight (another process: nothing to await).
+        await eventually(
+            lambda: emulator_child.admin("GET", "/_emulator/faults")["faults"][0]["fired"] >= 3
+        )
+        ray.kill(ray_fleet.actor_handles[0], no_restart=True)
+        async for _handle in ray_fleet:
+            pass
+        failures = ray_fleet.failures
+    assert len(failures) == 3 and all(isinstance(f.error, ActorLost) for f in failures)
+    assert await alive(remote_orgo, remote_workspace) == []
