@@ -34,6 +34,15 @@ async def alive(orgo: Orgo, workspace: Workspace) -> list[Computer]:
     return await orgo.computers.list(workspace.id)
 
 
+def slow_creates(emu: EmulatorChild, seconds: float) -> None:
+    """Every create is answered ``seconds`` late (and made even if its client is gone)."""
+    emu.admin(
+        "POST",
+        "/_emulator/faults",
+        {"kind": "delay", "method": "POST"} | {"path": CREATE, "delay": seconds},
+    )
+
+
 # Module level: the actors import them from this module.
 _running = 0
 _most = 0
@@ -135,11 +144,7 @@ async def test_an_actor_killed_mid_launch_loses_nothing_for_good(
     from orgo_async.ray import ActorLost
 
     # Slow creates: the kill lands while creates are in flight on the server.
-    emulator_child.admin(
-        "POST",
-        "/_emulator/faults",
-        {"kind": "delay", "method": "POST", "path": CREATE, "delay": 0.3},
-    )
+    slow_creates(emulator_child, 0.3)
     results = []
     async with fleet(
         emulator_child, remote_workspace, 12, actors=2, concurrency=3, late_reap=1.0
@@ -163,11 +168,7 @@ async def test_cancelling_the_driver_leaves_nothing_on_any_actor(
 ) -> None:
     import ray
 
-    emulator_child.admin(
-        "POST",
-        "/_emulator/faults",
-        {"kind": "delay", "method": "POST", "path": CREATE, "delay": 0.2},
-    )
+    slow_creates(emulator_child, 0.2)
     some_ready = asyncio.Event()
     handles: list[Any] = []
 
@@ -197,11 +198,7 @@ async def test_creates_in_flight_when_an_actor_dies_are_reaped_when_they_land(
 
     # The creates land a second after the actor is gone, after the driver has left the
     # block: only the reap one late_reap after the death catches them.
-    emulator_child.admin(
-        "POST",
-        "/_emulator/faults",
-        {"kind": "delay", "method": "POST", "path": CREATE, "delay": 1.0},
-    )
+    slow_creates(emulator_child, 1.0)
     async with fleet(emulator_child, remote_workspace, 3, actors=1, late_reap=2.0) as ray_fleet:
         # Until the three creates are in flight (another process: nothing to await).
         await eventually(
