@@ -293,8 +293,10 @@ class RayFleet:
         try:
             while True:
                 try:
-                    # An async actor runs calls in any order: the launch has begun first.
-                    await launch
+                    if launch is not None:
+                        # An async actor runs calls in any order: the launch has begun first.
+                        await launch
+                        launch = None
                     report: Report = await slot.actor.report.remote(
                         ready_seen, failures_seen, _POLL_WAIT
                     )
