@@ -43,9 +43,11 @@ adapts to a path:
   handles the create, which its ``created_at`` stamp says on the server's
   clock; :class:`ServerClock` learns to read that clock from the creates'
   round trips (:func:`boot_start`), so an answer read late does not move the
-  boot's start. A probe observes the computer
-  when it reaches the server, half a round trip after it is sent: the
-  schedule is shifted by that half, and so is what the model learns.
+  boot's start. A probe observes the computer when it reaches the server:
+  half the quickest round trip after it is sent, plus the server's queue
+  (:attr:`RttEstimator.one_way`; the rest of a slow round trip is the answer
+  waiting for a busy client to read it). The schedule is shifted by that
+  much, and what the model learns is read from each probe's own send time.
 * **A fleet shares one budget** (:class:`ProbeBudget`): the probes in flight
   across all its computers are bounded by a window that shrinks when answers
   come back slower than the server's unloaded round trip, and grows back when
@@ -105,6 +107,8 @@ QUEUE_REST_FACTOR: Final = 1.0
 QUEUE_TOLERANCE: Final = 0.010
 # Windows wider than this get a pause after each answer too (full at twice this).
 WIDE_WINDOW: Final = 0.100
+# A boot known to within this (its start and its end together) is a sharp sample.
+SHARP_SAMPLE: Final = 0.020
 # Across a long window, the probes' period as a share of a 10 ms polling loop's period:
 # for a boot younger than the median, and for one older.
 LONG_EARLY_SHARE: Final = 0.97
@@ -238,8 +242,36 @@ class RttEstimator:
 
     @property
     def one_way(self) -> float:
-        """Half the smoothed RTT: how long a request takes to reach the server."""
-        return self.srtt / 2
+        """How long a request takes to reach the server.
+
+        Half the quickest round trip, plus the server's queue (:attr:`queueing`).
+        The rest of a round trip is the answer's way back, and the time it
+        waits for this process's loop to read it: a busy client's answers are
+        read late, but its requests still reach the server at once. Half the
+        smoothed RTT before the first sample.
+        """
+        if self.samples == 0:
+            return self.srtt / 2
+        return min(self.srtt, self.min_rtt / 2 + self.queueing)
+
+    @property
+    def way_back(self) -> float:
+        """How long an answer takes from the server to this code: the rest of a round trip."""
+        return max(0.0, self.srtt - self.one_way)
+
+
+class _Recent:
+    """The last ``keep`` values, in arrival order and sorted."""
+
+    def __init__(self, keep: int) -> None:
+        self.values: collections.deque[float] = collections.deque(maxlen=keep)
+        self.sorted: list[float] = []
+
+    def add(self, value: float) -> None:
+        if len(self.values) == self.values.maxlen:
+            del self.sorted[bisect.bisect_left(self.sorted, self.values[0])]
+        self.values.append(value)
+        bisect.insort(self.sorted, value)
 
 
 class BootModel:
@@ -282,30 +314,41 @@ class BootModel:
         self.min_samples = min_samples
         self.coverage = coverage
         self.window_probes = window_probes
-        self._recent: collections.deque[float] = collections.deque(maxlen=keep)
-        self._sorted: list[float] = []
+        self._all = _Recent(keep)
+        self._sharp = _Recent(keep)  # those known to within SHARP_SAMPLE
         self._running: list[float] = []  # the start instants of boots in progress, sorted
 
     def __repr__(self) -> str:
         start, end, spacing = self.window()
         return (
-            f"<BootModel samples={len(self._recent)} window={start * 1000:.0f}.."
+            f"<BootModel samples={self.samples} window={start * 1000:.0f}.."
             f"{end * 1000:.0f}ms spacing={spacing * 1000:.1f}ms>"
         )
 
     @property
     def samples(self) -> int:
-        return len(self._recent)
+        return len(self._all.values)
 
-    def observe(self, seconds: float) -> None:
-        """Record one boot's duration."""
+    @property
+    def _sorted(self) -> list[float]:
+        """The boots the window is learned from: the sharp ones once there are enough."""
+        if len(self._sharp.values) >= self.min_samples:
+            return self._sharp.sorted
+        return self._all.sorted
+
+    def observe(self, seconds: float, spread: float = 0.0) -> None:
+        """Record one boot's duration, known to within ``spread`` seconds.
+
+        A boot whose start or end is known only roughly (more than 20 ms: one
+        seen between sparse probes, or started while the server's clock was
+        still unknown) is kept, but the window is learned from the sharp ones
+        alone once there are ``min_samples`` of them.
+        """
         if not (math.isfinite(seconds) and seconds >= 0):
             return
-        if len(self._recent) == self._recent.maxlen:
-            old = self._recent[0]
-            del self._sorted[bisect.bisect_left(self._sorted, old)]
-        self._recent.append(seconds)
-        bisect.insort(self._sorted, seconds)
+        self._all.add(seconds)
+        if spread <= SHARP_SAMPLE:
+            self._sharp.add(seconds)
 
     def running(self, t0: float) -> None:
         """A boot that started at ``t0`` is being waited for (see :meth:`done`)."""
@@ -602,22 +645,37 @@ def boot_start(
 
     The server handled the create somewhere in between. A guess: a create
     that waited in a busy server's queue was handled late, just before its
-    answer went out, so half a (probe) round trip before the answer, and
-    never before the create was sent; without an estimator, the midpoint.
+    answer went out, so a probe's way back before the answer
+    (:attr:`RttEstimator.way_back`), and never before the create was sent;
+    without an estimator, the midpoint.
     Given the create's ``stamp`` (the computer's ``created_at``, in seconds
     since the epoch) and the session's ``clock``, no guess: once the clock
     places the stamp more sharply than the create's own round trip does, the
     middle of the moments both allow.
     """
-    guess = (sent + answered) / 2 if rtt is None else max(sent, answered - rtt.one_way)
+    return placed_boot_start(sent, answered, rtt, stamp=stamp, clock=clock)[0]
+
+
+def placed_boot_start(
+    sent: float,
+    answered: float,
+    rtt: RttEstimator | None = None,
+    *,
+    stamp: float | None = None,
+    clock: ServerClock | None = None,
+) -> tuple[float, float]:
+    """:func:`boot_start`, and how wide the span it may lie in is (seconds)."""
+    guess = (sent + answered) / 2 if rtt is None else max(sent, answered - rtt.way_back)
     if stamp is None or clock is None:
-        return guess
+        return guess, answered - sent
     earliest, latest = clock.bounds(stamp)
     if latest - earliest >= answered - sent:
-        return guess  # the clock knows no more than this create's own round trip
+        return guess, answered - sent  # the clock knows no more than this round trip
     # Both are certain: the middle of what the clock and the round trip allow.
     low, high = max(sent, earliest), min(answered, latest)
-    return (low + high) / 2 if low <= high else guess
+    if low > high:
+        return guess, answered - sent
+    return (low + high) / 2, high - low
 
 
 def server_stamp(moment: datetime | None) -> float | None:
@@ -826,7 +884,9 @@ async def wait_ready(
     now = loop.time()
     t0 = now if since is None else since
     clock = session.server_clock
-    start: Callable[[], float] | None = None  # the boot's start, read again as the clock sharpens
+    # The boot's start and its uncertainty, read again as the server's clock sharpens.
+    start: Callable[[], tuple[float, float]] | None = None
+    t0_spread = 0.0
     if created is not None:
         if since is not None:
             raise ValueError("give since or created, not both")
@@ -835,9 +895,9 @@ async def wait_ready(
         if stamp is not None:
             clock.observe(create_sent, create_answered, stamp)
         start = functools.partial(
-            boot_start, create_sent, create_answered, rtt, stamp=stamp, clock=clock
+            placed_boot_start, create_sent, create_answered, rtt, stamp=stamp, clock=clock
         )
-        t0 = start()
+        t0, t0_spread = start()
     deadline = None if timeout is None else now + timeout
     ceiling = probe_timeout if probe_timeout is not None else session.timeouts.probe
     path = f"/desktops/{instance}/proxy/health"
@@ -847,6 +907,7 @@ async def wait_ready(
     model.running(t0)
     checks = 0
     first_probe: float | None = None
+    first_late = 0.0  # how long after it was due the first probe left
     last_answer: str | None = None
     last_miss_seen: float | None = None  # when the server saw the latest "not ready"
     answered: float | None = None
@@ -855,7 +916,7 @@ async def wait_ready(
         async with asyncio.timeout_at(deadline):
             while True:
                 if start is not None:
-                    t0 = _moved(plan, start())
+                    t0, t0_spread = _moved(plan, start())
                 due = plan.next_due(loop.time(), answered)
                 if budget is not None:
                     if not await budget.wait_until(due, sparse=plan.sparse):
@@ -884,6 +945,7 @@ async def wait_ready(
                         budget.release()
                 if first_probe is None:
                     first_probe = sent
+                    first_late = sent - due
                 check = plan.sending(sent)
                 in_flight = False
                 answered = loop.time()
@@ -898,7 +960,7 @@ async def wait_ready(
                     if response == 200:
                         break
                     last_answer = str(response)
-                    last_miss_seen = answered - rtt.one_way
+                    last_miss_seen = sent + rtt.one_way
                     if response in (401, 403, 404):
                         raise _fatal(computer, response)
                     if response == 429 and budget is not None:
@@ -918,18 +980,23 @@ async def wait_ready(
     ready = answered
     assert ready is not None and plan.last_sent is not None
     if start is not None:
-        t0 = _moved(plan, start())
+        t0, t0_spread = _moved(plan, start())
     if not running:
         first_boot = model.samples == 0
-        won_seen = ready - rtt.one_way
+        won_seen = plan.last_sent + rtt.one_way
         if last_miss_seen is None or last_miss_seen < t0:
-            # The first probe won: the boot ended some time before. Three quarters
-            # pulls a window that starts too late earlier, so fast boots are learned
-            # instead of the window confirming its own lateness.
-            model.observe(0.75 * (won_seen - t0))
+            # The first probe won: the boot ended some time before. Sent on time,
+            # it says the window starts too late: one spacing earlier is learned,
+            # so that a window that starts too late moves earlier instead of
+            # confirming its own lateness. Sent late (this loop was busy), it
+            # says nothing of the window, and nothing is learned.
+            spacing = model.window()[2]
+            if first_late <= spacing:
+                model.observe(max(0.0, won_seen - t0 - spacing), t0_spread + spacing)
         else:
             # The boot ended between the last "not ready" the server saw and the winner.
-            model.observe((last_miss_seen + won_seen) / 2 - t0)
+            ended = (last_miss_seen + won_seen) / 2 - t0
+            model.observe(ended, t0_spread + won_seen - last_miss_seen)
         if first_boot and budget is not None:
             budget.wake_sparse()
     return ReadyInfo(
@@ -937,13 +1004,14 @@ async def wait_ready(
     )
 
 
-def _moved(plan: ProbePlan, t0: float) -> float:
-    """Move a plan's boot start (and the model's record of it) to ``t0``; returns the start."""
+def _moved(plan: ProbePlan, start: tuple[float, float]) -> tuple[float, float]:
+    """Move a plan's boot start (and the model's record of it) to a new ``(start, spread)``."""
+    t0, spread = start
     if abs(t0 - plan.t0) > MOVE_START:
         plan.model.done(plan.t0)
         plan.model.running(t0)
         plan.t0 = t0
-    return plan.t0
+    return plan.t0, spread
 
 
 _TIMEOUTS_CACHE: dict[float, Timeouts] = {}

@@ -632,3 +632,53 @@ def test_a_long_tail_is_probed_no_later_and_more_cheaply_than_by_a_polling_loop(
     for q in (0.5, 0.99):
         assert p([r[0] for r in race], q) <= p([r[0] for r in loop], q)
     assert p([r[1] for r in race], 0.5) < p([r[1] for r in loop], 0.5)
+
+
+def test_a_busy_clients_late_answers_do_not_move_where_its_probes_are_aimed() -> None:
+    # Answers read 30 ms late by a loop that fires its timers 15 ms late: the
+    # requests still reached the server at once.
+    busy = RttEstimator()
+    busy.observe(0.0004)
+    for _ in range(60):
+        busy.woke_late(0.015)
+        busy.observe(0.03)
+    assert busy.one_way == pytest.approx(0.0002, abs=0.001)
+    assert busy.way_back == pytest.approx(busy.srtt - busy.one_way)
+    # The same round trips from an idle loop: the server queued the requests.
+    queued = RttEstimator()
+    queued.observe(0.0004)
+    for _ in range(60):
+        queued.observe(0.03)
+    assert queued.one_way == pytest.approx(0.0002 + queued.queueing)
+    assert queued.one_way > 0.025
+
+
+def test_rough_boots_do_not_widen_a_window_learned_from_sharp_ones() -> None:
+    model = BootModel()
+    for n in range(100):
+        model.observe(0.2 + (n % 20) * 0.01, spread=0.05)  # 200..390 ms, each to within 50 ms
+    start, end, _ = model.window()
+    assert start < 0.2 and end > 0.38  # nothing better known yet
+    for n in range(12):
+        model.observe(0.3 + (n % 4) * 0.004, spread=0.004)
+    start, end, spacing = model.window()
+    assert 0.28 <= start <= 0.3 and 0.312 <= end <= 0.33
+    assert spacing < MAX_DENSE_SPACING
+    assert model.samples == 112
+
+
+async def test_a_window_that_starts_too_late_moves_earlier(
+    orgo: Orgo, workspace: Workspace, emulator: Emulator
+) -> None:
+    # The session learned 600 ms boots; they now take 100 ms. Each first probe (sent
+    # on time, at the old window's start) finds the computer ready already.
+    for _ in range(40):
+        orgo.boot_model.observe(0.6 + random.uniform(-0.01, 0.01))
+    emulator.config.boot = BootTime.fixed(0.1)
+    starts = []
+    for n in range(12):
+        launched = await orgo.computers.launch(workspace_id=workspace.id, name=f"faster{n}")
+        starts.append(orgo.boot_model.window()[0])
+        await orgo.computers.delete(launched.computer)
+    assert starts[-1] < starts[0] - 0.05  # it moves, a spacing or more each time
+    assert all(b <= a + 1e-9 for a, b in zip(starts, starts[1:], strict=False))
