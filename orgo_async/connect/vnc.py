@@ -222,6 +222,7 @@ class Vnc(Socket[RFBClientProtocol]):  # type: ignore[type-var]  # RFB frames ar
         self._max_pixels = max_pixels
         self._name = ""
         self._fb = Framebuffer()
+        self._last_png: tuple[tuple[object, ...], bytes] | None = None  # screenshot()'s cache
         self._in_update = False
         self._changed = False
         self._handshaken: tuple[RFBClientProtocol, list[RFBEvent]] | None = None
@@ -297,7 +298,10 @@ class Vnc(Socket[RFBClientProtocol]):  # type: ignore[type-var]  # RFB frames ar
         and ``filter`` are :func:`~orgo_async.protocol.png.encode_png`'s. The
         defaults favour speed: on a 1280x720 desktop, level 1 without a filter
         encodes in about 5 ms where level 6 with "sub" takes about 16 ms for a
-        PNG about half the size.
+        PNG about half the size. The last PNG is kept: while the screen has not
+        changed (:attr:`version` is the same), asking again with the same
+        ``compress_level`` and ``filter`` returns it without copying or
+        encoding anything.
 
         Raises:
             ValueError: an unknown ``filter`` or a ``compress_level`` outside 0-9.
@@ -308,10 +312,20 @@ class Vnc(Socket[RFBClientProtocol]):  # type: ignore[type-var]  # RFB frames ar
             raise ValueError(f"filter must be 'none' or 'sub'; got {filter!r}")
         if isinstance(compress_level, bool) or compress_level not in range(10):
             raise ValueError(f"compress_level must be an int from 0 to 9; got {compress_level!r}")
-        width, height, rgb = await self.pixels(timeout=timeout)
-        return await asyncio.to_thread(
-            encode_png, width, height, rgb, compress_level=compress_level, filter=filter
+        await self._wait_for(self._frame_ready, timeout, "complete frame")
+        fb = self._fb
+        # Every painted update bumps version before a frame is ready again (a
+        # reconnect's full frame too), so an equal key means equal pixels.
+        key = (self.version, fb.width, fb.height, compress_level, filter)
+        cached = self._last_png
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        rgb = bytes(fb.pixels)
+        png = await asyncio.to_thread(
+            encode_png, fb.width, fb.height, rgb, compress_level=compress_level, filter=filter
         )
+        self._last_png = (key, png)
+        return png
 
     async def pixels(self, *, timeout: float | None = 30.0) -> tuple[int, int, bytes]:
         """``(width, height, rgb)``: a copy of one consistent frame, 3 bytes a pixel, row by row.
