@@ -9,9 +9,14 @@ from typing import Any
 import pytest
 
 import orgo_async.connect.vnc as vnc_module
+import orgo_async.protocol.rfb.client as rfb_client
+import orgo_async.protocol.rfb.encodings as rfb_encodings
 from orgo_async import Computer, Orgo, RetryPolicy
+from orgo_async.connect import Vnc
+from orgo_async.connect.vnc import VNC_ENCODINGS, VNC_LOCAL_ENCODINGS, _is_loopback
 from orgo_async.emulator import Emulator
 from orgo_async.protocol.png import decode_png, encode_png
+from orgo_async.protocol.rfb import ENCODING_RAW
 
 from .conftest import x11
 
@@ -127,3 +132,53 @@ async def test_an_unchanged_screen_is_encoded_once(
         rest = decode_png((await orgo.desktop(synthetic).screenshot()).data)
         assert decode_png(fresh).pixels == rest.pixels
 
+
+async def test_a_local_server_is_asked_for_raw_first(
+    orgo: Orgo, synthetic: Computer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    decoded: list[str] = []
+    real_raw, real_zrle = rfb_encodings.read_raw, rfb_encodings.ZRLEDecoder.read
+
+    def raw(*args: Any) -> Any:
+        decoded.append("raw")
+        return real_raw(*args)
+
+    def zrle(*args: Any) -> Any:
+        decoded.append("zrle")
+        return real_zrle(*args)
+
+    monkeypatch.setattr(rfb_client, "read_raw", raw)
+    monkeypatch.setattr(rfb_encodings.ZRLEDecoder, "read", zrle)
+    # The emulator listens on 127.0.0.1: Raw first, and the first frame comes in Raw.
+    async with orgo.connect(synthetic).vnc() as vnc:
+        assert vnc.encodings == VNC_LOCAL_ENCODINGS and vnc.encodings[0] == ENCODING_RAW
+        over_vnc = decode_png(await vnc.screenshot())
+    assert decoded and set(decoded) == {"raw"}
+    rest = decode_png((await orgo.desktop(synthetic).screenshot()).data)
+    assert over_vnc.pixels == rest.pixels
+    # Encodings given are used as they are, on loopback too.
+    decoded.clear()
+    async with Vnc(orgo.connect(synthetic), encodings=VNC_ENCODINGS) as vnc:
+        assert vnc.encodings == VNC_ENCODINGS
+        assert decode_png(await vnc.screenshot()).pixels == rest.pixels
+    assert decoded and set(decoded) == {"zrle"}
+
+
+@pytest.mark.parametrize(
+    ("address", "loopback"),
+    [
+        (("127.0.0.1", 5901), True),
+        (("127.3.4.5", 80), True),
+        (("::1", 443, 0, 0), True),
+        (("10.0.0.7", 443), False),
+        (("2001:db8::1", 443, 0, 0), False),
+        (("example.com", 443), False),
+        ("", False),  # a unix socket
+        (None, False),
+    ],
+)
+def test_loopback_peers(address: object, loopback: bool) -> None:
+    class Peer:
+        remote_address = address
+
+    assert _is_loopback(Peer()) is loopback  # type: ignore[arg-type]
