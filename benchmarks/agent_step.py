@@ -27,8 +27,10 @@ closes them after; that is not timed.
 Figures per (backend, loops, transport): step p50/p99 in ms (nearest rank over
 every timed step of every loop), the client's CPU per step (the process's CPU
 over the timed part of the phases divided by the steps), the emulator
-process's CPU per step (its Xvnc servers and xdotool runs not included), and
-``vnc_rest_p50`` = VNC p50 / REST p50.
+process's CPU per step (its Xvnc servers and xdotool runs not included),
+``new_screen_pct``: the share of timed steps whose screenshot differed from the
+loop's previous one (over VNC an unchanged screen is the cached PNG of the one
+before, no copy and no encode), and ``vnc_rest_p50`` = VNC p50 / REST p50.
 """
 
 from __future__ import annotations
@@ -98,15 +100,23 @@ def _png_of(content: Any) -> bytes:
 
 
 async def run_loop(
-    tools: OrgoComputerToolset, seed: int, count: int, durations: list[float] | None
+    tools: OrgoComputerToolset,
+    seed: int,
+    count: int,
+    durations: list[float] | None,
+    changed: list[bool] | None = None,
 ) -> None:
     context = BetaToolsetCallContext()
     rng = random.Random(seed)
+    last = b""
     for _ in range(count):
         start = time.perf_counter()
-        await step(tools, context, rng)
+        png = await step(tools, context, rng)
         if durations is not None:
             durations.append(time.perf_counter() - start)
+        if changed is not None:
+            changed.append(png != last)
+        last = png
 
 
 async def phase(
@@ -116,8 +126,9 @@ async def phase(
     args: argparse.Namespace,
     emulator_pid: int,
     seed: int,
-) -> tuple[list[float], float, float]:
-    """One phase: timed step durations, client CPU seconds and emulator CPU seconds."""
+) -> tuple[list[float], float, float, list[bool]]:
+    """One phase: timed step durations, client CPU seconds, emulator CPU seconds, and for
+    each timed step whether its screenshot differed from the loop's one before."""
     async with contextlib.AsyncExitStack() as stack:
         toolsets = [
             await stack.enter_async_context(
@@ -135,13 +146,17 @@ async def phase(
             *(run_loop(t, seed + i, args.warmup, None) for i, t in enumerate(toolsets))
         )
         durations: list[float] = []
+        changed: list[bool] = []
         cpu0, emu0 = time.process_time(), emulator_cpu(emulator_pid)
         await asyncio.gather(
-            *(run_loop(t, seed + i, args.steps, durations) for i, t in enumerate(toolsets))
+            *(
+                run_loop(t, seed + i, args.steps, durations, changed)
+                for i, t in enumerate(toolsets)
+            )
         )
         cpu = time.process_time() - cpu0
         emu = emulator_cpu(emulator_pid) - emu0
-    return durations, cpu, emu
+    return durations, cpu, emu, changed
 
 
 async def run_backend(backend: str, args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -164,15 +179,17 @@ async def run_backend(backend: str, args: argparse.Namespace) -> list[dict[str, 
                 computers = [x.computer for x in launched.ready]
                 for loops in args.loops:
                     durations: dict[str, list[float]] = {t: [] for t in TRANSPORTS}
+                    changed: dict[str, list[bool]] = {t: [] for t in TRANSPORTS}
                     cpu = dict.fromkeys(TRANSPORTS, 0.0)
                     emu_cpu = dict.fromkeys(TRANSPORTS, 0.0)
                     for round_ in range(args.rounds):
                         order = TRANSPORTS if round_ % 2 == 0 else TRANSPORTS[::-1]
                         for transport in order:
-                            took, used, emu_used = await phase(
+                            took, used, emu_used, new = await phase(
                                 orgo, computers[:loops], transport, args, emu.pid, 1000 * round_
                             )
                             durations[transport] += took
+                            changed[transport] += new
                             cpu[transport] += used
                             emu_cpu[transport] += emu_used
                     p50 = {t: pct(durations[t], 50) for t in TRANSPORTS}
@@ -188,6 +205,7 @@ async def run_backend(backend: str, args: argparse.Namespace) -> list[dict[str, 
                                 "p99_ms": round(pct(durations[transport], 99) * 1000, 2),
                                 "client_cpu_ms_per_step": round(cpu[transport] * 1000 / n, 2),
                                 "emulator_cpu_ms_per_step": round(emu_cpu[transport] * 1000 / n, 2),
+                                "new_screen_pct": round(100 * sum(changed[transport]) / n, 1),
                                 "vnc_rest_p50": round(p50["vnc"] / p50["rest"], 3),
                             }
                         )
@@ -199,14 +217,15 @@ async def run_backend(backend: str, args: argparse.Namespace) -> list[dict[str, 
 def table(rows: Sequence[dict[str, Any]]) -> str:
     head = (
         "backend    loops transport  steps   p50 ms   p99 ms  client CPU ms/step"
-        "  emulator CPU ms/step  VNC/REST p50"
+        "  emulator CPU ms/step  new screen %  VNC/REST p50"
     )
     lines = [head, "-" * len(head)]
     for r in rows:
         lines.append(
             f"{r['backend']:<10} {r['loops']:>5} {r['transport']:<9} {r['steps']:>6} "
             f"{r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} {r['client_cpu_ms_per_step']:>19.2f} "
-            f"{r['emulator_cpu_ms_per_step']:>21.2f} {r['vnc_rest_p50']:>13.3f}"
+            f"{r['emulator_cpu_ms_per_step']:>21.2f} {r['new_screen_pct']:>13.1f}"
+            f" {r['vnc_rest_p50']:>13.3f}"
         )
     return "\n".join(lines)
 

@@ -30,6 +30,7 @@ def test_agent_step_benchmark_runs_on_the_synthetic_backend() -> None:
         assert row["steps"] == loops * 3 * 2  # loops x steps x rounds
         assert 0 < row["p50_ms"] <= row["p99_ms"]
         assert row["client_cpu_ms_per_step"] > 0
+        assert 0 <= row["new_screen_pct"] <= 100
         other = rows[(loops, "rest" if transport == "vnc" else "vnc")]
         vnc, rest = (row, other) if transport == "vnc" else (other, row)
         assert abs(row["vnc_rest_p50"] - vnc["p50_ms"] / rest["p50_ms"]) < 0.01

@@ -20,13 +20,14 @@ from anthropic.tools import (  # noqa: E402
     ToolsetConfigError,  # noqa: E402
 )
 
+import orgo_async.connect.vnc as vnc_module  # noqa: E402
 from orgo_async import Computer, Orgo  # noqa: E402
 from orgo_async.agents import REST_UNSERVED, OrgoComputerToolset, anthropic_toolset  # noqa: E402
 from orgo_async.agents._images import fit  # noqa: E402
 from orgo_async.emulator import Emulator  # noqa: E402
 from orgo_async.emulator.scripted_model import ScriptedModel  # noqa: E402
 from orgo_async.emulator.synthetic import SyntheticDesktop  # noqa: E402
-from orgo_async.protocol.png import decode_png  # noqa: E402
+from orgo_async.protocol.png import decode_png, encode_png  # noqa: E402
 
 from ..conftest import eventually  # noqa: E402
 
@@ -192,6 +193,33 @@ async def test_rest_serves_what_it_can_and_disables_the_rest(
         assert shot.pixels == decode_png(screen.to_png()).pixels
         zoomed = image_of(await call(tools, "zoom", region=[0, 0, 640, 360]))
         assert (zoomed.width, zoomed.height) == fit(640, 360, grow=True)
+
+
+async def test_an_unchanged_screen_is_not_encoded_again(
+    orgo: Orgo, emulator: Emulator, computer: Computer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    encoded: list[int] = []
+
+    def counting(*args: Any, **kwargs: Any) -> bytes:
+        encoded.append(1)
+        return encode_png(*args, **kwargs)
+
+    monkeypatch.setattr(vnc_module, "encode_png", counting)
+    screen = screen_of(emulator, computer)
+    async with anthropic_toolset(orgo, computer, confirm=yes, transport="vnc") as tools:
+        async with asyncio.timeout(10):  # until the mirror shows the desktop as it is
+            while image_of(await call(tools, "screenshot")).pixels != screen.pixels:  # noqa: ASYNC110
+                await asyncio.sleep(0.02)
+        before = len(encoded)
+        first = await call(tools, "screenshot")
+        assert await call(tools, "screenshot") == first
+        assert len(encoded) == before  # the screen did not change: nothing was encoded
+        await call(tools, "left_click", coordinate=[300, 300])
+        await eventually(lambda: screen.pixel(300, 300) == RED)
+        async with asyncio.timeout(10):  # the click's change comes back as a new image
+            while image_of(shot := await call(tools, "screenshot")).pixel(300, 300)[:3] != RED:  # noqa: ASYNC110, E501
+                await asyncio.sleep(0.02)
+        assert shot != first and len(encoded) > before
 
 
 async def test_a_large_screen_is_scaled_both_ways(orgo: Orgo, emulator: Emulator) -> None:

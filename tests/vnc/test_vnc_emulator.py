@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import os
+from typing import Any
 
 import pytest
 
+import orgo_async.connect.vnc as vnc_module
+import orgo_async.protocol.rfb.client as rfb_client
+import orgo_async.protocol.rfb.encodings as rfb_encodings
 from orgo_async import Computer, Orgo, RetryPolicy
+from orgo_async.connect import Vnc
+from orgo_async.connect.vnc import VNC_ENCODINGS, VNC_LOCAL_ENCODINGS, _is_loopback
 from orgo_async.emulator import Emulator
-from orgo_async.protocol.png import decode_png
+from orgo_async.protocol.png import decode_png, encode_png
+from orgo_async.protocol.rfb import ENCODING_RAW
 
 from .conftest import x11
 
@@ -78,3 +85,100 @@ async def test_the_xvnc_backend_is_a_real_desktop(xvnc_emulator: Emulator) -> No
         rest = decode_png((await orgo.desktop(computer).screenshot()).data)
         assert rest.pixel(640, 360)[:3] == (0x12, 0x34, 0x56)
         await orgo.workspaces.delete(workspace.id)
+
+
+async def test_an_unchanged_screen_is_encoded_once(
+    orgo: Orgo, synthetic: Computer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    encoded: list[dict[str, object]] = []
+
+    def counting(*args: Any, **kwargs: Any) -> bytes:
+        encoded.append(kwargs)
+        return encode_png(*args, **kwargs)
+
+    monkeypatch.setattr(vnc_module, "encode_png", counting)
+    async with orgo.connect(synthetic).vnc() as vnc:
+        first = await vnc.screenshot()
+        assert await vnc.screenshot() is first  # same version, same settings: no copy, no encode
+        assert len(encoded) == 1
+        # Other settings are another PNG of the same pixels.
+        smaller = await vnc.screenshot(compress_level=6, filter="sub")
+        assert len(encoded) == 2
+        assert decode_png(smaller).pixels == decode_png(first).pixels
+        version = vnc.version
+        await vnc.click(400, 300)
+        await vnc.wait_for_change(timeout=5, since_version=version)
+        changed = await vnc.screenshot()
+        assert len(encoded) == 3
+        assert decode_png(changed).pixels != decode_png(first).pixels
+        # Once the mirror has caught up, the PNG is the desktop's, encoded once per change.
+        async with asyncio.timeout(10):
+            while True:
+                settled = vnc.version
+                shot = await vnc.screenshot()
+                rest = decode_png((await orgo.desktop(synthetic).screenshot()).data)
+                if vnc.version == settled and decode_png(shot).pixels == rest.pixels:
+                    break
+                await asyncio.sleep(0.05)
+        assert await vnc.screenshot() is shot
+        # A reconnect brings a new frame: never the PNG cached before it.
+        reconnects = vnc.reconnects
+        await orgo.computers.restart(synthetic)
+        async with asyncio.timeout(10):
+            while vnc.reconnects == reconnects:  # noqa: ASYNC110 - polls the connector's counter
+                await asyncio.sleep(0.01)
+        fresh = await vnc.screenshot()
+        assert fresh is not shot
+        rest = decode_png((await orgo.desktop(synthetic).screenshot()).data)
+        assert decode_png(fresh).pixels == rest.pixels
+
+
+async def test_a_local_server_is_asked_for_raw_first(
+    orgo: Orgo, synthetic: Computer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    decoded: list[str] = []
+    real_raw, real_zrle = rfb_encodings.read_raw, rfb_encodings.ZRLEDecoder.read
+
+    def raw(*args: Any) -> Any:
+        decoded.append("raw")
+        return real_raw(*args)
+
+    def zrle(*args: Any) -> Any:
+        decoded.append("zrle")
+        return real_zrle(*args)
+
+    monkeypatch.setattr(rfb_client, "read_raw", raw)
+    monkeypatch.setattr(rfb_encodings.ZRLEDecoder, "read", zrle)
+    # The emulator listens on 127.0.0.1: Raw first, and the first frame comes in Raw.
+    async with orgo.connect(synthetic).vnc() as vnc:
+        assert vnc.encodings == VNC_LOCAL_ENCODINGS and vnc.encodings[0] == ENCODING_RAW
+        over_vnc = decode_png(await vnc.screenshot())
+    assert decoded and set(decoded) == {"raw"}
+    rest = decode_png((await orgo.desktop(synthetic).screenshot()).data)
+    assert over_vnc.pixels == rest.pixels
+    # Encodings given are used as they are, on loopback too.
+    decoded.clear()
+    async with Vnc(orgo.connect(synthetic), encodings=VNC_ENCODINGS) as vnc:
+        assert vnc.encodings == VNC_ENCODINGS
+        assert decode_png(await vnc.screenshot()).pixels == rest.pixels
+    assert decoded and set(decoded) == {"zrle"}
+
+
+@pytest.mark.parametrize(
+    ("address", "loopback"),
+    [
+        (("127.0.0.1", 5901), True),
+        (("127.3.4.5", 80), True),
+        (("::1", 443, 0, 0), True),
+        (("10.0.0.7", 443), False),
+        (("2001:db8::1", 443, 0, 0), False),
+        (("example.com", 443), False),
+        ("", False),  # a unix socket
+        (None, False),
+    ],
+)
+def test_loopback_peers(address: object, loopback: bool) -> None:
+    class Peer:
+        remote_address = address
+
+    assert _is_loopback(Peer()) is loopback  # type: ignore[arg-type]

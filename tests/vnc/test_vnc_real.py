@@ -18,6 +18,7 @@ import pytest
 
 from orgo_async import ConnectionClosedError, HandshakeError, Orgo
 from orgo_async.connect import Vnc
+from orgo_async.connect.vnc import VNC_ENCODINGS, VNC_LOCAL_ENCODINGS
 from orgo_async.protocol.png import decode_png
 
 from ..conftest import eventually
@@ -124,9 +125,20 @@ async def test_the_3_3_blacklist_refusal(offline: Orgo, xvnc_blacklisting: VncSe
 # -- the screen --------------------------------------------------------------------------------
 
 
-async def test_screenshots_follow_the_screen(offline: Orgo, xvnc: VncServer) -> None:
+# Websockify listens on loopback, so the default asks for Raw; ZRLE is what a remote server
+# is asked for, and is decoded from the real servers too.
+ENCODING_LISTS = pytest.mark.parametrize(
+    "encodings", [None, VNC_ENCODINGS], ids=["local-default", "zrle-first"]
+)
+
+
+@ENCODING_LISTS
+async def test_screenshots_follow_the_screen(
+    offline: Orgo, xvnc: VncServer, encodings: tuple[int, ...] | None
+) -> None:
     xvnc.x("xsetroot", "-solid", "#0a0b0c")
-    async with connection(offline, xvnc).vnc() as vnc:
+    async with Vnc(connection(offline, xvnc), encodings=encodings) as vnc:
+        assert vnc.encodings == (encodings or VNC_LOCAL_ENCODINGS)
         assert_png_colour(await vnc.screenshot(), "#0a0b0c")
         before = vnc.version
         xvnc.x("xsetroot", "-solid", "#f0e0d0")
@@ -322,9 +334,12 @@ async def test_cancelling_at_any_point_leaves_nothing_open(
 # -- the second implementation: Xvfb + x11vnc ---------------------------------------------------
 
 
-async def test_x11vnc_screenshot_and_pointer(offline: Orgo, x11vnc: VncServer) -> None:
+@ENCODING_LISTS
+async def test_x11vnc_screenshot_and_pointer(
+    offline: Orgo, x11vnc: VncServer, encodings: tuple[int, ...] | None
+) -> None:
     x11vnc.x("xsetroot", "-solid", "#a1b2c3")
-    async with connection(offline, x11vnc).vnc() as vnc:
+    async with Vnc(connection(offline, x11vnc), encodings=encodings) as vnc:
         assert (vnc.width, vnc.height) == GEOMETRY
         await wait_for_colour(vnc, "#a1b2c3", timeout=15)  # x11vnc polls: give it time
         assert_png_colour(await vnc.screenshot(timeout=15), "#a1b2c3")

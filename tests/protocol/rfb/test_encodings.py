@@ -3,6 +3,7 @@ from the spec."""
 
 from __future__ import annotations
 
+import random
 import struct
 import zlib
 
@@ -216,6 +217,33 @@ def test_zrle_covers_every_palette_width_and_long_runs() -> None:
     tile = b"\x82" + cpx(RED) + cpx(BLUE) + b"\x80\x00" + b"\x81" + zrle_length(63)
     client.receive_data(update(zrle_rect(0, 0, 64, 1, tile, deflate)))
     assert painted(200, 140, client.events_received()).crop(0, 0, 2, 1) == bytes(RED + BLUE)
+
+
+def test_zrle_palette_rle_text_tiles_side_by_side() -> None:
+    # Text-like tiles: stretches of single pixels between runs, a palette past 16 colours,
+    # tiles ending in singles right before the next tile's bytes (a raw tile's are all
+    # below 128 here), and the stream cut into pieces of every size.
+    rng = random.Random(5)
+    palette = [(i * 8, 250 - i * 8, (i * 37) % 256) for i in range(30)]
+    dark = [(i, 2 * i, 3 * i) for i in range(40)]
+    tiles = bytearray()
+    expected = bytearray(64 * 3 * 64 * 3)
+    for column, kind in enumerate(("palette-rle", "palette-rle", "raw")):
+        pixels: list[tuple[int, int, int]] = []
+        while len(pixels) < 64 * 64:
+            colour = rng.choice(palette if kind != "raw" else dark)
+            pixels += [colour] * min(64 * 64 - len(pixels), rng.choice((1, 1, 1, 2, 7, 300)))
+        pixels[-3:] = pixels[-3:] if kind == "raw" else palette[:3]  # singles to the end
+        tiles += zrle_tile(kind, pixels, 64)
+        for i, colour in enumerate(pixels):
+            at = ((i // 64) * 192 + column * 64 + i % 64) * 3
+            expected[at : at + 3] = bytes(colour)
+    data = update(zrle_rect(0, 0, 192, 64, bytes(tiles), zlib.compressobj()))
+    for step in (1, 7, len(data)):
+        client = connected_client(200, 140)
+        for at in range(0, len(data), step):
+            client.receive_data(data[at : at + step])
+        assert painted(200, 140, client.events_received()).crop(0, 0, 192, 64) == expected
 
 
 @pytest.mark.parametrize("step", [len(b"x"), 10_000, 1 << 20])
