@@ -114,9 +114,9 @@ SHARP_SAMPLE: Final = 0.020
 LONG_EARLY_SHARE: Final = 0.97
 LONG_LATE_SHARE: Final = 0.7
 # Before any boot is seen (a session's first burst of hundreds), probes at most this far apart.
-PRIOR_SPACING: Final = 0.050
+PRIOR_SPACING: Final = 0.100
 # ...growing with the boots waited for past this many...
-PRIOR_DENSE_BOOTS: Final = 64
+PRIOR_DENSE_BOOTS: Final = 32
 # ...from these: near Orgo's published boot time, and elsewhere.
 PRIOR_NEAR_SPACING: Final = 0.007
 PRIOR_FAR_SPACING: Final = 0.020
@@ -379,12 +379,14 @@ class BootModel:
 
         Orgo publishes its boot time (``default``): from half of it to twice it,
         where boots most likely end, 7 ms; elsewhere (or with no ``age``),
-        20 ms. Both grow with the boots in progress past 64 (up to
-        ``PRIOR_SPACING``), so that a burst of hundreds does not spend the
-        client's and the server's time probing computers that cannot be ready
-        yet. Together they still probe the burst densely (a fleet of 256 sends
-        a probe every 0.1 ms), so its first boot is seen within milliseconds,
-        and in a fleet that wakes them all (:meth:`ProbeBudget.wake_sparse`).
+        20 ms. Both grow with the boots in progress past 32 (up to
+        ``PRIOR_SPACING``, 100 ms), so that a burst of hundreds does not spend
+        the client's and the server's time probing computers that cannot be
+        ready yet: past 32, the burst's probe rate stays that of 32 computers.
+        Together they still probe the burst densely (a probe every 0.2 ms
+        near Orgo's time, every 0.6 ms elsewhere), so its first boot is seen
+        within a millisecond, and in a fleet that wakes them all
+        (:meth:`ProbeBudget.wake_sparse`).
         """
         near = age is not None and self.default / 2 <= age <= self.default * 2
         base = PRIOR_NEAR_SPACING if near else PRIOR_FAR_SPACING
