@@ -317,6 +317,7 @@ class BootModel:
         self._all = _Recent(keep)
         self._sharp = _Recent(keep)  # those known to within SHARP_SAMPLE
         self._running: list[float] = []  # the start instants of boots in progress, sorted
+        self._median_cache: tuple[tuple[float, int, int], float] = ((math.nan, 0, 0), 0.0)
 
     def __repr__(self) -> str:
         start, end, spacing = self.window()
@@ -392,6 +393,51 @@ class BootModel:
         base = PRIOR_NEAR_SPACING if near else PRIOR_FAR_SPACING
         crowd = len(self._running) / PRIOR_DENSE_BOOTS
         return min(PRIOR_SPACING, base * max(1.0, crowd))
+
+    def median(self, now: float | None = None) -> float:
+        """The median boot, counting the boots still in progress at ``now``.
+
+        In a burst the first boots to end are the fastest: the median of those
+        alone is too short while most are still running. Each running boot
+        lasts at least its age, so while the median falls among the running
+        ones it is not known yet: infinity. Cached per millisecond of ``now``.
+        """
+        running = self._running
+        if now is None or not running:
+            return self.quantile(0.5)
+        key = (round(now, 3), len(running), self.samples)
+        if self._median_cache[0] == key:
+            return self._median_cache[1]
+        data = self._sorted
+        k = math.ceil(0.5 * (len(data) + len(running)))  # the median's rank
+
+        def at_most(value: float) -> int:  # boots known or taken to last at most value
+            ended = bisect.bisect_right(data, value)
+            return ended + len(running) - bisect.bisect_left(running, now - value)
+
+        best = math.inf
+        # The smallest finished boot, and the youngest running one's age, with k at most it.
+        low, high = 0, len(data)
+        while low < high:
+            mid = (low + high) // 2
+            if at_most(data[mid]) >= k:
+                high = mid
+            else:
+                low = mid + 1
+        if low < len(data):
+            best = data[low]
+        low, high = 0, len(running)  # ages ascend as the start instants descend
+        while low < high:
+            mid = (low + high) // 2
+            if at_most(now - running[len(running) - 1 - mid]) >= k:
+                high = mid
+            else:
+                low = mid + 1
+        if low < len(running) and now - running[len(running) - 1 - low] < best:
+            best = math.inf  # a running boot is the median: it lasts longer than its age
+        value = best
+        self._median_cache = (key, value)
+        return value
 
     def quantile(self, q: float) -> float:
         """The ``q`` quantile of the kept boots (nearest rank); the default if none."""
@@ -773,7 +819,7 @@ class ProbePlan:
             self.woke = None
         if answered is None:
             return due
-        return max(due, answered + self.rest(width, due + lead - self.t0))
+        return max(due, answered + self.rest(width, due + lead - self.t0, now))
 
     def woken(self, now: float) -> None:
         """The fleet saw its first boot while this plan slept sparsely: go dense now.
@@ -784,7 +830,7 @@ class ProbePlan:
         """
         self.woke = now
 
-    def rest(self, width: float = 0.0, age: float = 0.0) -> float:
+    def rest(self, width: float = 0.0, age: float = 0.0, now: float | None = None) -> float:
         """How long to wait after an answer before the next probe.
 
         Up to a 10 ms polling loop's pause (never more), by the larger of two
@@ -806,7 +852,7 @@ class ProbePlan:
         # 10 ms): about all of it while the boot is younger than most, less once
         # it is older than half of them (where boots end most often).
         srtt = self.rtt.srtt
-        share = LONG_EARLY_SHARE if age < self.model.quantile(0.5) else LONG_LATE_SHARE
+        share = LONG_EARLY_SHARE if age < self.model.median(now) else LONG_LATE_SHARE
         paced = max(0.0, share * (MAX_DENSE_SPACING + srtt) - srtt)
         return min(MAX_DENSE_SPACING, max(queueing, spread * paced))
 

@@ -682,3 +682,24 @@ async def test_a_window_that_starts_too_late_moves_earlier(
         await orgo.computers.delete(launched.computer)
     assert starts[-1] < starts[0] - 0.05  # it moves, a spacing or more each time
     assert all(b <= a + 1e-9 for a, b in zip(starts, starts[1:], strict=False))
+
+
+def test_the_median_boot_waits_for_the_boots_still_running() -> None:
+    model = learned([0.1, 0.12, 0.15])
+    for n in range(10):
+        model.running(100.0 - n * 0.01)  # ten boots 0.5 to 0.59 s old at 100.5
+    # The three that ended are the burst's fastest: the median is not known yet.
+    assert model.median(100.5) == math.inf
+    assert model.quantile(0.5) == 0.12  # what the finished ones alone would say
+    model = learned([n / 100 for n in range(1, 21)])  # 10..200 ms
+    model.running(100.0)
+    assert model.median(100.05) == pytest.approx(0.1)  # one 50 ms-old boot moves nothing
+    assert model.median() == model.quantile(0.5)
+    # Across a long window, a boot younger than an unknown median keeps the early share.
+    fast = RttEstimator()
+    fast.observe(0.001)
+    burst = learned([0.1, 0.12, 0.15])
+    for _ in range(10):
+        burst.running(100.0)
+    plan = ProbePlan(t0=100.0, model=burst, rtt=fast, phase=0.0)
+    assert plan.rest(0.3, age=0.5, now=100.5) == pytest.approx(LONG_EARLY_SHARE * 0.011 - 0.001)
