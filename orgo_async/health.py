@@ -415,27 +415,15 @@ class BootModel:
             ended = bisect.bisect_right(data, value)
             return ended + len(running) - bisect.bisect_left(running, now - value)
 
-        best = math.inf
-        # The smallest finished boot, and the youngest running one's age, with k at most it.
-        low, high = 0, len(data)
-        while low < high:
-            mid = (low + high) // 2
-            if at_most(data[mid]) >= k:
-                high = mid
-            else:
-                low = mid + 1
-        if low < len(data):
-            best = data[low]
-        low, high = 0, len(running)  # ages ascend as the start instants descend
-        while low < high:
-            mid = (low + high) // 2
-            if at_most(now - running[len(running) - 1 - mid]) >= k:
-                high = mid
-            else:
-                low = mid + 1
-        if low < len(running) and now - running[len(running) - 1 - low] < best:
-            best = math.inf  # a running boot is the median: it lasts longer than its age
-        value = best
+        # The smallest finished boot, and the youngest running boot's age (ages ascend
+        # as the start instants descend), with k boots at most that long.
+        ages = [now - t for t in reversed(running)]
+        value = math.inf
+        for values in (data, ages):
+            i = bisect.bisect_left(range(len(values)), True, key=lambda j: at_most(values[j]) >= k)
+            if i < len(values) and values[i] < value:
+                # A running boot as the median: it lasts longer than its age, so unknown.
+                value = values[i] if values is data else math.inf
         self._median_cache = (key, value)
         return value
 
