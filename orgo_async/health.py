@@ -656,13 +656,19 @@ class ServerClock:
             return
         low, high = sent - stamp - self.resolution, answered - stamp
         bounds = self._bounds
+        stale = False
         while bounds and bounds[0][0] < answered - self.horizon:
-            bounds.popleft()
+            _, old_low, old_high = bounds.popleft()
+            stale = stale or old_low == self.low or old_high == self.high
+        if stale:  # a create that set a bound has aged out
+            self.low = max((b[1] for b in bounds), default=-math.inf)
+            self.high = min((b[2] for b in bounds), default=math.inf)
         if bounds and (low > self.high or high < self.low):
             bounds.clear()  # no offset fits both: the server's clock was set; start over
+            self.low, self.high = -math.inf, math.inf
         bounds.append((answered, low, high))
-        self.low = max(b[1] for b in bounds)
-        self.high = min(b[2] for b in bounds)
+        self.low = max(self.low, low)
+        self.high = min(self.high, high)
 
     def bounds(self, stamp: float) -> tuple[float, float]:
         """The earliest and latest loop time that a server ``stamp`` may stand for."""

@@ -703,3 +703,13 @@ def test_the_median_boot_waits_for_the_boots_still_running() -> None:
         burst.running(100.0)
     plan = ProbePlan(t0=100.0, model=burst, rtt=fast, phase=0.0)
     assert plan.rest(0.3, age=0.5, now=100.5) == pytest.approx(LONG_EARLY_SHARE * 0.011 - 0.001)
+
+
+def test_the_server_clock_forgets_creates_older_than_its_horizon() -> None:
+    clock = ServerClock(resolution=0.0, horizon=10.0)
+    clock.observe(100.0, 100.001, 0.0)  # a quick one: the offset is 100 to 100.001
+    clock.observe(101.0, 101.05, 1.0)
+    assert clock.width == pytest.approx(0.001)
+    clock.observe(115.0, 115.02, 15.0)  # the quick one is 15 s old now
+    assert clock.width == pytest.approx(0.02)
+    assert clock.bounds(20.0) == pytest.approx((120.0, 120.02))
