@@ -786,7 +786,9 @@ class ProbePlan:
                 first = self.model.first_boots()
                 self.sparse = seen + spacing < first
                 if self.sparse:
-                    prior = self.model.prior_spacing(seen)
+                    # Once a boot has been seen, those younger than the earliest one
+                    # seen are unlikely to be over, near Orgo's time or not.
+                    prior = self.model.prior_spacing(None if math.isfinite(first) else seen)
                     self.gap = min(prior, max(spacing, first - seen))
                 elif self.model.samples < self.model.min_samples:
                     # Past the age at which a boot of the burst ended, before the

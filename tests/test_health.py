@@ -713,3 +713,21 @@ def test_the_server_clock_forgets_creates_older_than_its_horizon() -> None:
     clock.observe(115.0, 115.02, 15.0)  # the quick one is 15 s old now
     assert clock.width == pytest.approx(0.02)
     assert clock.bounds(20.0) == pytest.approx((120.0, 120.02))
+
+
+def test_once_a_boot_is_seen_the_ages_before_it_are_probed_at_the_far_spacing() -> None:
+    # A small fleet's second wave: three boots seen (about 300 ms), too few to learn a
+    # window. Its computers probe every 20 ms until the age of the earliest one seen,
+    # not every 7 ms from half of Orgo's published time as before any boot.
+    model = learned([0.29, 0.3, 0.31])
+    plan = ProbePlan(t0=0.0, model=model, rtt=RttEstimator(), phase=0.0)
+    sends = [plan.next_due(0.0)]
+    plan.sending(sends[-1])
+    while sends[-1] < 0.25:
+        sends.append(plan.next_due(sends[-1], sends[-1] + 0.001))
+        plan.sending(sends[-1])
+    gaps = [b - a for a, b in zip(sends, sends[1:], strict=False)]
+    assert gaps and all(gap == pytest.approx(PRIOR_FAR_SPACING) for gap in gaps)
+    # Past the earliest boot seen, dense.
+    plan.last_sent = 0.285
+    assert plan.next_due(0.2855, 0.2856) - 0.285 == pytest.approx(PRIOR_NEAR_SPACING)
