@@ -21,6 +21,7 @@ from orgo_async import (
     ReadyTimeout,
     Workspace,
 )
+from orgo_async._clocks import ServerClock, boot_start
 from orgo_async.emulator import BootTime, Emulator, FaultRule
 from orgo_async.health import (
     LATE_GAP_FLOOR,
@@ -35,8 +36,6 @@ from orgo_async.health import (
     ProbeBudget,
     ProbePlan,
     RttEstimator,
-    ServerClock,
-    boot_start,
 )
 
 from .conftest import client_tasks
@@ -550,9 +549,10 @@ def test_the_server_clock_places_a_late_answered_boot_to_within_its_quickest_cre
     # round trip alone cannot.
     handled = 20.0
     sent, answered = handled + offset - 0.01, handled + offset + 0.15
-    start = boot_start(sent, answered, rtt, stamp=handled, clock=clock)
+    start, spread = boot_start(sent, answered, rtt, stamp=handled, clock=clock)
     assert abs(start - (handled + offset)) <= clock.width / 2 + 1e-9
-    assert boot_start(sent, answered, rtt) - (handled + offset) > 0.1
+    assert spread <= clock.width + 1e-9
+    assert boot_start(sent, answered, rtt)[0] - (handled + offset) > 0.1
     # A create quicker than the clock's uncertainty is placed by its own round trip.
     assert boot_start(sent, sent + 0.001, rtt, stamp=handled, clock=clock) == boot_start(
         sent, sent + 0.001, rtt
