@@ -633,6 +633,8 @@ class ProbePlan:
         # a pause for them would only make this race later than the polling loop.
         queueing = QUEUE_REST_FACTOR * queueing if queueing > QUEUE_TOLERANCE else 0.0
         spread = min(1.0, max(0.0, (width - WIDE_WINDOW) / WIDE_WINDOW))
+        if spread == 0.0:
+            return min(MAX_DENSE_SPACING, queueing)
         # Across a long tail, a share of the polling loop's period (an answer and
         # 10 ms): about all of it while the boot is younger than most, less once
         # it is older than half of them (where boots end most often).
