@@ -48,6 +48,7 @@ _FILTER_COPY: Final = 0
 _FILTER_PALETTE: Final = 1
 _FILTER_GRADIENT: Final = 2
 _INDICES: Final = [bytes(range(size)) for size in range(257)]
+_ALL_BITS: Final = b"".join(BIT_UNPACK[1])  # the 8 palette indices of each byte 0..255
 
 
 def tight_tpixel_size(pf: PixelFormat) -> int:
@@ -200,7 +201,8 @@ def _palette_rows(
     valid = _INDICES[size]
 
     def expand(indices: bytes) -> bytes:
-        if indices.translate(None, valid):  # anything left is out of range
+        # Anything left after deleting the valid indices is out of range (256 are all valid).
+        if size < 256 and indices.translate(None, valid):
             raise ProtocolError(f"Tight palette index beyond a palette of {size}")
         out = bytearray(len(indices) * 3)
         out[0::3] = indices.translate(red)
@@ -211,18 +213,25 @@ def _palette_rows(
     if size > 2:
         return w, lambda data, count: expand(bytes(data))
 
-    bits = BIT_UNPACK[1]
     per_row = (w + 7) // 8
+    piece: Callable[[int], bytes]
+    if size == 2:
+        # Each byte of bits -> its 8 pixels of RGB (24 bytes), from one table a rectangle.
+        pixels = expand(_ALL_BITS)
+        piece = [pixels[at : at + 24] for at in range(0, len(pixels), 24)].__getitem__
+    else:  # one colour: a set bit is an index out of range, so indices are checked
+        piece = BIT_UNPACK[1].__getitem__
+    row_rgb = w * 3
 
     def mono(data: bytes | bytearray, count: int) -> bytes:
         if w % 8 == 0:
-            return expand(b"".join(map(bits.__getitem__, data)))
-        return expand(
-            b"".join(
-                b"".join(map(bits.__getitem__, data[at : at + per_row]))[:w]
+            out = b"".join(map(piece, data))
+        else:
+            out = b"".join(
+                b"".join(map(piece, data[at : at + per_row]))[: row_rgb if size == 2 else w]
                 for at in range(0, count * per_row, per_row)
             )
-        )
+        return out if size == 2 else expand(out)
 
     return per_row, mono
 
