@@ -98,7 +98,7 @@ VNC_ENCODINGS: Final[tuple[int, ...]] = (
 
 Tight first, lossless (no JPEG quality level is listed), at the server's
 default compression level: from TigerVNC a busy 1280x720 desktop takes about
-a third more bytes than in ZRLE, and decodes about four times faster, since
+a third more bytes than in ZRLE, and decodes four to six times faster, since
 its work is zlib and slicing where ZRLE's tiles are decoded in Python. ZRLE
 follows for servers without Tight.
 """
@@ -121,7 +121,8 @@ milliseconds, where ZRLE's tiles cost tens in Python. Level 1 keeps the
 server's zlib work small (TigerVNC's default, 2, cost a busy cold frame a few
 milliseconds more); level 0 (stored) moves fourteen times the bytes for no
 measurable gain. (Listing ZRLE after Tight would not change what TigerVNC
-sends, but a server without Tight would then pick ZRLE over Raw, slower here.)
+sends, but a server without Tight would then pick ZRLE over Raw, slower here
+on a busy screen.)
 """
 
 _MAX_STEPS: Final = 10_000
