@@ -11,21 +11,32 @@ by a Tk window), each round times, alternately:
 * **cold**: from nothing to PNG bytes of the full screen. Ours:
   ``Vnc.open()`` (WebSocket dial, RFB handshake with VNC auth), the first full
   frame, and the PNG encode, with the default encodings (websockify listens on
-  loopback, so Raw first: ``VNC_LOCAL_ENCODINGS``). vncdotool: ``api.connect()`` and
-  ``captureScreen()`` (Pillow's PNG). vncdotool speaks TCP/unix sockets only,
-  not WebSocket, so it talks to Xvnc's unix socket directly: one hop fewer.
-* **cold_zrle**: cold again, with our client asking for ``VNC_ENCODINGS``
-  (ZRLE first, what it asks a server that is not on this machine for: the
-  frame's decode in Python is the cost); informative.
+  loopback, so ``VNC_LOCAL_ENCODINGS``: lossless Tight at compression level 1).
+  vncdotool: ``api.connect()`` and ``captureScreen()`` (Pillow's PNG).
+  vncdotool speaks TCP/unix sockets only, not WebSocket, so it talks to Xvnc's
+  unix socket directly: one hop fewer.
+* **cold_raw**: cold again, asking for Raw only (the local list before Tight);
+  informative.
+* **cold_remote**: cold again, asking for ``VNC_ENCODINGS`` (Tight at the
+  server's default level, then ZRLE: what a server that is not on this machine
+  is asked for); informative.
 * **warm**: one more screenshot on a connection already open. Ours keeps the
   framebuffer current with incremental updates, so it is a copy and a PNG
   encode, or nothing when the screen has not changed since the last one (the
   connection keeps its last PNG); vncdotool asks for a full frame again.
 
-Both PNGs are checked against the scene's pixels. Also measured: the RFB
-core's decode throughput for a full 1280x720 frame in Raw, ZRLE and Hextile
-(server bytes recorded from Xvnc, then replayed into fresh cores), in MB/s
-of RGB output.
+Both PNGs are checked against the scene's pixels. Also measured:
+
+* the RFB core's decode throughput for a full 1280x720 frame in Raw, ZRLE,
+  Hextile, Tight and Tight at level 1 (server bytes recorded from Xvnc, then
+  replayed into fresh cores), in MB/s of RGB output;
+* the phases of our cold path with the default encodings, rebuilt step by
+  step from the same parts ``Vnc`` uses (a websockets dial, the RFB core, the
+  framebuffer, the PNG encoder at ``screenshot()``'s defaults), medians in ms:
+  the WebSocket dial through websockify, the RFB handshake up to Ready, the
+  wait from the update request to the update's first bytes, the rest of the
+  update's arrival, the CPU spent decoding it (inside that arrival), and the
+  PNG encode.
 """
 
 from __future__ import annotations
@@ -54,13 +65,21 @@ from typing import Any
 
 from orgo_async import Computer, Orgo, ReconnectPolicy
 from orgo_async.connect import Connection, Vnc
-from orgo_async.connect.vnc import VNC_ENCODINGS
-from orgo_async.protocol.png import decode_png
+from orgo_async.connect.vnc import VNC_ENCODINGS, VNC_LOCAL_ENCODINGS
+from orgo_async.protocol.png import decode_png, encode_png
 from orgo_async.protocol.rfb import (
+    ENCODING_COPYRECT,
+    ENCODING_CURSOR,
+    ENCODING_DESKTOP_SIZE,
     ENCODING_HEXTILE,
+    ENCODING_LAST_RECT,
     ENCODING_RAW,
+    ENCODING_TIGHT,
+    ENCODING_TIGHT_COMPRESS_0,
     ENCODING_ZRLE,
+    Framebuffer,
     FramebufferUpdateEnd,
+    Ready,
     RectCopy,
     RectFill,
     RectPixels,
@@ -69,7 +88,20 @@ from orgo_async.protocol.rfb import (
 )
 
 WIDTH, HEIGHT = 1280, 720
-ENCODINGS = {"Raw": ENCODING_RAW, "ZRLE": ENCODING_ZRLE, "Hextile": ENCODING_HEXTILE}
+ENCODINGS: dict[str, tuple[int, ...]] = {
+    "Raw": (ENCODING_RAW,),
+    "ZRLE": (ENCODING_ZRLE,),
+    "Hextile": (ENCODING_HEXTILE,),
+    "Tight": (ENCODING_TIGHT,),
+    "Tight-1": (ENCODING_TIGHT, ENCODING_TIGHT_COMPRESS_0 + 1),
+}
+RAW_ONLY = (
+    ENCODING_RAW,
+    ENCODING_COPYRECT,
+    ENCODING_DESKTOP_SIZE,
+    ENCODING_LAST_RECT,
+    ENCODING_CURSOR,
+)
 FLAT = "#2a5d8f"
 
 # -- peers -------------------------------------------------------------------------------------
@@ -306,9 +338,8 @@ async def run_scene(
 ) -> dict[str, Any]:
     from vncdotool import api
 
-    times: dict[str, list[float]] = {
-        k: [] for k in ("ours_cold", "vnc_cold", "ours_warm", "vnc_warm", "ours_cold_zrle")
-    }
+    cases = ("ours_cold", "vnc_cold", "ours_warm", "vnc_warm", "ours_cold_raw", "ours_cold_remote")
+    times: dict[str, list[float]] = {k: [] for k in cases}
     vnc = _connection(orgo, peers).vnc()
     await vnc.open()
     warm_client = api.connect(str(peers.sock), password=peers.password)
@@ -318,21 +349,24 @@ async def run_scene(
         # a rectangle (it stops at the end of the first update): recorded, not fatal.
         wrong = {
             "ours_cold": wrong_pixels((await ours_cold(orgo, peers))[1], expected),
-            "ours_cold_zrle": wrong_pixels(
+            "ours_cold_raw": wrong_pixels((await ours_cold(orgo, peers, RAW_ONLY))[1], expected),
+            "ours_cold_remote": wrong_pixels(
                 (await ours_cold(orgo, peers, VNC_ENCODINGS))[1], expected
             ),
             "ours_warm": wrong_pixels((await ours_warm(vnc))[1], expected),
             "vnc_cold": wrong_pixels(vncdotool_cold(peers)[1], expected),
             "vnc_warm": wrong_pixels(vncdotool_warm(warm_client)[1], expected),
         }
-        if wrong["ours_cold"] or wrong["ours_warm"] or wrong["ours_cold_zrle"]:
+        if any(wrong[k] for k in wrong if k.startswith("ours")):
             raise AssertionError(f"our screenshot does not show the scene: {wrong}")
         for i in range(rounds):
             order = [0, 1] if i % 2 == 0 else [1, 0]  # alternate who goes first
             for which in order:
                 if which == 0:
                     times["ours_cold"].append((await ours_cold(orgo, peers))[0])
-                    times["ours_cold_zrle"].append((await ours_cold(orgo, peers, VNC_ENCODINGS))[0])
+                    times["ours_cold_raw"].append((await ours_cold(orgo, peers, RAW_ONLY))[0])
+                    remote = await ours_cold(orgo, peers, VNC_ENCODINGS)
+                    times["ours_cold_remote"].append(remote[0])
                     times["ours_warm"].append((await ours_warm(vnc))[0])
                 else:
                     times["vnc_cold"].append(vncdotool_cold(peers)[0])
@@ -348,7 +382,8 @@ async def run_scene(
         "p90_ms": {k: round(_pct(v, 0.9) * 1000, 2) for k, v in times.items()},
         "ratio_cold": round(med["ours_cold"] / med["vnc_cold"], 3),
         "ratio_warm": round(med["ours_warm"] / med["vnc_warm"], 3),
-        "ratio_cold_zrle": round(med["ours_cold_zrle"] / med["vnc_cold"], 3),
+        "ratio_cold_raw": round(med["ours_cold_raw"] / med["vnc_cold"], 3),
+        "ratio_cold_remote": round(med["ours_cold_remote"] / med["vnc_cold"], 3),
         "wrong_pixels": wrong,
     }
 
@@ -361,9 +396,9 @@ def _pct(values: list[float], q: float) -> float:
 # -- decode throughput ---------------------------------------------------------------------------
 
 
-def record_full_frame(peers: Peers, encoding: int) -> tuple[bytes, bytes]:
-    """The server's bytes for the handshake, and for one full frame in ``encoding``."""
-    core = RFBClientProtocol(password=peers.password, encodings=(encoding,))
+def record_full_frame(peers: Peers, encodings: tuple[int, ...]) -> tuple[bytes, bytes]:
+    """The server's bytes for the handshake, and for one full frame in ``encodings``."""
+    core = RFBClientProtocol(password=peers.password, encodings=encodings)
     handshake, update = bytearray(), bytearray()
     area = 0
     with socket.socket(socket.AF_UNIX) as sock:
@@ -387,8 +422,10 @@ def record_full_frame(peers: Peers, encoding: int) -> tuple[bytes, bytes]:
                 sock.sendall(data)
 
 
-def decode_time(password: str, encoding: int, handshake: bytes, update: bytes) -> float:
-    core = RFBClientProtocol(password=password, encodings=(encoding,))
+def decode_time(
+    password: str, encodings: tuple[int, ...], handshake: bytes, update: bytes
+) -> float:
+    core = RFBClientProtocol(password=password, encodings=encodings)
     core.receive_data(handshake)
     core.events_received()
     view = memoryview(update)
@@ -401,10 +438,10 @@ def decode_time(password: str, encoding: int, handshake: bytes, update: bytes) -
 
 def decode_throughput(peers: Peers, scene: str, repeats: int) -> list[dict[str, Any]]:
     rows = []
-    for name, encoding in ENCODINGS.items():
-        handshake, update = record_full_frame(peers, encoding)
+    for name, encodings in ENCODINGS.items():
+        handshake, update = record_full_frame(peers, encodings)
         best = statistics.median(
-            decode_time(peers.password, encoding, handshake, update) for _ in range(repeats)
+            decode_time(peers.password, encodings, handshake, update) for _ in range(repeats)
         )
         rows.append(
             {
@@ -416,6 +453,67 @@ def decode_throughput(peers: Peers, scene: str, repeats: int) -> list[dict[str, 
             }
         )
     return rows
+
+
+# -- the phases of our cold path ----------------------------------------------------------------
+
+PHASES = ("ws_dial", "handshake", "first_bytes", "arrival", "decode_cpu", "png")
+
+
+async def cold_phases(peers: Peers) -> dict[str, float]:
+    """One cold screenshot the way ``Vnc`` takes it, timed phase by phase (seconds)."""
+    from websockets.asyncio.client import connect
+
+    times: dict[str, float] = dict.fromkeys(PHASES, 0.0)
+    clock = time.perf_counter
+    start = clock()
+    ws = await connect(f"ws://127.0.0.1:{peers.ws_port}/ws/websockify", compression=None)
+    try:
+        times["ws_dial"] = clock() - start
+        core = RFBClientProtocol(password=peers.password, encodings=VNC_LOCAL_ENCODINGS)
+        fb = Framebuffer()
+        ready = False
+        mark = clock()
+        while True:
+            data = await ws.recv()
+            began = clock()
+            if ready and not times["first_bytes"]:
+                times["first_bytes"] = began - mark
+                mark = began
+            assert isinstance(data, bytes)
+            core.receive_data(data)
+            done = False
+            for event in core.events_received():
+                fb.apply(event)
+                if isinstance(event, Ready):
+                    core.send_update_request(incremental=False)
+                    ready = True
+                    times["handshake"] = clock() - mark
+                elif isinstance(event, FramebufferUpdateEnd) and fb.complete:
+                    done = True
+            if ready and times["first_bytes"]:
+                times["decode_cpu"] += clock() - began
+            for out in core.data_to_send():
+                await ws.send(out)
+            if ready and not times["first_bytes"]:
+                mark = clock()  # the request is out: the wait for the server starts
+            if done:
+                times["arrival"] = clock() - mark
+                break
+        mark = clock()
+        encode_png(fb.width, fb.height, bytes(fb.pixels), compress_level=1, filter="none")
+        times["png"] = clock() - mark
+    finally:
+        await ws.close()
+    return times
+
+
+async def phases(peers: Peers, scene: str, rounds: int) -> dict[str, Any]:
+    runs = [await cold_phases(peers) for _ in range(rounds)]
+    return {
+        "scene": scene,
+        **{k: round(statistics.median(r[k] for r in runs) * 1000, 2) for k in PHASES},
+    }
 
 
 # -- main ---------------------------------------------------------------------------------------
@@ -437,6 +535,7 @@ async def bench(rounds: int, repeats: int) -> dict[str, Any]:
                 "peers_start_ms": round(started * 1000, 1),
                 "screenshots": [],
                 "decode": [],
+                "phases": [],
             }
             async with Orgo(api_key="sk_bench_offline", base_url="http://127.0.0.1:9") as orgo:
                 await asyncio.to_thread(
@@ -445,12 +544,14 @@ async def bench(rounds: int, repeats: int) -> dict[str, Any]:
                 flat = bytes.fromhex(FLAT[1:]) * (WIDTH * HEIGHT)
                 results["screenshots"].append(await run_scene(orgo, peers, "flat", flat, rounds))
                 results["decode"] += decode_throughput(peers, "flat", repeats)
+                results["phases"].append(await phases(peers, "flat", rounds))
                 picture = desktop_picture()
                 with shown(peers, picture):
                     results["screenshots"].append(
                         await run_scene(orgo, peers, "desktop", picture, rounds)
                     )
                     results["decode"] += decode_throughput(peers, "desktop", repeats)
+                    results["phases"].append(await phases(peers, "desktop", rounds))
             return results
         finally:
             from vncdotool import api
@@ -463,17 +564,18 @@ def print_table(results: dict[str, Any]) -> None:
     print(f"peers up (Xvnc + websockify) in {results['peers_start_ms']} ms")
     print()
     head = (
-        f"{'scene':8} {'case':8} {'ours ms':>9} {'vncdotool ms':>13} {'ratio':>6}"
+        f"{'scene':8} {'case':11} {'ours ms':>9} {'vncdotool ms':>13} {'ratio':>6}"
         f"  {'wrong px (ours/vncdotool)':>26}"
     )
     print(head)
     print("-" * len(head))
     for row in results["screenshots"]:
         med = row["median_ms"]
-        for case, theirs in (("cold", "cold"), ("warm", "warm"), ("cold_zrle", "cold")):
+        cases = (("cold", "cold"), ("warm", "warm"), ("cold_raw", "cold"), ("cold_remote", "cold"))
+        for case, theirs in cases:
             wrong = f"{row['wrong_pixels']['ours_' + case]}/{row['wrong_pixels']['vnc_' + theirs]}"
             print(
-                f"{row['scene']:8} {case:8} {med['ours_' + case]:9.2f} "
+                f"{row['scene']:8} {case:11} {med['ours_' + case]:9.2f} "
                 f"{med['vnc_' + theirs]:13.2f} {row['ratio_' + case]:6.3f}  {wrong:>26}"
             )
     print()
@@ -485,6 +587,13 @@ def print_table(results: dict[str, Any]) -> None:
             f"{row['scene']:8} {row['encoding']:8} {row['wire_bytes']:11d} "
             f"{row['decode_ms']:10.2f} {row['mb_per_s']:9.1f}"
         )
+    print()
+    print("our cold path by phase, default encodings (medians, ms)")
+    head = f"{'scene':8} " + " ".join(f"{k:>11}" for k in PHASES)
+    print(head)
+    print("-" * len(head))
+    for row in results["phases"]:
+        print(f"{row['scene']:8} " + " ".join(f"{row[k]:11.2f}" for k in PHASES))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,7 +16,7 @@ from orgo_async.connect import Vnc
 from orgo_async.connect.vnc import VNC_ENCODINGS, VNC_LOCAL_ENCODINGS, _is_loopback
 from orgo_async.emulator import Emulator
 from orgo_async.protocol.png import decode_png, encode_png
-from orgo_async.protocol.rfb import ENCODING_RAW
+from orgo_async.protocol.rfb import ENCODING_RAW, ENCODING_TIGHT, ENCODING_ZRLE
 
 from .conftest import x11
 
@@ -133,7 +133,7 @@ async def test_an_unchanged_screen_is_encoded_once(
         assert decode_png(fresh).pixels == rest.pixels
 
 
-async def test_a_local_server_is_asked_for_raw_first(
+async def test_a_local_server_is_asked_for_tight_and_raw(
     orgo: Orgo, synthetic: Computer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     decoded: list[str] = []
@@ -149,14 +149,17 @@ async def test_a_local_server_is_asked_for_raw_first(
 
     monkeypatch.setattr(rfb_client, "read_raw", raw)
     monkeypatch.setattr(rfb_encodings.ZRLEDecoder, "read", zrle)
-    # The emulator listens on 127.0.0.1: Raw first, and the first frame comes in Raw.
+    # The emulator listens on 127.0.0.1: the local list, Tight first then Raw. The
+    # emulator's own server has no Tight: it falls back to Raw, and the frame is right.
     async with orgo.connect(synthetic).vnc() as vnc:
-        assert vnc.encodings == VNC_LOCAL_ENCODINGS and vnc.encodings[0] == ENCODING_RAW
+        assert vnc.encodings == VNC_LOCAL_ENCODINGS and vnc.encodings[0] == ENCODING_TIGHT
+        assert ENCODING_RAW in vnc.encodings and ENCODING_ZRLE not in vnc.encodings
         over_vnc = decode_png(await vnc.screenshot())
     assert decoded and set(decoded) == {"raw"}
     rest = decode_png((await orgo.desktop(synthetic).screenshot()).data)
     assert over_vnc.pixels == rest.pixels
-    # Encodings given are used as they are, on loopback too.
+    # Encodings given are used as they are, on loopback too (the remote list: Tight, then
+    # ZRLE, which is what the emulator sends).
     decoded.clear()
     async with Vnc(orgo.connect(synthetic), encodings=VNC_ENCODINGS) as vnc:
         assert vnc.encodings == VNC_ENCODINGS

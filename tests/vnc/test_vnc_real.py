@@ -20,6 +20,14 @@ from orgo_async import ConnectionClosedError, HandshakeError, Orgo
 from orgo_async.connect import Vnc
 from orgo_async.connect.vnc import VNC_ENCODINGS, VNC_LOCAL_ENCODINGS
 from orgo_async.protocol.png import decode_png
+from orgo_async.protocol.rfb import (
+    ENCODING_COPYRECT,
+    ENCODING_CURSOR,
+    ENCODING_DESKTOP_SIZE,
+    ENCODING_LAST_RECT,
+    ENCODING_RAW,
+    ENCODING_ZRLE,
+)
 
 from ..conftest import eventually
 from .conftest import GEOMETRY, TkApp, VncServer, connection
@@ -125,10 +133,21 @@ async def test_the_3_3_blacklist_refusal(offline: Orgo, xvnc_blacklisting: VncSe
 # -- the screen --------------------------------------------------------------------------------
 
 
-# Websockify listens on loopback, so the default asks for Raw; ZRLE is what a remote server
-# is asked for, and is decoded from the real servers too.
+# Websockify listens on loopback, so the default is the local list (Tight at compression
+# level 1); the remote list (Tight at the server's level) and ZRLE, for servers without
+# Tight, are decoded from the real servers too.
+ZRLE_FIRST = (
+    ENCODING_ZRLE,
+    ENCODING_COPYRECT,
+    ENCODING_RAW,
+    ENCODING_DESKTOP_SIZE,
+    ENCODING_LAST_RECT,
+    ENCODING_CURSOR,
+)
 ENCODING_LISTS = pytest.mark.parametrize(
-    "encodings", [None, VNC_ENCODINGS], ids=["local-default", "zrle-first"]
+    "encodings",
+    [None, VNC_ENCODINGS, ZRLE_FIRST],
+    ids=["local-default", "remote-default", "zrle-first"],
 )
 
 

@@ -6,9 +6,9 @@ touches a socket or a clock:
 
 - :class:`RFBClientProtocol` (:mod:`.client`): the viewer's end. It speaks to
   3.3, 3.7 and 3.8 servers, authenticates with security type None (1) or VNC
-  Authentication (2), and decodes Raw, CopyRect, Hextile and ZRLE rectangles
-  plus the DesktopSize, ExtendedDesktopSize, LastRect and Cursor
-  pseudo-encodings into RGB events.
+  Authentication (2), and decodes Raw, CopyRect, Hextile, ZRLE and Tight
+  (lossless) rectangles plus the DesktopSize, ExtendedDesktopSize, LastRect
+  and Cursor pseudo-encodings into RGB events.
 - :class:`RFBServerProtocol` (:mod:`.server`): the desktop's end (the
   emulator's). It speaks 3.8 to 3.3/3.7/3.8 clients, checks a VNC password,
   parses client messages into events, and encodes rectangles as Raw, ZRLE or
@@ -26,7 +26,7 @@ mirror of the remote screen painted from a client's events.
 Pixels in events are always packed RGB, 3 bytes a pixel, row by row.
 
 References: RFC 6143 (with erratum 4951 for the DES key's bit order), and the
-community RFB specification (rfbproto) for ZRLE's CPIXEL, LastRect,
+community RFB specification (rfbproto) for ZRLE's CPIXEL, Tight, LastRect,
 ExtendedDesktopSize and SetDesktopSize.
 """
 

@@ -2,7 +2,7 @@
 
 :class:`RFBClientProtocol` speaks to 3.3, 3.7 and 3.8 servers, authenticates
 with security type None (1) or VNC Authentication (2), and decodes Raw,
-CopyRect, Hextile and ZRLE rectangles plus the DesktopSize,
+CopyRect, Hextile, ZRLE and Tight (lossless) rectangles plus the DesktopSize,
 ExtendedDesktopSize, LastRect and Cursor pseudo-encodings into RGB events::
 
     core = RFBClientProtocol(password="secret")
@@ -52,6 +52,7 @@ from .constants import (
     ENCODING_HEXTILE,
     ENCODING_LAST_RECT,
     ENCODING_RAW,
+    ENCODING_TIGHT,
     ENCODING_ZRLE,
     SECURITY_NONE,
     SECURITY_VNC_AUTH,
@@ -69,6 +70,7 @@ from .events import (
     ServerInit,
 )
 from .pixels import DEFAULT_PIXEL_FORMAT, PixelCodec, PixelFormat
+from .tight import TightDecoder
 
 __all__ = ["DEFAULT_MAX_PIXELS", "RFBClientProtocol"]
 
@@ -94,7 +96,13 @@ _SECURITY_NAMES: Final[Mapping[int, str]] = {
 }
 
 # The encodings whose rectangles carry pixels, and so must lie inside the framebuffer.
-_PIXEL_ENCODINGS: Final = (ENCODING_RAW, ENCODING_COPYRECT, ENCODING_HEXTILE, ENCODING_ZRLE)
+_PIXEL_ENCODINGS: Final = (
+    ENCODING_RAW,
+    ENCODING_COPYRECT,
+    ENCODING_HEXTILE,
+    ENCODING_ZRLE,
+    ENCODING_TIGHT,
+)
 
 
 class RFBClientProtocol(RFBProtocol):
@@ -165,12 +173,13 @@ class RFBClientProtocol(RFBProtocol):
         for encoding in self._requested_encodings:
             check_s32("encoding", encoding)
         self._zrle = ZRLEDecoder()
+        self._tight = TightDecoder()
         self._start()
 
     @property
     def buffered_bytes(self) -> int:
         """Bytes held while waiting for the rest of a message (bounded by the limits)."""
-        return super().buffered_bytes + len(self._zrle.buffer)
+        return super().buffered_bytes + len(self._zrle.buffer) + len(self._tight.buffer)
 
     # -- messages -------------------------------------------------------------------------
 
@@ -278,6 +287,7 @@ class RFBClientProtocol(RFBProtocol):
     def _fail(self, error: ProtocolError) -> None:
         super()._fail(error)
         self._zrle.buffer = bytearray()
+        self._tight.buffer = bytearray()
 
     # -- the handshake --------------------------------------------------------------------
 
@@ -424,6 +434,8 @@ class RFBClientProtocol(RFBProtocol):
                 yield from read_hextile(reader, codec, x, y, w, h, emit)
             elif encoding == ENCODING_ZRLE:
                 yield from self._zrle.read(reader, codec, x, y, w, h, emit)
+            elif encoding == ENCODING_TIGHT:
+                yield from self._tight.read(reader, codec, x, y, w, h, emit)
             elif encoding == ENCODING_DESKTOP_SIZE:
                 self._check_desktop(w, h)
                 self.width, self.height = w, h

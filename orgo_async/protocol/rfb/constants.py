@@ -21,6 +21,8 @@ __all__ = [
     "ENCODING_HEXTILE",
     "ENCODING_LAST_RECT",
     "ENCODING_RAW",
+    "ENCODING_TIGHT",
+    "ENCODING_TIGHT_COMPRESS_0",
     "ENCODING_ZRLE",
     "SECURITY_NONE",
     "SECURITY_VNC_AUTH",
@@ -36,7 +38,12 @@ SECURITY_VNC_AUTH: Final = 2
 ENCODING_RAW: Final = 0
 ENCODING_COPYRECT: Final = 1
 ENCODING_HEXTILE: Final = 5
+ENCODING_TIGHT: Final = 7
 ENCODING_ZRLE: Final = 16
+ENCODING_TIGHT_COMPRESS_0: Final = -256
+"""The compression-level pseudo-encodings are -256 (level 0) to -247 (level 9):
+``ENCODING_TIGHT_COMPRESS_0 + level``. Level 0 asks for the least work (TigerVNC
+then sends Tight's zlib data stored, uncompressed), 9 for the smallest data."""
 ENCODING_DESKTOP_SIZE: Final = -223
 ENCODING_LAST_RECT: Final = -224
 ENCODING_CURSOR: Final = -239

@@ -286,7 +286,7 @@ def test_extended_desktop_size_from_the_wire() -> None:
     ("data", "message"),
     [
         (b"\x07", "unknown server message type 7"),
-        (update(rect(0, 0, 1, 1, 7)), "unsupported encoding 7"),
+        (update(rect(0, 0, 1, 1, 6)), "unsupported encoding 6"),
         (update(rect(0, 0, 1, 1, -260)), "unsupported encoding -260"),
         (
             update(rect(90, 0, 20, 1, ENCODING_RAW)),
