@@ -27,6 +27,7 @@ from typing import Final, Literal
 import attrs
 
 from ..errors import ProtocolError
+from . import _deflate
 
 __all__ = [
     "MAX_ENCODE_SIZE",
@@ -121,7 +122,11 @@ def encode_png(
     for 27.6 kB against 13.8 ms for 40.5 kB with None, and on a smooth
     gradient 17 ms for 15 kB against 18 ms for 427 kB; None saves a few
     milliseconds where size does not matter. ``compress_level`` is zlib's,
-    0 (store) to 9 (smallest).
+    0 (store) to 9 (smallest). From 1 MB of scanlines up (a 640x546 RGB
+    image) the deflate runs on up to four cores at once (see
+    :mod:`orgo_async.protocol._deflate`): the same pixels, a few per cent
+    more bytes, about half the time on two cores. Safe to call from several
+    threads at once.
 
     Raises:
         ValueError: a size of zero or over 16384, a buffer whose length is not
@@ -167,7 +172,7 @@ def encode_png(
         (
             SIGNATURE,
             _chunk(b"IHDR", ihdr),
-            _chunk(b"IDAT", zlib.compress(raw, compress_level)),
+            _chunk(b"IDAT", _deflate.compress(raw, compress_level)),
             _chunk(b"IEND", b""),
         )
     )
