@@ -325,8 +325,12 @@ class RFBClientProtocol(RFBProtocol):
             challenge = yield from read(16)
             assert self._password is not None
             self._out.append(vnc_auth_response(challenge, self._password))
-            self._set_state(RFBState.SECURITY_RESULT)
-        elif version == (3, 8):
+        # Pipelined: ClientInit, SetPixelFormat and SetEncodings go out now, without
+        # waiting for SecurityResult and ServerInit. The server reads them in order
+        # once it gets there (RFC 6143 has every message in its turn, and a refused
+        # client is hung up on before ClientInit is read). This saves a round trip.
+        self._send_client_init()
+        if chosen == SECURITY_VNC_AUTH or version == (3, 8):
             self._set_state(RFBState.SECURITY_RESULT)
 
         if self.state is RFBState.SECURITY_RESULT:
@@ -342,7 +346,6 @@ class RFBClientProtocol(RFBProtocol):
                     raise ProtocolError(f"VNC authentication failed: {reason}")
                 raise ProtocolError(f"the server refused the connection: {reason}")
 
-        self._out.append(bytes((int(self.shared),)))
         self._set_state(RFBState.INIT)
 
         width, height, raw_format, name_length = SERVER_INIT.unpack((yield from read(24)))
@@ -352,9 +355,7 @@ class RFBClientProtocol(RFBProtocol):
         name = decode_text((yield from read(name_length)))
         self._check_desktop(width, height)
         self.width, self.height, self.name = width, height, name
-        if self._requested_format is not None:
-            self._set_format(self._requested_format)
-        else:
+        if self._requested_format is None:
             problem = server_format.problem()
             if problem is not None:
                 raise ProtocolError(
@@ -362,8 +363,6 @@ class RFBClientProtocol(RFBProtocol):
                 )
             self._codec = PixelCodec(server_format)
             self.pixel_format = server_format
-        if self._requested_encodings:
-            self._send_encodings(self._requested_encodings)
         self._set_state(RFBState.CONNECTED)
         self._emit(ServerInit(width, height, name, server_format))
         self._emit(Ready())
@@ -375,6 +374,14 @@ class RFBClientProtocol(RFBProtocol):
             ServerMessage.CUT_TEXT: self._server_cut_text,
         }
         yield from self._dispatch(handlers, "server")
+
+    def _send_client_init(self) -> None:
+        """ClientInit, then the pixel format and encodings asked for, if any."""
+        self._out.append(bytes((int(self.shared),)))
+        if self._requested_format is not None:
+            self._set_format(self._requested_format)
+        if self._requested_encodings:
+            self._send_encodings(self._requested_encodings)
 
     def _read_reason(self) -> Generator[None, None, str]:
         (length,) = U32.unpack((yield from self._reader.read_exact(4)))
