@@ -32,7 +32,7 @@ from websockets.exceptions import ConnectionClosed
 
 from .._checks import check_id, optional
 from ..errors import ConnectorError, HandshakeError, ProtocolError
-from ..protocol.png import encode_png
+from ..protocol.png import encode_png, encode_png_scanlines, png_scanlines
 from ..protocol.rfb import (
     BUTTON_LEFT,
     BUTTON_MIDDLE,
@@ -359,10 +359,19 @@ class Vnc(Socket[RFBClientProtocol]):  # type: ignore[type-var]  # RFB frames ar
         cached = self._last_png
         if cached is not None and cached[0] == key:
             return cached[1]
-        rgb = bytes(fb.pixels)
-        png = await asyncio.to_thread(
-            encode_png, fb.width, fb.height, rgb, compress_level=compress_level, filter=filter
-        )
+        # The scanlines are the snapshot (one copy of the mirror, here, before it
+        # changes again); the worker thread only deflates them. The sub filter is
+        # Python work too long for the event loop: that one copies and filters there.
+        if filter == "none":
+            raw = png_scanlines(fb.width, fb.height, fb.pixels, filter="none")
+            png = await asyncio.to_thread(
+                encode_png_scanlines, fb.width, fb.height, raw, compress_level=compress_level
+            )
+        else:
+            rgb = bytes(fb.pixels)
+            png = await asyncio.to_thread(
+                encode_png, fb.width, fb.height, rgb, compress_level=compress_level, filter=filter
+            )
         self._last_png = (key, png)
         return png
 

@@ -4,7 +4,9 @@ It exists so that screenshots can travel as PNG without Pillow: the VNC
 client turns a framebuffer into PNG bytes, the emulator serves its synthetic
 desktop as PNG, and tests read both back.
 
-* :func:`encode_png` writes 8-bit RGB or RGBA, non-interlaced.
+* :func:`encode_png` writes 8-bit RGB or RGBA, non-interlaced (in two steps
+  that can be called apart: :func:`png_scanlines`, then
+  :func:`encode_png_scanlines`).
 * :func:`decode_png` reads 8-bit grey, grey+alpha, RGB and RGBA (colour types
   0, 4, 2 and 6), non-interlaced, every filter type, any number of IDAT
   chunks; grey comes back as RGB and grey+alpha as RGBA. Everything else
@@ -34,6 +36,8 @@ __all__ = [
     "DecodedPNG",
     "decode_png",
     "encode_png",
+    "encode_png_scanlines",
+    "png_scanlines",
     "png_size",
 ]
 
@@ -128,20 +132,37 @@ def encode_png(
     more bytes, about half the time on two cores. Safe to call from several
     threads at once.
 
+    This is :func:`png_scanlines` then :func:`encode_png_scanlines`; call the
+    two apart to take the copy of a buffer that is still changing (the
+    scanlines are one) in one place and deflate it in another.
+
     Raises:
         ValueError: a size of zero or over 16384, a buffer whose length is not
             ``width * height * channels``, an unknown mode, filter or level.
     """
-    channels = _CHANNELS.get(mode)
-    if channels is None:
-        raise ValueError(f"mode must be 'RGB' or 'RGBA', not {mode!r}")
-    for name, value in (("width", width), ("height", height)):
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise ValueError(f"{name} must be an int, not {type(value).__name__}")
-        if not 1 <= value <= MAX_ENCODE_SIZE:
-            raise ValueError(f"{name} must be between 1 and {MAX_ENCODE_SIZE}, not {value}")
-    if not isinstance(compress_level, int) or not 0 <= compress_level <= 9:
-        raise ValueError(f"compress_level must be 0..9, not {compress_level!r}")
+    _check_level(compress_level)
+    raw = png_scanlines(width, height, pixels, mode=mode, filter=filter)
+    return encode_png_scanlines(width, height, raw, mode=mode, compress_level=compress_level)
+
+
+def png_scanlines(
+    width: int,
+    height: int,
+    pixels: Buffer,
+    *,
+    mode: Literal["RGB", "RGBA"] = "RGB",
+    filter: Literal["sub", "none"] = "sub",
+) -> bytes:
+    """The filtered scanlines of an image: per row, the filter-type byte and the filtered row.
+
+    ``pixels`` and ``filter`` are :func:`encode_png`'s. The result is a new
+    buffer: with ``filter="none"`` building it is one copy of ``pixels``
+    (about half a millisecond for 1280x720), so it doubles as a snapshot.
+
+    Raises:
+        ValueError: as :func:`encode_png`, for the size, buffer, mode and filter.
+    """
+    channels = _check_image(width, height, mode)
     if filter not in ("sub", "none"):
         raise ValueError(f"filter must be 'sub' or 'none', not {filter!r}")
     view = memoryview(pixels).cast("B")
@@ -151,31 +172,64 @@ def encode_png(
             f"pixels holds {view.nbytes} bytes; a {width}x{height} {mode} image needs "
             f"{stride * height}"
         )
-
-    # Each scanline is a filter-type byte and the row; copying rows by slices
-    # keeps the Python loop per row, not per pixel.
-    line = stride + 1
-    raw = bytearray(line * height)
+    rows = (view[start : start + stride] for start in range(0, stride * height, stride))
     if filter == "none":
-        for row in range(height):
-            start = row * stride
-            raw[row * line + 1 : (row + 1) * line] = view[start : start + stride]
-    else:
-        raw[0::line] = b"\x01" * height
-        sub = _SubFilter(stride, channels)
-        for row in range(height):
-            start = row * stride
-            raw[row * line + 1 : (row + 1) * line] = sub(view[start : start + stride])
+        # b"\0" before every row, in one allocation and no zero-filling pass.
+        return b"\x00".join((b"", *rows))
+    sub = _SubFilter(stride, channels)
+    return b"\x01".join((b"", *map(sub, rows)))
 
+
+def encode_png_scanlines(
+    width: int,
+    height: int,
+    scanlines: Buffer,
+    *,
+    mode: Literal["RGB", "RGBA"] = "RGB",
+    compress_level: int = 6,
+) -> bytes:
+    """A PNG of scanlines made by :func:`png_scanlines` (only deflated and framed here).
+
+    Raises:
+        ValueError: a size, mode or level as :func:`encode_png` refuses them,
+            or scanlines whose length does not fit the size.
+    """
+    channels = _check_image(width, height, mode)
+    _check_level(compress_level)
+    view = memoryview(scanlines).cast("B")
+    expected = (width * channels + 1) * height
+    if view.nbytes != expected:
+        raise ValueError(
+            f"scanlines holds {view.nbytes} bytes; a {width}x{height} {mode} image needs "
+            f"{expected}"
+        )
     ihdr = _IHDR.pack(width, height, 8, _COLOUR_TYPE[mode], 0, 0, 0)
     return b"".join(
         (
             SIGNATURE,
             _chunk(b"IHDR", ihdr),
-            _chunk(b"IDAT", _deflate.compress(raw, compress_level)),
+            _chunk(b"IDAT", _deflate.compress(view, compress_level)),
             _chunk(b"IEND", b""),
         )
     )
+
+
+def _check_image(width: int, height: int, mode: str) -> int:
+    """The channels of ``mode``, once the size and mode are known good."""
+    channels = _CHANNELS.get(mode)
+    if channels is None:
+        raise ValueError(f"mode must be 'RGB' or 'RGBA', not {mode!r}")
+    for name, value in (("width", width), ("height", height)):
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise ValueError(f"{name} must be an int, not {type(value).__name__}")
+        if not 1 <= value <= MAX_ENCODE_SIZE:
+            raise ValueError(f"{name} must be between 1 and {MAX_ENCODE_SIZE}, not {value}")
+    return channels
+
+
+def _check_level(compress_level: int) -> None:
+    if not isinstance(compress_level, int) or not 0 <= compress_level <= 9:
+        raise ValueError(f"compress_level must be 0..9, not {compress_level!r}")
 
 
 def png_size(data: Buffer) -> tuple[int, int]:
