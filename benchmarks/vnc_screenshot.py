@@ -66,7 +66,7 @@ from typing import Any
 from orgo_async import Computer, Orgo, ReconnectPolicy
 from orgo_async.connect import Connection, Vnc
 from orgo_async.connect.vnc import VNC_ENCODINGS, VNC_LOCAL_ENCODINGS
-from orgo_async.protocol.png import decode_png, encode_png_scanlines, png_scanlines
+from orgo_async.protocol.png import decode_png, encode_png
 from orgo_async.protocol.rfb import (
     ENCODING_COPYRECT,
     ENCODING_CURSOR,
@@ -500,9 +500,10 @@ async def cold_phases(peers: Peers) -> dict[str, float]:
             if done:
                 times["arrival"] = clock() - mark
                 break
-        mark = clock()  # as screenshot() does it: scanlines on the loop, deflate in a thread
-        raw = png_scanlines(fb.width, fb.height, fb.pixels, filter="none")
-        await asyncio.to_thread(encode_png_scanlines, fb.width, fb.height, raw, compress_level=1)
+        mark = clock()  # as screenshot() does it: from the mirror itself, in worker threads
+        await asyncio.to_thread(
+            encode_png, fb.width, fb.height, fb.pixels, compress_level=1, filter="none"
+        )
         times["png"] = clock() - mark
     finally:
         await ws.close()

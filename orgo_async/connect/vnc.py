@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import ipaddress
 import logging
 from collections.abc import Awaitable, Callable, Sequence
@@ -32,7 +33,7 @@ from websockets.exceptions import ConnectionClosed
 
 from .._checks import check_id, optional
 from ..errors import ConnectorError, HandshakeError, ProtocolError
-from ..protocol.png import encode_png, encode_png_scanlines, png_scanlines
+from ..protocol.png import encode_png
 from ..protocol.rfb import (
     BUTTON_LEFT,
     BUTTON_MIDDLE,
@@ -262,6 +263,7 @@ class Vnc(Socket[RFBClientProtocol]):  # type: ignore[type-var]  # RFB frames ar
         self._name = ""
         self._fb = Framebuffer()
         self._last_png: tuple[tuple[object, ...], bytes] | None = None  # screenshot()'s cache
+        self._readers = 0  # encodes reading the framebuffer from worker threads
         self._in_update = False
         self._changed = False
         self._handshaken: tuple[RFBClientProtocol, list[RFBEvent]] | None = None
@@ -359,19 +361,22 @@ class Vnc(Socket[RFBClientProtocol]):  # type: ignore[type-var]  # RFB frames ar
         cached = self._last_png
         if cached is not None and cached[0] == key:
             return cached[1]
-        # The scanlines are the snapshot (one copy of the mirror, here, before it
-        # changes again); the worker thread only deflates them. The sub filter is
-        # Python work too long for the event loop: that one copies and filters there.
-        if filter == "none":
-            raw = png_scanlines(fb.width, fb.height, fb.pixels, filter="none")
-            png = await asyncio.to_thread(
-                encode_png_scanlines, fb.width, fb.height, raw, compress_level=compress_level
-            )
-        else:
-            rgb = bytes(fb.pixels)
-            png = await asyncio.to_thread(
-                encode_png, fb.width, fb.height, rgb, compress_level=compress_level, filter=filter
-            )
+        # The worker threads read the mirror itself, not a copy: the reader holds
+        # the frames that would change it until the encode is over (a few ms at
+        # the defaults), also when this call is cancelled meanwhile.
+        encode = asyncio.get_running_loop().run_in_executor(
+            None,
+            functools.partial(
+                encode_png,
+                fb.width,
+                fb.height,
+                fb.pixels,
+                compress_level=compress_level,
+                filter=filter,
+            ),
+        )
+        self._hold_frames(encode)
+        png = await asyncio.shield(encode)
         self._last_png = (key, png)
         return png
 
@@ -789,6 +794,22 @@ class Vnc(Socket[RFBClientProtocol]):  # type: ignore[type-var]  # RFB frames ar
         log.debug("%s: re-opened; waiting for a full frame again", self.name)
 
     # -- the framebuffer -----------------------------------------------------------------
+
+    def _hold_frames(self, reading: asyncio.Future[bytes]) -> None:
+        """Keep the reader from changing the framebuffer until ``reading`` is done."""
+        self._readers += 1
+        if self._paused is None:
+            self._paused = asyncio.get_running_loop().create_future()
+        reading.add_done_callback(self._release_frames)
+
+    def _release_frames(self, reading: asyncio.Future[bytes]) -> None:
+        if not reading.cancelled():
+            reading.exception()  # retrieved: screenshot() raises it, or nobody waits any more
+        self._readers -= 1
+        paused = self._paused
+        if not self._readers and paused is not None:
+            self._paused = None
+            paused.set_result(None)
 
     def _feed(self, frame: Frame) -> None:
         core = self._core

@@ -1,11 +1,13 @@
 """zlib compression of large buffers on several cores, as pigz does it.
 
-:func:`compress` returns a zlib stream (RFC 1950) that any inflater reads as
-it reads ``zlib.compress(data, level)``'s: the same header, one deflate
-stream, the Adler-32 of all the data at the end. Above :data:`PARALLEL_MIN`
-bytes, on a machine with more than one core, the data is cut into one piece
-per core (at most :data:`MAX_PIECES`), and each piece is deflated on its own
-thread (zlib lets go of the GIL while it works):
+:func:`compress_rows` (and :func:`compress`, for a buffer) returns a zlib
+stream (RFC 1950) that any inflater reads as it reads ``zlib.compress(data,
+level)``'s: the same header, one deflate stream, the Adler-32 of all the
+data at the end. Above :data:`PARALLEL_MIN` bytes, on a machine with more
+than one core, the rows are cut into one piece per core (at most
+:data:`MAX_PIECES`), and each piece is built (a PNG's scanlines: a copy, and
+the filter) and deflated on its own thread (zlib lets go of the GIL while it
+works):
 
 * each piece is raw deflate primed with the 32 KiB that precede it (the
   inflater has just produced them, so references into them stay valid);
@@ -29,13 +31,15 @@ caller: a busy pool never makes a call slower than deflating it alone.
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 import zlib
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Final
 
-__all__ = ["MAX_PIECES", "PARALLEL_MIN", "compress", "pieces_for"]
+__all__ = ["MAX_PIECES", "PARALLEL_MIN", "compress", "compress_rows", "pieces_for"]
 
 PARALLEL_MIN: Final = 1 << 20
 """The smallest input (bytes) deflated on several threads."""
@@ -65,7 +69,7 @@ _CORES: Final = _cores()
 
 
 def pieces_for(size: int, cores: int | None = None) -> int:
-    """How many pieces :func:`compress` cuts ``size`` bytes into on ``cores`` cores."""
+    """How many pieces :func:`compress_rows` cuts ``size`` bytes into on ``cores`` cores."""
     cores = _CORES if cores is None else cores
     if size < PARALLEL_MIN:
         return 1
@@ -73,48 +77,71 @@ def pieces_for(size: int, cores: int | None = None) -> int:
 
 
 def compress(data: Buffer, level: int, *, pieces: int | None = None) -> bytes:
-    """``data`` as a zlib stream at ``level`` (0-9), deflated on several threads when large.
-
-    ``pieces`` overrides :func:`pieces_for` (at least 1, at most
-    :data:`MAX_PIECES`); one piece is exactly ``zlib.compress(data, level)``.
-    Safe to call from any thread, several at once.
-    """
+    """``data`` as a zlib stream at ``level`` (0-9): :func:`compress_rows` over a buffer."""
     view = memoryview(data).cast("B")
-    count = pieces_for(view.nbytes) if pieces is None else max(1, min(pieces, MAX_PIECES))
-    count = min(count, view.nbytes // _WINDOW or 1)
-    if count == 1:
-        return zlib.compress(view, level)
-    total = view.nbytes
-    size = -(-total // count)
-    bounds = [(i * size, min(total, (i + 1) * size)) for i in range(count)]
-    pool = _executor()
-    futures: list[Future[tuple[bytes, int]]] = [
-        pool.submit(_piece, view, start, end, level, False) for start, end in bounds[:-1]
+    return compress_rows(lambda first, stop: view[first:stop], view.nbytes, 1, level, pieces=pieces)
+
+
+def compress_rows(
+    rows: Callable[[int, int], Buffer],
+    count: int,
+    width: int,
+    level: int,
+    *,
+    pieces: int | None = None,
+) -> bytes:
+    """The zlib stream at ``level`` (0-9) of ``count`` rows of ``width`` bytes, end to end.
+
+    ``rows(first, stop)`` gives rows ``first`` to ``stop - 1`` as one buffer;
+    it is called from the worker threads, each piece building its own rows
+    (and the few before them that fill its window), so that copying and
+    filtering run on several threads too. ``pieces`` overrides
+    :func:`pieces_for` (at least 1, at most :data:`MAX_PIECES`); in one piece
+    the result is exactly ``zlib.compress(rows(0, count), level)``. Safe to
+    call from any thread, several at once.
+    """
+    total = count * width
+    wanted = pieces_for(total) if pieces is None else max(1, min(pieces, MAX_PIECES))
+    wanted = min(wanted, total // _WINDOW or 1, count or 1)
+    if wanted == 1:
+        return zlib.compress(rows(0, count), level)
+    step = -(-count // wanted)
+    context = -(-_WINDOW // width)  # rows before a piece that hold its window
+    jobs = [
+        functools.partial(_piece, rows, first, min(count, first + step), context, level)
+        for first in range(0, count, step)
     ]
-    last = _piece(view, *bounds[-1], level, True)
-    parts: list[tuple[bytes, int]] = []
-    for future, (start, end) in zip(futures, bounds[:-1], strict=True):
+    pool = _executor()
+    futures = [pool.submit(job, False) for job in jobs[:-1]]
+    last = jobs[-1](True)
+    parts: list[tuple[bytes, int, int]] = []
+    for future, job in zip(futures, jobs, strict=False):
         # Not started yet (the pool is busy with other calls): do it here.
-        parts.append(_piece(view, start, end, level, False) if future.cancel() else future.result())
+        parts.append(job(False) if future.cancel() else future.result())
     parts.append(last)
     checksum = parts[0][1]
-    for (start, end), (_, adler) in zip(bounds[1:], parts[1:], strict=True):
-        checksum = _adler32_combine(checksum, adler, end - start)
+    for _, adler, length in parts[1:]:
+        checksum = _adler32_combine(checksum, adler, length)
     return b"".join(
-        (bytes((0x78, _FLG[level])), *(body for body, _ in parts), checksum.to_bytes(4, "big"))
+        (bytes((0x78, _FLG[level])), *(body for body, _, _ in parts), checksum.to_bytes(4, "big"))
     )
 
 
-def _piece(view: memoryview, start: int, end: int, level: int, last: bool) -> tuple[bytes, int]:
-    """Raw deflate of ``view[start:end]`` primed with the window before it, and its Adler-32."""
-    chunk = view[start:end]
-    if start:
-        window = view[max(0, start - _WINDOW) : start]
+def _piece(
+    rows: Callable[[int, int], Buffer], first: int, stop: int, context: int, level: int, last: bool
+) -> tuple[bytes, int, int]:
+    """Raw deflate of rows ``first`` to ``stop - 1`` primed with the window before them.
+
+    Returns the deflate bytes, the rows' Adler-32 and their length.
+    """
+    chunk = memoryview(rows(first, stop)).cast("B")
+    if first:
+        window = memoryview(rows(max(0, first - context), first)).cast("B")[-_WINDOW:]
         deflater = zlib.compressobj(level, zlib.DEFLATED, -15, 8, zlib.Z_DEFAULT_STRATEGY, window)
     else:
         deflater = zlib.compressobj(level, zlib.DEFLATED, -15)
     body = deflater.compress(chunk) + deflater.flush(zlib.Z_FINISH if last else zlib.Z_SYNC_FLUSH)
-    return body, zlib.adler32(chunk)
+    return body, zlib.adler32(chunk), chunk.nbytes
 
 
 def _adler32_combine(first: int, second: int, second_length: int) -> int:

@@ -4,9 +4,7 @@ It exists so that screenshots can travel as PNG without Pillow: the VNC
 client turns a framebuffer into PNG bytes, the emulator serves its synthetic
 desktop as PNG, and tests read both back.
 
-* :func:`encode_png` writes 8-bit RGB or RGBA, non-interlaced (in two steps
-  that can be called apart: :func:`png_scanlines`, then
-  :func:`encode_png_scanlines`).
+* :func:`encode_png` writes 8-bit RGB or RGBA, non-interlaced.
 * :func:`decode_png` reads 8-bit grey, grey+alpha, RGB and RGBA (colour types
   0, 4, 2 and 6), non-interlaced, every filter type, any number of IDAT
   chunks; grey comes back as RGB and grey+alpha as RGBA. Everything else
@@ -36,8 +34,6 @@ __all__ = [
     "DecodedPNG",
     "decode_png",
     "encode_png",
-    "encode_png_scanlines",
-    "png_scanlines",
     "png_size",
 ]
 
@@ -128,41 +124,25 @@ def encode_png(
     milliseconds where size does not matter. ``compress_level`` is zlib's,
     0 (store) to 9 (smallest). From 1 MB of scanlines up (a 640x546 RGB
     image) the deflate runs on up to four cores at once (see
-    :mod:`orgo_async.protocol._deflate`): the same pixels, a few per cent
-    more bytes, about half the time on two cores. Safe to call from several
-    threads at once.
-
-    This is :func:`png_scanlines` then :func:`encode_png_scanlines`; call the
-    two apart to take the copy of a buffer that is still changing (the
-    scanlines are one) in one place and deflate it in another.
+    :mod:`orgo_async.protocol._deflate`), each core copying and filtering
+    its own rows: the same pixels, a few per cent more bytes, about half the
+    time on two cores. ``pixels`` is read until this returns. Safe to call
+    from several threads at once.
 
     Raises:
         ValueError: a size of zero or over 16384, a buffer whose length is not
             ``width * height * channels``, an unknown mode, filter or level.
     """
-    _check_level(compress_level)
-    raw = png_scanlines(width, height, pixels, mode=mode, filter=filter)
-    return encode_png_scanlines(width, height, raw, mode=mode, compress_level=compress_level)
-
-
-def png_scanlines(
-    width: int,
-    height: int,
-    pixels: Buffer,
-    *,
-    mode: Literal["RGB", "RGBA"] = "RGB",
-    filter: Literal["sub", "none"] = "sub",
-) -> bytes:
-    """The filtered scanlines of an image: per row, the filter-type byte and the filtered row.
-
-    ``pixels`` and ``filter`` are :func:`encode_png`'s. The result is a new
-    buffer: with ``filter="none"`` building it is one copy of ``pixels``
-    (about half a millisecond for 1280x720), so it doubles as a snapshot.
-
-    Raises:
-        ValueError: as :func:`encode_png`, for the size, buffer, mode and filter.
-    """
-    channels = _check_image(width, height, mode)
+    channels = _CHANNELS.get(mode)
+    if channels is None:
+        raise ValueError(f"mode must be 'RGB' or 'RGBA', not {mode!r}")
+    for name, value in (("width", width), ("height", height)):
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise ValueError(f"{name} must be an int, not {type(value).__name__}")
+        if not 1 <= value <= MAX_ENCODE_SIZE:
+            raise ValueError(f"{name} must be between 1 and {MAX_ENCODE_SIZE}, not {value}")
+    if not isinstance(compress_level, int) or not 0 <= compress_level <= 9:
+        raise ValueError(f"compress_level must be 0..9, not {compress_level!r}")
     if filter not in ("sub", "none"):
         raise ValueError(f"filter must be 'sub' or 'none', not {filter!r}")
     view = memoryview(pixels).cast("B")
@@ -172,64 +152,23 @@ def png_scanlines(
             f"pixels holds {view.nbytes} bytes; a {width}x{height} {mode} image needs "
             f"{stride * height}"
         )
-    rows = (view[start : start + stride] for start in range(0, stride * height, stride))
-    if filter == "none":
-        # b"\0" before every row, in one allocation and no zero-filling pass.
-        return b"\x00".join((b"", *rows))
-    sub = _SubFilter(stride, channels)
-    return b"\x01".join((b"", *map(sub, rows)))
 
+    # Each scanline is a filter-type byte and the row, built a piece of rows at
+    # a time by the threads that deflate them: one join per piece, no zero-filled
+    # buffer, and the Python loop per row, never per pixel.
+    sub = _SubFilter(stride, channels) if filter == "sub" else None
 
-def encode_png_scanlines(
-    width: int,
-    height: int,
-    scanlines: Buffer,
-    *,
-    mode: Literal["RGB", "RGBA"] = "RGB",
-    compress_level: int = 6,
-) -> bytes:
-    """A PNG of scanlines made by :func:`png_scanlines` (only deflated and framed here).
+    def scanlines(first: int, stop: int) -> bytes:
+        rows = (view[at : at + stride] for at in range(first * stride, stop * stride, stride))
+        if sub is None:
+            return b"\x00".join((b"", *rows))
+        return b"\x01".join((b"", *map(sub, rows)))
 
-    Raises:
-        ValueError: a size, mode or level as :func:`encode_png` refuses them,
-            or scanlines whose length does not fit the size.
-    """
-    channels = _check_image(width, height, mode)
-    _check_level(compress_level)
-    view = memoryview(scanlines).cast("B")
-    expected = (width * channels + 1) * height
-    if view.nbytes != expected:
-        raise ValueError(
-            f"scanlines holds {view.nbytes} bytes; a {width}x{height} {mode} image needs "
-            f"{expected}"
-        )
+    idat = _deflate.compress_rows(scanlines, height, stride + 1, compress_level)
     ihdr = _IHDR.pack(width, height, 8, _COLOUR_TYPE[mode], 0, 0, 0)
     return b"".join(
-        (
-            SIGNATURE,
-            _chunk(b"IHDR", ihdr),
-            _chunk(b"IDAT", _deflate.compress(view, compress_level)),
-            _chunk(b"IEND", b""),
-        )
+        (SIGNATURE, _chunk(b"IHDR", ihdr), _chunk(b"IDAT", idat), _chunk(b"IEND", b""))
     )
-
-
-def _check_image(width: int, height: int, mode: str) -> int:
-    """The channels of ``mode``, once the size and mode are known good."""
-    channels = _CHANNELS.get(mode)
-    if channels is None:
-        raise ValueError(f"mode must be 'RGB' or 'RGBA', not {mode!r}")
-    for name, value in (("width", width), ("height", height)):
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise ValueError(f"{name} must be an int, not {type(value).__name__}")
-        if not 1 <= value <= MAX_ENCODE_SIZE:
-            raise ValueError(f"{name} must be between 1 and {MAX_ENCODE_SIZE}, not {value}")
-    return channels
-
-
-def _check_level(compress_level: int) -> None:
-    if not isinstance(compress_level, int) or not 0 <= compress_level <= 9:
-        raise ValueError(f"compress_level must be 0..9, not {compress_level!r}")
 
 
 def png_size(data: Buffer) -> tuple[int, int]:

@@ -27,7 +27,7 @@ from orgo_async.agents._images import fit  # noqa: E402
 from orgo_async.emulator import Emulator  # noqa: E402
 from orgo_async.emulator.scripted_model import ScriptedModel  # noqa: E402
 from orgo_async.emulator.synthetic import SyntheticDesktop  # noqa: E402
-from orgo_async.protocol.png import decode_png, encode_png_scanlines  # noqa: E402
+from orgo_async.protocol.png import decode_png, encode_png  # noqa: E402
 
 from ..conftest import eventually  # noqa: E402
 
@@ -202,10 +202,9 @@ async def test_an_unchanged_screen_is_not_encoded_again(
 
     def counting(*args: Any, **kwargs: Any) -> bytes:
         encoded.append(1)
-        return encode_png_scanlines(*args, **kwargs)
+        return encode_png(*args, **kwargs)
 
-    # The toolset's PNGs have no filter: Vnc deflates scanlines taken on the loop.
-    monkeypatch.setattr(vnc_module, "encode_png_scanlines", counting)
+    monkeypatch.setattr(vnc_module, "encode_png", counting)
     screen = screen_of(emulator, computer)
     async with anthropic_toolset(orgo, computer, confirm=yes, transport="vnc") as tools:
         async with asyncio.timeout(10):  # until the mirror shows the desktop as it is

@@ -35,6 +35,27 @@ def test_pieces_make_one_zlib_stream(size: int, pieces: int) -> None:
         assert inflater.decompress(stream) == data and inflater.eof and not inflater.unused_data
 
 
+@pytest.mark.parametrize("pieces", [2, 3, 4])
+def test_rows_are_built_by_each_piece_with_its_window(pieces: int) -> None:
+    width, count = 3841, 400
+    data = sample(width * count, seed=9)
+    asked: list[tuple[int, int]] = []
+    lock = threading.Lock()
+
+    def rows(first: int, stop: int) -> bytes:
+        with lock:
+            asked.append((first, stop))
+        return data[first * width : stop * width]
+
+    stream = _deflate.compress_rows(rows, count, width, 1, pieces=pieces)
+    assert zlib.decompress(stream) == data
+    pieces_asked = sorted(span for span in asked if span[0] == 0 or span[1] - span[0] > 9)
+    assert pieces_asked[0][0] == 0 and pieces_asked[-1][1] == count
+    assert len(pieces_asked) == pieces
+    # Each later piece also asks for the 9 rows (32 KiB) before it, for its window.
+    assert sorted(set(asked) - set(pieces_asked)) == [(a - 9, a) for a, _ in pieces_asked[1:]]
+
+
 def test_one_piece_is_zlib_itself_and_small_inputs_stay_whole() -> None:
     data = sample(200_000)
     assert _deflate.compress(data, 1, pieces=1) == zlib.compress(data, 1)

@@ -10,14 +10,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from orgo_async.errors import ProtocolError
-from orgo_async.protocol.png import (
-    DecodedPNG,
-    decode_png,
-    encode_png,
-    encode_png_scanlines,
-    png_scanlines,
-    png_size,
-)
+from orgo_async.protocol.png import DecodedPNG, decode_png, encode_png, png_size
 
 # -- an independent reference writer ------------------------------------------
 #
@@ -108,44 +101,6 @@ def test_encode_then_decode_gives_the_same_pixels(
     assert (decoded.width, decoded.height, decoded.mode) == (width, height, mode)
     assert decoded.pixels == pixels
     assert png_size(png) == (width, height)
-
-
-@pytest.mark.parametrize("filter_", ["none", "sub"])
-@pytest.mark.parametrize("mode", ["RGB", "RGBA"])
-def test_scanlines_then_deflate_is_encode_png(filter_: str, mode: str) -> None:
-    width, height = 7, 5
-    pixels = bytearray(random_bytes(width * height * len(mode)))
-    raw = png_scanlines(width, height, pixels, mode=mode, filter=filter_)  # type: ignore[arg-type]
-    line = width * len(mode) + 1
-    assert raw[0::line] == (b"\x00" if filter_ == "none" else b"\x01") * height
-    if filter_ == "none":
-        assert b"".join(raw[i * line + 1 : (i + 1) * line] for i in range(height)) == pixels
-    pixels[:] = bytes(len(pixels))  # the scanlines are a copy
-    png = encode_png_scanlines(width, height, raw, mode=mode, compress_level=1)  # type: ignore[arg-type]
-    assert png == encode_png(
-        width,
-        height,
-        decode_png(png).pixels,
-        mode=mode,
-        filter=filter_,
-        compress_level=1,  # type: ignore[arg-type]
-    )
-
-
-def test_encode_png_scanlines_checks_its_arguments() -> None:
-    raw = png_scanlines(3, 2, bytes(18), filter="none")
-    with pytest.raises(ValueError, match="scanlines holds 14 bytes; a 3x2 RGB image needs 20"):
-        encode_png_scanlines(3, 2, raw[:-6])
-    with pytest.raises(ValueError, match="compress_level must be 0..9"):
-        encode_png_scanlines(3, 2, raw, compress_level=10)
-    with pytest.raises(ValueError, match="mode must be 'RGB' or 'RGBA'"):
-        encode_png_scanlines(3, 2, raw, mode="L")  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="width must be between 1 and 16384"):
-        encode_png_scanlines(0, 2, raw)
-    with pytest.raises(ValueError, match="filter must be 'sub' or 'none'"):
-        png_scanlines(3, 2, bytes(18), filter="up")  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="pixels holds 17 bytes"):
-        png_scanlines(3, 2, bytes(17))
 
 
 def test_encode_accepts_bytearray_and_memoryview_and_copies() -> None:
