@@ -29,7 +29,7 @@ def test_pieces_make_one_zlib_stream(size: int, pieces: int) -> None:
     for level in (0, 1, 6, 9):
         stream = _deflate.compress(data, level, pieces=pieces)
         assert stream[:2] == zlib.compress(b"", level)[:2]  # the same header as zlib's
-        assert stream != zlib.compress(data, level)  # cut into pieces: another stream
+        assert stream != whole(data, level)  # cut into pieces: another stream
         assert zlib.decompress(stream) == data  # the inflater checks the Adler-32 too
         inflater = zlib.decompressobj()
         assert inflater.decompress(stream) == data and inflater.eof and not inflater.unused_data
@@ -56,13 +56,19 @@ def test_rows_are_built_by_each_piece_with_its_window(pieces: int) -> None:
     assert sorted(set(asked) - set(pieces_asked)) == [(a - 9, a) for a, _ in pieces_asked[1:]]
 
 
-def test_one_piece_is_zlib_itself_and_small_inputs_stay_whole() -> None:
+def whole(data: bytes, level: int) -> bytes:
+    deflater = zlib.compressobj(level, zlib.DEFLATED, 15, _deflate.MEM_LEVEL)
+    return deflater.compress(data) + deflater.flush()
+
+
+def test_one_piece_is_one_zlib_stream_and_small_inputs_stay_whole() -> None:
     data = sample(200_000)
-    assert _deflate.compress(data, 1, pieces=1) == zlib.compress(data, 1)
-    assert _deflate.compress(data, 1) == zlib.compress(data, 1)  # under PARALLEL_MIN
+    assert _deflate.compress(data, 1, pieces=1) == whole(data, 1)
+    assert _deflate.compress(data, 1) == whole(data, 1)  # under PARALLEL_MIN
     tiny = b"abc" * 10
-    assert _deflate.compress(tiny, 6, pieces=4) == zlib.compress(tiny, 6)  # under one window
-    assert _deflate.compress(b"", 1, pieces=4) == zlib.compress(b"", 1)
+    assert _deflate.compress(tiny, 6, pieces=4) == whole(tiny, 6)  # under one window
+    assert _deflate.compress(b"", 1, pieces=4) == whole(b"", 1)
+    assert zlib.decompress(_deflate.compress(data, 9, pieces=1)) == data
 
 
 def test_pieces_follow_the_cores_up_to_four() -> None:
