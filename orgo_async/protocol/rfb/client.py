@@ -13,6 +13,11 @@ ExtendedDesktopSize, LastRect and Cursor pseudo-encodings into RGB events::
     for data in core.data_to_send():       # handshake answers included
         transport.write(data)
 
+The handshake is pipelined: ClientInit, SetPixelFormat and SetEncodings go
+out with the last security message (the VNC password's answer, or the
+security type), before SecurityResult and ServerInit arrive, one round trip
+fewer; only the first FramebufferUpdateRequest waits for ServerInit's size.
+
 Large rectangles arrive as several :class:`~.events.RectPixels` (bands of
 rows), so memory stays bounded whatever the server sends. The desktop size
 is bounded too (``max_pixels``, 4096x4096 by default): a viewer keeps 4 bytes
