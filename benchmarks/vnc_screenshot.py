@@ -32,7 +32,8 @@ Both PNGs are checked against the scene's pixels. Also measured:
   replayed into fresh cores), in MB/s of RGB output;
 * the phases of our cold path with the default encodings, rebuilt step by
   step from the same parts ``Vnc`` uses (a websockets dial, the RFB core, the
-  framebuffer, the PNG encoder at ``screenshot()``'s defaults), medians in ms:
+  framebuffer, the PNG encoder at ``screenshot()``'s defaults, fed the
+  framebuffer itself in a worker thread as ``screenshot()`` does), medians in ms:
   the WebSocket dial through websockify, the RFB handshake up to Ready, the
   wait from the update request to the update's first bytes, the rest of the
   update's arrival, the CPU spent decoding it (inside that arrival), and the
