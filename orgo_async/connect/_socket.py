@@ -108,6 +108,9 @@ class Socket(Generic[C]):
         self._closing = False
         self._ended: BaseException | None = None
         self._done = asyncio.Event()
+        # While set, the reader takes no frame until it is done (a subclass reading
+        # its state from another thread holds the frames that would change it).
+        self._paused: asyncio.Future[None] | None = None
         self.reconnects = 0
         """How many times the socket was re-dialled after it dropped."""
 
@@ -265,6 +268,8 @@ class Socket(Generic[C]):
                 assert ws is not None
                 try:
                     async for frame in ws:
+                        if self._paused is not None:
+                            await asyncio.shield(self._paused)
                         self._take(frame)
                     code, reason = ws.close_code or 1000, ws.close_reason or ""
                 except ConnectionClosed as exc:

@@ -27,6 +27,7 @@ from typing import Final, Literal
 import attrs
 
 from ..errors import ProtocolError
+from . import _deflate
 
 __all__ = [
     "MAX_ENCODE_SIZE",
@@ -121,7 +122,12 @@ def encode_png(
     for 27.6 kB against 13.8 ms for 40.5 kB with None, and on a smooth
     gradient 17 ms for 15 kB against 18 ms for 427 kB; None saves a few
     milliseconds where size does not matter. ``compress_level`` is zlib's,
-    0 (store) to 9 (smallest).
+    0 (store) to 9 (smallest). From 1 MB of scanlines up (a 640x546 RGB
+    image) the deflate runs on up to four cores at once (see
+    :mod:`orgo_async.protocol._deflate`), each core copying and filtering
+    its own rows: the same pixels, a few per cent more bytes, about half the
+    time on two cores. ``pixels`` is read until this returns. Safe to call
+    from several threads at once.
 
     Raises:
         ValueError: a size of zero or over 16384, a buffer whose length is not
@@ -147,29 +153,21 @@ def encode_png(
             f"{stride * height}"
         )
 
-    # Each scanline is a filter-type byte and the row; copying rows by slices
-    # keeps the Python loop per row, not per pixel.
-    line = stride + 1
-    raw = bytearray(line * height)
-    if filter == "none":
-        for row in range(height):
-            start = row * stride
-            raw[row * line + 1 : (row + 1) * line] = view[start : start + stride]
-    else:
-        raw[0::line] = b"\x01" * height
-        sub = _SubFilter(stride, channels)
-        for row in range(height):
-            start = row * stride
-            raw[row * line + 1 : (row + 1) * line] = sub(view[start : start + stride])
+    # Each scanline is a filter-type byte and the row, built a piece of rows at
+    # a time by the threads that deflate them: one join per piece, no zero-filled
+    # buffer, and the Python loop per row, never per pixel.
+    sub = _SubFilter(stride, channels) if filter == "sub" else None
 
+    def scanlines(first: int, stop: int) -> bytes:
+        rows = (view[at : at + stride] for at in range(first * stride, stop * stride, stride))
+        if sub is None:
+            return b"\x00".join((b"", *rows))
+        return b"\x01".join((b"", *map(sub, rows)))
+
+    idat = _deflate.compress_rows(scanlines, height, stride + 1, compress_level)
     ihdr = _IHDR.pack(width, height, 8, _COLOUR_TYPE[mode], 0, 0, 0)
     return b"".join(
-        (
-            SIGNATURE,
-            _chunk(b"IHDR", ihdr),
-            _chunk(b"IDAT", zlib.compress(raw, compress_level)),
-            _chunk(b"IEND", b""),
-        )
+        (SIGNATURE, _chunk(b"IHDR", ihdr), _chunk(b"IDAT", idat), _chunk(b"IEND", b""))
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
 from typing import Any
 
 import pytest
@@ -131,6 +132,47 @@ async def test_an_unchanged_screen_is_encoded_once(
         assert fresh is not shot
         rest = decode_png((await orgo.desktop(synthetic).screenshot()).data)
         assert decode_png(fresh).pixels == rest.pixels
+
+
+async def test_frames_wait_while_the_encoder_reads_the_framebuffer(
+    orgo: Orgo, synthetic: Computer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # screenshot() encodes the mirror itself in worker threads: updates that
+    # arrive meanwhile are applied once the encode is over, even a cancelled one.
+    entered, release = threading.Event(), threading.Event()
+    seen: list[bytes] = []
+
+    def slow(width: int, height: int, pixels: bytearray, **kwargs: Any) -> bytes:
+        entered.set()
+        release.wait(10)
+        seen.append(bytes(pixels))  # what the encoder reads, at its very end
+        return encode_png(width, height, pixels, **kwargs)
+
+    async def until(event: threading.Event) -> None:
+        async with asyncio.timeout(10):
+            while not event.is_set():  # noqa: ASYNC110 - a thread's event
+                await asyncio.sleep(0.005)
+
+    async with orgo.connect(synthetic).vnc() as vnc:
+        before = decode_png(await vnc.screenshot())
+        monkeypatch.setattr(vnc_module, "encode_png", slow)
+        version = vnc.version
+        shot = asyncio.create_task(vnc.screenshot(compress_level=2))
+        await until(entered)
+        await vnc.click(400, 300)  # the synthetic desktop redraws: an update comes back
+        await asyncio.sleep(0.3)
+        assert vnc.version == version  # held back
+        shot.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await shot
+        await asyncio.sleep(0.1)
+        assert vnc.version == version  # still held: the thread is still reading
+        release.set()
+        await vnc.wait_for_change(timeout=5, since_version=version)
+        assert seen == [before.pixels]  # the encoder saw one unchanged frame
+        monkeypatch.setattr(vnc_module, "encode_png", encode_png)
+        after = decode_png(await vnc.screenshot())
+        assert after.pixels != before.pixels
 
 
 async def test_a_local_server_is_asked_for_tight_and_raw(

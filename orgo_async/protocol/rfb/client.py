@@ -13,6 +13,11 @@ ExtendedDesktopSize, LastRect and Cursor pseudo-encodings into RGB events::
     for data in core.data_to_send():       # handshake answers included
         transport.write(data)
 
+The handshake is pipelined: ClientInit, SetPixelFormat and SetEncodings go
+out with the last security message (the VNC password's answer, or the
+security type), before SecurityResult and ServerInit arrive, one round trip
+fewer; only the first FramebufferUpdateRequest waits for ServerInit's size.
+
 Large rectangles arrive as several :class:`~.events.RectPixels` (bands of
 rows), so memory stays bounded whatever the server sends. The desktop size
 is bounded too (``max_pixels``, 4096x4096 by default): a viewer keeps 4 bytes
@@ -325,8 +330,12 @@ class RFBClientProtocol(RFBProtocol):
             challenge = yield from read(16)
             assert self._password is not None
             self._out.append(vnc_auth_response(challenge, self._password))
-            self._set_state(RFBState.SECURITY_RESULT)
-        elif version == (3, 8):
+        # Pipelined: ClientInit, SetPixelFormat and SetEncodings go out now, without
+        # waiting for SecurityResult and ServerInit. The server reads them in order
+        # once it gets there (RFC 6143 has every message in its turn, and a refused
+        # client is hung up on before ClientInit is read). This saves a round trip.
+        self._send_client_init()
+        if chosen == SECURITY_VNC_AUTH or version == (3, 8):
             self._set_state(RFBState.SECURITY_RESULT)
 
         if self.state is RFBState.SECURITY_RESULT:
@@ -342,7 +351,6 @@ class RFBClientProtocol(RFBProtocol):
                     raise ProtocolError(f"VNC authentication failed: {reason}")
                 raise ProtocolError(f"the server refused the connection: {reason}")
 
-        self._out.append(bytes((int(self.shared),)))
         self._set_state(RFBState.INIT)
 
         width, height, raw_format, name_length = SERVER_INIT.unpack((yield from read(24)))
@@ -352,9 +360,7 @@ class RFBClientProtocol(RFBProtocol):
         name = decode_text((yield from read(name_length)))
         self._check_desktop(width, height)
         self.width, self.height, self.name = width, height, name
-        if self._requested_format is not None:
-            self._set_format(self._requested_format)
-        else:
+        if self._requested_format is None:
             problem = server_format.problem()
             if problem is not None:
                 raise ProtocolError(
@@ -362,8 +368,6 @@ class RFBClientProtocol(RFBProtocol):
                 )
             self._codec = PixelCodec(server_format)
             self.pixel_format = server_format
-        if self._requested_encodings:
-            self._send_encodings(self._requested_encodings)
         self._set_state(RFBState.CONNECTED)
         self._emit(ServerInit(width, height, name, server_format))
         self._emit(Ready())
@@ -375,6 +379,14 @@ class RFBClientProtocol(RFBProtocol):
             ServerMessage.CUT_TEXT: self._server_cut_text,
         }
         yield from self._dispatch(handlers, "server")
+
+    def _send_client_init(self) -> None:
+        """ClientInit, then the pixel format and encodings asked for, if any."""
+        self._out.append(bytes((int(self.shared),)))
+        if self._requested_format is not None:
+            self._set_format(self._requested_format)
+        if self._requested_encodings:
+            self._send_encodings(self._requested_encodings)
 
     def _read_reason(self) -> Generator[None, None, str]:
         (length,) = U32.unpack((yield from self._reader.read_exact(4)))

@@ -8,6 +8,7 @@ import pytest
 
 from orgo_async.errors import ProtocolError
 from orgo_async.protocol.rfb import (
+    DEFAULT_ENCODINGS,
     DEFAULT_PIXEL_FORMAT,
     ENCODING_COPYRECT,
     ENCODING_CURSOR,
@@ -30,6 +31,8 @@ from orgo_async.protocol.rfb import (
 
 from .conftest import (
     RED,
+    H,
+    W,
     connected_client,
     connected_server,
     px,
@@ -37,6 +40,14 @@ from .conftest import (
     server_init,
     update,
 )
+
+
+def client_init(shared: bool = True) -> bytes:
+    """What the client sends once security is settled: ClientInit, SetPixelFormat, SetEncodings."""
+    encodings = struct.pack(
+        f">BxH{len(DEFAULT_ENCODINGS)}i", 2, len(DEFAULT_ENCODINGS), *DEFAULT_ENCODINGS
+    )
+    return bytes((int(shared),)) + b"\0\0\0\0" + DEFAULT_PIXEL_FORMAT.pack() + encodings
 
 
 @pytest.mark.parametrize(
@@ -65,7 +76,55 @@ def test_the_client_picks_vnc_auth_past_vencrypt_and_none_without_a_password() -
     assert client.state is RFBState.VNC_AUTH
     client = RFBClientProtocol()
     client.receive_data(b"RFB 003.008\n\x03\x13\x02\x01")
-    assert client.data_to_send() == [b"RFB 003.008\n\x01"]
+    assert client.data_to_send() == [b"RFB 003.008\n\x01" + client_init()]
+
+
+def test_client_init_pixel_format_and_encodings_go_before_security_result() -> None:
+    # A scripted 3.8 server: the client answers the challenge and, in the same
+    # write, sends ClientInit, SetPixelFormat and SetEncodings, one round trip
+    # before SecurityResult and ServerInit arrive.
+    format_ = PixelFormat(16, 16, False, True, 31, 63, 31, 11, 5, 0)
+    client = RFBClientProtocol(password="pw", shared=False, pixel_format=format_, encodings=[0, 7])
+    challenge = bytes(range(16))
+    client.receive_data(b"RFB 003.008\n\x01\x02" + challenge)
+    set_format = b"\0\0\0\0" + format_.pack()
+    set_encodings = b"\x02\x00\x00\x02" + struct.pack(">ii", 0, 7)
+    assert client.data_to_send() == [
+        b"RFB 003.008\n\x02"
+        + vnc_auth_response(challenge, "pw")
+        + b"\x00"
+        + set_format
+        + set_encodings
+    ]
+    assert client.state is RFBState.SECURITY_RESULT
+    assert client.events_received() == []
+    # SecurityResult and ServerInit come together; nothing more is sent for them.
+    client.receive_data(b"\0\0\0\0" + server_init())
+    assert [type(e) for e in client.events_received()] == [ServerInit, Ready]
+    assert client.data_to_send() == []
+    assert client.pixel_format == format_ and client.encodings == (0, 7)
+    client.send_update_request(incremental=False)
+    assert client.data_to_send() == [struct.pack(">BBHHHH", 3, 0, 0, 0, W, H)]
+
+
+@pytest.mark.parametrize(
+    ("greeting", "failure", "message"),
+    [
+        (b"RFB 003.008\n\x01\x02", b"\0\0\0\x01\0\0\0\x04nope", "VNC authentication failed: nope"),
+        (b"RFB 003.007\n\x01\x02", b"\0\0\0\x01", "VNC authentication failed: no reason given"),
+        (b"RFB 003.003\n\0\0\0\x02", b"\0\0\0\x02", "VNC authentication failed: too many"),
+    ],
+)
+def test_a_refused_password_is_an_auth_error_after_the_pipelined_init(
+    greeting: bytes, failure: bytes, message: str
+) -> None:
+    client = RFBClientProtocol(password="pw")
+    client.receive_data(greeting + bytes(16))
+    assert client.data_to_send()[0].endswith(client_init())  # already sent
+    with pytest.raises(ProtocolError, match=message):
+        client.receive_data(failure)
+    assert client.auth_failed
+    assert client.state is RFBState.FAILED
 
 
 def test_a_refusal_with_a_reason() -> None:
@@ -82,9 +141,11 @@ def test_version_3_3_with_vnc_auth() -> None:
     client = RFBClientProtocol(password="pw")
     challenge = bytes(range(100, 116))
     client.receive_data(b"RFB 003.003\n" + struct.pack(">I", 2) + challenge)
-    assert client.data_to_send() == [b"RFB 003.003\n" + vnc_auth_response(challenge, "pw")]
+    # ClientInit and the rest go right behind the answer, before the SecurityResult.
+    answer = vnc_auth_response(challenge, "pw")
+    assert client.data_to_send() == [b"RFB 003.003\n" + answer + client_init()]
     client.receive_data(b"\0\0\0\0")
-    assert client.data_to_send() == [b"\x01"]  # ClientInit, shared
+    assert client.data_to_send() == []
     client.receive_data(server_init())
     assert [type(e) for e in client.events_received()] == [ServerInit, Ready]
     assert client.version == (3, 3)
@@ -93,7 +154,7 @@ def test_version_3_3_with_vnc_auth() -> None:
 def test_version_3_3_with_none_has_no_security_result() -> None:
     client = RFBClientProtocol(shared=False)
     client.receive_data(b"RFB 003.003\n\0\0\0\x01")
-    assert client.data_to_send() == [b"RFB 003.003\n\x00"]
+    assert client.data_to_send() == [b"RFB 003.003\n" + client_init(shared=False)]
     client.receive_data(server_init())
     assert client.state is RFBState.CONNECTED
 
@@ -126,7 +187,7 @@ def test_version_3_3_server_requires_an_unsupported_type() -> None:
 def test_version_3_7_none_has_no_security_result() -> None:
     client = RFBClientProtocol()
     client.receive_data(b"RFB 003.007\n\x01\x01")
-    assert client.data_to_send() == [b"RFB 003.007\n\x01\x01"]
+    assert client.data_to_send() == [b"RFB 003.007\n\x01" + client_init()]
     client.receive_data(server_init())
     assert client.state is RFBState.CONNECTED
 
