@@ -150,9 +150,7 @@ async def _completion(request: web.Request) -> web.StreamResponse:
     max_steps = integer(body, "max_steps", 1, None, DEFAULT_MAX_STEPS)
     thread_id = optional_str(body, "thread_id")
     store = emu.state
-    computer = store.find_computer(computer_id)
-    if computer is None:
-        raise ApiError(404, "computer_not_found", "Computer not found")
+    computer = store.get_computer(computer_id)
     if not computer.is_running(store.now()):
         raise ApiError(409, "computer_not_running", "The computer is not running: start it first")
     own_key = bool(request.headers.get("x-anthropic-key", "").strip())
