@@ -83,8 +83,6 @@ COMPUTER_STATUSES: Final = (
 # Fraction of a create's boot time reported as "creating" before "starting".
 _CREATING_FRACTION: Final = 0.2
 
-T = TypeVar("T")
-
 MAX_DISK_GB: Final = 256
 LIVE_MAX_MEM_GB: Final = 32
 DEFAULT_BANDWIDTH_MBPS: Final = 1000
@@ -112,6 +110,9 @@ class ApiError(Exception):
         self.message = message
         self.headers: dict[str, str] = dict(headers or {})
         self.extra: dict[str, Any] = extra
+
+
+T = TypeVar("T")
 
 
 def or_404(found: T | None, code: str, message: str) -> T:

@@ -458,8 +458,8 @@ async def stored_screenshot(request: web.Request) -> web.Response:
     """GET /api/storage/screenshots/{name}: a URL screenshot's PNG (API key required)."""
     service = request.app[DESKTOP_KEY]
     name = request.match_info["name"]
-    png = service.kept_screenshot(name[:-4]) if name.endswith(".png") else None
-    png = or_404(png, "not_found", "Screenshot not found")
+    kept = service.kept_screenshot(name[:-4]) if name.endswith(".png") else None
+    png = or_404(kept, "not_found", "Screenshot not found")
     return web.Response(body=png, content_type="image/png")
 
 
