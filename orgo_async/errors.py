@@ -52,8 +52,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import attrs
-
 __all__ = [
     "APIConnectionError",
     "APIError",
@@ -100,8 +98,6 @@ class ClientClosedError(OrgoError, RuntimeError):
     """The :class:`~orgo_async.Orgo` session was used after it was closed."""
 
 
-# Equal only to itself and with the repr of an exception, as the other errors.
-@attrs.define(kw_only=True, eq=False, repr=False, slots=False, auto_exc=False)
 class APIError(OrgoError):
     """The API answered with an error status.
 
@@ -118,18 +114,30 @@ class APIError(OrgoError):
         body: The decoded JSON body (or ``None``).
     """
 
-    status: int
-    message: str
-    code: str | None = None
-    request_id: str | None = None
-    upstream_status: int | None = None
-    retry_after: float | None = None
-    retryable: bool = False
-    method: str = ""
-    path: str = ""
-    body: Any = None
-
-    def __attrs_post_init__(self) -> None:
+    def __init__(
+        self,
+        *,
+        status: int,
+        message: str,
+        code: str | None = None,
+        request_id: str | None = None,
+        upstream_status: int | None = None,
+        retry_after: float | None = None,
+        retryable: bool = False,
+        method: str = "",
+        path: str = "",
+        body: Any = None,
+    ) -> None:
+        self.status = status
+        self.code = code
+        self.message = message
+        self.request_id = request_id
+        self.upstream_status = upstream_status
+        self.retry_after = retry_after
+        self.retryable = retryable
+        self.method = method
+        self.path = path
+        self.body = body
         super().__init__(self._describe())
 
     def _describe(self) -> str:
