@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypedDict, Unpack
 
 import aiohttp
+import attrs
 
 from ._clocks import RttEstimator, ServerClock
 from ._config import RetryPolicy, Timeouts
@@ -51,34 +52,27 @@ class RequestOptions(TypedDict, total=False):
     """Extra request headers (sent to the API's origin only; never logged)."""
 
 
+@attrs.define(eq=False, repr=False, slots=False)
 class Session:
     """One connection pool with its timeouts, retry policy and learned boot times."""
 
-    def __init__(
-        self,
-        transport: HttpTransport,
-        *,
-        timeouts: Timeouts,
-        retry: RetryPolicy,
-        probe: ProbeTransport | None = None,
-    ) -> None:
-        self.transport = transport
-        self.probe_transport = probe
-        """The lean transport of health probes (``None``: they go through ``transport``)."""
-        self.timeouts = timeouts
-        self.retry = retry
-        self.boot_model = BootModel()
-        """The boot times seen so far; they place the readiness probes."""
-        self.probe_rtt = RttEstimator()
-        """The round trips of health probes sent outside a fleet."""
-        self.server_clock = ServerClock()
-        """The server's clock, read from its create stamps: where boots start."""
-        self.closed = False
-        self._rng = random.Random()
-        # One lock per computer: Orgo fails overlapping screenshots of one computer.
-        self._screenshot_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = (
-            weakref.WeakValueDictionary()
-        )
+    transport: HttpTransport
+    probe_transport: ProbeTransport | None = attrs.field(kw_only=True, default=None, alias="probe")
+    """The lean transport of health probes (``None``: they go through ``transport``)."""
+    timeouts: Timeouts = attrs.field(kw_only=True)
+    retry: RetryPolicy = attrs.field(kw_only=True)
+    boot_model: BootModel = attrs.field(init=False, factory=BootModel)
+    """The boot times seen so far; they place the readiness probes."""
+    probe_rtt: RttEstimator = attrs.field(init=False, factory=RttEstimator)
+    """The round trips of health probes sent outside a fleet."""
+    server_clock: ServerClock = attrs.field(init=False, factory=ServerClock)
+    """The server's clock, read from its create stamps: where boots start."""
+    closed: bool = attrs.field(init=False, default=False)
+    _rng: random.Random = attrs.field(init=False, factory=random.Random)
+    # One lock per computer: Orgo fails overlapping screenshots of one computer.
+    _screenshot_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = attrs.field(
+        init=False, factory=weakref.WeakValueDictionary
+    )
 
     def __repr__(self) -> str:
         return f"<Session base_url={self.transport.base_url!r}>"

@@ -18,12 +18,13 @@ import collections
 import logging
 import secrets
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Any, Final, Unpack, overload
+from typing import TYPE_CHECKING, Any, Final, Protocol, Unpack, overload
 
 import attrs
 
 from ._aio import run_shielded
 from ._checks import check_count, check_number, check_seconds, check_text, optional
+from ._observe import RetryObserver
 from .errors import (
     APIConnectionError,
     APITimeoutError,
@@ -46,6 +47,7 @@ from .models import (
 )
 
 if TYPE_CHECKING:
+    from ._config import RetryPolicy
     from ._session import Session
     from .resources.computers import Computers
 
@@ -208,6 +210,30 @@ async def sleep_unless(stopping: asyncio.Event, delay: float) -> None:
     except TimeoutError:
         return
     raise Abandoned
+
+
+class CreateHolder(RetryObserver, Protocol):
+    """One computer being launched: its spec, and its create while that is in flight."""
+
+    spec: ComputerSpec
+    create: asyncio.Task[Computer] | None
+
+
+async def create_shielded(
+    computers: Computers, holder: CreateHolder, retry: RetryPolicy
+) -> Computer:
+    """Create ``holder.spec``, the request's task kept on ``holder.create`` until it answers.
+
+    Shielded: a create in flight finishes even if the launch is cancelled, so
+    that the cleanup knows what it made. A create that raises stays on
+    ``holder`` for the caller to clear or to leave to the cleanup.
+    """
+    holder.create = asyncio.get_running_loop().create_task(
+        computers.create_from(holder.spec, retry=retry, observer=holder)
+    )
+    computer = await asyncio.shield(holder.create)
+    holder.create = None
+    return computer
 
 
 _END: Final = object()
@@ -400,13 +426,8 @@ class Fleet:
             await self.limiter.acquire()
             if sent is None:
                 sent = loop.time()  # the first attempt, as LaunchTiming says
-            item.create = loop.create_task(
-                self._computers.create_from(item.spec, retry=self._retry, observer=item)
-            )
-            # Shielded: a create in flight finishes even if the launch is cancelled,
-            # so that the cleanup knows what it made.
             try:
-                computer = await asyncio.shield(item.create)
+                computer = await create_shielded(self._computers, item, self._retry)
             except RateLimitError as exc:
                 item.create = None
                 retries += 1
@@ -428,7 +449,6 @@ class Fleet:
                     self._unresolved.append(item)
                 self._fail(item, exc)
                 return
-            item.create = None
             break
         answered = loop.time()
         item.computer = computer

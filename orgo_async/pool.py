@@ -30,7 +30,7 @@ from ._aio import run_shielded
 from ._checks import check_int, check_seconds, check_text, optional
 from ._retry import backoff
 from .errors import APIConnectionError, CreateOutcomeUnknown, OrgoError, RateLimitError
-from .fleet import FATAL_ERRORS, Abandoned, AdaptiveLimiter, sleep_unless
+from .fleet import FATAL_ERRORS, Abandoned, AdaptiveLimiter, create_shielded, sleep_unless
 from .models import MAX_NAME_LENGTH, Computer, ComputerFields, ComputerSpec, ComputerStatus
 
 if TYPE_CHECKING:
@@ -299,19 +299,13 @@ class Pool:
         while True:
             await self.limiter.acquire()
             sent = loop.time()
-            launch.create = loop.create_task(
-                self._computers.create_from(launch.spec, retry=self._retry, observer=launch)
-            )
-            # Shielded: a create in flight finishes even if the pool closes meanwhile,
-            # so that the cleanup knows what it made.
             try:
-                computer = await asyncio.shield(launch.create)
+                computer = await create_shielded(self._computers, launch, self._retry)
             except RateLimitError as exc:
                 # The request's own retries are spent: wait with the whole pool, and again.
                 launch.create = None
                 self.limiter.on_rate_limited(exc.retry_after)
                 continue
-            launch.create = None
             launch.computer = computer
             break
         answered = loop.time()

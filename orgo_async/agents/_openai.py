@@ -37,6 +37,8 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Sequence
 from typing import TYPE_CHECKING, Final, Literal, TypeVar, cast
 
+import attrs
+
 try:
     from agents import AsyncComputer
     from agents.computer import Button, Environment
@@ -150,25 +152,16 @@ async def openai_computer(
         )
 
 
+@attrs.define(eq=False, repr=False)
 class OrgoAsyncComputer(AsyncComputer):
     """The ``AsyncComputer`` :func:`openai_computer` yields (see the module doc)."""
 
-    def __init__(
-        self,
-        desktop: Desktop,
-        vnc: Vnc | None,
-        size: tuple[int, int],
-        *,
-        wait_seconds: float,
-        pixels_per_click: int,
-        action_timeout: float,
-    ) -> None:
-        self._desktop = desktop
-        self._vnc = vnc
-        self._size = size
-        self._wait = wait_seconds
-        self._per_click = pixels_per_click
-        self._timeout = action_timeout
+    _desktop: Desktop = attrs.field(alias="desktop")
+    _vnc: Vnc | None = attrs.field(alias="vnc")
+    _size: tuple[int, int] = attrs.field(alias="size")
+    _wait: float = attrs.field(kw_only=True, alias="wait_seconds")
+    _per_click: int = attrs.field(kw_only=True, alias="pixels_per_click")
+    _timeout: float = attrs.field(kw_only=True, alias="action_timeout")
 
     def __repr__(self) -> str:
         return f"<OrgoAsyncComputer of computer {self._desktop.computer.id} via {self.transport}>"

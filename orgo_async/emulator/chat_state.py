@@ -13,7 +13,7 @@ from typing import Any, Final
 
 import attrs
 
-from .store import ApiError, Computer, Store, Transition, iso_now
+from .store import ApiError, Computer, Store, Transition, iso_now, or_404
 
 __all__ = ["COST_PER_STEP_CENTS", "MODELS", "ChatState", "Thread"]
 
@@ -77,10 +77,7 @@ class ChatState:
 
     def get(self, thread_id: str) -> Thread:
         """The thread, or 404 ``thread_not_found``."""
-        thread = self.threads.get(thread_id)
-        if thread is None:
-            raise ApiError(404, "thread_not_found", "Thread not found")
-        return thread
+        return or_404(self.threads.get(thread_id), "thread_not_found", "Thread not found")
 
     def of(self, desktop_id: str) -> list[Thread]:
         """A computer's threads, most recently changed first."""

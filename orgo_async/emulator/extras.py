@@ -25,7 +25,16 @@ from typing import Any, Final, Literal
 import attrs
 
 from .backends import desktop_size
-from .store import ApiError, Computer, ComputerSpec, Store, Transition, iso_now, retry_after_header
+from .store import (
+    ApiError,
+    Computer,
+    ComputerSpec,
+    Store,
+    Transition,
+    iso_now,
+    or_404,
+    retry_after_header,
+)
 
 __all__ = ["MAX_SCREENS", "MAX_SCREEN_SIDE", "Extras", "Screen", "Stream"]
 
@@ -165,10 +174,11 @@ class Extras:
 
     def screen(self, computer: Computer, screen_id: str) -> Screen:
         """One screen; 404 ``screen_not_found``."""
-        screen = self._screen_table(computer).get(screen_id)
-        if screen is None:
-            raise ApiError(404, "screen_not_found", f"Screen not found: {screen_id}")
-        return screen
+        return or_404(
+            self._screen_table(computer).get(screen_id),
+            "screen_not_found",
+            f"Screen not found: {screen_id}",
+        )
 
     def add_screen(self, computer: Computer, width: int | None, height: int | None) -> Screen:
         """A new screen; a missing dimension takes the boot size. 409 past :data:`MAX_SCREENS`."""

@@ -33,7 +33,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Mapping, Sequence
-from types import TracebackType
 from typing import Any, Final, Self
 
 from aiohttp import web
@@ -148,12 +147,7 @@ class ScriptedModel:
         self.base_url = f"http://{self._host}:{port}"
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         self._closing.set()
         if self._runner is not None:
             await self._runner.cleanup()

@@ -32,7 +32,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, TypeVar
 
 import attrs
 
@@ -55,6 +55,7 @@ __all__ = [
     "Workspace",
     "WorkspaceListener",
     "iso_now",
+    "or_404",
     "retry_after_header",
 ]
 
@@ -109,6 +110,16 @@ class ApiError(Exception):
         self.message = message
         self.headers: dict[str, str] = dict(headers or {})
         self.extra: dict[str, Any] = extra
+
+
+T = TypeVar("T")
+
+
+def or_404(found: T | None, code: str, message: str) -> T:
+    """``found``, or 404 ``code`` when it is ``None`` (a lookup that missed)."""
+    if found is None:
+        raise ApiError(404, code, message)
+    return found
 
 
 def retry_after_header(seconds: float) -> str:
@@ -423,16 +434,12 @@ class Store:
     def get_workspace(self, workspace_id: str) -> Workspace:
         """The workspace, or 404 ``workspace_not_found``."""
         workspace = self.workspaces.get(workspace_id)
-        if workspace is None:
-            raise ApiError(404, "workspace_not_found", "Workspace not found")
-        return workspace
+        return or_404(workspace, "workspace_not_found", "Workspace not found")
 
     def workspace_by_name(self, name: str) -> Workspace:
         """The workspace with that exact name, or 404 ``workspace_not_found``."""
         workspace = self._workspaces_by_name.get(name)
-        if workspace is None:
-            raise ApiError(404, "workspace_not_found", f"No workspace named {name!r}")
-        return workspace
+        return or_404(workspace, "workspace_not_found", f"No workspace named {name!r}")
 
     def delete_workspace(self, workspace: Workspace) -> None:
         """Remove the workspace and every computer in it."""
@@ -454,10 +461,7 @@ class Store:
 
     def get_computer(self, key: str) -> Computer:
         """Like :meth:`find_computer`, but 404 ``computer_not_found`` when missing."""
-        computer = self.find_computer(key)
-        if computer is None:
-            raise ApiError(404, "computer_not_found", "Computer not found")
-        return computer
+        return or_404(self.find_computer(key), "computer_not_found", "Computer not found")
 
     def check_plan_limit(self) -> None:
         """403 ``plan_limit`` when ``max_computers`` computers already exist."""

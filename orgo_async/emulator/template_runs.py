@@ -22,7 +22,7 @@ import re
 import uuid
 from typing import Any, Final
 
-from .store import ApiError, Computer, ComputerSpec, Store, Workspace, iso_now
+from .store import Computer, ComputerSpec, Store, Workspace, iso_now, or_404
 from .templates import TemplateRegistry, parse_ref
 
 __all__ = ["TemplateRuns"]
@@ -69,9 +69,7 @@ class TemplateRuns:
 
     def stop(self, desktop_id: str) -> None:
         """End a preview; 404 ``run_not_found`` when there is none by that id."""
-        computer = self.runs.get(desktop_id)
-        if computer is None:
-            raise ApiError(404, "run_not_found", f"No test run {desktop_id}")
+        computer = or_404(self.runs.get(desktop_id), "run_not_found", f"No test run {desktop_id}")
         self._store.delete_computer(computer)  # _forget drops it from runs
 
     def answer(self, computer: Computer, origin_host: str) -> dict[str, Any]:

@@ -51,7 +51,7 @@ from ..protocol.template_schema import (
     problems,
     structural_problems,
 )
-from .store import ApiError
+from .store import ApiError, or_404
 
 if TYPE_CHECKING:
     from jsonschema.protocols import Validator
@@ -263,10 +263,11 @@ class TemplateRegistry:
         return version
 
     def get(self, namespace: str, name: str, version: str) -> TemplateVersion:
-        found = self.versions.get((namespace, name, version))
-        if found is None:
-            raise ApiError(404, "template_not_found", f"No template {namespace}/{name}@{version}")
-        return found
+        return or_404(
+            self.versions.get((namespace, name, version)),
+            "template_not_found",
+            f"No template {namespace}/{name}@{version}",
+        )
 
     def versions_of(self, namespace: str, name: str) -> list[TemplateVersion]:
         found = [v for (ns, n, _), v in self.versions.items() if (ns, n) == (namespace, name)]

@@ -50,6 +50,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Final
 
+import attrs
+
 from ..errors import ProtocolError
 from ..protocol.rfb import ENCODING_RAW, Framebuffer, FramebufferUpdateEnd, Ready, RFBClientProtocol
 from .sandbox import (
@@ -602,6 +604,7 @@ class _Spare:
         return self.server.alive and self.sandbox.alive
 
 
+@attrs.define(eq=False, repr=False)
 class XvncManager:
     """The Xvnc of every ``xvnc`` computer of one store.
 
@@ -621,31 +624,26 @@ class XvncManager:
     computer's, so the create reaches healthy in the configured boot time.
     """
 
-    def __init__(
-        self,
-        store: Store,
-        *,
-        size: Callable[[str], tuple[int, int]] = _resolution_size,
-        sandboxes: Sandboxes | None = None,
-        xvnc: str = "Xvnc",
-        vncpasswd: str = "vncpasswd",
-    ) -> None:
-        self.store = store
-        self.sandboxes = sandboxes
-        self._size = size
-        self.xvnc = xvnc
-        self.vncpasswd = vncpasswd
-        self._entries: dict[str, _Entry] = {}
-        self._stops: set[asyncio.Task[None]] = set()
-        self._root: Path | None = None
-        self._seq = 0
-        self._closed = False
-        self._spares: list[_Spare] = []
-        self._pool_task: asyncio.Task[None] | None = None
-        self.pool_claims = 0
-        """How many creates took a desktop from the pool."""
-        store.add_boot_listener(self._on_boot)
-        store.add_listener(self._on_transition)
+    store: Store
+    _size: Callable[[str], tuple[int, int]] = attrs.field(
+        kw_only=True, default=_resolution_size, alias="size"
+    )
+    sandboxes: Sandboxes | None = attrs.field(kw_only=True, default=None)
+    xvnc: str = attrs.field(kw_only=True, default="Xvnc")
+    vncpasswd: str = attrs.field(kw_only=True, default="vncpasswd")
+    _entries: dict[str, _Entry] = attrs.field(init=False, factory=dict)
+    _stops: set[asyncio.Task[None]] = attrs.field(init=False, factory=set)
+    _root: Path | None = attrs.field(init=False, default=None)
+    _seq: int = attrs.field(init=False, default=0)
+    _closed: bool = attrs.field(init=False, default=False)
+    _spares: list[_Spare] = attrs.field(init=False, factory=list)
+    _pool_task: asyncio.Task[None] | None = attrs.field(init=False, default=None)
+    pool_claims: int = attrs.field(init=False, default=0)
+    """How many creates took a desktop from the pool."""
+
+    def __attrs_post_init__(self) -> None:
+        self.store.add_boot_listener(self._on_boot)
+        self.store.add_listener(self._on_transition)
 
     @property
     def sandboxed(self) -> bool:

@@ -90,34 +90,26 @@ class Outcome:
     seconds: float = 0.0
 
 
+@attrs.define(eq=False, repr=False)
 class Shard:
     """The body of a shard actor (the driver wraps it with ``ray.remote``)."""
 
-    def __init__(
-        self,
-        index: int,
-        api_key: Secret,
-        base_url: str,
-        *,
-        timeouts: Timeouts | None = None,
-        retry: RetryPolicy | None = None,
-    ) -> None:
-        self.index = index
-        self._key = api_key
-        self._base_url = base_url
-        self._timeouts = timeouts
-        self._retry = retry
-        self._orgo: Orgo | None = None
-        self._fleet: Fleet | None = None
-        self._limiter: ShardLimiter | None = None
-        self._launch: asyncio.Task[None] | None = None
-        self._held: dict[str, Computer] = {}
-        self._ready: list[tuple[str, str]] = []
-        self._done = False
-        self._fatal: Exception | None = None
-        self._changed: asyncio.Event | None = None
-        self._maps: dict[str, tuple[Episode, asyncio.Semaphore]] = {}
-        self._episodes: set[asyncio.Task[Any]] = set()
+    index: int
+    _key: Secret = attrs.field(alias="api_key")
+    _base_url: str = attrs.field(alias="base_url")
+    _timeouts: Timeouts | None = attrs.field(kw_only=True, default=None, alias="timeouts")
+    _retry: RetryPolicy | None = attrs.field(kw_only=True, default=None, alias="retry")
+    _orgo: Orgo | None = attrs.field(init=False, default=None)
+    _fleet: Fleet | None = attrs.field(init=False, default=None)
+    _limiter: ShardLimiter | None = attrs.field(init=False, default=None)
+    _launch: asyncio.Task[None] | None = attrs.field(init=False, default=None)
+    _held: dict[str, Computer] = attrs.field(init=False, factory=dict)
+    _ready: list[tuple[str, str]] = attrs.field(init=False, factory=list)
+    _done: bool = attrs.field(init=False, default=False)
+    _fatal: Exception | None = attrs.field(init=False, default=None)
+    _changed: asyncio.Event | None = attrs.field(init=False, default=None)
+    _maps: dict[str, tuple[Episode, asyncio.Semaphore]] = attrs.field(init=False, factory=dict)
+    _episodes: set[asyncio.Task[Any]] = attrs.field(init=False, factory=set)
 
     def __repr__(self) -> str:
         return f"<Shard {self.index} held={len(self._held)}>"

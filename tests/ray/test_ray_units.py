@@ -86,3 +86,16 @@ def test_bad_options_fail_before_ray_is_touched() -> None:
         RayFleet("ws", 4, api_key=KEY, ram=5)  # type: ignore[arg-type]
     fleet = RayFleet("ws", 3, actors=8, api_key=KEY)
     assert fleet.actors == 3  # no actor without a computer
+
+
+def test_a_shards_arguments_pickle_and_build_it() -> None:
+    _require_ray()
+    import pickle
+
+    from orgo_async.ray._shard import Shard
+    from orgo_async.ray._types import Secret
+
+    args = pickle.loads(pickle.dumps((0, Secret(value=KEY), "http://127.0.0.1:1/api")))
+    shard = Shard(*args, timeouts=None, retry=None)
+    assert shard.index == 0 and shard._key.value == KEY
+    assert KEY not in repr(shard)

@@ -27,6 +27,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
+import attrs
 from aiohttp import web
 
 from ..chat_state import MODELS, ChatState, Thread
@@ -149,9 +150,7 @@ async def _completion(request: web.Request) -> web.StreamResponse:
     max_steps = integer(body, "max_steps", 1, None, DEFAULT_MAX_STEPS)
     thread_id = optional_str(body, "thread_id")
     store = emu.state
-    computer = store.find_computer(computer_id)
-    if computer is None:
-        raise ApiError(404, "computer_not_found", "Computer not found")
+    computer = store.get_computer(computer_id)
     if not computer.is_running(store.now()):
         raise ApiError(409, "computer_not_running", "The computer is not running: start it first")
     own_key = bool(request.headers.get("x-anthropic-key", "").strip())
@@ -193,31 +192,24 @@ def _stopped() -> ApiError:
     return ApiError(409, "computer_not_running", "The computer stopped during the run")
 
 
+@attrs.define(eq=False)
 class _Run:
     """One agent run: what it does on the computer, and the answer's pieces."""
 
-    def __init__(
-        self,
-        emu: Emulator,
-        chat: ChatState,
-        computer: Computer,
-        thread: Thread,
-        messages: list[dict[str, str]],
-        *,
-        model: str,
-        own_key: bool,
-    ) -> None:
-        self.emu = emu
-        self.chat = chat
-        self.computer = computer
-        self.thread = thread
-        self.messages = messages
-        self.model = model
-        self.own_key = own_key
-        self.cost = 0.0
-        self.id = "chatcmpl-" + secrets.token_hex(12)
-        self.created = int(time.time())
-        self.headers = {"X-Request-Id": self.id, "X-Thread-Id": thread.id}
+    emu: Emulator
+    chat: ChatState
+    computer: Computer
+    thread: Thread
+    messages: list[dict[str, str]]
+    model: str = attrs.field(kw_only=True)
+    own_key: bool = attrs.field(kw_only=True)
+    cost: float = attrs.field(init=False, default=0.0)
+    id: str = attrs.field(init=False, factory=lambda: "chatcmpl-" + secrets.token_hex(12))
+    created: int = attrs.field(init=False, factory=lambda: int(time.time()))
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"X-Request-Id": self.id, "X-Thread-Id": self.thread.id}
 
     async def act(self, kind: str, argument: str, max_steps: int) -> tuple[str, int]:
         """Do what the message asks on the computer; ``(answer, steps)``."""

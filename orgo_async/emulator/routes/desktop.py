@@ -93,7 +93,7 @@ from ..commands import (
 )
 from ..sandbox import Place
 from ..screen_desktops import ScreenDesktops
-from ..store import ApiError, Computer, Store, Transition, iso_now
+from ..store import ApiError, Computer, Store, Transition, iso_now, or_404
 from ..synthetic import Button, SyntheticDesktop
 from ..xvnc import XvncError
 from ._base import boolean, choice, integer, invalid, number, read_json, show, text
@@ -167,9 +167,7 @@ def proxied_computer(store: Store, instance_id: str) -> Computer:
     404 ``computer_not_found`` when there is none, 503 (:func:`proxy_unavailable`)
     when it is not running.
     """
-    computer = store.find_computer(instance_id)
-    if computer is None:
-        raise ApiError(404, "computer_not_found", "Desktop not found")
+    computer = or_404(store.find_computer(instance_id), "computer_not_found", "Desktop not found")
     if not computer.is_running(store.now()):
         raise proxy_unavailable()
     return computer
@@ -460,9 +458,8 @@ async def stored_screenshot(request: web.Request) -> web.Response:
     """GET /api/storage/screenshots/{name}: a URL screenshot's PNG (API key required)."""
     service = request.app[DESKTOP_KEY]
     name = request.match_info["name"]
-    png = service.kept_screenshot(name[:-4]) if name.endswith(".png") else None
-    if png is None:
-        raise ApiError(404, "not_found", "Screenshot not found")
+    kept = service.kept_screenshot(name[:-4]) if name.endswith(".png") else None
+    png = or_404(kept, "not_found", "Screenshot not found")
     return web.Response(body=png, content_type="image/png")
 
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from ..store import ApiError, Computer
+from ..store import ApiError, Computer, or_404
 from ._base import emulator_of, ok
 from .desktop import ACTIONS, proxied_computer, proxy_unavailable
 
@@ -54,9 +54,8 @@ def probe_ended(emu: Emulator, computer_id: str | None) -> None:
 async def desktop_health(request: web.Request) -> web.Response:
     """GET /api/desktops/{instance_id}/proxy/health: 200 from the instant the boot completes."""
     emu = emulator_of(request)
-    computer = count_probe(emu, request.match_info["instance_id"])
-    if computer is None:
-        raise ApiError(404, "computer_not_found", "Desktop not found")
+    instance_id = request.match_info["instance_id"]
+    computer = or_404(count_probe(emu, instance_id), "computer_not_found", "Desktop not found")
     # The clock is read here, after everything else, so 200 never precedes ready_at.
     if computer.is_running(emu.state.now()):
         return ok({"status": "ok"})
