@@ -117,8 +117,6 @@ LONG_LATE_SHARE: Final = 0.7
 PRIOR_SPACING: Final = 0.100
 # ...growing with the boots waited for past this many...
 PRIOR_DENSE_BOOTS: Final = 32
-# Past this many boots in progress, the dense spacing grows with them (BootModel.crowd).
-WINDOW_DENSE_BOOTS: Final = 128
 # ...from these: near Orgo's published boot time, and elsewhere.
 PRIOR_NEAR_SPACING: Final = 0.007
 PRIOR_FAR_SPACING: Final = 0.020
@@ -204,8 +202,7 @@ class BootModel:
             every boot a probe, a later end only the boots that run that long,
             and a boot outside the window is found late either way.
         window_probes: About how many probes span the window (the spacing is the
-            window's width divided by this, within 3 to 10 ms, times
-            :meth:`crowd`).
+            window's width divided by this, within 3 to 10 ms).
     """
 
     def __init__(
@@ -304,18 +301,6 @@ class BootModel:
         crowd = len(self._running) / PRIOR_DENSE_BOOTS
         return min(PRIOR_SPACING, base * max(1.0, crowd))
 
-    def crowd(self) -> float:
-        """How far dense probes spread out for the boots in progress: 1, or their number over 128.
-
-        Past 128 boots in progress, the fleet's dense probes go at the rate of
-        128 computers': they come when the server is busiest (the creates that
-        replace the computers seen ready), and the more of them, the longer
-        every answer queues (with 256, a probe every 7 ms each would be 36,000
-        a second). A learned window's spacing and the dense spacing between a
-        burst's first boot and a learned window both grow by this factor.
-        """
-        return max(1.0, len(self._running) / WINDOW_DENSE_BOOTS)
-
     def median(self, now: float | None = None) -> float:
         """The median boot, counting the boots still in progress at ``now``.
 
@@ -381,7 +366,7 @@ class BootModel:
             end = high + MIN_DENSE_SPACING + shrink * max(high - mid, floor)
             spacing = min(
                 MAX_DENSE_SPACING, max(MIN_DENSE_SPACING, (end - start) / self.window_probes)
-            ) * self.crowd()
+            )
         if now is not None and self._running:
             # The k-th longest of all boots, finished or still running (a running
             # one is at least as long as it has run so far). One straggler alone
@@ -597,7 +582,7 @@ class ProbePlan:
                 elif self.model.samples < self.model.min_samples:
                     # Past the age at which a boot of the burst ended, before the
                     # window is learned: as dense as the prior is near Orgo's time.
-                    self.gap = PRIOR_NEAR_SPACING * self.model.crowd()
+                    self.gap = min(spacing, PRIOR_NEAR_SPACING)
                 elif width > WIDE_WINDOW:
                     # Boots spread over a long tail: the pause after each answer
                     # paces the probes (see rest()), not the window's spacing.
