@@ -301,6 +301,17 @@ class BootModel:
         crowd = len(self._running) / PRIOR_DENSE_BOOTS
         return min(PRIOR_SPACING, base * max(1.0, crowd))
 
+    def share(self, now: float, low: float, high: float = math.inf) -> float:
+        """The share of the boots in progress at ``now`` that are ``low`` to ``high`` seconds old.
+
+        1 with none in progress: a boot waited for alone is all of them.
+        """
+        running = self._running
+        if not running:
+            return 1.0
+        inside = bisect.bisect_right(running, now - low) - bisect.bisect_left(running, now - high)
+        return inside / len(running)
+
     def median(self, now: float | None = None) -> float:
         """The median boot, counting the boots still in progress at ``now``.
 
@@ -622,7 +633,10 @@ class ProbePlan:
         signals. *Queueing*: as the smoothed RTT rises above the smallest one
         seen (beyond what this process's own busy loop explains:
         :attr:`RttEstimator.queueing`), so that a queueing server is never
-        probed harder than that loop would probe it. *Width*: a window of
+        probed harder than that loop would probe it: the boots in their dense
+        window all together, against that loop over every boot in progress
+        (:meth:`BootModel.share`), so a later wave's few boots are not paused
+        for a queue that the next wave's creates made. *Width*: a window of
         100 ms or less is crossed at full speed (a handful of probes where boots
         are sure to end), one of 200 ms or more at 93 % of that loop's period
         (its answer and 10 ms) at any RTT: boots spread over a long tail, and
@@ -632,6 +646,15 @@ class ProbePlan:
         # A few milliseconds of queueing come and go with every burst of creates:
         # a pause for them would only make this race later than the polling loop.
         queueing = QUEUE_REST_FACTOR * queueing if queueing > QUEUE_TOLERANCE else 0.0
+        if queueing and now is not None:
+            # Only as long as keeps the boots probed densely, all together, from
+            # probing faster than a 10 ms loop of every boot in progress would: a
+            # few of them (a later wave's) are not what queues the server (the
+            # next wave's creates are), and pausing them would only find them late.
+            start, end, _ = self.model.window(now)
+            srtt = self.rtt.srtt
+            dense = self.model.share(now, start, end)
+            queueing = min(queueing, max(0.0, dense * (MAX_DENSE_SPACING + srtt) - srtt))
         spread = min(1.0, max(0.0, (width - WIDE_WINDOW) / WIDE_WINDOW))
         if spread == 0.0:
             return min(MAX_DENSE_SPACING, queueing)

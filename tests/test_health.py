@@ -731,3 +731,28 @@ def test_once_a_boot_is_seen_the_ages_before_it_are_probed_at_the_far_spacing() 
     # Past the earliest boot seen, dense.
     plan.last_sent = 0.285
     assert plan.next_due(0.2855, 0.2856) - 0.285 == pytest.approx(PRIOR_NEAR_SPACING)
+
+
+def test_a_queue_pauses_boots_probed_together_not_a_later_waves_few() -> None:
+    # The server queues (answers 19 ms slower than its best). A burst's first wave,
+    # every boot in its window at once, pauses after each answer as a 10 ms loop of
+    # them all would. A later wave's few boots in their window are not what queues
+    # the server (the next creates are): a pause would only find them late.
+    queued = RttEstimator()
+    queued.observe(0.001)
+    for _ in range(40):
+        queued.observe(0.02)
+    together = learned(FIXED)
+    for _ in range(64):
+        together.running(0.0)
+    plan = ProbePlan(t0=0.0, model=together, rtt=queued, phase=0.0)
+    assert plan.rest(0.06, age=0.3, now=0.3) == pytest.approx(MAX_DENSE_SPACING)
+    staggered = learned(FIXED)
+    for n in range(64):
+        staggered.running(n * 0.005)  # about a sixth of them in the window at a time
+    plan = ProbePlan(t0=0.02, model=staggered, rtt=queued, phase=0.0)
+    assert plan.rest(0.06, age=0.3, now=0.32) == 0.0
+    # Alone (no fleet), a boot is all of those in progress: the pause as before.
+    assert ProbePlan(t0=0.0, model=learned(FIXED), rtt=queued, phase=0.0).rest(
+        0.06, age=0.3, now=0.3
+    ) == pytest.approx(MAX_DENSE_SPACING)
