@@ -638,9 +638,10 @@ class ProbePlan:
         (:meth:`BootModel.share`), so a later wave's few boots are not paused
         for a queue that the next wave's creates made. *Width*: a window of
         100 ms or less is crossed at full speed (a handful of probes where boots
-        are sure to end), one of 200 ms or more at 93 % of that loop's period
+        are sure to end), one of 200 ms or more at a share of that loop's period
         (its answer and 10 ms) at any RTT: boots spread over a long tail, and
-        probing faster than the loop would spend more than it does.
+        probing faster than the loop would spend more than it does. The share
+        is 97 % while the boot is younger than the median boot, 70 % after.
         """
         queueing = self.rtt.queueing
         # A few milliseconds of queueing come and go with every burst of creates:
