@@ -615,7 +615,8 @@ class ProbePlan:
             self.woke = None
         if answered is None:
             return due
-        return max(due, answered + self.rest(width, due + lead - self.t0, now))
+        rest = self.rest(width, due + lead - self.t0, now, bounds=(start, end))
+        return max(due, answered + rest)
 
     def woken(self, now: float) -> None:
         """The fleet saw its first boot while this plan slept sparsely: go dense now.
@@ -626,7 +627,14 @@ class ProbePlan:
         """
         self.woke = now
 
-    def rest(self, width: float = 0.0, age: float = 0.0, now: float | None = None) -> float:
+    def rest(
+        self,
+        width: float = 0.0,
+        age: float = 0.0,
+        now: float | None = None,
+        *,
+        bounds: tuple[float, float] | None = None,
+    ) -> float:
         """How long to wait after an answer before the next probe.
 
         Up to a 10 ms polling loop's pause (never more), by the larger of two
@@ -652,7 +660,8 @@ class ProbePlan:
             # probing faster than a 10 ms loop of every boot in progress would: a
             # few of them (a later wave's) are not what queues the server (the
             # next wave's creates are), and pausing them would only find them late.
-            start, end, _ = self.model.window(now)
+            # The window's start and end at ``now``, from the caller if it has them.
+            start, end = bounds if bounds is not None else self.model.window(now)[:2]
             srtt = self.rtt.srtt
             dense = self.model.share(now, start, end)
             queueing = min(queueing, max(0.0, dense * (MAX_DENSE_SPACING + srtt) - srtt))

@@ -1,6 +1,6 @@
 """zlib compression of large buffers on several cores, as pigz does it.
 
-:func:`compress_rows` (and :func:`compress`, for a buffer) returns a zlib
+:func:`compress_rows` returns a zlib
 stream (RFC 1950) that any inflater reads as it reads ``zlib.compress(data,
 level)``'s: the same header, one deflate stream, the Adler-32 of all the
 data at the end (deflated with a smaller hash table than zlib's default,
@@ -43,7 +43,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Final
 
-__all__ = ["MAX_PIECES", "MEM_LEVEL", "PARALLEL_MIN", "compress", "compress_rows", "pieces_for"]
+__all__ = ["MAX_PIECES", "MEM_LEVEL", "PARALLEL_MIN", "compress_rows", "pieces_for"]
 
 PARALLEL_MIN: Final = 1 << 20
 """The smallest input (bytes) deflated on several threads."""
@@ -87,12 +87,6 @@ def pieces_for(size: int, cores: int | None = None) -> int:
     if size < PARALLEL_MIN:
         return 1
     return max(1, min(cores, MAX_PIECES))
-
-
-def compress(data: Buffer, level: int, *, pieces: int | None = None) -> bytes:
-    """``data`` as a zlib stream at ``level`` (0-9): :func:`compress_rows` over a buffer."""
-    view = memoryview(data).cast("B")
-    return compress_rows(lambda first, stop: view[first:stop], view.nbytes, 1, level, pieces=pieces)
 
 
 def compress_rows(

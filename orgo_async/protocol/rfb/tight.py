@@ -111,7 +111,7 @@ class TightDecoder:
             row_bytes = w * t
 
             def rows(data: bytes | bytearray, count: int) -> bytes:
-                return bytes(data) if t == 3 else codec.to_rgb(data)
+                return _tpixels_to_rgb(codec, t, data)
 
         elif filter_id == _FILTER_PALETTE:
             size = (yield from reader.read_exact(1))[0] + 1
