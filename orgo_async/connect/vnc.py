@@ -134,6 +134,10 @@ class _PasswordRefused(Exception):
     """The VNC server refused the password (SecurityResult failure)."""
 
 
+class _EarlyAuthRefused(Exception):
+    """VNC Authentication was chosen with the version, but the server offers only None."""
+
+
 class _RFBLink(Link):
     """A :class:`Link` whose sockets only count as open after the RFB handshake.
 
@@ -174,6 +178,11 @@ class _RFBLink(Link):
             refreshed = refreshed or conn.refreshes != before  # the edge made us re-read it
             try:
                 await self._handshake(ws, frames)
+            except _EarlyAuthRefused:
+                # The handshake turned early_auth off: the next dial chooses from the list.
+                ws.transport.abort()
+                log.debug("%s: no VNC authentication offered; dialling again", self.name)
+                continue
             except _PasswordRefused as exc:
                 ws.transport.abort()
                 if refreshed:
@@ -267,6 +276,9 @@ class Vnc(Socket[RFBClientProtocol]):  # type: ignore[type-var]  # RFB frames ar
         self._in_update = False
         self._changed = False
         self._handshaken: tuple[RFBClientProtocol, list[RFBEvent]] | None = None
+        # Choose VNC authentication with the version, a round trip sooner, until a
+        # server that offers only None shows that this one does not take it.
+        self._early_auth = True
         self._signal = asyncio.Event()  # replaced on each notify: waiters hold the old one
         self._wake = asyncio.Event()  # the writer has update requests to flush
         self._pointer: tuple[int, int] | None = None
@@ -733,6 +745,8 @@ class Vnc(Socket[RFBClientProtocol]):  # type: ignore[type-var]  # RFB frames ar
 
         Raises:
             _PasswordRefused: the VNC server refused the password.
+            _EarlyAuthRefused: the server offers None but not VNC authentication,
+                which was chosen early; it will not be again on this connection.
             HandshakeError: any other refusal or protocol violation, or no end
                 within ``Timeouts.ws_open``.
             ConnectionClosedError: the server hung up meanwhile.
@@ -742,7 +756,10 @@ class Vnc(Socket[RFBClientProtocol]):  # type: ignore[type-var]  # RFB frames ar
         if encodings is None:
             encodings = VNC_LOCAL_ENCODINGS if _is_loopback(ws) else VNC_ENCODINGS
         core = RFBClientProtocol(
-            password=self._conn.token, encodings=encodings, max_pixels=self._max_pixels
+            password=self._conn.token,
+            early_auth=self._early_auth,
+            encodings=encodings,
+            max_pixels=self._max_pixels,
         )
         events: list[RFBEvent] = []
         pending = list(frames)
@@ -765,6 +782,9 @@ class Vnc(Socket[RFBClientProtocol]):  # type: ignore[type-var]  # RFB frames ar
         except ProtocolError as exc:
             if core.auth_failed:
                 raise _PasswordRefused(str(exc)) from exc
+            if core.early_auth_refused:
+                self._early_auth = False
+                raise _EarlyAuthRefused(str(exc)) from exc
             raise HandshakeError(f"VNC handshake failed: {exc}", socket=self.name) from exc
         except ConnectionClosed as exc:
             message = "the server closed the socket during the VNC handshake"

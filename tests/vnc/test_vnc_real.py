@@ -58,9 +58,17 @@ def assert_png_colour(png: bytes, rgb: str) -> None:
 async def test_security_none(offline: Orgo, xvnc_open: VncServer) -> None:
     xvnc_open.x("xsetroot", "-solid", "#204060")
     async with connection(offline, xvnc_open, token="ignored-by-a-None-server").vnc() as vnc:
+        # With a token the client chose VNC authentication with its version; this
+        # server offers None alone, so a second dial chose from its list.
+        assert vnc._link.dials == 2
         assert (vnc.width, vnc.height) == GEOMETRY
         assert vnc.desktop_name
         await wait_for_colour(vnc, "#204060")
+        assert_png_colour(await vnc.screenshot(), "#204060")
+        # A reconnect remembers it: one dial.
+        vnc._ws.transport.abort()
+        await eventually(lambda: vnc.reconnects == 1)
+        assert vnc._link.dials == 3
         assert_png_colour(await vnc.screenshot(), "#204060")
 
 
@@ -68,6 +76,7 @@ async def test_vnc_auth_with_the_right_password(offline: Orgo, xvnc: VncServer) 
     xvnc.x("xsetroot", "-solid", "#123456")
     conn = connection(offline, xvnc)
     async with conn.vnc() as vnc:
+        assert vnc._link.dials == 1  # TigerVNC takes VNC authentication chosen with the version
         assert (vnc.width, vnc.height) == GEOMETRY
         assert_png_colour(await vnc.screenshot(), "#123456")  # the first full frame
     assert conn.refreshes == 0
@@ -359,6 +368,7 @@ async def test_x11vnc_screenshot_and_pointer(
 ) -> None:
     x11vnc.x("xsetroot", "-solid", "#a1b2c3")
     async with Vnc(connection(offline, x11vnc), encodings=encodings) as vnc:
+        assert vnc._link.dials == 1  # x11vnc takes VNC authentication chosen with the version
         assert (vnc.width, vnc.height) == GEOMETRY
         await wait_for_colour(vnc, "#a1b2c3", timeout=15)  # x11vnc polls: give it time
         assert_png_colour(await vnc.screenshot(timeout=15), "#a1b2c3")

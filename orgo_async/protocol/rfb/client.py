@@ -13,10 +13,18 @@ ExtendedDesktopSize, LastRect and Cursor pseudo-encodings into RGB events::
     for data in core.data_to_send():       # handshake answers included
         transport.write(data)
 
-The handshake is pipelined: ClientInit, SetPixelFormat and SetEncodings go
-out with the last security message (the VNC password's answer, or the
-security type), before SecurityResult and ServerInit arrive, one round trip
-fewer; only the first FramebufferUpdateRequest waits for ServerInit's size.
+The handshake is pipelined, two round trips fewer than RFC 6143's turns:
+
+* with a password, on a 3.7 or 3.8 server, the client chooses VNC
+  Authentication with its version, before the server's list of security
+  types arrives (``early_auth``); a server that does not offer it but offers
+  None is then a :class:`ProtocolError` with :attr:`~RFBClientProtocol.early_auth_refused`
+  set, and a new connection with ``early_auth=False`` chooses None;
+* ClientInit, SetPixelFormat and SetEncodings go out with the last security
+  message (the VNC password's answer, or the security type), before
+  SecurityResult and ServerInit arrive.
+
+Only the first FramebufferUpdateRequest waits for ServerInit's size.
 
 Large rectangles arrive as several :class:`~.events.RectPixels` (bands of
 rows), so memory stays bounded whatever the server sends. The desktop size
@@ -117,6 +125,11 @@ class RFBClientProtocol(RFBProtocol):
         password: The VNC password: VNC Authentication is used when the server
             offers it and a password is given, else None. Needs the optional
             ``cryptography`` dependency.
+        early_auth: With a password and a 3.7 or 3.8 server, choose VNC
+            Authentication with the version instead of after the server's
+            list, a round trip sooner (TigerVNC, x11vnc and websockify take
+            it). A server that then turns out to offer None but not VNC
+            Authentication fails the handshake (see :attr:`early_auth_refused`).
         shared: Ask to share the desktop with other clients.
         pixel_format: The format to ask for after ServerInit (``None``: keep
             the server's, which must be true colour).
@@ -143,6 +156,7 @@ class RFBClientProtocol(RFBProtocol):
         self,
         *,
         password: str | bytes | None = None,
+        early_auth: bool = True,
         shared: bool = True,
         pixel_format: PixelFormat | None = DEFAULT_PIXEL_FORMAT,
         encodings: Sequence[int] = DEFAULT_ENCODINGS,
@@ -170,6 +184,10 @@ class RFBClientProtocol(RFBProtocol):
         self.shared = shared
         self.auth_failed = False
         """The server rejected the VNC password (as opposed to other failures)."""
+        self.early_auth = early_auth
+        self.early_auth_refused = False
+        """VNC Authentication was chosen early, but the server offers None instead:
+        a new connection with ``early_auth=False`` would have worked."""
         self.max_name = max_name
         if pixel_format is not None:
             PixelCodec(pixel_format)  # reject an unusable format now
@@ -300,7 +318,9 @@ class RFBClientProtocol(RFBProtocol):
         read = self._reader.read_exact
         version = yield from self._read_version()
         self.version = version
-        self._out.append(b"RFB %03d.%03d\n" % version)
+        # The early choice: the server reads it once it has sent its list.
+        early = self.early_auth and self._password is not None and version != (3, 3)
+        self._out.append(b"RFB %03d.%03d\n" % version + (b"\x02" if early else b""))
         self._set_state(RFBState.SECURITY)
 
         if version == (3, 3):
@@ -322,8 +342,16 @@ class RFBClientProtocol(RFBProtocol):
                 reason = yield from self._read_reason()
                 raise ProtocolError(f"the server refused the connection: {reason}")
             offered = list((yield from read(count)))
+            if early and SECURITY_VNC_AUTH not in offered and SECURITY_NONE in offered:
+                self.early_auth_refused = True
+                raise ProtocolError(
+                    "the server does not offer VNC Authentication (2), chosen with the "
+                    f"version; it offers {_security_names(offered)}: connect again with "
+                    "early_auth=False to use None"
+                )
             chosen = self._choose_security(offered)
-            self._out.append(bytes((chosen,)))
+            if not early:
+                self._out.append(bytes((chosen,)))
 
         if chosen == SECURITY_VNC_AUTH:
             self._set_state(RFBState.VNC_AUTH)
@@ -403,9 +431,8 @@ class RFBClientProtocol(RFBProtocol):
             raise ProtocolError(
                 "the server requires VNC authentication (2) but no password was given"
             )
-        names = ", ".join(_security_name(t) for t in offered)
         raise ProtocolError(
-            f"no supported security type: the server offers only {names}; "
+            f"no supported security type: the server offers only {_security_names(offered)}; "
             "this client supports None (1) and VNC Authentication (2)"
         )
 
@@ -485,6 +512,10 @@ class RFBClientProtocol(RFBProtocol):
     def _server_cut_text(self) -> Generator[None, None, None]:
         text = yield from self._read_cut_text()
         self._emit(ServerCutText(text))
+
+
+def _security_names(values: list[int]) -> str:
+    return ", ".join(map(_security_name, values))
 
 
 def _security_name(value: int) -> str:

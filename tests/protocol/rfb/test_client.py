@@ -107,6 +107,50 @@ def test_client_init_pixel_format_and_encodings_go_before_security_result() -> N
     assert client.data_to_send() == [struct.pack(">BBHHHH", 3, 0, 0, 0, W, H)]
 
 
+@pytest.mark.parametrize("version", [b"RFB 003.008\n", b"RFB 003.007\n"])
+def test_vnc_auth_is_chosen_with_the_version_before_the_list(version: bytes) -> None:
+    client = RFBClientProtocol(password="pw")
+    client.receive_data(version)
+    assert client.data_to_send() == [version + b"\x02"]  # one round trip before the list
+    challenge = bytes(range(16, 32))
+    client.receive_data(b"\x03\x13\x01\x02" + challenge)  # VeNCrypt, None, VNC auth
+    assert client.data_to_send() == [vnc_auth_response(challenge, "pw") + client_init()]
+    client.receive_data(b"\0\0\0\0" + server_init())
+    assert [type(e) for e in client.events_received()] == [ServerInit, Ready]
+
+
+@pytest.mark.parametrize(
+    ("password", "early_auth", "version"),
+    [
+        (None, True, b"RFB 003.008\n"),  # no password: the list decides
+        ("pw", False, b"RFB 003.008\n"),
+        ("pw", True, b"RFB 003.003\n"),  # 3.3: the server decides
+    ],
+)
+def test_no_early_choice(password: str | None, early_auth: bool, version: bytes) -> None:
+    client = RFBClientProtocol(password=password, early_auth=early_auth)
+    client.receive_data(version)
+    assert client.data_to_send() == [version]
+
+
+def test_a_server_offering_none_alone_refuses_the_early_choice() -> None:
+    client = RFBClientProtocol(password="pw")
+    client.receive_data(b"RFB 003.008\n")
+    client.data_to_send()
+    with pytest.raises(ProtocolError, match=r"does not offer VNC Authentication \(2\).*None \(1\)"):
+        client.receive_data(b"\x01\x01")
+    assert client.early_auth_refused and not client.auth_failed
+    # Without the early choice the same server is spoken to with None.
+    client = RFBClientProtocol(password="pw", early_auth=False)
+    client.receive_data(b"RFB 003.008\n\x01\x01")
+    assert client.data_to_send() == [b"RFB 003.008\n\x01" + client_init()]
+    # A server offering neither is refused as before, with nothing to retry.
+    client = RFBClientProtocol(password="pw")
+    with pytest.raises(ProtocolError, match=r"no supported security type.*VeNCrypt \(19\)"):
+        client.receive_data(b"RFB 003.008\n\x01\x13")
+    assert not client.early_auth_refused
+
+
 @pytest.mark.parametrize(
     ("greeting", "failure", "message"),
     [
