@@ -7,6 +7,7 @@ import random
 import struct
 import threading
 import zlib
+from collections.abc import Callable
 
 import pytest
 
@@ -25,6 +26,19 @@ def sample(size: int, seed: int = 1, *, zeros: bool = True) -> bytes:
     middle = bytes(third) if zeros else bytes(range(5, 256)) * (third // 251 + 1)
     data = rng.randbytes(third) + middle[:third] + bytes(range(256)) * (size // 256 + 1)
     return data[:size]
+
+
+def recorded(data: bytes, width: int) -> tuple[Callable[[int, int], bytes], list[tuple[int, int]]]:
+    """A ``rows`` callback over ``data``, and the list of the spans it is asked for."""
+    asked: list[tuple[int, int]] = []
+    lock = threading.Lock()
+
+    def rows(first: int, stop: int) -> bytes:
+        with lock:
+            asked.append((first, stop))
+        return data[first * width : stop * width]
+
+    return rows, asked
 
 
 def compress(data: bytes, level: int, *, pieces: int | None = None) -> bytes:
@@ -52,14 +66,7 @@ def test_pieces_make_one_zlib_stream(size: int, pieces: int) -> None:
 def test_rows_are_built_by_each_piece_with_its_window(pieces: int) -> None:
     width, count = 3841, 400
     data = sample(width * count, seed=9)
-    asked: list[tuple[int, int]] = []
-    lock = threading.Lock()
-
-    def rows(first: int, stop: int) -> bytes:
-        with lock:
-            asked.append((first, stop))
-        return data[first * width : stop * width]
-
+    rows, asked = recorded(data, width)
     stream = _deflate.compress_rows(rows, count, width, 1, pieces=pieces)
     assert zlib.decompress(stream) == data
     pieces_asked = sorted(span for span in asked if span[0] == 0 or span[1] - span[0] > 9)
@@ -184,14 +191,7 @@ def blank_stream(
     data: bytes, width: int, runs: list[tuple[int, int]], blank: bytes, **kwargs: object
 ) -> tuple[bytes, list[tuple[int, int]]]:
     """compress_rows over ``data`` told about ``runs``, and the row spans it asked for."""
-    asked: list[tuple[int, int]] = []
-    lock = threading.Lock()
-
-    def rows(first: int, stop: int) -> bytes:
-        with lock:
-            asked.append((first, stop))
-        return data[first * width : stop * width]
-
+    rows, asked = recorded(data, width)
     count = len(data) // width
     stream = _deflate.compress_rows(
         rows,
