@@ -746,7 +746,8 @@ class Vnc(Socket[RFBClientProtocol]):  # type: ignore[type-var]  # RFB frames ar
         Raises:
             _PasswordRefused: the VNC server refused the password.
             _EarlyAuthRefused: the server offers None but not VNC authentication,
-                which was chosen early; it will not be again on this connection.
+                which was chosen early, or hung up before its list after that
+                choice; it will not be made early again on this connection.
             HandshakeError: any other refusal or protocol violation, or no end
                 within ``Timeouts.ws_open``.
             ConnectionClosedError: the server hung up meanwhile.
@@ -787,6 +788,11 @@ class Vnc(Socket[RFBClientProtocol]):  # type: ignore[type-var]  # RFB frames ar
                 raise _EarlyAuthRefused(str(exc)) from exc
             raise HandshakeError(f"VNC handshake failed: {exc}", socket=self.name) from exc
         except ConnectionClosed as exc:
+            if core.chose_early and core.state is RFBState.SECURITY:
+                # Hung up on the early choice (or before its list, for another reason):
+                # the next dial chooses from the list.
+                self._early_auth = False
+                raise _EarlyAuthRefused(f"closed {exc}") from exc
             message = "the server closed the socket during the VNC handshake"
             raise self._closed_by(exc, message) from exc
         except TimeoutError as exc:

@@ -36,17 +36,22 @@ async def rfb_handshake(ws: ServerConnection, core: RFBServerProtocol) -> None:
 
 @contextlib.asynccontextmanager
 async def rfb_peer(
-    width: int = 64, height: int = 48, *, silent: bool = False
+    width: int = 64, height: int = 48, *, silent: bool = False, auth: bool = True
 ) -> AsyncIterator[tuple[Computer, list[ServerConnection]]]:
     """An RFB server announcing ``width`` x ``height``: the computer that names it, and the
     sockets it accepted. ``silent``: after the handshake it never reads again (pings
-    included), as a hung host or a dead NAT mapping."""
+    included), as a hung host or a dead NAT mapping. ``auth=False``: security None only
+    (the computer still has a token)."""
     accepted: list[ServerConnection] = []
+    password = "t"  # VNC authentication with the computer's token, as Orgo's servers do
 
     async def handler(ws: ServerConnection) -> None:
         accepted.append(ws)
         with contextlib.suppress(ConnectionClosed):  # a client may refuse the desktop
-            await rfb_handshake(ws, RFBServerProtocol(width=width, height=height))
+            core = RFBServerProtocol(
+                width=width, height=height, password=password if auth else None
+            )
+            await rfb_handshake(ws, core)
             if silent:
                 ws.transport.pause_reading()
             await ws.wait_closed()
@@ -54,7 +59,7 @@ async def rfb_peer(
     async with serve(handler, "127.0.0.1", 0) as server:
         port = server.sockets[0].getsockname()[1]
         url = f"http://127.0.0.1:{port}/desktops/vm-1"
-        computer = Computer(id="c-1", instance_id="vm-1", connection_url=url, vnc_password="t")
+        computer = Computer(id="c-1", instance_id="vm-1", connection_url=url, vnc_password=password)
         try:
             yield computer, accepted
         finally:
@@ -69,6 +74,23 @@ async def offline() -> AsyncIterator[Orgo]:
         api_key="sk_test_offline", base_url="http://127.0.0.1:9", timeouts=Timeouts(ping=0.2)
     ) as orgo:
         yield orgo
+
+
+async def test_a_server_hanging_up_on_the_early_auth_choice_is_dialled_again(
+    offline: Orgo,
+) -> None:
+    # This server offers None alone and hangs up (1011) on the VNC authentication the
+    # client chose with its version, before its list reaches the client.
+    async with rfb_peer(auth=False) as (computer, accepted):
+        conn = offline.connect(computer, reconnect=ReconnectPolicy.off(), keepalive=None)
+        async with conn.vnc() as vnc:
+            assert (vnc.width, vnc.height) == (64, 48)
+            assert len(accepted) == 2  # the second dial chose None from the list
+            assert accepted[0].close_code == 1011
+            vnc._ws.transport.abort()  # the reconnect policy is off: closed for good
+            await eventually(lambda: vnc.closed)
+        async with conn.vnc() as vnc:  # a new connector chooses early again
+            assert len(accepted) == 4
 
 
 @pytest.mark.parametrize("keepalive", [0.02, 0.5], ids=["keepalive < ping", "keepalive > ping"])

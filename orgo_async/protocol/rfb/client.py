@@ -129,7 +129,9 @@ class RFBClientProtocol(RFBProtocol):
             Authentication with the version instead of after the server's
             list, a round trip sooner (TigerVNC, x11vnc and websockify take
             it). A server that then turns out to offer None but not VNC
-            Authentication fails the handshake (see :attr:`early_auth_refused`).
+            Authentication fails the handshake (see :attr:`early_auth_refused`;
+            a server may also just hang up, before its list: :attr:`chose_early`
+            and the :attr:`state` still ``SECURITY`` tell).
         shared: Ask to share the desktop with other clients.
         pixel_format: The format to ask for after ServerInit (``None``: keep
             the server's, which must be true colour).
@@ -185,6 +187,8 @@ class RFBClientProtocol(RFBProtocol):
         self.auth_failed = False
         """The server rejected the VNC password (as opposed to other failures)."""
         self.early_auth = early_auth
+        self.chose_early = False
+        """VNC Authentication went out with the version, before the server's list."""
         self.early_auth_refused = False
         """VNC Authentication was chosen early, but the server offers None instead:
         a new connection with ``early_auth=False`` would have worked."""
@@ -320,6 +324,7 @@ class RFBClientProtocol(RFBProtocol):
         self.version = version
         # The early choice: the server reads it once it has sent its list.
         early = self.early_auth and self._password is not None and version != (3, 3)
+        self.chose_early = early
         self._out.append(b"RFB %03d.%03d\n" % version + (b"\x02" if early else b""))
         self._set_state(RFBState.SECURITY)
 
