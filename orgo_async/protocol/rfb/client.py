@@ -127,8 +127,8 @@ class RFBClientProtocol(RFBProtocol):
             ``cryptography`` dependency.
         early_auth: With a password and a 3.7 or 3.8 server, choose VNC
             Authentication with the version instead of after the server's
-            list, a round trip sooner (TigerVNC, x11vnc and websockify take
-            it). A server that then turns out to offer None but not VNC
+            list, a round trip sooner (TigerVNC and x11vnc take it, also
+            behind websockify). A server that then turns out to offer None but not VNC
             Authentication fails the handshake (see :attr:`early_auth_refused`;
             a server may also just hang up, before its list: :attr:`chose_early`
             and the :attr:`state` still ``SECURITY`` tell).
@@ -325,7 +325,8 @@ class RFBClientProtocol(RFBProtocol):
         # The early choice: the server reads it once it has sent its list.
         early = self.early_auth and self._password is not None and version != (3, 3)
         self.chose_early = early
-        self._out.append(b"RFB %03d.%03d\n" % version + (b"\x02" if early else b""))
+        choice = bytes((SECURITY_VNC_AUTH,)) if early else b""
+        self._out.append(b"RFB %03d.%03d\n" % version + choice)
         self._set_state(RFBState.SECURITY)
 
         if version == (3, 3):
