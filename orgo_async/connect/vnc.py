@@ -355,10 +355,10 @@ class Vnc(Socket[RFBClientProtocol]):  # type: ignore[type-var]  # RFB frames ar
         speed: on two cores a 1280x720 frame at level 1 without a filter
         encodes in under 1 ms (a flat screen, whose equal rows are deflated
         once) to 3-5 ms (a busy desktop), where level 6 with "sub" takes about
-        16 ms for a PNG about half the size. The last
-        PNG is kept: while the screen has not changed (:attr:`version` is the
-        same), asking again with the same ``compress_level`` and ``filter``
-        returns it without encoding anything.
+        16 ms for a PNG about half the size. The last PNG is kept: while the
+        screen has not changed (:attr:`version` is the same), asking again
+        with the same ``compress_level`` and ``filter`` returns it without
+        encoding anything.
 
         Raises:
             ValueError: an unknown ``filter`` or a ``compress_level`` outside 0-9.
