@@ -8,10 +8,9 @@ imports the module that defines it then. Type checkers and IDEs see the
 imports under ``TYPE_CHECKING`` below.
 """
 
-import importlib as _importlib
-import sys as _sys
-from typing import TYPE_CHECKING, Any as _Any
+from typing import TYPE_CHECKING
 
+from ._lazy import LazyExports as _LazyExports
 from ._version import __version__ as __version__
 
 if TYPE_CHECKING:
@@ -376,50 +375,9 @@ _MODULE_OF: dict[str, str] = {
 }
 
 
-def __getattr__(name: str) -> _Any:
-    """Import the module of a public name on first use, and publish its public names."""
-    module = _MODULE_OF.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    _publish(module)
-    return globals()[name]
+_EXPORTS = _LazyExports(__name__, _MODULE_OF, adopt=True)
+__getattr__ = _EXPORTS
 
 
 def __dir__() -> list[str]:
     return sorted([*__all__, "__version__"])
-
-
-def _publish(module_name: str) -> None:
-    """Bind the public names of one submodule here, as the package's own.
-
-    Public classes report the package as their module (as httpx does). Their
-    string annotations are resolved first, through the modules that define
-    them and their bases (the package's own name would not find them).
-    """
-    import attrs  # here, not at the top: a bare `import orgo_async` stays cheap
-
-    module = _importlib.import_module(module_name, __name__)
-    for name, where in _MODULE_OF.items():
-        if where != module_name:
-            continue
-        obj = getattr(module, name)
-        if isinstance(obj, type):
-            if attrs.has(obj):
-                attrs.resolve_types(obj, globalns=_defining_namespace(obj))
-            obj.__module__ = __name__
-        globals()[name] = obj
-
-
-def _defining_namespace(cls: type) -> dict[str, _Any]:
-    """The globals of the modules that define ``cls`` and its bases, base first.
-
-    A base published earlier already reports the package as its module; its
-    defining module is then the one the table names.
-    """
-    namespace: dict[str, _Any] = {}
-    for base in reversed(cls.__mro__):
-        module = base.__module__
-        if module == __name__:
-            module = __name__ + _MODULE_OF[base.__name__]
-        namespace.update(vars(_sys.modules[module]))
-    return namespace

@@ -29,14 +29,14 @@ def _fresh(code: str) -> Any:
     return json.loads(done.stdout.splitlines()[-1])
 
 
-def test_import_loads_nothing_but_the_version() -> None:
+def test_import_loads_nothing_but_the_version_and_the_loader() -> None:
     found = _fresh(
         "import json, sys, orgo_async\n"
         "print(json.dumps([sorted(m for m in sys.modules if m.startswith('orgo_async')),\n"
         "    orgo_async.__version__, dir(orgo_async)]))"
     )
     modules, version, names = found
-    assert modules == ["orgo_async", "orgo_async._version"]
+    assert modules == ["orgo_async", "orgo_async._lazy", "orgo_async._version"]
     assert version == orgo_async.__version__
     assert names == sorted([*orgo_async.__all__, "__version__"])
 
@@ -62,7 +62,7 @@ def test_a_published_base_resolves_through_its_defining_module() -> None:
     class Later(orgo_async.DesktopEvent):
         extra: int = 0
 
-    attrs.resolve_types(Later, globalns=orgo_async._defining_namespace(Later))
+    attrs.resolve_types(Later, globalns=orgo_async._EXPORTS.defining_namespace(Later))
     fields = attrs.fields(Later)
     assert (fields.extra.type, fields.data.type) == (int, dict[str, Any])
 

@@ -20,8 +20,9 @@ the first time one of its names is used, so each extra works alone.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from .._lazy import LazyExports
 
 if TYPE_CHECKING:
     from ._anthropic import REST_UNSERVED, OrgoComputerToolset, Transport, anthropic_toolset
@@ -51,13 +52,7 @@ _MODULE_OF: dict[str, str] = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _MODULE_OF.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module, __name__), name)
-    globals()[name] = value
-    return value
+__getattr__ = LazyExports(__name__, _MODULE_OF)
 
 
 def __dir__() -> list[str]:
