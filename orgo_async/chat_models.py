@@ -70,16 +70,22 @@ class ChatChoice:
 
 
 @attrs.frozen(kw_only=True)
-class ChatCompletion:
-    """A finished agent run, as OpenAI's ``chat.completion`` plus :attr:`orgo`."""
+class _Envelope:
+    """What a completion and a streamed chunk share: ids, the model, usage, Orgo's extension."""
 
     id: str
-    object: str = "chat.completion"
     created: int = 0
     model: str = ""
-    choices: list[ChatChoice] = attrs.field(factory=list)
     usage: ChatUsage | None = None
     orgo: OrgoRunInfo | None = None
+
+
+@attrs.frozen(kw_only=True)
+class ChatCompletion(_Envelope):
+    """A finished agent run, as OpenAI's ``chat.completion`` plus :attr:`orgo`."""
+
+    object: str = "chat.completion"
+    choices: list[ChatChoice] = attrs.field(factory=list)
     request_id: str | None = None
     """The ``X-Request-Id`` header (the same ``chatcmpl-...`` as :attr:`id` on Orgo)."""
 
@@ -112,16 +118,11 @@ class ChatChunkChoice:
 
 
 @attrs.frozen(kw_only=True)
-class ChatCompletionChunk:
+class ChatCompletionChunk(_Envelope):
     """One ``chat.completion.chunk`` of a streamed run; the last carries usage and :attr:`orgo`."""
 
-    id: str
     object: str = "chat.completion.chunk"
-    created: int = 0
-    model: str = ""
     choices: list[ChatChunkChoice] = attrs.field(factory=list)
-    usage: ChatUsage | None = None
-    orgo: OrgoRunInfo | None = None
 
     @property
     def content(self) -> str:
