@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Mapping, Sequence
-from typing import Any, Literal, overload
+from typing import Any, Literal, TypedDict, Unpack, overload
 
 import attrs
 from cattrs.gen import make_dict_structure_fn, override
@@ -208,6 +208,16 @@ def _stream_error(error: Mapping[str, Any], events: EventSource) -> APIError:
     )
 
 
+class _RunOptions(TypedDict, total=False):
+    """The keywords of :meth:`Completions.create` other than the computer, messages and stream."""
+
+    model: str
+    thread_id: str | None
+    max_steps: int | None
+    anthropic_api_key: str | None
+    timeout: Timeouts | float | None
+
+
 class Completions(Resource):
     """Agent runs; reach it as ``orgo.chat.completions``."""
 
@@ -217,12 +227,8 @@ class Completions(Resource):
         *,
         computer_id: str,
         messages: Sequence[Mapping[str, str]],
-        model: str = ...,
-        thread_id: str | None = ...,
-        max_steps: int | None = ...,
         stream: Literal[False] = ...,
-        anthropic_api_key: str | None = ...,
-        timeout: Timeouts | float | None = ...,
+        **options: Unpack[_RunOptions],
     ) -> ChatCompletion: ...
 
     @overload
@@ -231,12 +237,8 @@ class Completions(Resource):
         *,
         computer_id: str,
         messages: Sequence[Mapping[str, str]],
-        model: str = ...,
-        thread_id: str | None = ...,
-        max_steps: int | None = ...,
         stream: Literal[True],
-        anthropic_api_key: str | None = ...,
-        timeout: Timeouts | float | None = ...,
+        **options: Unpack[_RunOptions],
     ) -> ChatCompletionStream: ...
 
     async def create(
