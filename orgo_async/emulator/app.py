@@ -19,7 +19,8 @@ One ``/api`` route skips step 2: the signed file URL
 (``/api/files/blob/{id}?exp=&sig=``), whose signature is its credential.
 
 The handlers live in :mod:`.routes`, one module per resource (workspaces,
-computers, health and the desktop proxy, desktop actions, files, admin).
+computers, health and the desktop proxy, desktop actions, files, templates,
+chat, admin, ...), each with its ``add_routes``; :func:`create_app` calls them.
 The desktop WebSockets (``/desktops/{instance_id}/ws/{name}``) live in
 :mod:`.sockets`: outside ``/api``, authenticated per computer by the socket
 handlers themselves.
@@ -60,12 +61,13 @@ from .routes import (
     extras,
     files,
     health,
+    templates,
     workspaces,
 )
 from .routes._base import EMULATOR_KEY, emulator_of
 from .routes.desktop import DESKTOP_KEY, DesktopService
-from .routes.files import FILES_KEY, FileStore
-from .routes.templates import add_template_routes
+from .routes.files import FILES_KEY, SIGNED_ROUTE, UPLOAD_ROUTE, FileStore
+from .routes.health import HEALTH_ROUTE
 from .sandbox import SANDBOX_HOME, Sandboxes, which_inside
 from .sockets import SOCKET_NAMES, SOCKETS_KEY, SocketHub, desktop_socket
 from .store import ApiError, Clock, Computer, Store, retry_after_header
@@ -78,12 +80,6 @@ from .xvnc import XvncError
 __all__ = ["Emulator", "create_app"]
 
 log = logging.getLogger("orgo_async.emulator")
-
-_HEALTH_ROUTE: Final = "desktop_health"
-# The signed blob URL is its own credential: no API key (routes/files.py checks the signature).
-_SIGNED_ROUTE: Final = "files_blob"
-# An upload is read part by part by its handler (a 10 MB file is not read up front).
-_UPLOAD_ROUTE: Final = "files_upload"
 
 
 def _new_request_id() -> str:
@@ -141,7 +137,7 @@ def _route_key(request: web.Request) -> str:
 
 @web.middleware
 async def _middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if request.match_info.route.name != _HEALTH_ROUTE:
+    if request.match_info.route.name != HEALTH_ROUTE:
         return await _pipeline(request, handler)
     # A probe is in flight from its arrival to its answer, a fault's delay included.
     emu = emulator_of(request)
@@ -166,7 +162,7 @@ async def _pipeline(request: web.Request, handler: Handler) -> web.StreamRespons
         counters.requests[key] = counters.requests.get(key, 0) + 1
     route_name = request.match_info.route.name
     try:
-        if (api or admin) and route_name != _SIGNED_ROUTE:
+        if (api or admin) and route_name != SIGNED_ROUTE:
             _authenticate(request, emu.config.api_key)
         if api:
             if emu.config.workspaces_path_missing and _is_workspaces_path(path):
@@ -175,7 +171,7 @@ async def _pipeline(request: web.Request, handler: Handler) -> web.StreamRespons
             if rule is not None:
                 counters.faults_injected += 1
                 if rule.kind in ("drop", "status") and request.match_info.route.name == (
-                    _HEALTH_ROUTE
+                    HEALTH_ROUTE
                 ):
                     # The client did probe, even if the fault answered.
                     health.count_probe(emu, request.match_info["instance_id"])
@@ -188,7 +184,7 @@ async def _pipeline(request: web.Request, handler: Handler) -> web.StreamRespons
                     # client that gives up during the delay still gets its request
                     # handled (a late create lands), as in production. Not an upload:
                     # its handler streams the multipart body itself.
-                    if route_name != _UPLOAD_ROUTE:
+                    if route_name != UPLOAD_ROUTE:
                         await request.read()
                     await emu._sleep(rule.delay)
         response = await handler(request)
@@ -229,105 +225,36 @@ def _fault_error(rule: FaultRule) -> ApiError:
 
 
 def create_app(emulator: Emulator) -> web.Application:
-    """The aiohttp application serving ``emulator``: Orgo's REST routes plus ``/_emulator/``."""
+    """The aiohttp application serving ``emulator``: Orgo's REST routes plus ``/_emulator/``.
+
+    The application holds what the handlers look up (the emulator and its
+    services); each resource's module under :mod:`.routes` maps its own paths
+    (``add_routes``), called here in order.
+    """
     app = web.Application(middlewares=[_middleware])
     app[EMULATOR_KEY] = emulator
-    add = app.router.add_route
-
-    # Workspaces, and the deprecated /projects alias served by the same handlers.
-    for prefix in ("/api/workspaces", "/api/projects"):
-        add("POST", prefix, workspaces.create_workspace)
-        add("GET", prefix, workspaces.list_workspaces)
-        add("GET", prefix + "/{workspace_id}", workspaces.get_workspace)
-    add("DELETE", "/api/workspaces/{workspace_id}", workspaces.delete_workspace)
-    add("DELETE", "/api/projects/{workspace_id}", workspaces.delete_project_not_allowed)
-    add("POST", "/api/projects/{workspace_id}/delete", workspaces.delete_workspace)
-    add("GET", "/api/projects/by-name/{name}", workspaces.workspace_by_name)
-
-    # Computers. {computer_id} accepts the UUID or the instance id.
-    computer = "/api/computers/{computer_id}"
-    add("POST", "/api/computers", computers.create_computer)
-    add("GET", computer, computers.get_computer)
-    add("DELETE", computer, computers.delete_computer)
-    add("POST", computer + "/start", computers.start_computer)
-    add("POST", computer + "/stop", computers.stop_computer)
-    add("POST", computer + "/restart", computers.restart_computer)
-    add("POST", computer + "/clone", computers.clone_computer)
-    add("PATCH", computer + "/move", computers.move_computer)
-    add("GET", computer + "/resize", computers.get_resize)
-    add("PATCH", computer + "/resize", computers.patch_resize)
-    add("GET", computer + "/auto-stop", computers.get_auto_stop)
-    add("PATCH", computer + "/auto-stop", computers.patch_auto_stop)
-    add("GET", computer + "/vnc-password", computers.get_vnc_password)
-
-    # Streams, screens, resume/ensure-running/fork, the events catalog, compute limits.
     app[extras.EXTRAS_KEY] = emulator.extras
-    add("POST", computer + "/stream/start", extras.start_stream)
-    add("GET", computer + "/stream/status", extras.stream_status)
-    add("POST", computer + "/stream/stop", extras.stop_stream)
-    add("GET", computer + "/screens", extras.list_screens)
-    add("POST", computer + "/screens", extras.create_screen)
-    add("PATCH", computer + "/screens/{screen_id}", extras.patch_screen)
-    add("DELETE", computer + "/screens/{screen_id}", extras.delete_screen)
-    add("POST", computer + "/resume", extras.resume_computer)
-    add("POST", computer + "/ensure-running", extras.ensure_running)
-    add("POST", computer + "/fork", extras.fork_computer)
-    add("GET", computer + "/events", extras.event_catalog)
-    add("GET", "/api/billing/compute-limits", extras.compute_limits)
-
-    # Desktop actions: on the platform route and through the HTTP Desktop API proxy
-    # (API key as Bearer), with the same bodies. The proxy's catch-all comes last
-    # (routes match in order): 404 for unknown endpoints, 405 for a wrong method.
     app[DESKTOP_KEY] = emulator.desktops
-    desktop = "/api/desktops/{instance_id}/proxy"
-    add("GET", desktop + "/health", health.desktop_health, name=_HEALTH_ROUTE)
-    for endpoint, (method, handler) in actions.ACTIONS.items():
-        add(method, f"{computer}/{endpoint}", handler)
-        add(method, f"{desktop}/{endpoint}", handler)
-    add("*", desktop + "/{endpoint:.+}", health.desktop_proxy)
-    add("GET", "/api/storage/screenshots/{name}", actions.stored_screenshot)
-
-    # Files. The blob route needs no API key: its URL is signed.
     app[FILES_KEY] = emulator.files
-    add("POST", "/api/files/upload", files.upload_file, name=_UPLOAD_ROUTE)
-    add("GET", "/api/files", files.list_files)
-    add("POST", "/api/files/export", files.export_file)
-    add("GET", "/api/files/download", files.download_file)
-    add("DELETE", "/api/files/delete", files.delete_file)
-    add("GET", "/api/files/blob/{file_id}", files.file_blob, name=_SIGNED_ROUTE)
-
-    # Templates (orgo.ai/v1): /api/templates... and /api/template-schema.
-    add_template_routes(app.router)
-    # The hosted agent (OpenAI-compatible completions under /api/v1) and its threads.
     app[chat.CHAT_KEY] = emulator.chat
-    add("POST", "/api/v1/chat/completions", chat.chat_completions)
-    add("GET", "/api/chat/threads", chat.list_threads)
-    add("POST", "/api/chat/threads", chat.create_thread)
-    add("GET", "/api/chat/threads/{thread_id}", chat.get_thread)
-    add("PATCH", "/api/chat/threads/{thread_id}", chat.update_thread)
-    add("DELETE", "/api/chat/threads/{thread_id}", chat.delete_thread)
-
+    app[SOCKETS_KEY] = emulator.sockets
+    router = app.router
+    workspaces.add_routes(router)
+    computers.add_routes(router)
+    extras.add_routes(router)
+    # Routes match in order: the desktop proxy's catch-all comes after the actions.
+    actions.add_routes(router)
+    health.add_routes(router)
+    files.add_routes(router)
+    templates.add_routes(router)
+    chat.add_routes(router)
     # Desktop WebSockets: /desktops/{instance_id}/ws/{name} (websockify | terminal | audio |
     # events; served by the socket hub's servers). They are outside /api,
     # so the middleware neither checks the API key nor injects faults for them: the
     # socket handler authenticates with the computer's vnc_password itself
     # (?token= or Authorization: Bearer) and closes 4401 / 4404 as Orgo does.
-    app[SOCKETS_KEY] = emulator.sockets
-    add("GET", "/desktops/{instance_id}/ws/{name}", desktop_socket)
-
-    # Emulator administration (API key required, not counted, no faults).
-    add("GET", "/_emulator/counters", admin.admin_counters)
-    add("DELETE", "/_emulator/counters", admin.admin_reset_counters)
-    add("GET", "/_emulator/faults", admin.admin_list_faults)
-    add("POST", "/_emulator/faults", admin.admin_add_fault)
-    add("DELETE", "/_emulator/faults", admin.admin_clear_faults)
-    add("DELETE", "/_emulator/faults/{rule_id}", admin.admin_delete_fault)
-    add("GET", "/_emulator/config", admin.admin_get_config)
-    add("PATCH", "/_emulator/config", admin.admin_patch_config)
-    add("GET", "/_emulator/computers", admin.admin_computers)
-    add("POST", "/_emulator/computers/{computer_id}/drop-sockets", admin.admin_drop_sockets)
-    add("POST", "/_emulator/computers/{computer_id}/close-sockets", admin.admin_close_sockets)
-    add("POST", "/_emulator/computers/{computer_id}/events", admin.admin_publish_event)
+    router.add_route("GET", "/desktops/{instance_id}/ws/{name}", desktop_socket)
+    admin.add_routes(router)
     return app
 
 

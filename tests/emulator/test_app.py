@@ -14,6 +14,8 @@ import pytest
 
 import orgo_async.emulator as emulator_pkg
 from orgo_async.emulator import Emulator, EmulatorConfig, FaultRule
+from orgo_async.emulator.app import create_app
+from orgo_async.emulator.routes import desktop, files, health
 
 from .rest import FAST_BOOT, Api
 
@@ -27,6 +29,26 @@ def test_public_surface() -> None:
         "FaultRule",
         "Faults",
     ]
+
+
+def test_route_order_and_the_names_the_pipeline_looks_for() -> None:
+    # Each resource maps its own routes; create_app puts them in order.
+    routes = list(create_app(Emulator()).router.routes())
+    proxy = [
+        r for r in routes if r.resource and r.resource.canonical.startswith(desktop.PROXY_PATH)
+    ]
+    # Routes match in order: the proxy's catch-all must follow every action and the probe.
+    assert [r.handler for r in proxy if r.method == "*"] == [health.desktop_proxy]
+    assert proxy[-1].handler is health.desktop_proxy
+    assert len(proxy) == len(desktop.ACTIONS) + 2
+    names = {r.name: (r.method, r.handler) for r in routes if r.name}
+    assert names == {
+        health.HEALTH_ROUTE: ("GET", health.desktop_health),
+        files.UPLOAD_ROUTE: ("POST", files.upload_file),
+        files.SIGNED_ROUTE: ("GET", files.file_blob),
+    }
+    # No route is mapped twice (a second one would never be reached).
+    assert len(routes) == len({(r.method, r.resource.canonical) for r in routes if r.resource})
 
 
 async def test_urls_and_exit_leave_nothing_behind() -> None:

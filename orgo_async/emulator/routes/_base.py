@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from ..app import Emulator
 
 __all__ = [
+    "COMPUTER_PATH",
     "EMULATOR_KEY",
     "boolean",
     "choice",
@@ -43,6 +44,10 @@ __all__ = [
 
 EMULATOR_KEY: Final[web.AppKey[Emulator]] = web.AppKey("orgo_emulator")
 """Where handlers find their :class:`~orgo_async.emulator.Emulator`."""
+
+COMPUTER_PATH: Final = "/api/computers/{computer_id}"
+"""One computer's routes (:mod:`.computers`, :mod:`.extras`, :mod:`.desktop`) sit under it;
+``{computer_id}`` accepts the UUID or the instance id."""
 
 
 def emulator_of(request: web.Request) -> Emulator:

@@ -41,6 +41,7 @@ __all__ = [
     "admin_patch_config",
     "admin_publish_event",
     "admin_reset_counters",
+    "add_routes",
     "config_json",
 ]
 
@@ -60,6 +61,23 @@ _CONFIG_PATCHABLE: Final = (
     "screenshot_seconds",
     "desktop_backend",
 )
+
+
+def add_routes(router: web.UrlDispatcher) -> None:
+    """Map ``/_emulator/...``."""
+    add = router.add_route
+    add("GET", "/_emulator/counters", admin_counters)
+    add("DELETE", "/_emulator/counters", admin_reset_counters)
+    add("GET", "/_emulator/faults", admin_list_faults)
+    add("POST", "/_emulator/faults", admin_add_fault)
+    add("DELETE", "/_emulator/faults", admin_clear_faults)
+    add("DELETE", "/_emulator/faults/{rule_id}", admin_delete_fault)
+    add("GET", "/_emulator/config", admin_get_config)
+    add("PATCH", "/_emulator/config", admin_patch_config)
+    add("GET", "/_emulator/computers", admin_computers)
+    add("POST", "/_emulator/computers/{computer_id}/drop-sockets", admin_drop_sockets)
+    add("POST", "/_emulator/computers/{computer_id}/close-sockets", admin_close_sockets)
+    add("POST", "/_emulator/computers/{computer_id}/events", admin_publish_event)
 
 
 def config_json(config: EmulatorConfig) -> dict[str, Any]:

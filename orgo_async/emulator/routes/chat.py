@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CHAT_KEY",
     "HELP",
+    "add_routes",
     "chat_completions",
     "create_thread",
     "delete_thread",
@@ -51,6 +52,7 @@ __all__ = [
 ]
 
 CHAT_KEY: Final[web.AppKey[ChatState]] = web.AppKey("orgo_emulator_chat")
+"""Where the chat handlers find the emulator's :class:`~..chat_state.ChatState`."""
 
 HELP: Final = (
     "I am the emulator's scripted agent. Say 'run: <command>' (or send a ```sh block) "
@@ -68,6 +70,17 @@ _ERROR_TYPES: Final = {
     404: "not_found_error",
     409: "invalid_request_error",
 }
+
+
+def add_routes(router: web.UrlDispatcher) -> None:
+    """Map the completions path (OpenAI-compatible, under ``/api/v1``) and the threads'."""
+    add = router.add_route
+    add("POST", "/api/v1/chat/completions", chat_completions)
+    add("GET", "/api/chat/threads", list_threads)
+    add("POST", "/api/chat/threads", create_thread)
+    add("GET", "/api/chat/threads/{thread_id}", get_thread)
+    add("PATCH", "/api/chat/threads/{thread_id}", update_thread)
+    add("DELETE", "/api/chat/threads/{thread_id}", delete_thread)
 
 
 def plan(message: str) -> tuple[str, str]:

@@ -22,6 +22,7 @@ from aiohttp import web
 
 from ..store import MAX_DISK_GB, ApiError, Computer, ComputerSpec
 from ._base import (
+    COMPUTER_PATH,
     choice,
     emulator_of,
     int_choice,
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
     from ..app import Emulator
 
 __all__ = [
+    "add_routes",
     "clone_computer",
     "computer_json",
     "create_computer",
@@ -59,6 +61,26 @@ _RESOLUTION: Final = re.compile(r"^(\d+)x(\d+)x(8|16|24|32)$")
 _GPUS: Final = ("none", "a10", "l40s", "a100-40gb", "a100-80gb")
 _RAM_CHOICES: Final = (4, 8, 16, 32, 64)
 _CPU_CHOICES: Final = (1, 2, 4, 8, 16)
+
+
+def add_routes(router: web.UrlDispatcher) -> None:
+    """Map ``/api/computers`` and the lifecycle, clone, move, resize, auto-stop and
+    ``vnc-password`` paths of one computer."""
+    add = router.add_route
+    computer = COMPUTER_PATH
+    add("POST", "/api/computers", create_computer)
+    add("GET", computer, get_computer)
+    add("DELETE", computer, delete_computer)
+    add("POST", computer + "/start", start_computer)
+    add("POST", computer + "/stop", stop_computer)
+    add("POST", computer + "/restart", restart_computer)
+    add("POST", computer + "/clone", clone_computer)
+    add("PATCH", computer + "/move", move_computer)
+    add("GET", computer + "/resize", get_resize)
+    add("PATCH", computer + "/resize", patch_resize)
+    add("GET", computer + "/auto-stop", get_auto_stop)
+    add("PATCH", computer + "/auto-stop", patch_auto_stop)
+    add("GET", computer + "/vnc-password", get_vnc_password)
 
 
 def computer_json(emu: Emulator, computer: Computer, now: float) -> dict[str, Any]:

@@ -96,7 +96,7 @@ from ..screen_desktops import ScreenDesktops
 from ..store import ApiError, Computer, Store, Transition, iso_now, or_404
 from ..synthetic import Button, SyntheticDesktop
 from ..xvnc import XvncError
-from ._base import boolean, choice, integer, invalid, number, read_json, show, text
+from ._base import COMPUTER_PATH, boolean, choice, integer, invalid, number, read_json, show, text
 from .extras import EXTRAS_KEY
 
 __all__ = [
@@ -104,7 +104,9 @@ __all__ = [
     "DESKTOP_KEY",
     "KEPT_SCREENSHOTS",
     "MAX_TYPING_SECONDS",
+    "PROXY_PATH",
     "DesktopService",
+    "add_routes",
     "bash",
     "click",
     "drag",
@@ -128,6 +130,23 @@ KEPT_SCREENSHOTS: Final = 64
 
 MAX_TYPING_SECONDS: Final = 5.0
 """The longest a ``type`` action sleeps, however long the text and the delay."""
+
+PROXY_PATH: Final = "/api/desktops/{instance_id}/proxy"
+"""The HTTP Desktop API proxy (API key as Bearer): the actions, and :mod:`.health`'s routes."""
+
+
+def add_routes(router: web.UrlDispatcher) -> None:
+    """Map each action on the platform route and through the proxy, and the stored screenshots.
+
+    The proxy's catch-all (:func:`.health.add_routes`) must come after these:
+    routes match in order.
+    """
+    add = router.add_route
+    for endpoint, (method, handler) in ACTIONS.items():
+        add(method, f"{COMPUTER_PATH}/{endpoint}", handler)
+        add(method, f"{PROXY_PATH}/{endpoint}", handler)
+    add("GET", "/api/storage/screenshots/{name}", stored_screenshot)
+
 
 MAX_TEXT: Final = 100_000
 MAX_COMMAND: Final = 100_000

@@ -19,7 +19,7 @@ from aiohttp import web
 from ...protocol.events import EVENT_TYPES
 from ..extras import MAX_SCREEN_SIDE, Extras
 from ..store import Computer
-from ._base import emulator_of, invalid, ok, optional_integer, read_json, text
+from ._base import COMPUTER_PATH, emulator_of, invalid, ok, optional_integer, read_json, text
 from .computers import computer_json
 
 if TYPE_CHECKING:
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 __all__ = [
     "EVENT_CATALOG",
     "EXTRAS_KEY",
+    "add_routes",
     "compute_limits",
     "create_screen",
     "delete_screen",
@@ -44,6 +45,26 @@ __all__ = [
 
 EXTRAS_KEY: Final[web.AppKey[Extras]] = web.AppKey("orgo_extras")
 """Where handlers find the emulator's :class:`~orgo_async.emulator.extras.Extras`."""
+
+
+def add_routes(router: web.UrlDispatcher) -> None:
+    """Map the stream, screen, resume/ensure-running/fork and events paths of one
+    computer, and ``/api/billing/compute-limits``."""
+    add = router.add_route
+    computer = COMPUTER_PATH
+    add("POST", computer + "/stream/start", start_stream)
+    add("GET", computer + "/stream/status", stream_status)
+    add("POST", computer + "/stream/stop", stop_stream)
+    add("GET", computer + "/screens", list_screens)
+    add("POST", computer + "/screens", create_screen)
+    add("PATCH", computer + "/screens/{screen_id}", patch_screen)
+    add("DELETE", computer + "/screens/{screen_id}", delete_screen)
+    add("POST", computer + "/resume", resume_computer)
+    add("POST", computer + "/ensure-running", ensure_running)
+    add("POST", computer + "/fork", fork_computer)
+    add("GET", computer + "/events", event_catalog)
+    add("GET", "/api/billing/compute-limits", compute_limits)
+
 
 EVENT_CATALOG: Final[dict[str, tuple[str, tuple[str, ...]]]] = {
     "window_focus": ("A window got the input focus", ("window_id", "title")),

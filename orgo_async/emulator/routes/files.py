@@ -85,9 +85,12 @@ __all__ = [
     "HOMES",
     "MAX_EXPORT_BYTES",
     "MAX_UPLOAD_BYTES",
+    "SIGNED_ROUTE",
+    "UPLOAD_ROUTE",
     "URL_LIFETIME",
     "FileStore",
     "StoredFile",
+    "add_routes",
     "delete_file",
     "download_file",
     "export_file",
@@ -100,6 +103,26 @@ log = logging.getLogger("orgo_async.emulator")
 
 FILES_KEY: Final[web.AppKey[FileStore]] = web.AppKey("orgo_emulator_files")
 """Where the file handlers find the :class:`FileStore`."""
+
+SIGNED_ROUTE: Final = "files_blob"
+"""The blob route's name: its signed URL is its own credential, so the request
+pipeline asks for no API key (:func:`file_blob` checks the signature)."""
+
+UPLOAD_ROUTE: Final = "files_upload"
+"""The upload route's name: its handler reads the multipart body part by part
+(a 10 MB file is not read up front, not even by a delay fault)."""
+
+
+def add_routes(router: web.UrlDispatcher) -> None:
+    """Map ``/api/files/...``."""
+    add = router.add_route
+    add("POST", "/api/files/upload", upload_file, name=UPLOAD_ROUTE)
+    add("GET", "/api/files", list_files)
+    add("POST", "/api/files/export", export_file)
+    add("GET", "/api/files/download", download_file)
+    add("DELETE", "/api/files/delete", delete_file)
+    add("GET", "/api/files/blob/{file_id}", file_blob, name=SIGNED_ROUTE)
+
 
 MAX_UPLOAD_BYTES: Final = 10 * 1024 * 1024
 """Orgo's upload limit: 10 MB."""

@@ -13,18 +13,37 @@ path under the proxy answers 404 (405 for an action with the wrong method).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from aiohttp import web
 
 from ..store import ApiError, Computer, or_404
 from ._base import emulator_of, ok
-from .desktop import ACTIONS, proxied_computer, proxy_unavailable
+from .desktop import ACTIONS, PROXY_PATH, proxied_computer, proxy_unavailable
 
 if TYPE_CHECKING:
     from ..app import Emulator
 
-__all__ = ["count_probe", "desktop_health", "desktop_proxy", "probe_ended", "probe_started"]
+__all__ = [
+    "HEALTH_ROUTE",
+    "add_routes",
+    "count_probe",
+    "desktop_health",
+    "desktop_proxy",
+    "probe_ended",
+    "probe_started",
+]
+
+HEALTH_ROUTE: Final = "desktop_health"
+"""The probe route's name: the request pipeline counts its probes in flight."""
+
+
+def add_routes(router: web.UrlDispatcher) -> None:
+    """Map the probe and the catch-all for the proxy's other paths (404 unknown endpoint,
+    405 wrong method): after :func:`.desktop.add_routes`, since routes match in order."""
+    add = router.add_route
+    add("GET", PROXY_PATH + "/health", desktop_health, name=HEALTH_ROUTE)
+    add("*", PROXY_PATH + "/{endpoint:.+}", desktop_proxy)
 
 
 def count_probe(emu: Emulator, key: str) -> Computer | None:

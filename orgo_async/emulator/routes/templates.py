@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     from ..app import Emulator
 
 __all__ = [
-    "add_template_routes",
+    "add_routes",
     "build_events",
     "build_status",
     "cancel_build",
@@ -64,7 +64,7 @@ __all__ = [
 _STREAM_POLL: Final = 0.02
 
 
-def add_template_routes(router: web.UrlDispatcher) -> None:
+def add_routes(router: web.UrlDispatcher) -> None:
     """Map the template paths; the curated ``/global`` ones come before the
     ``{namespace}`` ones that would match them too."""
     add = router.add_route

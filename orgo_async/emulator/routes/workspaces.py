@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from ..app import Emulator
 
 __all__ = [
+    "add_routes",
     "create_workspace",
     "delete_project_not_allowed",
     "delete_workspace",
@@ -40,6 +41,19 @@ __all__ = [
 ]
 
 _WORKSPACE_STATUSES: Final = ("active", "inactive")
+
+
+def add_routes(router: web.UrlDispatcher) -> None:
+    """Map the workspace paths, and the deprecated ``/projects`` alias (the same handlers)."""
+    add = router.add_route
+    for prefix in ("/api/workspaces", "/api/projects"):
+        add("POST", prefix, create_workspace)
+        add("GET", prefix, list_workspaces)
+        add("GET", prefix + "/{workspace_id}", get_workspace)
+    add("DELETE", "/api/workspaces/{workspace_id}", delete_workspace)
+    add("DELETE", "/api/projects/{workspace_id}", delete_project_not_allowed)
+    add("POST", "/api/projects/{workspace_id}/delete", delete_workspace)
+    add("GET", "/api/projects/by-name/{name}", workspace_by_name)
 
 
 def workspace_json(emu: Emulator, workspace: Workspace, now: float) -> dict[str, Any]:
