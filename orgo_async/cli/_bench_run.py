@@ -375,6 +375,7 @@ class _Books:
 
     def __init__(self, base_url: str, api_key: str, context: ssl.SSLContext | None) -> None:
         self._url = _origin(base_url) + "/_emulator/counters"
+        self._config_url = _origin(base_url) + "/_emulator/config"
         self._warned = False
         self._session = aiohttp.ClientSession(
             headers={"Authorization": f"Bearer {api_key}"},
@@ -397,6 +398,18 @@ class _Books:
                     log.warning("could not reset the emulator's counters: %d", resp.status)
         except (aiohttp.ClientError, TimeoutError) as exc:
             log.warning("could not reset the emulator's counters: %s", describe(exc))
+
+    async def reseed(self, seed: int) -> None:
+        """Start the emulator's boot times over from ``seed``: a round's two sides get the same."""
+        try:
+            async with self._session.patch(
+                self._config_url, json={"seed": seed}, allow_redirects=False
+            ) as resp:
+                await resp.read()
+                if resp.status != 200:
+                    log.warning("could not seed the emulator's boot times: %d", resp.status)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            log.warning("could not seed the emulator's boot times: %s", describe(exc))
 
     async def read(self) -> _Records | None:
         """The emulator's counters, or ``None`` if the target is not an emulator."""
@@ -645,9 +658,13 @@ async def _run_on(
         target = _Target(
             base_url=setup.base_url, api_key=api_key, workspace_id=workspace.id, ssl=context
         )
+        # Each round's two sides face the same boot times (the emulator's draws start
+        # over from the round's seed), so that neither side's p99 or wall time is
+        # decided by a slower boot drawn for it alone.
+        seed = secrets.randbits(31)
         try:
             emulator = await books.read() is not None
-            for plan in plans:
+            for p, plan in enumerate(plans):
                 sdk_runs: list[_Run] = []
                 baseline_runs: list[_Run] = []
                 for n in range(config.rounds):
@@ -655,6 +672,7 @@ async def _run_on(
                         log.info("bench: %s x%d, %s, round %d", plan.mode, plan.concurrency, who, n)
                         if emulator:
                             await books.reset()
+                            await books.reseed(seed + 1000 * p + n)
                         launch = _run_sdk if who == "sdk" else _run_baseline
                         one = await launch(config, target, plan)
                         if emulator:
@@ -680,6 +698,7 @@ async def _run_on(
         "baseline_poll_ms": config.baseline_poll_ms,
         "ready_timeout_s": config.ready_timeout,
         "emulator_records": emulator,
+        "boot_seed": seed if emulator else None,
         "detection_lag_available": emulator
         and all(r.records is not None and r.records.healthy_at is not None for r in every),
         "percentile_method": "nearest-rank",

@@ -82,6 +82,10 @@ __all__ = ["Emulator", "create_app"]
 log = logging.getLogger("orgo_async.emulator")
 
 
+def _faults_seed(seed: int | None) -> str | None:
+    return None if seed is None else f"faults:{seed}"
+
+
 def _new_request_id() -> str:
     return "req_" + secrets.token_hex(8)
 
@@ -333,7 +337,7 @@ class Emulator:
         self.counters = Counters()
         self.state = Store(config, clock=clock, rng=random.Random(seed), counters=self.counters)
         # A separate stream for faults, so adding a fault does not shift boot times.
-        self.faults = Faults(random.Random(None if seed is None else f"faults:{seed}"))
+        self.faults = Faults(random.Random(_faults_seed(seed)))
         self.sandboxes = Sandboxes(
             self.state,
             mode=config.sandbox,
@@ -386,6 +390,16 @@ class Emulator:
     @config.setter
     def config(self, value: EmulatorConfig) -> None:
         self.state.config = value
+
+    def reseed(self, seed: int | None) -> None:
+        """Start the boot times, boot failures and fault draws over from ``seed``.
+
+        Two runs that each begin with the same seed face the same sequence of
+        boot times (a benchmark's two sides, for one); ``None`` seeds from the OS.
+        """
+        self.config.seed = seed
+        self.state.rng.seed(seed)
+        self.faults.reseed(_faults_seed(seed))
 
     @property
     def port(self) -> int:

@@ -241,8 +241,10 @@ class EmulatorConfig:
     """Settings of one emulator. Mutable: a change applies to later requests.
 
     Validators run on assignment too, so ``config.boot_failure_rate = 2``
-    raises ``ValueError``. ``host``, ``port``, ``seed``, ``loop_lag_interval``,
-    ``tls`` and ``tls_cert_out`` are read once at start.
+    raises ``ValueError``. ``host``, ``port``, ``loop_lag_interval``, ``tls`` and
+    ``tls_cert_out`` are read once at start; ``seed`` too, unless set again through
+    :meth:`Emulator.reseed` (``PATCH /_emulator/config``), which starts the boot
+    times over.
     """
 
     api_key: str = attrs.field(default="sk_emulator", repr=False, validator=_validate_api_key)

@@ -219,6 +219,10 @@ class Faults:
         self._rules: list[FaultRule] = []
         self._rng = rng if rng is not None else random.Random()
 
+    def reseed(self, seed: int | str | None) -> None:
+        """Start the probability draws over from ``seed`` (``None``: from the OS)."""
+        self._rng.seed(seed)
+
     def add(self, rule: FaultRule) -> FaultRule:
         """Append ``rule`` (checked after the existing ones) and return it."""
         if any(existing.id == rule.id for existing in self._rules):

@@ -60,6 +60,7 @@ _CONFIG_PATCHABLE: Final = (
     "idle_seconds",
     "screenshot_seconds",
     "desktop_backend",
+    "seed",
 )
 
 
@@ -137,7 +138,11 @@ async def admin_get_config(request: web.Request) -> web.Response:
 
 
 async def admin_patch_config(request: web.Request) -> web.Response:
-    """PATCH /_emulator/config: change boot/failure/limits/drift for later requests."""
+    """PATCH /_emulator/config: change boot/failure/limits/drift for later requests.
+
+    A ``seed`` (an integer, or null) starts the boot times, boot failures and
+    fault draws over from it (:meth:`Emulator.reseed`).
+    """
     emu = emulator_of(request)
     body = await read_json(request)
     unknown = sorted(set(body) - set(_CONFIG_PATCHABLE))
@@ -153,6 +158,9 @@ async def admin_patch_config(request: web.Request) -> web.Response:
             if not isinstance(changes["boot"], dict):
                 raise ValueError("boot must be an object like {'dist': 'fixed', 'seconds': 0.3}")
             changes["boot"] = BootTime.from_dict(changes["boot"])
+        seed = changes.get("seed")
+        if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
+            raise ValueError(f"seed must be an integer or null; got {seed!r}")
         for flag in ("legacy_restart", "omit_instance_id", "workspaces_path_missing"):
             if flag in changes and not isinstance(changes[flag], bool):
                 raise ValueError(f"{flag} must be true or false")
@@ -162,6 +170,8 @@ async def admin_patch_config(request: web.Request) -> web.Response:
         raise ApiError(400, "invalid_field", str(exc)) from None
     for key, value in changes.items():
         setattr(emu.config, key, value)
+    if "seed" in changes:
+        emu.reseed(seed)
     return ok(config_json(emu.config))
 
 

@@ -76,3 +76,27 @@ async def test_admin_computers(api: Api) -> None:
     assert item["ready_at"] == item["healthy_at"] == api.emu.counters.ready_at[computer["id"]]
     assert item["health_probes"] >= 1
     assert reply.body["clock"] >= item["ready_at"]
+
+
+async def test_a_seed_set_again_repeats_the_boot_times(api: Api) -> None:
+    await api.call(
+        "PATCH", "/_emulator/config", {"boot": {"dist": "uniform", "low": 5.0, "high": 9.0}}
+    )
+    ws = await api.workspace()
+
+    async def boots(seed: int, names: str) -> list[float]:
+        reply = await api.call("PATCH", "/_emulator/config", {"seed": seed})
+        assert (reply.status, reply.body["seed"]) == (200, seed)
+        created = [await api.computer(ws["id"], name) for name in names]
+        listed = (await api.call("GET", "/_emulator/computers")).body["computers"]
+        seconds = {item["id"]: item["boot_seconds"] for item in listed}
+        return [seconds[computer["id"]] for computer in created]
+
+    first = await boots(7, "abc")
+    assert len(set(first)) == 3
+    assert await boots(7, "def") == first
+    assert await boots(8, "ghi") != first
+    for bad in ("7", True, 1.5):
+        reply = await api.call("PATCH", "/_emulator/config", {"seed": bad})
+        assert (reply.status, reply.body["code"]) == (400, "invalid_field"), bad
+    assert api.emu.config.seed == 8

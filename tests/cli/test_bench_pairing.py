@@ -1,0 +1,41 @@
+"""Each bench round's two sides face the same boot times (in process, against the emulator)."""
+
+from __future__ import annotations
+
+import pytest
+
+from orgo_async.cli._bench_run import BenchConfig, SweepPoint, _run_on
+from orgo_async.emulator import BootTime, Emulator
+
+
+async def test_a_rounds_sdk_and_baseline_draw_the_same_boots(
+    emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    emulator.config.boot = BootTime.long_tail(0.03, sigma=0.6, cap=0.2)
+    boots: list[tuple[int | None, list[float]]] = []
+    create = emulator.state.create_computer
+
+    def recording(*args: object, **kwargs: object) -> object:
+        computer = create(*args, **kwargs)  # type: ignore[arg-type]
+        boots[-1][1].append(computer.boot_seconds)
+        return computer
+
+    reseed = emulator.reseed
+
+    def seeding(seed: int | None) -> None:
+        reseed(seed)
+        boots.append((seed, []))
+
+    monkeypatch.setattr(emulator.state, "create_computer", recording)
+    monkeypatch.setattr(emulator, "reseed", seeding)
+    config = BenchConfig(count=6, sweep=(SweepPoint(3, 6), SweepPoint(6, 6)), rounds=2)
+    result = await _run_on(config, emulator.base_url, emulator.api_key, spawned=False, context=None)
+    assert result["leftover"] == 0
+    assert len(boots) == 8  # 2 points x 2 rounds x 2 sides
+    sides = list(zip(boots[::2], boots[1::2], strict=True))
+    for (seed_a, drawn_a), (seed_b, drawn_b) in sides:
+        assert seed_a == seed_b
+        assert len(drawn_a) == 6 and sorted(drawn_a) == sorted(drawn_b)
+    seeds = [seed for (seed, _), _ in sides]
+    assert len(set(seeds)) == 4  # every round its own boots
+    assert result["boot_seed"] == seeds[0]
