@@ -215,6 +215,10 @@ class _Short(Exception):
     """A ZRLE tile's data ends early (internal)."""
 
 
+def _beyond_palette(size: int) -> ProtocolError:
+    return ProtocolError(f"ZRLE palette index beyond a palette of {size}")
+
+
 def _decode_zrle_tile(
     buf: bytearray, cpp: int, tw: int, th: int, band: bytearray, width: int, tile_x: int
 ) -> tuple[int, bytes | None]:
@@ -262,17 +266,33 @@ def _decode_zrle_tile(
             )
         off = end
         if indices.translate(None, _INDICES[kind]):  # anything left is out of range
-            raise ProtocolError(f"ZRLE palette index beyond a palette of {kind}")
+            raise _beyond_palette(kind)
         pixels = _apply_palette(indices, palette, cpp)
-    elif kind == 128:  # plain RLE
-        out = bytearray()
+    elif kind == 128 or kind >= 130:  # RLE: plain (128), or of palette indices (130-255)
+        size = kind - 128  # the palette's; none for plain RLE
+        end = off + size * cpp
+        palette = buf[off:end]
+        off = end
+        out = bytearray()  # CPIXELs for plain RLE, else palette indices
         left = n
-        # Runs are ZRLE's hot loop: the length (1 + the sum of bytes up to the first
-        # that is not 255) is decoded inline.
+        # Runs are ZRLE's hot loop, so both kinds share one loop and the length (1 + the
+        # sum of bytes up to the first that is not 255) is decoded inline, not in a call.
         try:
             while left > 0:
-                pixel = buf[off : off + cpp]
-                off += cpp
+                if size:
+                    index = buf[off]
+                    off += 1
+                    if index < 128:  # a single pixel, without a length
+                        if index >= size:
+                            raise _beyond_palette(size)
+                        out.append(index)
+                        left -= 1
+                        continue
+                    index -= 128
+                    value: bytes | bytearray = _BYTE[index]
+                else:
+                    value = buf[off : off + cpp]
+                    off += cpp
                 run = 1
                 while True:
                     byte = buf[off]
@@ -282,43 +302,13 @@ def _decode_zrle_tile(
                         break
                 if run > left:
                     raise ProtocolError("ZRLE run goes past the end of its tile")
-                out += pixel * run
+                if size and index >= size:
+                    raise _beyond_palette(size)
+                out += value * run
                 left -= run
         except IndexError:
             raise _Short from None
-        pixels = out
-    elif kind >= 130:  # palette RLE
-        size = kind - 128
-        end = off + size * cpp
-        palette = buf[off:end]
-        off = end
-        idx = bytearray()
-        left = n
-        try:
-            while left > 0:
-                index = buf[off]
-                off += 1
-                if index & 128:
-                    index &= 127
-                    run = 1
-                    while True:
-                        byte = buf[off]
-                        off += 1
-                        run += byte
-                        if byte != 255:
-                            break
-                    if run > left:
-                        raise ProtocolError("ZRLE run goes past the end of its tile")
-                    idx += _BYTE[index] * run
-                    left -= run
-                else:
-                    idx.append(index)
-                    left -= 1
-                if index >= size:
-                    raise ProtocolError(f"ZRLE palette index beyond a palette of {size}")
-        except IndexError:
-            raise _Short from None
-        pixels = _apply_palette(idx, palette, cpp)
+        pixels = _apply_palette(out, palette, cpp) if size else out
     else:
         raise ProtocolError(f"unused ZRLE tile subencoding {kind}")
     if off > len(buf):
