@@ -222,8 +222,7 @@ class _Connection(asyncio.Protocol):
             elif state == _HEAD:
                 end = buf.find(b"\r\n\r\n")
                 if end < 0:
-                    if len(buf) > HEAD_LIMIT:
-                        raise _BadAnswer("headers over 64 KiB")
+                    self._incomplete(HEAD_LIMIT, "headers over 64 KiB")
                     return
                 if end > HEAD_LIMIT:
                     raise _BadAnswer("headers over 64 KiB")
@@ -233,8 +232,7 @@ class _Connection(asyncio.Protocol):
             elif state == _CHUNK_SIZE:
                 end = buf.find(b"\r\n")
                 if end < 0:
-                    if len(buf) > _LINE_LIMIT:
-                        raise _BadAnswer("chunk size line too long")
+                    self._incomplete(_LINE_LIMIT, "chunk size line too long")
                     return
                 line = bytes(buf[:end]).split(b";", 1)[0].strip()
                 del buf[: end + 2]
@@ -261,8 +259,7 @@ class _Connection(asyncio.Protocol):
             elif state == _TRAILERS:
                 end = buf.find(b"\r\n")
                 if end < 0:
-                    if self._seen + len(buf) > HEAD_LIMIT:
-                        raise _BadAnswer("trailers over 64 KiB")
+                    self._incomplete(HEAD_LIMIT - self._seen, "trailers over 64 KiB")
                     return
                 del buf[: end + 2]
                 if end == 0:
@@ -279,6 +276,16 @@ class _Connection(asyncio.Protocol):
                 if buf:
                     self._keep = False
                 return
+
+    def _incomplete(self, limit: int, too_long: str) -> None:
+        """The head, chunk-size line or trailer being parsed has not all come: more may
+        follow while the buffer is within ``limit`` bytes.
+
+        Raises:
+            _BadAnswer: ``too_long``, past ``limit`` bytes.
+        """
+        if len(self._buf) > limit:
+            raise _BadAnswer(too_long)
 
     def _on_head(self, head: bytes) -> None:
         """The status line and headers (``head`` ends with one CRLF)."""
