@@ -34,6 +34,7 @@ from .events import CursorShape, DesktopResized, RectCopy, RectFill, RectPixels,
 from .pixels import BIT_UNPACK, PixelCodec, crop_rect, fill_rect, put_rect
 
 __all__ = [
+    "InflatingDecoder",
     "ZRLEDecoder",
     "ZRLEEncoder",
     "copy_rect",
@@ -317,16 +318,35 @@ def _decode_zrle_tile(
     return off, solid
 
 
-class ZRLEDecoder:
+class InflatingDecoder:
+    """A decoder's state on one connection when its rectangles come over zlib: the zlib
+    streams, which carry over from rectangle to rectangle, and inflated bytes not yet decoded.
+
+    Subclasses read a rectangle with ``read(reader, codec, x, y, w, h, emit)``, a
+    generator like :func:`read_raw`.
+    """
+
+    def __init__(self, streams: int) -> None:
+        self._streams: list[Any] = [None] * streams  # zlib.Decompress, made on first use
+        self.buffer = bytearray()
+        """Inflated bytes waiting for the rest of their ZRLE tile or Tight row (less than one)."""
+
+    def _stream(self, index: int) -> Any:
+        """The zlib stream ``index``: a new one at first, or after it was set to None (a reset)."""
+        stream = self._streams[index]
+        if stream is None:
+            stream = self._streams[index] = zlib.decompressobj()
+        return stream
+
+
+class ZRLEDecoder(InflatingDecoder):
     """ZRLE's state on one connection: the zlib stream, and inflated bytes not yet decoded.
 
     One zlib stream serves the whole connection: it is never reset (RFC 6143 §7.7.6).
     """
 
     def __init__(self) -> None:
-        self._inflate: Any = None  # zlib.Decompress, made by the first ZRLE rectangle
-        self.buffer = bytearray()
-        """Inflated bytes waiting for the rest of their tile (bounded by a tile's size)."""
+        super().__init__(streams=1)
 
     def read(
         self,
@@ -350,9 +370,7 @@ class ZRLEDecoder:
         # Deflate's worst case is a little over its input; anything longer is not ZRLE.
         if length > bound + (bound >> 10) + 1024:
             raise ProtocolError(f"ZRLE data of {length} bytes is too long for a {w}x{h} rectangle")
-        if self._inflate is None:
-            self._inflate = zlib.decompressobj()
-        inflate = self._inflate
+        inflate = self._stream(0)
         zbuf = self.buffer
         remaining = length
         produced = 0

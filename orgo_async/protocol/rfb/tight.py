@@ -27,12 +27,12 @@ rectangle can take, and zlib output is capped at the rectangle's size.
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Callable, Generator
 from typing import Any, Final
 
 from ...errors import ProtocolError
 from .._reader import StreamReader
+from .encodings import InflatingDecoder
 from .events import RectFill, RectPixels, RFBEvent
 from .pixels import BIT_UNPACK, PixelCodec, PixelFormat
 
@@ -69,13 +69,11 @@ def compressed_bound(size: int) -> int:
     return size + (size >> 6) + 1024
 
 
-class TightDecoder:
+class TightDecoder(InflatingDecoder):
     """Tight's state on one connection: four zlib streams, reset by rectangles' control bytes."""
 
     def __init__(self) -> None:
-        self._streams: list[Any] = [None, None, None, None]  # zlib.Decompress, made on first use
-        self.buffer = bytearray()
-        """Inflated bytes waiting for the rest of their row (less than a row)."""
+        super().__init__(streams=4)
 
     def read(
         self,
@@ -135,9 +133,7 @@ class TightDecoder:
                 f"Tight data of {length} bytes is too long for {total} bytes of a {w}x{h} rectangle"
             )
         stream = kind & 0x3
-        inflate = self._streams[stream]
-        if inflate is None:
-            inflate = self._streams[stream] = zlib.decompressobj()
+        inflate = self._stream(stream)
         pending = self.buffer
         top = 0
         produced = 0
