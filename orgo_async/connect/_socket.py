@@ -6,7 +6,7 @@ import asyncio
 import collections
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, ClassVar, Generic, Protocol, Self, TypeVar
 
 from websockets.asyncio.client import ClientConnection
@@ -82,6 +82,10 @@ class Core(Protocol):
 
     def send_ping(self) -> None: ...
 
+    def receive_text(self, text: str | bytes) -> None: ...
+
+    def events_received(self) -> Sequence[object]: ...
+
 
 C = TypeVar("C", bound=Core)
 
@@ -90,8 +94,9 @@ class Socket(Generic[C]):
     """Base of the connectors: drives a protocol core over a :class:`Link`.
 
     Subclasses say how to make a core, how to make the server speak first
-    (:meth:`_greet`), what to do with each frame (:meth:`_feed`), and what to
-    restore after a reconnect (:meth:`_reopened`).
+    (:meth:`_greet`), what to do with each event of the core (:meth:`_event`;
+    or with each frame, :meth:`_feed`), and what to restore after a reconnect
+    (:meth:`_reopened`).
     """
 
     name: ClassVar[str]
@@ -181,6 +186,22 @@ class Socket(Generic[C]):
             await ws.send(text)
 
     def _feed(self, frame: Frame) -> None:
+        """Give a frame to the core (:meth:`_receive`), then each event it made to :meth:`_event`.
+
+        Override it instead for a core that is not fed frame by frame.
+        """
+        core = self._core
+        assert core is not None
+        self._receive(core, frame)
+        for event in core.events_received():
+            self._event(event)
+
+    def _receive(self, core: C, frame: Frame) -> None:
+        """Give ``frame`` to ``core`` (default: as text, binary frames too)."""
+        core.receive_text(frame)
+
+    def _event(self, event: object) -> None:
+        """Act on one event of the core."""
         raise NotImplementedError
 
     async def _reopened(self) -> None:

@@ -96,22 +96,21 @@ class AudioStream(Socket[AudioProtocol]):
     async def _greet(self, ws: ClientConnection) -> None:
         """The server speaks first (``started``)."""
 
-    def _feed(self, frame: Frame) -> None:
-        core = self._core
-        assert core is not None
-        if isinstance(frame, bytes):
+    def _receive(self, core: AudioProtocol, frame: Frame) -> None:
+        if isinstance(frame, bytes):  # PCM
             core.receive_bytes(frame)
         else:
             core.receive_text(frame)
-        for event in core.events_received():
-            if isinstance(event, AudioChunk):
-                self._chunks.put(event)
-            elif isinstance(event, AudioStarted):
-                self.format = event
-            elif isinstance(event, Pong):
-                self._pong_received()
-            elif isinstance(event, AudioError):
-                self.errors.append(event.message)
+
+    def _event(self, event: object) -> None:
+        if isinstance(event, AudioChunk):
+            self._chunks.put(event)
+        elif isinstance(event, AudioStarted):
+            self.format = event
+        elif isinstance(event, Pong):
+            self._pong_received()
+        elif isinstance(event, AudioError):
+            self.errors.append(event.message)
 
     def _ended_hook(self, error: BaseException | None) -> None:
         self._chunks.wake()

@@ -17,7 +17,6 @@ from ..protocol.events import (
     Unsubscribed,
 )
 from ._connection import Connection
-from ._link import Frame
 from ._socket import Inbox, Socket
 
 __all__ = ["EventStream"]
@@ -98,24 +97,20 @@ class EventStream(Socket[EventsProtocol]):
     def _new_core(self) -> EventsProtocol:
         return EventsProtocol(Role.CLIENT)
 
-    def _feed(self, frame: Frame) -> None:
-        core = self._core
-        assert core is not None
-        core.receive_text(frame)
-        for event in core.events_received():
-            if isinstance(event, DesktopEvent):
-                self._events.put(event)
-            elif isinstance(event, Pong):
-                self._pong_received()
-            elif isinstance(event, Subscribed | Unsubscribed | EventsError):
-                if self._swallow_acks and isinstance(event, Subscribed):
-                    self._swallow_acks -= 1  # the ack of a re-subscription after a reconnect
-                else:
-                    self._acks.put_nowait(event)
+    def _event(self, event: object) -> None:
+        if isinstance(event, DesktopEvent):
+            self._events.put(event)
+        elif isinstance(event, Pong):
+            self._pong_received()
+        elif isinstance(event, Subscribed | Unsubscribed | EventsError):
+            if self._swallow_acks and isinstance(event, Subscribed):
+                self._swallow_acks -= 1  # the ack of a re-subscription after a reconnect
+            else:
+                self._acks.put_nowait(event)
 
     async def _reopened(self) -> None:
         # Subscriptions live in the connection: send them again on the new one.
-        # Nobody awaits that acknowledgement; _feed drops it when it comes.
+        # Nobody awaits that acknowledgement; _event drops it when it comes.
         if self.subscriptions and self._core is not None and self._ws is not None:
             self._core.send_subscribe(sorted(self.subscriptions))
             self._swallow_acks += 1

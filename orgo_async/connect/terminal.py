@@ -19,7 +19,6 @@ from ..protocol.terminal import (
     UnknownMessage,
 )
 from ._connection import Connection
-from ._link import Frame
 from ._socket import Inbox, Socket
 
 __all__ = ["Terminal"]
@@ -126,28 +125,24 @@ class Terminal(Socket[TerminalProtocol]):
     def _new_core(self) -> TerminalProtocol:
         return TerminalProtocol(Role.CLIENT)
 
-    def _feed(self, frame: Frame) -> None:
-        core = self._core
-        assert core is not None
-        core.receive_text(frame)
-        for event in core.events_received():
-            if isinstance(event, Output):
-                self._output.put(event.data)
-                if self._run is not None:
-                    run, future = self._run
-                    result = run.feed(event.data)
-                    if result is not None and not future.done():
-                        future.set_result(result)
-            elif isinstance(event, Pong):
-                self._pong_received()
-            elif isinstance(event, Exit):
-                self.exit_code = event.code
-                self._fail_run("the shell exited while the command ran")
-                self._output.end()
-            elif isinstance(event, TerminalError):
-                self.errors.append(event.message)
-            elif isinstance(event, UnknownMessage):
-                pass  # a newer server's message: ignored, as Orgo's clients do
+    def _event(self, event: object) -> None:
+        if isinstance(event, Output):
+            self._output.put(event.data)
+            if self._run is not None:
+                run, future = self._run
+                result = run.feed(event.data)
+                if result is not None and not future.done():
+                    future.set_result(result)
+        elif isinstance(event, Pong):
+            self._pong_received()
+        elif isinstance(event, Exit):
+            self.exit_code = event.code
+            self._fail_run("the shell exited while the command ran")
+            self._output.end()
+        elif isinstance(event, TerminalError):
+            self.errors.append(event.message)
+        elif isinstance(event, UnknownMessage):
+            pass  # a newer server's message: ignored, as Orgo's clients do
 
     async def _reopened(self) -> None:
         self._fail_run("the terminal reconnected while the command ran; its result is unknown")
