@@ -94,9 +94,9 @@ class Socket(Generic[C]):
     """Base of the connectors: drives a protocol core over a :class:`Link`.
 
     Subclasses say how to make a core, how to make the server speak first
-    (:meth:`_greet`), what to do with each event of the core (:meth:`_event`;
-    or with each frame, :meth:`_feed`), and what to restore after a reconnect
-    (:meth:`_reopened`).
+    (:meth:`_greet`), how to give it a frame if not as text (:meth:`_receive`),
+    what to do with each event it makes (:meth:`_event`), and what to restore
+    after a reconnect (:meth:`_reopened`).
     """
 
     name: ClassVar[str]
@@ -186,10 +186,7 @@ class Socket(Generic[C]):
             await ws.send(text)
 
     def _feed(self, frame: Frame) -> None:
-        """Give a frame to the core (:meth:`_receive`), then each event it made to :meth:`_event`.
-
-        Override it instead for a core that is not fed frame by frame.
-        """
+        """A frame to the core (:meth:`_receive`), then each event it made to :meth:`_event`."""
         core = self._core
         assert core is not None
         self._receive(core, frame)
@@ -197,7 +194,7 @@ class Socket(Generic[C]):
             self._event(event)
 
     def _receive(self, core: C, frame: Frame) -> None:
-        """Give ``frame`` to ``core`` (default: as text, binary frames too)."""
+        """Give ``frame`` to ``core``; by default as text (a binary frame too)."""
         core.receive_text(frame)
 
     def _event(self, event: object) -> None:

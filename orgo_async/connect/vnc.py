@@ -817,7 +817,8 @@ class Vnc(Socket[RFBClientProtocol]):  # type: ignore[type-var]  # RFB frames ar
         super()._attach(ws, frames)  # installs the handshaken core through _new_core()
         self._handshaken = None
         self._in_update = False
-        self._apply(handshaken[1])
+        for event in handshaken[1]:
+            self._event(event)
         self._notify()
 
     async def _reopened(self) -> None:
@@ -841,35 +842,31 @@ class Vnc(Socket[RFBClientProtocol]):  # type: ignore[type-var]  # RFB frames ar
             self._paused = None
             paused.set_result(None)
 
-    def _feed(self, frame: Frame) -> None:
-        core = self._core
-        assert core is not None
+    def _receive(self, core: RFBClientProtocol, frame: Frame) -> None:
         core.receive_data(_frame_bytes(frame))
-        self._apply(core.events_received())
 
-    def _apply(self, events: list[RFBEvent]) -> None:
+    def _event(self, event: object) -> None:
         fb = self._fb
-        for event in events:
-            if isinstance(event, RectPixels | RectFill | RectCopy | DesktopResized):
-                if fb.apply(event):
-                    self._changed = True
-            elif isinstance(event, FramebufferUpdateStart):
-                self._in_update = True
-            elif isinstance(event, FramebufferUpdateEnd):
-                fb.apply(event)
-                self._update_ended()
-            elif isinstance(event, ServerInit):
-                self._name = event.name
-                fb.apply(event)  # a new frame: screenshots wait until it is complete
-            elif isinstance(event, CursorShape):
-                self.cursor = event
-            elif isinstance(event, Bell):
-                self.bells += 1
-                self._notify()
-            elif isinstance(event, ServerCutText):
-                self.clipboard = event.text
-                self.clipboard_version += 1
-                self._notify()
+        if isinstance(event, RectPixels | RectFill | RectCopy | DesktopResized):
+            if fb.apply(event):
+                self._changed = True
+        elif isinstance(event, FramebufferUpdateStart):
+            self._in_update = True
+        elif isinstance(event, FramebufferUpdateEnd):
+            fb.apply(event)
+            self._update_ended()
+        elif isinstance(event, ServerInit):
+            self._name = event.name
+            fb.apply(event)  # a new frame: screenshots wait until it is complete
+        elif isinstance(event, CursorShape):
+            self.cursor = event
+        elif isinstance(event, Bell):
+            self.bells += 1
+            self._notify()
+        elif isinstance(event, ServerCutText):
+            self.clipboard = event.text
+            self.clipboard_version += 1
+            self._notify()
 
     def _update_ended(self) -> None:
         self._in_update = False
