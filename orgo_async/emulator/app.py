@@ -243,12 +243,14 @@ def create_app(emulator: Emulator) -> web.Application:
     app[chat.CHAT_KEY] = emulator.chat
     app[SOCKETS_KEY] = emulator.sockets
     router = app.router
+    # Routes match in the order they were added: the health probe, the busiest, first;
+    # the desktop proxy's catch-all after the actions.
+    health.add_routes(router)
     workspaces.add_routes(router)
     computers.add_routes(router)
     extras.add_routes(router)
-    # Routes match in order: the desktop proxy's catch-all comes after the actions.
     actions.add_routes(router)
-    health.add_routes(router)
+    health.add_fallback(router)
     files.add_routes(router)
     templates.add_routes(router)
     chat.add_routes(router)

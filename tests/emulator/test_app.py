@@ -37,9 +37,11 @@ def test_route_order_and_the_names_the_pipeline_looks_for() -> None:
     proxy = [
         r for r in routes if r.resource and r.resource.canonical.startswith(desktop.PROXY_PATH)
     ]
-    # Routes match in order: the proxy's catch-all must follow every action and the probe.
+    # Routes match in order: the proxy's catch-all must follow every action and the probe,
+    # and the probe, the busiest route, comes first of all.
     assert [r.handler for r in proxy if r.method == "*"] == [health.desktop_proxy]
     assert proxy[-1].handler is health.desktop_proxy
+    assert routes[0].handler is health.desktop_health
     assert len(proxy) == len(desktop.ACTIONS) + 2
     names = {r.name: (r.method, r.handler) for r in routes if r.name}
     assert names == {

@@ -138,7 +138,7 @@ PROXY_PATH: Final = "/api/desktops/{instance_id}/proxy"
 def add_routes(router: web.UrlDispatcher) -> None:
     """Map each action on the platform route and through the proxy, and the stored screenshots.
 
-    The proxy's catch-all (:func:`.health.add_routes`) must come after these:
+    The proxy's catch-all (:func:`.health.add_fallback`) must come after these:
     routes match in order.
     """
     add = router.add_route

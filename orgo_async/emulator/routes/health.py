@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "HEALTH_ROUTE",
+    "add_fallback",
     "add_routes",
     "count_probe",
     "desktop_health",
@@ -39,11 +40,15 @@ HEALTH_ROUTE: Final = "desktop_health"
 
 
 def add_routes(router: web.UrlDispatcher) -> None:
-    """Map the probe and the catch-all for the proxy's other paths (404 unknown endpoint,
-    405 wrong method): after :func:`.desktop.add_routes`, since routes match in order."""
-    add = router.add_route
-    add("GET", PROXY_PATH + "/health", desktop_health, name=HEALTH_ROUTE)
-    add("*", PROXY_PATH + "/{endpoint:.+}", desktop_proxy)
+    """Map the probe. Routes are matched in the order they were added, and the probe is
+    the emulator's busiest: map it before any other."""
+    router.add_route("GET", PROXY_PATH + "/health", desktop_health, name=HEALTH_ROUTE)
+
+
+def add_fallback(router: web.UrlDispatcher) -> None:
+    """Map the catch-all for the proxy's other paths (404 unknown endpoint, 405 wrong
+    method): after :func:`.desktop.add_routes`, since routes match in order."""
+    router.add_route("*", PROXY_PATH + "/{endpoint:.+}", desktop_proxy)
 
 
 def count_probe(emu: Emulator, key: str) -> Computer | None:
