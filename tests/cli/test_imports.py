@@ -50,6 +50,7 @@ def test_help_and_version_import_no_command_and_no_sdk(option: str) -> None:
     ours = {m for m in modules if m.startswith("orgo_async")}
     assert ours == {
         "orgo_async",
+        "orgo_async._lazy",
         "orgo_async._version",
         "orgo_async.cli",
         "orgo_async.cli._options",
