@@ -143,11 +143,13 @@ async def test_an_actor_killed_mid_launch_loses_nothing_for_good(
 
     from orgo_async.ray import ActorLost
 
-    # Slow creates: the kill lands while creates are in flight on the server.
+    # Slow creates: the kill lands while creates are in flight on the server. Each actor
+    # has four batches of creates to make, so a driver slowed by a busy machine still
+    # kills actor 0 before its launch is over.
     slow_creates(emulator_child, 0.3)
     results = []
     async with fleet(
-        emulator_child, remote_workspace, 12, actors=2, concurrency=3, late_reap=1.0
+        emulator_child, remote_workspace, 24, actors=2, concurrency=3, late_reap=1.0
     ) as ray_fleet:
         async for result in ray_fleet.map(episode):
             if not results:
@@ -158,7 +160,7 @@ async def test_an_actor_killed_mid_launch_loses_nothing_for_good(
     assert any(r.computer.actor == 1 and r.ok for r in results)
     # Every computer is accounted for once: an episode's result, or a failure.
     indexes = [r.computer.index for r in results] + [f.index for f in ray_fleet.failures]
-    assert sorted(indexes) == list(range(12))
+    assert sorted(indexes) == list(range(24))
     # Reaped right away and again after the creates in flight landed: nothing left.
     assert await alive(remote_orgo, remote_workspace) == []
 
