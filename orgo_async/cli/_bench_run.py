@@ -391,25 +391,23 @@ class _Books:
 
     async def reset(self) -> None:
         """Zero the counters (and the emulator's loop lag samples) before a run."""
-        try:
-            async with self._session.delete(self._url, allow_redirects=False) as resp:
-                await resp.read()
-                if resp.status != 200:
-                    log.warning("could not reset the emulator's counters: %d", resp.status)
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            log.warning("could not reset the emulator's counters: %s", describe(exc))
+        await self._send("DELETE", self._url, None, "reset the emulator's counters")
 
     async def reseed(self, seed: int) -> None:
         """Start the emulator's boot times over from ``seed``: a round's two sides get the same."""
+        await self._send(
+            "PATCH", self._config_url, {"seed": seed}, "seed the emulator's boot times"
+        )
+
+    async def _send(self, method: str, url: str, body: object, what: str) -> None:
+        """One admin request; a failure is logged (``could not <what>``), not raised."""
         try:
-            async with self._session.patch(
-                self._config_url, json={"seed": seed}, allow_redirects=False
-            ) as resp:
+            async with self._session.request(method, url, json=body, allow_redirects=False) as resp:
                 await resp.read()
                 if resp.status != 200:
-                    log.warning("could not seed the emulator's boot times: %d", resp.status)
+                    log.warning("could not %s: %d", what, resp.status)
         except (aiohttp.ClientError, TimeoutError) as exc:
-            log.warning("could not seed the emulator's boot times: %s", describe(exc))
+            log.warning("could not %s: %s", what, describe(exc))
 
     async def read(self) -> _Records | None:
         """The emulator's counters, or ``None`` if the target is not an emulator."""

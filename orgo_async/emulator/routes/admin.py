@@ -168,10 +168,10 @@ async def admin_patch_config(request: web.Request) -> web.Response:
         attrs.evolve(emu.config, **changes)
     except (TypeError, ValueError) as exc:
         raise ApiError(400, "invalid_field", str(exc)) from None
+    if "seed" in changes:
+        emu.reseed(changes.pop("seed"))  # sets config.seed too
     for key, value in changes.items():
         setattr(emu.config, key, value)
-    if "seed" in changes:
-        emu.reseed(seed)
     return ok(config_json(emu.config))
 
 
