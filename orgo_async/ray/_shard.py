@@ -110,6 +110,7 @@ class Shard:
     _changed: asyncio.Event | None = attrs.field(init=False, default=None)
     _maps: dict[str, tuple[Episode, asyncio.Semaphore]] = attrs.field(init=False, factory=dict)
     _episodes: set[asyncio.Task[Any]] = attrs.field(init=False, factory=set)
+    _closed: bool = attrs.field(init=False, default=False)
 
     def __repr__(self) -> str:
         return f"<Shard {self.index} held={len(self._held)}>"
@@ -140,9 +141,17 @@ class Shard:
         ready_timeout: float | None,
         deadline: float | None,
     ) -> None:
-        """Start launching ``specs``; :meth:`report` says how it goes."""
+        """Start launching ``specs``; :meth:`report` says how it goes.
+
+        Nothing is created once the shard is closed: an actor slow to start may run a
+        ``close`` sent after its ``launch`` first, and a launch after it would leave
+        computers that nobody deletes.
+        """
         if self._launch is not None:
             raise RuntimeError("a shard launches once")
+        if self._closed:
+            self._done = True
+            return
         self._changed = asyncio.Event()
         self._limiter = ShardLimiter(rate, probe_limit=max(8, concurrency), wake=self._wake)
         self._fleet = self._session().fleet(
@@ -231,8 +240,10 @@ class Shard:
         """Stop everything, delete every computer but ``keep`` (ids), close the session.
 
         Returns how many held computers were deleted (the launch's own cleanup
-        deletes those never received, creates in flight included).
+        deletes those never received, creates in flight included). A launch
+        that comes after this starts nothing.
         """
+        self._closed = True
         for task in list(self._episodes):
             task.cancel()
         if self._launch is not None:

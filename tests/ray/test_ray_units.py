@@ -99,3 +99,25 @@ def test_a_shards_arguments_pickle_and_build_it() -> None:
     shard = Shard(*args, timeouts=None, retry=None)
     assert shard.index == 0 and shard._key.value == KEY
     assert KEY not in repr(shard)
+
+
+async def test_a_shard_closed_before_its_launch_creates_nothing(emulator: Any) -> None:
+    # An actor slow to start may run the driver's close before the launch sent ahead of
+    # it: that launch must not create computers that nobody would delete.
+    _require_ray()
+    from orgo_async import Orgo
+    from orgo_async.fleet import fleet_specs
+    from orgo_async.ray._shard import Shard
+    from orgo_async.ray._types import Secret
+
+    async with Orgo(api_key=emulator.api_key, base_url=emulator.base_url) as orgo:
+        workspace = await orgo.workspaces.create("closed-shard")
+        specs = fleet_specs(workspace.id, count=3, specs=None, prefix="closed")
+        shard = Shard(0, Secret(value=emulator.api_key), emulator.base_url)
+        assert await shard.close([]) == 0
+        await shard.launch(
+            workspace.id, specs, concurrency=3, rate=None, ready_timeout=None, deadline=None
+        )
+        assert shard._launch is None and shard._done
+        assert await orgo.computers.list(workspace.id) == []
+        assert emulator.counters.requests.get("POST /api/computers", 0) == 0
