@@ -479,7 +479,33 @@ def _loop_lag(runs: Sequence[_Run]) -> dict[str, Any] | None:
     }
 
 
-def _figures(runs: Sequence[_Run], count: int) -> dict[str, Any]:
+def _waves(runs: Sequence[_Run], first: int, *, counted: bool) -> dict[str, Any]:
+    """Each run's first ``first`` creates (a fresh session's first wave) apart from the rest.
+
+    The first wave is launched before any boot has been seen: the SDK probes it
+    from its prior, the later waves from the boots it has learned. Probes are
+    the emulator's count when ``counted``, else the client's.
+    """
+    parts: dict[str, tuple[list[float], list[int]]] = {"first": ([], []), "later": ([], [])}
+    for r in runs:
+        healthy = r.records.healthy_at if r.records is not None else None
+        by_emulator = r.records.probes if counted and r.records is not None else None
+        for i, s in enumerate(sorted(r.samples, key=lambda s: s.sent)):
+            lag, probes = parts["first" if i < first else "later"]
+            if healthy is not None and s.computer_id in healthy:
+                lag.append((s.ready - healthy[s.computer_id]) * 1000)
+            probes.append(s.probes if by_emulator is None else by_emulator.get(s.computer_id, 0))
+    return {
+        name: {
+            "computers": len(probes),
+            "detection_lag_ms": percentiles(round(x, 3) for x in lag),
+            "probes_per_computer": percentiles(probes),
+        }
+        for name, (lag, probes) in parts.items()
+    }
+
+
+def _figures(runs: Sequence[_Run], count: int, concurrency: int) -> dict[str, Any]:
     samples = [s for r in runs for s in r.samples]
     errors = [e for r in runs for e in r.errors]
     launched = count * len(runs)
@@ -517,6 +543,7 @@ def _figures(runs: Sequence[_Run], count: int) -> dict[str, Any]:
         "gc_full_collections": sum(r.window.full_collections for r in runs),
         "max_probes_in_flight_per_computer": _max_in_flight(runs),
         "emulator_loop_lag_ms": _loop_lag(runs),
+        "waves": _waves(runs, concurrency, counted=counted),
         "failure_examples": errors[:5],
         # Per-computer values, for plots and for anyone re-analysing the JSON.
         "samples": {
@@ -540,8 +567,8 @@ def _lag_p99(run: _Run) -> float | None:
 def _summarize(
     plan: _Plan, sdk_runs: Sequence[_Run], baseline_runs: Sequence[_Run]
 ) -> dict[str, Any]:
-    summary = _figures(sdk_runs, plan.count)
-    baseline = _figures(baseline_runs, plan.count)
+    summary = _figures(sdk_runs, plan.count, plan.concurrency)
+    baseline = _figures(baseline_runs, plan.count, plan.concurrency)
     summary["baseline"] = baseline
     summary["ratio_vs_baseline"] = {
         "wall": _ratio(summary["wall_ms"], baseline["wall_ms"]),

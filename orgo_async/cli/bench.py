@@ -359,6 +359,15 @@ def _lag_p99(figures: dict[str, Any]) -> float | None:
     return None if lag is None else lag["p99"]
 
 
+# A fresh session's first wave (probed before any boot is seen) and the later ones.
+_WAVE_ROWS: Final = (
+    ("first", "detection_lag_ms", "first wave: detection lag ms"),
+    ("first", "probes_per_computer", "first wave: probes/computer"),
+    ("later", "detection_lag_ms", "later waves: detection lag ms"),
+    ("later", "probes_per_computer", "later waves: probes/computer"),
+)
+
+
 def format_table(result: dict[str, Any]) -> str:
     """The results as a plain-text table: one block per mode, or one row per sweep point."""
     if "points" in result:
@@ -399,6 +408,11 @@ def format_table(result: dict[str, Any]) -> str:
             f"   SDK/baseline {_ratio_cell(ratio['cpu'])}",
             f"{'cleanup ms':31}{cell(m['cleanup_ms']):>36}  |{cell(b['cleanup_ms']):>36}",
         ]
+        for wave, key, label in _WAVE_ROWS:
+            lines.append(
+                f"{label:31}{percentile_cells(m['waves'][wave][key], 9)}  |"
+                f"{percentile_cells(b['waves'][wave][key], 9)}"
+            )
         for label, value in (
             ("client full collections", lambda f: f["gc_full_collections"]),
             ("max probes in flight/computer", lambda f: f["max_probes_in_flight_per_computer"]),

@@ -39,3 +39,22 @@ async def test_a_rounds_sdk_and_baseline_draw_the_same_boots(
     seeds = [seed for (seed, _), _ in sides]
     assert len(set(seeds)) == 4  # every round its own boots
     assert result["boot_seed"] == seeds[0]
+
+
+async def test_the_first_wave_is_reported_apart_from_the_later_ones(emulator: Emulator) -> None:
+    emulator.config.boot = BootTime.long_tail(0.03, sigma=0.6, cap=0.2)
+    config = BenchConfig(count=7, sweep=(SweepPoint(3, 7),), rounds=2)
+    result = await _run_on(config, emulator.base_url, emulator.api_key, spawned=False, context=None)
+    for side in (result["points"][0], result["points"][0]["baseline"]):
+        waves = side["waves"]
+        # Each round's first three creates are its first wave, the other four the later ones.
+        assert waves["first"]["computers"] == 2 * 3
+        assert waves["later"]["computers"] == 2 * 4
+        lags = sorted(side["samples"]["detection_lag_ms"])
+        assert len(lags) == 14
+        # The two parts split the same computers: their extremes are the whole run's.
+        parts = [waves[w]["detection_lag_ms"] for w in ("first", "later")]
+        assert max(p["max"] for p in parts) == lags[-1]
+        assert sum(p["n"] for p in parts) == len(lags)
+        most = max(waves[w]["probes_per_computer"]["max"] for w in ("first", "later"))
+        assert most == side["probes_per_computer"]["max"]
