@@ -65,7 +65,14 @@ if TYPE_CHECKING:
         TemplateValidationError,
     )
     from .fanout import Outcome
-    from .fleet import AdaptiveLimiter, Fleet, FleetFailure, FleetOptions, FleetResult
+    from .fleet import (
+        AdaptiveLimiter,
+        CreateWindow,
+        Fleet,
+        FleetFailure,
+        FleetOptions,
+        FleetResult,
+    )
     from .health import BootModel, ProbeBudget, ReadyInfo, RttEstimator
     from .models import (
         AutoStop,
@@ -172,6 +179,7 @@ __all__ = [
     "ConnectorError",
     "ConnectorProtocolError",
     "CreateOutcomeUnknown",
+    "CreateWindow",
     "Desktop",
     "DesktopEvent",
     "EventStream",
@@ -296,6 +304,7 @@ _MODULE_OF: dict[str, str] = {
     "ConnectorError": ".errors",
     "ConnectorProtocolError": ".errors",
     "CreateOutcomeUnknown": ".errors",
+    "CreateWindow": ".fleet",
     "Desktop": ".resources.desktop",
     "DesktopEvent": ".protocol.events",
     "EventStream": ".connect",

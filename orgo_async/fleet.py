@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import logging
+import math
 import secrets
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, Final, Protocol, Unpack, overload
@@ -51,7 +53,7 @@ if TYPE_CHECKING:
     from ._session import Session
     from .resources.computers import Computers
 
-__all__ = ["AdaptiveLimiter", "Fleet", "FleetFailure", "FleetResult"]
+__all__ = ["AdaptiveLimiter", "CreateWindow", "Fleet", "FleetFailure", "FleetResult"]
 
 log = logging.getLogger("orgo_async.fleet")
 
@@ -70,6 +72,12 @@ _RATE_STEP: Final = 0.05
 
 # Rounds of a create through the shared limiter after its own retries met 429 each time.
 _FLEET_RATE_LIMIT_RETRIES: Final = 20
+
+# Creates a fleet has in flight at once before any has been answered (see CreateWindow)...
+CREATE_WINDOW: Final = 32
+# ...and the queueing (an answer later than the quickest) that shrinks the window: this
+# much, or the quickest answer time itself where that is longer (a distant server).
+CREATE_QUEUEING: Final = 0.005
 
 
 class Abandoned(Exception):
@@ -118,6 +126,87 @@ class FleetResult:
     failures: tuple[FleetFailure, ...]
 
 
+class CreateWindow:
+    """How many of a fleet's creates are in flight at once, sized as TCP Vegas sizes its window.
+
+    Hundreds of creates sent in the same millisecond queue in the server, and
+    their answers in this process; the health probes of the computers already
+    booting wait behind them, and readiness is seen late. So creates take a
+    slot first. The window starts at ``initial``. A create answered about as
+    fast as the quickest one seen (within ``CREATE_QUEUEING``, 5 ms, or the
+    quickest time itself if that is longer) grows a window in use by one, so
+    against a server that does not queue them the window doubles every answer
+    time; one answered later than that shrinks it by a quarter, at most once per
+    answer time, never below ``minimum``. A create that fails gives its slot
+    back and teaches nothing.
+
+    Args:
+        initial: The starting window.
+        minimum: The window never shrinks below this.
+        maximum: ... nor grows above this.
+    """
+
+    def __init__(self, initial: int = CREATE_WINDOW, *, minimum: int = 4, maximum: int = 4096):
+        check_count("initial", initial)
+        check_count("minimum", minimum)
+        check_count("maximum", maximum)
+        if maximum < max(initial, minimum):
+            raise ValueError(f"maximum must be at least initial and minimum; got {maximum!r}")
+        self.limit = float(initial)
+        self.minimum = minimum
+        self.maximum = maximum
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.quickest = math.inf
+        """The quickest create answer seen, in seconds."""
+        self.cuts = 0
+        self._last_cut = -math.inf
+        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+
+    def __repr__(self) -> str:
+        return f"<CreateWindow limit={self.limit:.0f} in_flight={self.in_flight} cuts={self.cuts}>"
+
+    async def acquire(self) -> None:
+        """Take a slot (in the order asked); give it back with :meth:`release`."""
+        if self.in_flight < self.limit and not self._waiters:
+            self._take()
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(future)
+        try:
+            await future
+        except asyncio.CancelledError:
+            if future.done() and not future.cancelled():
+                self.release()  # granted just as we were cancelled: pass it on
+            raise
+
+    def _take(self) -> None:
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+
+    def release(self, answered_in: float | None = None, now: float | None = None) -> None:
+        """Give a slot back; ``answered_in``: the create's answer time, if it succeeded."""
+        in_use = self.in_flight >= self.limit - 1
+        self.in_flight -= 1
+        if answered_in is not None and now is not None:
+            self._adapt(answered_in, now, in_use=in_use)
+        while self._waiters and self.in_flight < self.limit:
+            future = self._waiters.popleft()
+            if not future.done():
+                self._take()
+                future.set_result(None)
+
+    def _adapt(self, answered_in: float, now: float, *, in_use: bool) -> None:
+        self.quickest = min(self.quickest, answered_in)
+        if answered_in - self.quickest > max(CREATE_QUEUEING, self.quickest):
+            if now - self._last_cut >= answered_in:
+                self._last_cut = now
+                self.cuts += 1
+                self.limit = max(float(self.minimum), self.limit * 0.75)
+        elif in_use:
+            self.limit = min(float(self.maximum), self.limit + 1)
+
+
 class AdaptiveLimiter:
     """Paces creates for a whole fleet; halves the pace on a 429, regains it on success.
 
@@ -137,6 +226,8 @@ class AdaptiveLimiter:
         check_number("min_rate", min_rate, minimum=0, inclusive=False)
         self.probes = ProbeBudget(probe_limit)
         """The fleet's health probe budget."""
+        self.creates = CreateWindow()
+        """The fleet's creates in flight (replace it to start from another window)."""
         self.max_rate = rate
         self.min_rate = min_rate
         self.rate = rate
@@ -220,20 +311,33 @@ class CreateHolder(RetryObserver, Protocol):
 
 
 async def create_shielded(
-    computers: Computers, holder: CreateHolder, retry: RetryPolicy
-) -> Computer:
+    computers: Computers, holder: CreateHolder, retry: RetryPolicy, window: CreateWindow
+) -> tuple[Computer, float]:
     """Create ``holder.spec``, the request's task kept on ``holder.create`` until it answers.
 
+    The create first takes a slot of ``window``, given back when it answers.
     Shielded: a create in flight finishes even if the launch is cancelled, so
     that the cleanup knows what it made. A create that raises stays on
     ``holder`` for the caller to clear or to leave to the cleanup.
+
+    Returns the computer, and when its request left (the loop's clock).
     """
-    holder.create = asyncio.get_running_loop().create_task(
+    loop = asyncio.get_running_loop()
+    await window.acquire()
+    sent = loop.time()
+    holder.create = task = loop.create_task(
         computers.create_from(holder.spec, retry=retry, observer=holder)
     )
-    computer = await asyncio.shield(holder.create)
+    task.add_done_callback(functools.partial(_answered, window, sent))
+    computer = await asyncio.shield(task)
     holder.create = None
-    return computer
+    return computer, sent
+
+
+def _answered(window: CreateWindow, sent: float, task: asyncio.Task[Computer]) -> None:
+    now = asyncio.get_running_loop().time()
+    ok = not task.cancelled() and task.exception() is None
+    window.release(now - sent if ok else None, now)
 
 
 _END: Final = object()
@@ -427,7 +531,9 @@ class Fleet:
             if sent is None:
                 sent = loop.time()  # the first attempt, as LaunchTiming says
             try:
-                computer = await create_shielded(self._computers, item, self._retry)
+                computer, request_sent = await create_shielded(
+                    self._computers, item, self._retry, self.limiter.creates
+                )
             except RateLimitError as exc:
                 item.create = None
                 retries += 1
@@ -459,7 +565,7 @@ class Fleet:
             info = await self._computers.wait_ready(
                 computer,
                 timeout=self._ready_timeout,
-                created=(sent, answered),
+                created=(request_sent, answered),
                 budget=probes,
             )
         except OrgoError as exc:

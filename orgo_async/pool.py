@@ -298,9 +298,10 @@ class Pool:
         loop = asyncio.get_running_loop()
         while True:
             await self.limiter.acquire()
-            sent = loop.time()
             try:
-                computer = await create_shielded(self._computers, launch, self._retry)
+                computer, sent = await create_shielded(
+                    self._computers, launch, self._retry, self.limiter.creates
+                )
             except RateLimitError as exc:
                 # The request's own retries are spent: wait with the whole pool, and again.
                 launch.create = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+from typing import Any
 
 import pytest
 
@@ -14,6 +15,7 @@ from orgo_async import (
     ComputerFailedError,
     ComputerFields,
     ComputerSpec,
+    CreateWindow,
     FleetError,
     FleetOptions,
     Orgo,
@@ -23,6 +25,7 @@ from orgo_async import (
     Workspace,
 )
 from orgo_async.emulator import BootTime, Emulator, FaultRule
+from orgo_async.models import Computer
 
 from .conftest import RecordedSleeps, client_tasks, eventually
 
@@ -329,3 +332,125 @@ async def test_a_rate_limit_that_never_ends_fails_the_computer_not_the_loop(
     assert result.ready == () and len(result.failures) == 2
     assert all(isinstance(f.error, RateLimitError) for f in result.failures)
     assert emulator.counters.live == 0
+
+
+# -- the create window -------------------------------------------------------------------
+
+
+def _counting_creates(orgo: Orgo, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Count the fleet's creates in flight; returns ``[now, most]``, kept up to date."""
+    seen = [0, 0]
+    create = orgo.computers.create_from
+
+    async def counted(*args: Any, **kwargs: Any) -> Computer:
+        seen[0] += 1
+        seen[1] = max(seen[1], seen[0])
+        try:
+            return await create(*args, **kwargs)
+        finally:
+            seen[0] -= 1
+
+    monkeypatch.setattr(orgo.computers, "create_from", counted)
+    return seen
+
+
+@pytest.mark.parametrize("window", [None, 3])
+async def test_the_create_window_bounds_the_creates_in_flight(
+    orgo: Orgo,
+    workspace: Workspace,
+    emulator: Emulator,
+    monkeypatch: pytest.MonkeyPatch,
+    window: int | None,
+) -> None:
+    emulator.faults.add(
+        FaultRule(kind="delay", delay=0.05, method="POST", path=r"^/api/computers$")
+    )
+    seen = _counting_creates(orgo, monkeypatch)
+    limiter = AdaptiveLimiter()
+    if window is not None:
+        limiter.creates = CreateWindow(window, minimum=1, maximum=window)
+    result = await orgo.launch_fleet(workspace.id, 12, concurrency=12, limiter=limiter)
+    assert len(result.ready) == 12 and not result.failures
+    # Unbounded by the default window (32), all twelve leave together; a window of 3 holds
+    # them to 3, and every slot comes back.
+    assert seen[1] == (12 if window is None else 3)
+    assert limiter.creates.in_flight == 0 and limiter.creates.max_in_flight == seen[1]
+
+
+async def test_a_cancelled_fleet_gives_back_its_create_slots_and_leaks_nothing(
+    orgo: Orgo, workspace: Workspace, emulator: Emulator
+) -> None:
+    emulator.faults.add(FaultRule(kind="delay", delay=0.2, method="POST", path=r"^/api/computers$"))
+    limiter = AdaptiveLimiter()
+    limiter.creates = CreateWindow(2, minimum=1, maximum=2)
+    baseline = client_tasks()
+    task = asyncio.create_task(orgo.launch_fleet(workspace.id, 8, concurrency=8, limiter=limiter))
+    # Two creates in flight, six waiting for a slot: cancel then.
+    await _cancel_when(task, lambda: emulator.counters.requests.get("POST /api/computers", 0) >= 2)
+    assert emulator.counters.creates == 2
+    assert emulator.counters.live == 0
+    assert limiter.creates.in_flight == 0
+    assert client_tasks() == baseline
+
+
+async def test_the_create_window_grows_while_answers_are_quick_and_shrinks_when_they_queue() -> (
+    None
+):
+    window = CreateWindow(4, minimum=2, maximum=6)
+    for _ in range(4):
+        await window.acquire()
+    fifth = asyncio.ensure_future(window.acquire())
+    await asyncio.sleep(0)
+    assert not fifth.done()  # the window is full
+    window.release(0.001, now=1.0)  # quick, with the window in use: 5, and the fifth goes
+    await asyncio.sleep(0)
+    assert window.limit == 5 and fifth.done() and window.in_flight == 4
+    window.release(None, now=1.0)  # a failed create: its slot back, nothing learned
+    assert window.limit == 5 and window.in_flight == 3
+    window.release(0.002, now=1.0)  # quick, but the window not in use: no growth
+    assert window.limit == 5
+    # Queued: 5 ms above the quickest (1 ms) is the most that counts as quick.
+    window.release(0.007, now=1.0)
+    assert window.limit == 5 * 0.75 and window.cuts == 1
+    await window.acquire()
+    window.release(0.007, now=1.005)  # within one answer time of the last cut: no second cut
+    assert window.cuts == 1
+    for _ in range(6):
+        await window.acquire()
+        window.release(0.5, now=10.0 + _)
+    assert window.limit == 2  # never below the minimum
+
+
+async def test_a_distant_servers_slow_answers_are_not_queueing() -> None:
+    window = CreateWindow(2, minimum=1, maximum=8)
+    for answered_in in (0.05, 0.09):  # 40 ms above the quickest, which is 50 ms
+        await window.acquire()
+        await window.acquire()
+        window.release(answered_in, now=1.0)
+        window.release(answered_in, now=1.0)
+    assert window.cuts == 0 and window.limit > 2
+    await window.acquire()
+    window.release(0.11, now=2.0)  # more than twice the quickest: that is queueing
+    assert window.cuts == 1
+
+
+async def test_a_create_slot_granted_as_its_waiter_is_cancelled_is_passed_on() -> None:
+    window = CreateWindow(1, minimum=1, maximum=1)
+    await window.acquire()
+    second = asyncio.ensure_future(window.acquire())
+    third = asyncio.ensure_future(window.acquire())
+    await asyncio.sleep(0)
+    window.release(None, now=0.0)  # granted to the second...
+    second.cancel()  # ...which is cancelled before it runs: the slot goes to the third
+    for _ in range(3):
+        await asyncio.sleep(0)
+    assert second.cancelled() and third.done() and window.in_flight == 1
+    window.release(None, now=0.0)
+    assert window.in_flight == 0
+
+
+def test_a_create_window_checks_its_arguments() -> None:
+    with pytest.raises(ValueError, match="maximum"):
+        CreateWindow(8, maximum=4)
+    with pytest.raises(ValueError, match="initial"):
+        CreateWindow(0)
