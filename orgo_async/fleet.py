@@ -27,6 +27,7 @@ import attrs
 from ._aio import run_shielded
 from ._checks import check_count, check_number, check_seconds, check_text, optional
 from ._observe import RetryObserver
+from ._slots import Slots
 from .errors import (
     APIConnectionError,
     APITimeoutError,
@@ -126,7 +127,7 @@ class FleetResult:
     failures: tuple[FleetFailure, ...]
 
 
-class CreateWindow:
+class CreateWindow(Slots):
     """How many of a fleet's creates are in flight at once, sized as TCP Vegas sizes its window.
 
     Hundreds of creates sent in the same millisecond queue in the server, and
@@ -152,49 +153,22 @@ class CreateWindow:
         check_count("maximum", maximum)
         if maximum < max(initial, minimum):
             raise ValueError(f"maximum must be at least initial and minimum; got {maximum!r}")
-        self.limit = float(initial)
+        super().__init__(float(initial))
         self.minimum = minimum
         self.maximum = maximum
-        self.in_flight = 0
-        self.max_in_flight = 0
         self.quickest = math.inf
         """The quickest create answer seen, in seconds."""
         self.cuts = 0
         self._last_cut = -math.inf
-        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
 
     def __repr__(self) -> str:
         return f"<CreateWindow limit={self.limit:.0f} in_flight={self.in_flight} cuts={self.cuts}>"
 
-    async def acquire(self) -> None:
-        """Take a slot (in the order asked); give it back with :meth:`release`."""
-        if self.in_flight < self.limit and not self._waiters:
-            self._take()
-            return
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.append(future)
-        try:
-            await future
-        except asyncio.CancelledError:
-            if future.done() and not future.cancelled():
-                self.release()  # granted just as we were cancelled: pass it on
-            raise
-
-    def _take(self) -> None:
-        self.in_flight += 1
-        self.max_in_flight = max(self.max_in_flight, self.in_flight)
-
     def release(self, answered_in: float | None = None, now: float | None = None) -> None:
         """Give a slot back; ``answered_in``: the create's answer time, if it succeeded."""
-        in_use = self.in_flight >= self.limit - 1
-        self.in_flight -= 1
         if answered_in is not None and now is not None:
-            self._adapt(answered_in, now, in_use=in_use)
-        while self._waiters and self.in_flight < self.limit:
-            future = self._waiters.popleft()
-            if not future.done():
-                self._take()
-                future.set_result(None)
+            self._adapt(answered_in, now, in_use=self.in_flight >= self.limit - 1)
+        self._give_back()
 
     def _adapt(self, answered_in: float, now: float, *, in_use: bool) -> None:
         self.quickest = min(self.quickest, answered_in)

@@ -65,7 +65,6 @@ import asyncio
 import bisect
 import collections
 import functools
-import heapq
 import math
 import random
 from typing import TYPE_CHECKING, Final, Protocol
@@ -75,6 +74,7 @@ import attrs
 from ._checks import check_seconds, optional
 from ._clocks import RttEstimator, boot_start, server_stamp
 from ._config import Timeouts
+from ._slots import Slots
 from .errors import (
     APIConnectionError,
     APITimeoutError,
@@ -389,7 +389,7 @@ class BootModel:
         return start, end, spacing
 
 
-class ProbeBudget:
+class ProbeBudget(Slots):
     """The health probes of a fleet: when they leave, and how many may be in flight at once.
 
     **When.** Probes wait for their time on a shared clock of ``tick``
@@ -403,7 +403,8 @@ class ProbeBudget:
     come back near the server's unloaded RTT, and shrinks by a quarter (at
     most once per round trip) when they come back much slower: the probes
     then only queue in the server, delaying the creates and each other.
-    Waiters are served in the order their probes fell due.
+    A probe takes its slot with ``acquire(due)`` and gives it back with
+    ``release()``; waiters are served in the order their probes fell due.
 
     Args:
         limit: The starting limit (the fleet's concurrency is a good one).
@@ -421,19 +422,15 @@ class ProbeBudget:
         tick: float = 0.002,
     ) -> None:
         check_seconds("tick", tick, inclusive=False)
+        super().__init__(float(max(min_limit, limit)))
         self.tick = tick
         self._ticks: dict[float, list[asyncio.Future[bool]]] = {}
         self._sparse: set[asyncio.Future[bool]] = set()
-        self.limit = float(max(min_limit, limit))
         self.min_limit = min_limit
         self.max_limit = max_limit
-        self.in_flight = 0
-        self.max_in_flight = 0
         self.rtt = RttEstimator()
         """The round trips of this budget's probes."""
         self.cuts = 0
-        self._waiters: list[tuple[float, int, asyncio.Future[None]]] = []
-        self._order = 0
         self._last_cut = -math.inf
 
     def __repr__(self) -> str:
@@ -479,34 +476,6 @@ class ProbeBudget:
         for future in self._ticks.pop(at, ()):
             if not future.done():
                 future.set_result(True)
-
-    async def acquire(self, due: float) -> None:
-        """Take one in-flight slot (a probe due at ``due``); give it back with :meth:`release`."""
-        if self.in_flight < self.limit and not self._waiters:
-            self._take()
-            return
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._order += 1
-        heapq.heappush(self._waiters, (due, self._order, future))
-        try:
-            await future
-        except asyncio.CancelledError:
-            if future.done() and not future.cancelled():
-                self.release()  # granted just as we were cancelled: pass it on
-            raise
-
-    def _take(self) -> None:
-        self.in_flight += 1
-        self.max_in_flight = max(self.max_in_flight, self.in_flight)
-
-    def release(self) -> None:
-        """Give back a slot taken with :meth:`acquire`."""
-        self.in_flight -= 1
-        while self._waiters and self.in_flight < self.limit:
-            _, _, future = heapq.heappop(self._waiters)
-            if not future.done():
-                self._take()
-                future.set_result(None)
 
     def observe(self, rtt: float, now: float) -> None:
         """An answered probe: adapt the limit to its round trip."""
