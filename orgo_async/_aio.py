@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 from collections.abc import Awaitable
 from typing import TypeVar
 
@@ -27,3 +29,17 @@ async def run_shielded(aw: Awaitable[T]) -> T:
             task.exception()  # retrieved, so asyncio does not log it as never retrieved
         raise asyncio.CancelledError
     return task.result()
+
+
+def signal_child(process: asyncio.subprocess.Process, signum: int) -> None:
+    """Send ``signum`` to a child that asyncio still counts as running, without reaping it.
+
+    Not ``process.kill()``/``terminate()``: they poll the child first, and a poll
+    that finds it already exited reaps it under asyncio's child watcher, which
+    then logs "Unknown child process pid ..." and reports 255 for its status.
+    The pid cannot have been reused while ``returncode`` is ``None``: only the
+    watcher reaps it, and it sets ``returncode`` when it does.
+    """
+    if process.returncode is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(process.pid, signum)

@@ -42,7 +42,7 @@ from pathlib import Path
 
 import attrs
 
-from .._aio import run_shielded
+from .._aio import run_shielded, signal_child
 
 log = logging.getLogger("orgo_async.spawn")
 
@@ -205,14 +205,12 @@ async def _read_announcement(proc: asyncio.subprocess.Process, timeout: float) -
 
 async def _stop(proc: asyncio.subprocess.Process, timeout: float) -> None:
     if proc.returncode is None:
-        with contextlib.suppress(ProcessLookupError):
-            proc.terminate()
+        signal_child(proc, signal.SIGTERM)
         try:
             await asyncio.wait_for(proc.wait(), timeout)
         except TimeoutError:
             log.warning("emulator child %d ignored SIGTERM for %g s; killing it", proc.pid, timeout)
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
+            signal_child(proc, signal.SIGKILL)
             await proc.wait()
     # 0: a clean stop; -SIGTERM: the signal came before its handler was installed.
     if proc.returncode not in (0, -signal.SIGTERM, None):

@@ -57,6 +57,7 @@ from typing import TYPE_CHECKING, Final
 
 import attrs
 
+from .._aio import signal_child
 from .config import SandboxMode
 
 if TYPE_CHECKING:
@@ -518,10 +519,8 @@ class Sandbox:
                 signal.pidfd_send_signal(self._pidfd, signal.SIGKILL)
             os.close(self._pidfd)
             self._pidfd = None
-        process = self._process
-        if process is not None and process.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                process.kill()
+        if self._process is not None:
+            signal_child(self._process, signal.SIGKILL)
 
     async def _reap(self) -> None:
         starting = self._starting
@@ -536,9 +535,7 @@ class Sandbox:
             await self._process.wait()
 
 
-async def communicate(
-    process: asyncio.subprocess.Process, timeout: float
-) -> tuple[bytes, bytes]:
+async def communicate(process: asyncio.subprocess.Process, timeout: float) -> tuple[bytes, bytes]:
     """``process.communicate()`` within ``timeout``; on the timeout (``TimeoutError``)
     or a cancellation, the process's whole session is killed and reaped first.
 

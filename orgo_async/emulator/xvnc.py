@@ -52,6 +52,7 @@ from typing import Final
 
 import attrs
 
+from .._aio import signal_child
 from ..errors import ProtocolError
 from ..protocol.rfb import ENCODING_RAW, Framebuffer, FramebufferUpdateEnd, Ready, RFBClientProtocol
 from .sandbox import (
@@ -312,8 +313,7 @@ class XvncServer:
                 process.communicate(password.encode() + b"\n"), X_TOOL_TIMEOUT
             )
         except BaseException:
-            with contextlib.suppress(ProcessLookupError):
-                process.kill()
+            signal_child(process, signal.SIGKILL)
             await asyncio.shield(process.wait())
             raise
         if process.returncode != 0 or not out:
@@ -829,9 +829,7 @@ class XvncManager:
         assert self.sandboxes is not None
         failures = 0
         while (
-            not self._closed
-            and len(self._spares) < self.store.config.desktop_pool
-            and failures < 3
+            not self._closed and len(self._spares) < self.store.config.desktop_pool and failures < 3
         ):
             self._seq += 1
             name = f"spare-{self._seq}"
