@@ -37,8 +37,9 @@ def signal_child(process: asyncio.subprocess.Process, signum: int) -> None:
     Not ``process.kill()``/``terminate()``: they poll the child first, and a poll
     that finds it already exited reaps it under asyncio's child watcher, which
     then logs "Unknown child process pid ..." and reports 255 for its status.
-    The pid cannot have been reused while ``returncode`` is ``None``: only the
-    watcher reaps it, and it sets ``returncode`` when it does.
+    Only the watcher reaps the child, and ``returncode`` is set on the loop soon
+    after; in that short window the pid is free, but Linux hands out pids in
+    sequence, so it is not taken again that soon.
     """
     if process.returncode is None:
         with contextlib.suppress(ProcessLookupError):

@@ -185,7 +185,8 @@ class AdaptiveLimiter:
     """Paces creates for a whole fleet; halves the pace on a 429, regains it on success.
 
     It also holds the fleet's :class:`~orgo_async.health.ProbeBudget`, the bound
-    on health probes in flight: a 429 slows both.
+    on health probes in flight (a 429 slows both), and its :class:`CreateWindow`,
+    the bound on creates in flight (:attr:`creates`).
 
     Args:
         rate: The highest create rate per second; ``None`` starts unpaced.
