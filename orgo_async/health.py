@@ -518,7 +518,9 @@ class ProbePlan:
     Computers created together share a window: without their own phase, all
     their probes would leave in the same millisecond, every spacing, and queue
     behind each other in the server. Spread over the spacing, they arrive as a
-    steady stream. The first probe comes up to one spacing early, never late.
+    steady stream. The first probe falls within the window's first spacing, never
+    before the window: a probe ahead of it could find only the boots the window
+    leaves out on purpose (its ``coverage``), and every computer would pay for it.
     """
     sent: int = 0
     last_sent: float | None = None
@@ -544,7 +546,7 @@ class ProbePlan:
             finished_start, finished_end, _ = self.model.window()
             width = finished_end - finished_start
         if self.last_sent is None:
-            due = self.t0 if self.immediate else window_start - self.phase * spacing
+            due = self.t0 if self.immediate else window_start + (1 - self.phase) * spacing
         else:
             # When the previous probe was seen by the server, relative to the boot.
             seen = self.last_sent + lead - self.t0
