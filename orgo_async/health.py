@@ -26,7 +26,7 @@ adapts to a path:
   round-trip times, so a late boot is still found within a few RTTs. Until
   the model has seen enough boots the window is wide (from a tenth of Orgo's
   published 300 ms to ten times it), probed 7 ms apart from half to twice
-  that time and 20 ms apart elsewhere, sparser still in a burst of hundreds
+  that time and 10 ms apart elsewhere, sparser still in a burst of hundreds
   (:meth:`BootModel.prior_spacing`); the first boot a fleet sees wakes its
   sparse probes, and the computers of that age go dense at once.
 * **This process's own lag is not the server's queue.** A client driving
@@ -119,7 +119,7 @@ PRIOR_SPACING: Final = 0.100
 PRIOR_DENSE_BOOTS: Final = 32
 # ...from these: near Orgo's published boot time, and elsewhere.
 PRIOR_NEAR_SPACING: Final = 0.007
-PRIOR_FAR_SPACING: Final = 0.020
+PRIOR_FAR_SPACING: Final = 0.010
 # Past the window the gap grows by this factor per probe...
 LATE_GROWTH: Final = 1.4
 # ...up to a few round trips (and at least this much).
@@ -287,12 +287,15 @@ class BootModel:
 
         Orgo publishes its boot time (``default``): from half of it to twice it,
         where boots most likely end, 7 ms; elsewhere (or with no ``age``),
-        20 ms. Both grow with the boots in progress past 32 (up to
+        10 ms, a polling loop's pace: a long tail's first boots end well
+        before Orgo's time, and the first boot a fleet sees wakes the others
+        (so seeing it late makes the whole first wave late). Both grow with
+        the boots in progress past 32 (up to
         ``PRIOR_SPACING``, 100 ms), so that a burst of hundreds does not spend
         the client's and the server's time probing computers that cannot be
         ready yet: past 32, the burst's probe rate stays that of 32 computers.
         Together they still probe the burst densely (a probe every 0.2 ms
-        near Orgo's time, every 0.6 ms elsewhere), so its first boot is seen
+        near Orgo's time, every 0.3 ms elsewhere), so its first boot is seen
         within a millisecond, and in a fleet that wakes them all
         (:meth:`ProbeBudget.wake_sparse`).
         """

@@ -719,8 +719,8 @@ def test_the_server_clock_forgets_creates_older_than_its_horizon() -> None:
 
 def test_once_a_boot_is_seen_the_ages_before_it_are_probed_at_the_far_spacing() -> None:
     # A small fleet's second wave: three boots seen (about 300 ms), too few to learn a
-    # window. Its computers probe every 20 ms until the age of the earliest one seen,
-    # not every 7 ms from half of Orgo's published time as before any boot.
+    # window. Its computers probe at the far spacing (a 10 ms loop's) until the age of
+    # the earliest one seen, not every 7 ms from half of Orgo's published time.
     model = learned([0.29, 0.3, 0.31])
     plan = ProbePlan(t0=0.0, model=model, rtt=RttEstimator(), phase=0.0)
     sends = [plan.next_due(0.0)]
