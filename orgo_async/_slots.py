@@ -39,7 +39,7 @@ class Slots:
             await future
         except asyncio.CancelledError:
             if future.done() and not future.cancelled():
-                self._give_back()  # granted just as we were cancelled: pass it on
+                Slots.release(self)  # granted just as we were cancelled: pass it on
             raise
 
     def _take(self) -> None:
@@ -47,11 +47,10 @@ class Slots:
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
 
     def release(self) -> None:
-        """Give back a slot taken with :meth:`acquire`."""
-        self._give_back()
+        """Give back a slot taken with :meth:`acquire`.
 
-    def _give_back(self) -> None:
-        """One slot back; the waiters first in line take what the limit now allows."""
+        The waiters first in line take what the limit now allows.
+        """
         self.in_flight -= 1
         while self._waiters and self.in_flight < self.limit:
             _, _, future = heapq.heappop(self._waiters)

@@ -168,7 +168,7 @@ class CreateWindow(Slots):
         """Give a slot back; ``answered_in``: the create's answer time, if it succeeded."""
         if answered_in is not None and now is not None:
             self._adapt(answered_in, now, in_use=self.in_flight >= self.limit - 1)
-        self._give_back()
+        super().release()
 
     def _adapt(self, answered_in: float, now: float, *, in_use: bool) -> None:
         self.quickest = min(self.quickest, answered_in)
