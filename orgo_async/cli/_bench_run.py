@@ -539,6 +539,9 @@ def _figures(runs: Sequence[_Run], count: int, concurrency: int) -> dict[str, An
         "wall_ms": ms(wall),
         "client_cpu_ms": ms(cpu),
         "client_cpu_ms_per_computer": round(cpu * 1000 / launched, 4),
+        # CPU seconds per wall second: the event loop is one thread, so near 1.0 the
+        # client itself is what limits how fast it probes (and how late it sees a boot).
+        "client_cpu_load": round(cpu / (wall * len(runs)), 3) if wall > 0 else None,
         "cleanup_ms": ms(sum(r.cleanup for r in runs) / len(runs)),
         "gc_full_collections": sum(r.window.full_collections for r in runs),
         "max_probes_in_flight_per_computer": _max_in_flight(runs),

@@ -406,6 +406,8 @@ def format_table(result: dict[str, Any]) -> str:
             f"{cell(m['client_cpu_ms_per_computer']):>36}  |"
             f"{cell(b['client_cpu_ms_per_computer']):>36}"
             f"   SDK/baseline {_ratio_cell(ratio['cpu'])}",
+            f"{'client CPU load (cores)':31}{cell(m['client_cpu_load']):>36}  |"
+            f"{cell(b['client_cpu_load']):>36}",
             f"{'cleanup ms':31}{cell(m['cleanup_ms']):>36}  |{cell(b['cleanup_ms']):>36}",
         ]
         for wave, key, label in _WAVE_ROWS:
@@ -440,6 +442,7 @@ _SWEEP_HEADER: Final = (
     "probes p50",
     "wall",
     "CPU",
+    "CPU load",
     "full GCs",
     "in flight",
     "emu lag p99",
@@ -459,6 +462,7 @@ def _sweep_row(point: dict[str, Any]) -> list[str]:
         _both(point["probes_per_computer"]["p50"], b["probes_per_computer"]["p50"]),
         _ratio_cell(ratio["wall"]),
         _ratio_cell(ratio["cpu"]),
+        _both(point["client_cpu_load"], b["client_cpu_load"]),
         _both(point["gc_full_collections"], b["gc_full_collections"]),
         _both(point["max_probes_in_flight_per_computer"], b["max_probes_in_flight_per_computer"]),
         _both(_lag_p99(point), _lag_p99(b)),
@@ -474,7 +478,8 @@ def _sweep_table(result: dict[str, Any]) -> str:
         f"{', '.join(str(c) for c in result['sweep'])}, {_boot(result)}, "
         f"rounds {result['rounds']}, baseline poll {result['baseline_poll_ms']:g} ms",
         _about(result),
-        "a/b: SDK/raw aiohttp baseline; wall, CPU: SDK/baseline ratios; full GCs: the client's "
+        "a/b: SDK/raw aiohttp baseline; wall, CPU: SDK/baseline ratios; CPU load: the client's "
+        "CPU seconds per second (1 = one core busy); full GCs: the client's "
         "generation-2 collections; in flight: the most probes one computer had at once; "
         "emu lag: the emulator's event-loop lag",
         "",

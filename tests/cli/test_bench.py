@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,7 @@ def _check_figures(figures: dict[str, Any], where: str) -> None:
         _check_percentiles(figures[name], f"{where}.{name}")
     assert figures["probes_per_computer"]["p50"] >= 1, where
     assert figures["client_cpu_ms_per_computer"] > 0, where
+    assert 0 < figures["client_cpu_load"] <= os.cpu_count(), (where, figures["client_cpu_load"])
     # The instruments: the client's full collections, and the spawned emulator's books.
     assert isinstance(figures["gc_full_collections"], int), where
     assert figures["gc_full_collections"] >= 0, where
@@ -163,7 +165,7 @@ def test_bench_plot_draws_a_png(tmp_path: Path) -> None:
 
 
 def test_bench_sweep_json_has_one_point_per_concurrency() -> None:
-    sweep = ["--sweep", "16,32", "--count", "8", "--boot-ms", "20"]
+    sweep = ["--sweep", "16,32", "--count", "8", "--boot-ms", "20", "--rounds", "2"]
     done = ok(cli("bench", "--emulator", *sweep, "--json", timeout=BENCH_TIMEOUT))
     result = json.loads(done.stdout)  # one JSON object and nothing else on stdout
     assert result["sweep"] == [16, 32]
@@ -173,8 +175,8 @@ def test_bench_sweep_json_has_one_point_per_concurrency() -> None:
     assert "modes" not in result
     points = result["points"]
     assert [(p["concurrency"], p["count_per_launch"], p["count"]) for p in points] == [
-        (16, 8, 8),
-        (32, 8, 8),
+        (16, 8, 16),
+        (32, 8, 16),
     ]
     for point in points:
         where = f"concurrency {point['concurrency']}"
@@ -182,7 +184,13 @@ def test_bench_sweep_json_has_one_point_per_concurrency() -> None:
         _check_figures(point, where)
         _check_figures(point["baseline"], f"{where}.baseline")
         _check_ratios(point["ratio_vs_baseline"], where)
-        assert [r["first"] for r in point["per_round"]] == ["sdk"]
+        assert [r["first"] for r in point["per_round"]] == ["sdk", "baseline"]
+        # The load is the rounds' CPU over their wall time, side by side with each round's record.
+        for side in ("sdk", "baseline"):
+            figures = point if side == "sdk" else point["baseline"]
+            cpu = sum(r[f"{side}_cpu_ms"] for r in point["per_round"])
+            wall = sum(r[f"{side}_wall_ms"] for r in point["per_round"])
+            assert figures["client_cpu_load"] == pytest.approx(cpu / wall, abs=0.002), where
 
 
 def test_bench_sweep_prints_one_row_per_concurrency_and_plots_them(tmp_path: Path) -> None:
