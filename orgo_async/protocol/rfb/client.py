@@ -70,7 +70,7 @@ from .constants import (
     SECURITY_NONE,
     SECURITY_VNC_AUTH,
 )
-from .encodings import ZRLEDecoder, read_copy_rect, read_cursor, read_hextile, read_raw
+from .encodings import Rect, ZRLEDecoder, read_copy_rect, read_cursor, read_hextile, read_raw
 from .events import (
     Bell,
     ColourMap,
@@ -461,6 +461,7 @@ class RFBClientProtocol(RFBProtocol):
         emit(FramebufferUpdateStart(count))
         for _ in range(count):
             x, y, w, h, encoding = RECT.unpack((yield from reader.read_exact(12)))
+            rect = Rect(x, y, w, h)
             codec = self._codec
             assert codec is not None
             if encoding == ENCODING_LAST_RECT:
@@ -472,15 +473,15 @@ class RFBClientProtocol(RFBProtocol):
                         f"the {self.width}x{self.height} framebuffer"
                     )
             if encoding == ENCODING_RAW:
-                yield from read_raw(reader, codec, x, y, w, h, emit)
+                yield from read_raw(reader, codec, rect, emit)
             elif encoding == ENCODING_COPYRECT:
-                emit((yield from read_copy_rect(reader, x, y, w, h, self.width, self.height)))
+                emit((yield from read_copy_rect(reader, rect, self.width, self.height)))
             elif encoding == ENCODING_HEXTILE:
-                yield from read_hextile(reader, codec, x, y, w, h, emit)
+                yield from read_hextile(reader, codec, rect, emit)
             elif encoding == ENCODING_ZRLE:
-                yield from self._zrle.read(reader, codec, x, y, w, h, emit)
+                yield from self._zrle.read(reader, codec, rect, emit)
             elif encoding == ENCODING_TIGHT:
-                yield from self._tight.read(reader, codec, x, y, w, h, emit)
+                yield from self._tight.read(reader, codec, rect, emit)
             elif encoding == ENCODING_DESKTOP_SIZE:
                 self._check_desktop(w, h)
                 self.width, self.height = w, h
@@ -498,7 +499,7 @@ class RFBClientProtocol(RFBProtocol):
                     raise ProtocolError(
                         f"cursor of {w}x{h} exceeds {self.max_cursor}x{self.max_cursor}"
                     )
-                yield from read_cursor(reader, codec, x, y, w, h, emit)
+                yield from read_cursor(reader, codec, rect, emit)
             else:
                 # Its length is unknown, so the stream can't be followed past it.
                 raise ProtocolError(f"unsupported encoding {encoding} in a FramebufferUpdate")

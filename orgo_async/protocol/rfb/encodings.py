@@ -18,7 +18,7 @@ import struct
 import zlib
 from collections.abc import Callable, Generator, Iterable
 from itertools import repeat
-from typing import Any, Final
+from typing import Any, Final, NamedTuple, TypeAlias
 
 from ...errors import ProtocolError
 from .._reader import StreamReader
@@ -34,7 +34,10 @@ from .events import CursorShape, DesktopResized, RectCopy, RectFill, RectPixels,
 from .pixels import BIT_UNPACK, PixelCodec, crop_rect, fill_rect, put_rect
 
 __all__ = [
+    "Decoding",
+    "Emit",
     "InflatingDecoder",
+    "Rect",
     "ZRLEDecoder",
     "ZRLEEncoder",
     "copy_rect",
@@ -57,17 +60,25 @@ _INDICES: Final = [bytes(range(size)) for size in range(17)]
 
 # -- decoders ---------------------------------------------------------------------------------
 
+Emit: TypeAlias = Callable[[RFBEvent], None]
+"""Where a decoder hands each event it decodes."""
 
-def read_raw(
-    reader: StreamReader,
-    codec: PixelCodec,
-    x: int,
-    y: int,
-    w: int,
-    h: int,
-    emit: Callable[[RFBEvent], None],
-) -> Generator[None, None, None]:
+Decoding: TypeAlias = Generator[None, None, None]
+"""A decoder at work: it yields whenever it needs more bytes than its reader holds."""
+
+
+class Rect(NamedTuple):
+    """Where a FramebufferUpdate rectangle lies: its left, top, width and height in pixels."""
+
+    x: int
+    y: int
+    w: int
+    h: int
+
+
+def read_raw(reader: StreamReader, codec: PixelCodec, rect: Rect, emit: Emit) -> Decoding:
     """Raw: rows of pixels, reported in bands of about :data:`RAW_BAND_BYTES`."""
+    x, y, w, h = rect
     row_bytes = w * codec.bpp
     if not row_bytes or not h:
         return
@@ -78,16 +89,9 @@ def read_raw(
         emit(RectPixels(x, y + top, w, band, codec.to_rgb(data)))
 
 
-def read_hextile(
-    reader: StreamReader,
-    codec: PixelCodec,
-    x: int,
-    y: int,
-    w: int,
-    h: int,
-    emit: Callable[[RFBEvent], None],
-) -> Generator[None, None, None]:
+def read_hextile(reader: StreamReader, codec: PixelCodec, rect: Rect, emit: Emit) -> Decoding:
     """Hextile: 16x16 tiles, reported a band of tiles at a time (plain bands as fills)."""
+    x, y, w, h = rect
     read = reader.read_exact
     bpp = codec.bpp
     stride = w * bpp
@@ -168,25 +172,19 @@ def read_hextile(
 
 
 def read_copy_rect(
-    reader: StreamReader, x: int, y: int, w: int, h: int, width: int, height: int
+    reader: StreamReader, rect: Rect, width: int, height: int
 ) -> Generator[None, None, RectCopy]:
     """CopyRect: the source position, which must lie inside a ``width`` x ``height`` screen."""
+    x, y, w, h = rect
     src_x, src_y = struct.unpack(">HH", (yield from reader.read_exact(4)))
     if src_x + w > width or src_y + h > height:
         raise ProtocolError(f"CopyRect source {w}x{h}+{src_x}+{src_y} is outside")
     return RectCopy(src_x, src_y, x, y, w, h)
 
 
-def read_cursor(
-    reader: StreamReader,
-    codec: PixelCodec,
-    x: int,
-    y: int,
-    w: int,
-    h: int,
-    emit: Callable[[RFBEvent], None],
-) -> Generator[None, None, None]:
+def read_cursor(reader: StreamReader, codec: PixelCodec, rect: Rect, emit: Emit) -> Decoding:
     """The Cursor pseudo-encoding: pixels, then a bit mask (its size is checked by the caller)."""
+    x, y, w, h = rect
     pixels = yield from reader.read_exact(w * h * codec.bpp)
     mask = yield from reader.read_exact((w + 7) // 8 * h)
     emit(CursorShape(x, y, w, h, codec.to_rgb(pixels), mask))
@@ -322,8 +320,8 @@ class InflatingDecoder:
     """A decoder's state on one connection when its rectangles come over zlib: the zlib
     streams, which carry over from rectangle to rectangle, and inflated bytes not yet decoded.
 
-    Subclasses read a rectangle with ``read(reader, codec, x, y, w, h, emit)``, a
-    generator like :func:`read_raw`.
+    Subclasses read a rectangle with ``read(reader, codec, rect, emit)``, a
+    :data:`Decoding` like :func:`read_raw`.
     """
 
     def __init__(self, streams: int) -> None:
@@ -348,17 +346,9 @@ class ZRLEDecoder(InflatingDecoder):
     def __init__(self) -> None:
         super().__init__(streams=1)
 
-    def read(
-        self,
-        reader: StreamReader,
-        codec: PixelCodec,
-        x: int,
-        y: int,
-        w: int,
-        h: int,
-        emit: Callable[[RFBEvent], None],
-    ) -> Generator[None, None, None]:
+    def read(self, reader: StreamReader, codec: PixelCodec, rect: Rect, emit: Emit) -> Decoding:
         """One ZRLE rectangle, reported a band of 64-pixel-high tiles at a time."""
+        x, y, w, h = rect
         (length,) = U32.unpack((yield from reader.read_exact(4)))
         cpp = codec.cpp
         tiles_across = (w + 63) // 64

@@ -32,8 +32,8 @@ from typing import Any, Final
 
 from ...errors import ProtocolError
 from .._reader import StreamReader
-from .encodings import InflatingDecoder
-from .events import RectFill, RectPixels, RFBEvent
+from .encodings import Decoding, Emit, InflatingDecoder, Rect
+from .events import RectFill, RectPixels
 from .pixels import BIT_UNPACK, PixelCodec, PixelFormat
 
 __all__ = ["TightDecoder", "tight_tpixel_size"]
@@ -75,17 +75,9 @@ class TightDecoder(InflatingDecoder):
     def __init__(self) -> None:
         super().__init__(streams=4)
 
-    def read(
-        self,
-        reader: StreamReader,
-        codec: PixelCodec,
-        x: int,
-        y: int,
-        w: int,
-        h: int,
-        emit: Callable[[RFBEvent], None],
-    ) -> Generator[None, None, None]:
+    def read(self, reader: StreamReader, codec: PixelCodec, rect: Rect, emit: Emit) -> Decoding:
         """One Tight rectangle, reported a band of rows at a time as its data inflates."""
+        x, y, w, h = rect
         control = (yield from reader.read_exact(1))[0]
         for stream in range(4):
             if control >> stream & 1:
