@@ -139,7 +139,8 @@ class CreateWindow(Slots):
     against a server that does not queue them the window doubles every answer
     time; one answered later than that shrinks it by a quarter, at most once per
     answer time, never below ``minimum``. A create that fails gives its slot
-    back and teaches nothing.
+    back and teaches nothing; so does one that was retried (its answer time holds
+    its back-off, not a queue; a 429 slows the fleet through its limiter).
 
     Args:
         initial: The starting window.
@@ -300,18 +301,34 @@ async def create_shielded(
     loop = asyncio.get_running_loop()
     await window.acquire()
     sent = loop.time()
+    attempts = _Attempts(holder)
     holder.create = task = loop.create_task(
-        computers.create_from(holder.spec, retry=retry, observer=holder)
+        computers.create_from(holder.spec, retry=retry, observer=attempts)
     )
-    task.add_done_callback(functools.partial(_answered, window, sent))
+    task.add_done_callback(functools.partial(_answered, window, sent, attempts))
     computer = await asyncio.shield(task)
     holder.create = None
     return computer, sent
 
 
-def _answered(window: CreateWindow, sent: float, task: asyncio.Task[Computer]) -> None:
+class _Attempts:
+    """Passes a create's retries on to its holder, and remembers whether there were any."""
+
+    def __init__(self, holder: RetryObserver) -> None:
+        self.holder = holder
+        self.retried = False
+
+    def on_retry(self, failure: OrgoError, delay: float) -> None:
+        self.retried = True
+        self.holder.on_retry(failure, delay)
+
+
+def _answered(
+    window: CreateWindow, sent: float, attempts: _Attempts, task: asyncio.Task[Computer]
+) -> None:
     now = asyncio.get_running_loop().time()
-    ok = not task.cancelled() and task.exception() is None
+    # A retried create's answer time includes its back-off: it says nothing of queueing.
+    ok = not task.cancelled() and task.exception() is None and not attempts.retried
     window.release(now - sent if ok else None, now)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -19,12 +19,14 @@ from orgo_async import (
     FleetError,
     FleetOptions,
     Orgo,
+    OrgoError,
     PermissionDeniedError,
     RateLimitError,
     RetryPolicy,
     Workspace,
 )
 from orgo_async.emulator import BootTime, Emulator, FaultRule
+from orgo_async.fleet import create_shielded
 from orgo_async.models import Computer
 
 from .conftest import RecordedSleeps, client_tasks, eventually
@@ -432,6 +434,36 @@ async def test_a_distant_servers_slow_answers_are_not_queueing() -> None:
     await window.acquire()
     window.release(0.11, now=2.0)  # more than twice the quickest: that is queueing
     assert window.cuts == 1
+
+
+@pytest.mark.parametrize("retried", [False, True])
+async def test_a_retried_create_teaches_the_window_nothing(retried: bool) -> None:
+    window = CreateWindow(2, minimum=1, maximum=8)
+    await window.acquire()
+    window.release(0.001, now=0.0)  # the quickest create seen: 1 ms
+    heard: list[float] = []
+
+    class Holder:
+        spec = ComputerSpec(workspace_id="w", name="n")
+        create: asyncio.Task[Computer] | None = None
+
+        def on_retry(self, failure: OrgoError, delay: float) -> None:
+            heard.append(delay)
+
+    class SlowCreates:  # answers 50 ms after the create left, after one retry or none
+        async def create_from(self, spec: ComputerSpec, **options: Any) -> Computer:
+            if retried:
+                failure = RateLimitError(status=429, message="slow down", retry_after=0.05)
+                options["observer"].on_retry(failure, 0.05)
+            await asyncio.sleep(0.05)
+            return Computer(id="c1", name=spec.name)
+
+    computer, _ = await create_shielded(cast(Any, SlowCreates()), Holder(), RetryPolicy(), window)
+    assert computer.id == "c1" and window.in_flight == 0
+    # 50 ms against the quickest 1 ms is queueing, and cuts the window; unless the time
+    # went on a retry's back-off. The holder hears the retry either way.
+    assert window.cuts == (0 if retried else 1)
+    assert heard == ([0.05] if retried else [])
 
 
 async def test_a_create_slot_granted_as_its_waiter_is_cancelled_is_passed_on() -> None:
