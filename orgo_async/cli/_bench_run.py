@@ -157,6 +157,7 @@ class _Records:
     healthy_at: dict[str, float] | None  # None: its clock is not this machine's
     inflight_max: dict[str, int]
     loop_lag: dict[str, Any] | None  # None: its loop lag monitor is off
+    cpu: tuple[float, float] | None  # its CPU seconds and the wall seconds they took; None: unknown
     live: int
 
 
@@ -431,6 +432,7 @@ class _Books:
             log.warning("the emulator's clock is not this machine's: no detection lag")
             self._warned = True
         loop_lag = data.get("loop_lag_ms")
+        cpu, wall = data.get("process_cpu_seconds"), data.get("seconds_since_reset")
         return _Records(
             probes=_ints(data.get("health_probes")),
             healthy_at=(
@@ -440,6 +442,11 @@ class _Books:
             ),
             inflight_max=_ints(data.get("health_inflight_max")),
             loop_lag=loop_lag if isinstance(loop_lag, dict) else None,
+            cpu=(
+                (float(cpu), float(wall))
+                if isinstance(cpu, int | float) and isinstance(wall, int | float) and wall > 0
+                else None
+            ),
             live=int(data["live"]),
         )
 
@@ -459,6 +466,14 @@ def _max_in_flight(runs: Sequence[_Run]) -> int | None:
     """The most probes one computer had in flight at once, over the runs (``None``: unknown)."""
     counts = [max(b.inflight_max.values(), default=0) for b in _books(runs)]
     return max(counts) if counts else None
+
+
+def _emulator_cpu_load(runs: Sequence[_Run]) -> float | None:
+    """The emulator's CPU seconds per second over the runs (``None``: unknown)."""
+    books = [b.cpu for b in _books(runs) if b.cpu is not None]
+    if not books:
+        return None
+    return round(sum(cpu for cpu, _ in books) / sum(wall for _, wall in books), 3)
 
 
 def _loop_lag(runs: Sequence[_Run]) -> dict[str, Any] | None:
@@ -546,6 +561,7 @@ def _figures(runs: Sequence[_Run], count: int, concurrency: int) -> dict[str, An
         "gc_full_collections": sum(r.window.full_collections for r in runs),
         "max_probes_in_flight_per_computer": _max_in_flight(runs),
         "emulator_loop_lag_ms": _loop_lag(runs),
+        "emulator_cpu_load": _emulator_cpu_load(runs),
         "waves": _waves(runs, concurrency, counted=counted),
         "failure_examples": errors[:5],
         # Per-computer values, for plots and for anyone re-analysing the JSON.

@@ -419,6 +419,7 @@ def format_table(result: dict[str, Any]) -> str:
             ("client full collections", lambda f: f["gc_full_collections"]),
             ("max probes in flight/computer", lambda f: f["max_probes_in_flight_per_computer"]),
             ("emulator loop lag p99 ms", _lag_p99),
+            ("emulator CPU load", lambda f: f["emulator_cpu_load"]),
         ):
             lines.append(f"{label:31}{cell(value(m)):>36}  |{cell(value(b)):>36}")
         for example in m["failure_examples"] + b["failure_examples"]:
@@ -446,6 +447,7 @@ _SWEEP_HEADER: Final = (
     "full GCs",
     "in flight",
     "emu lag p99",
+    "emu CPU load",
     "failed",
     "left",
 )
@@ -466,6 +468,7 @@ def _sweep_row(point: dict[str, Any]) -> list[str]:
         _both(point["gc_full_collections"], b["gc_full_collections"]),
         _both(point["max_probes_in_flight_per_computer"], b["max_probes_in_flight_per_computer"]),
         _both(_lag_p99(point), _lag_p99(b)),
+        _both(point["emulator_cpu_load"], b["emulator_cpu_load"]),
         _both(point["failed"], b["failed"]),
         str(point["leftover"]),
     ]
@@ -481,7 +484,8 @@ def _sweep_table(result: dict[str, Any]) -> str:
         "a/b: SDK/raw aiohttp baseline; wall, CPU: SDK/baseline ratios; CPU load: the client's "
         "CPU seconds per second (1 = one core busy); full GCs: the client's "
         "generation-2 collections; in flight: the most probes one computer had at once; "
-        "emu lag: the emulator's event-loop lag",
+        "emu lag: the emulator's event-loop lag; emu CPU load: the emulator's CPU seconds per "
+        "second",
         "",
         table(_SWEEP_HEADER, [_sweep_row(point) for point in result["points"]]),
     ]

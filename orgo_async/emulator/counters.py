@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +28,11 @@ class Counters:
 
     Server: ``loop_lag`` is the event-loop lag monitor when the config turns
     it on (its summary is ``loop_lag_ms`` in :meth:`to_dict`, else ``None``);
-    :meth:`reset` clears its samples.
+    :meth:`reset` clears its samples. :meth:`to_dict` also says how much CPU
+    the process used since the last reset (``process_cpu_seconds``, every
+    thread's, so an emulator run inside a test counts the test's too) and how
+    long that was (``seconds_since_reset``): near one CPU second a second, the
+    emulator's one event loop is busy all the time, and its answers queue.
 
     Desktop sockets: ``ws_connections`` counts the sockets that passed auth,
     the running check and their parameters, per socket name;
@@ -73,6 +78,7 @@ class Counters:
         self.bash_runs = 0
         self.exec_runs = 0
         self.uploads = 0
+        self._since = (time.process_time(), time.monotonic())
 
     def bind(self, *, live: Callable[[], int], settle: Callable[[], None]) -> None:
         """Read ``live`` from a store, and let it settle ``healthy_at`` before each read."""
@@ -131,6 +137,7 @@ class Counters:
         self.ws_events_dropped = 0
         self.actions.clear()
         self.screenshots = self.bash_runs = self.exec_runs = self.uploads = 0
+        self._since = (time.process_time(), time.monotonic())
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready snapshot (status keys become strings)."""
@@ -156,4 +163,6 @@ class Counters:
             "exec_runs": self.exec_runs,
             "uploads": self.uploads,
             "loop_lag_ms": None if self.loop_lag is None else self.loop_lag.summary(),
+            "process_cpu_seconds": round(time.process_time() - self._since[0], 6),
+            "seconds_since_reset": round(time.monotonic() - self._since[1], 6),
         }

@@ -44,6 +44,8 @@ def _check_figures(figures: dict[str, Any], where: str) -> None:
     assert figures["max_probes_in_flight_per_computer"] >= 1, where
     lag = figures["emulator_loop_lag_ms"]
     assert lag["samples"] >= 1, (where, lag)
+    # The spawned emulator's CPU seconds per second: it served the run, so some.
+    assert 0 < figures["emulator_cpu_load"] <= os.cpu_count(), (where, figures["emulator_cpu_load"])
     assert 0 <= lag["p50"] <= lag["p99"] <= lag["max"], (where, lag)
 
 

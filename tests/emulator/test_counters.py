@@ -42,9 +42,15 @@ async def test_counters(api: Api) -> None:
     # Admin calls are not counted as API traffic.
     assert "GET /_emulator/counters" not in counters.requests
 
+    # The process's CPU since the counters' reset (here, since they were made), and how long ago.
+    cpu, since = snapshot.body["process_cpu_seconds"], snapshot.body["seconds_since_reset"]
+    assert 0 < cpu and 0 < since
+
     reset = await api.call("DELETE", "/_emulator/counters")
     assert reset.status == 200
     assert (counters.creates, counters.requests, counters.healthy_at) == (0, {}, {})
+    after = counters.to_dict()
+    assert after["process_cpu_seconds"] < cpu and after["seconds_since_reset"] < since
 
 
 def test_counters_standalone_reset() -> None:
