@@ -26,7 +26,7 @@ import attrs
 
 from ._aio import run_shielded
 from ._checks import check_count, check_number, check_seconds, check_text, optional
-from ._observe import RetryObserver
+from ._observe import RetryCounter, RetryObserver
 from ._slots import Slots
 from .errors import (
     APIConnectionError,
@@ -301,7 +301,7 @@ async def create_shielded(
     loop = asyncio.get_running_loop()
     await window.acquire()
     sent = loop.time()
-    attempts = _Attempts(holder)
+    attempts = RetryCounter(holder)
     holder.create = task = loop.create_task(
         computers.create_from(holder.spec, retry=retry, observer=attempts)
     )
@@ -311,24 +311,12 @@ async def create_shielded(
     return computer, sent
 
 
-class _Attempts:
-    """Passes a create's retries on to its holder, and remembers whether there were any."""
-
-    def __init__(self, holder: RetryObserver) -> None:
-        self.holder = holder
-        self.retried = False
-
-    def on_retry(self, failure: OrgoError, delay: float) -> None:
-        self.retried = True
-        self.holder.on_retry(failure, delay)
-
-
 def _answered(
-    window: CreateWindow, sent: float, attempts: _Attempts, task: asyncio.Task[Computer]
+    window: CreateWindow, sent: float, attempts: RetryCounter, task: asyncio.Task[Computer]
 ) -> None:
     now = asyncio.get_running_loop().time()
     # A retried create's answer time includes its back-off: it says nothing of queueing.
-    ok = not task.cancelled() and task.exception() is None and not attempts.retried
+    ok = not task.cancelled() and task.exception() is None and not attempts.retries
     window.release(now - sent if ok else None, now)
 
 
