@@ -141,9 +141,12 @@ class Term:
     async def expect(self, pattern: str, timeout: float = 10.0) -> re.Match[str]:
         """Read output until ``pattern`` matches; later expects only see later output."""
         regex = re.compile(pattern)
-        async with asyncio.timeout(timeout):
-            while (match := regex.search(self.text)) is None:
-                await self._read_one()
+        try:
+            async with asyncio.timeout(timeout):
+                while (match := regex.search(self.text)) is None:
+                    await self._read_one()
+        except TimeoutError:
+            raise AssertionError(f"no {pattern!r} in {timeout} s; output: {self.text!r}") from None
         self.text = self.text[match.end() :]
         return match
 
@@ -533,10 +536,30 @@ def children(pid: int) -> list[str]:
     return names
 
 
+def in_foreground(pid: int, name: str) -> bool:
+    """Whether a child of ``pid`` called ``name`` holds the terminal (its job is the foreground).
+
+    The shell hands the terminal to a new job around the job's exec, in either
+    process: a ^C typed before that reaches the shell, not the job.
+    """
+    with open(f"/proc/{pid}/task/{pid}/children") as f:
+        kids = f.read().split()
+    for child in kids:
+        try:
+            with open(f"/proc/{child}/comm") as comm, open(f"/proc/{child}/stat") as stat:
+                named = comm.read().strip() == name
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except FileNotFoundError:  # it ended meanwhile
+            continue
+        if named and fields[2] == fields[5]:  # its process group is the terminal's
+            return True
+    return False
+
+
 async def test_terminal_control_c_interrupts_the_foreground_job(term: Term) -> None:
     pid = await term.shell_pid()
     await term.type("sleep 30; echo AFTER-$((1+1))\r")
-    await eventually(lambda: "sleep" in children(pid))
+    await eventually(lambda: in_foreground(pid, "sleep"))
     # ^C is a keystroke: the PTY turns it into SIGINT for the foreground job.
     await term.type("\x03")
     await term.expect(r"\^C\s*\S+@orgo-desktop:~# ")
