@@ -158,6 +158,7 @@ class _Records:
     inflight_max: dict[str, int]
     loop_lag: dict[str, Any] | None  # None: its loop lag monitor is off
     cpu: tuple[float, float] | None  # its CPU seconds and the wall seconds they took; None: unknown
+    full_collections: int | None  # its process's; None: unknown
     live: int
 
 
@@ -433,6 +434,7 @@ class _Books:
             self._warned = True
         loop_lag = data.get("loop_lag_ms")
         cpu, wall = data.get("process_cpu_seconds"), data.get("seconds_since_reset")
+        full = data.get("gc_full_collections")
         return _Records(
             probes=_ints(data.get("health_probes")),
             healthy_at=(
@@ -447,6 +449,7 @@ class _Books:
                 if isinstance(cpu, int | float) and isinstance(wall, int | float) and wall > 0
                 else None
             ),
+            full_collections=full if isinstance(full, int) else None,
             live=int(data["live"]),
         )
 
@@ -474,6 +477,14 @@ def _emulator_cpu_load(runs: Sequence[_Run]) -> float | None:
     if not books:
         return None
     return round(sum(cpu for cpu, _ in books) / sum(wall for _, wall in books), 3)
+
+
+def _emulator_full_collections(runs: Sequence[_Run]) -> int | None:
+    """The emulator's full collections over the runs (``None``: unknown)."""
+    counts = [b.full_collections for b in _books(runs)]
+    if not counts or None in counts:
+        return None
+    return sum(c for c in counts if c is not None)
 
 
 def _loop_lag(runs: Sequence[_Run]) -> dict[str, Any] | None:
@@ -562,6 +573,7 @@ def _figures(runs: Sequence[_Run], count: int, concurrency: int) -> dict[str, An
         "max_probes_in_flight_per_computer": _max_in_flight(runs),
         "emulator_loop_lag_ms": _loop_lag(runs),
         "emulator_cpu_load": _emulator_cpu_load(runs),
+        "emulator_gc_full_collections": _emulator_full_collections(runs),
         "waves": _waves(runs, concurrency, counted=counted),
         "failure_examples": errors[:5],
         # Per-computer values, for plots and for anyone re-analysing the JSON.

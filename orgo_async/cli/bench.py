@@ -420,6 +420,7 @@ def format_table(result: dict[str, Any]) -> str:
             ("max probes in flight/computer", lambda f: f["max_probes_in_flight_per_computer"]),
             ("emulator loop lag p99 ms", _lag_p99),
             ("emulator CPU load", lambda f: f["emulator_cpu_load"]),
+            ("emulator full collections", lambda f: f["emulator_gc_full_collections"]),
         ):
             lines.append(f"{label:31}{cell(value(m)):>36}  |{cell(value(b)):>36}")
         for example in m["failure_examples"] + b["failure_examples"]:

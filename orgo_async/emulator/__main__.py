@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -304,6 +305,12 @@ async def serve(
         async with Emulator(config) as emu:
             for rule in rules:
                 emu.faults.add(rule)
+            # The process is the emulator's alone, and what its start made (modules,
+            # the app, the routes) lives as long as it does. Frozen, it is no longer
+            # walked by a full collection: unfrozen, that was a ~20 ms pause under a
+            # fleet's load, every probe in flight answered that much later.
+            gc.collect()
+            gc.freeze()
             out.write(f"ORGO_BASE_URL={emu.base_url}\n")
             out.flush()
             await stop.wait()

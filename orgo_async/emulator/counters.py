@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -32,7 +33,12 @@ class Counters:
     the process used since the last reset (``process_cpu_seconds``, every
     thread's, so an emulator run inside a test counts the test's too) and how
     long that was (``seconds_since_reset``): near one CPU second a second, the
-    emulator's one event loop is busy all the time, and its answers queue.
+    emulator's one event loop is busy all the time, and its answers queue. And
+    the process's full garbage collections since the last reset
+    (``gc_full_collections``: each stops the event loop, for tens of
+    milliseconds in a big process), and how many objects they skip because
+    they were frozen (``gc_frozen_objects``: the standalone emulator freezes
+    what its start made).
 
     Desktop sockets: ``ws_connections`` counts the sockets that passed auth,
     the running check and their parameters, per socket name;
@@ -78,7 +84,7 @@ class Counters:
         self.bash_runs = 0
         self.exec_runs = 0
         self.uploads = 0
-        self._since = (time.process_time(), time.monotonic())
+        self._since = _since()
 
     def bind(self, *, live: Callable[[], int], settle: Callable[[], None]) -> None:
         """Read ``live`` from a store, and let it settle ``healthy_at`` before each read."""
@@ -137,7 +143,7 @@ class Counters:
         self.ws_events_dropped = 0
         self.actions.clear()
         self.screenshots = self.bash_runs = self.exec_runs = self.uploads = 0
-        self._since = (time.process_time(), time.monotonic())
+        self._since = _since()
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready snapshot (status keys become strings)."""
@@ -165,4 +171,16 @@ class Counters:
             "loop_lag_ms": None if self.loop_lag is None else self.loop_lag.summary(),
             "process_cpu_seconds": round(time.process_time() - self._since[0], 6),
             "seconds_since_reset": round(time.monotonic() - self._since[1], 6),
+            "gc_full_collections": _full_collections() - self._since[2],
+            "gc_frozen_objects": gc.get_freeze_count(),
         }
+
+
+def _full_collections() -> int:
+    """The process's generation-2 collections so far."""
+    return int(gc.get_stats()[2]["collections"])
+
+
+def _since() -> tuple[float, float, int]:
+    """Where the per-reset figures start: CPU, wall clock, full collections."""
+    return time.process_time(), time.monotonic(), _full_collections()

@@ -46,6 +46,8 @@ def _check_figures(figures: dict[str, Any], where: str) -> None:
     assert lag["samples"] >= 1, (where, lag)
     # The spawned emulator's CPU seconds per second: it served the run, so some.
     assert 0 < figures["emulator_cpu_load"] <= os.cpu_count(), (where, figures["emulator_cpu_load"])
+    assert isinstance(figures["emulator_gc_full_collections"], int), where
+    assert figures["emulator_gc_full_collections"] >= 0, where
     assert 0 <= lag["p50"] <= lag["p99"] <= lag["max"], (where, lag)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import time
 
 from orgo_async.emulator import Counters, FaultRule
@@ -51,6 +52,19 @@ async def test_counters(api: Api) -> None:
     assert (counters.creates, counters.requests, counters.healthy_at) == (0, {}, {})
     after = counters.to_dict()
     assert after["process_cpu_seconds"] < cpu and after["seconds_since_reset"] < since
+
+
+def test_counters_count_the_process_full_collections_since_their_reset() -> None:
+    counters = Counters()
+    before = counters.to_dict()["gc_full_collections"]
+    gc.collect()
+    gc.collect()
+    assert counters.to_dict()["gc_full_collections"] == before + 2
+    counters.reset()
+    assert counters.to_dict()["gc_full_collections"] == 0
+    gc.collect(1)  # a younger generation's collection is not a full one
+    assert counters.to_dict()["gc_full_collections"] == 0
+    assert counters.to_dict()["gc_frozen_objects"] == gc.get_freeze_count()
 
 
 def test_counters_standalone_reset() -> None:
