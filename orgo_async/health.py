@@ -21,7 +21,9 @@ adapts to a path:
   a 300 ± 20 ms boot), with a pause after each answer when the server queues
   them; when the finished boots spread over a long tail, the pause makes
   the probes' period a share of that loop's (all of it for a boot younger
-  than the median, less past it, where boots end most often:
+  than the median, less past it, where boots end most often; and never more
+  than 6,400 probes a second for all the boots in progress together, so a
+  fleet of hundreds of long boots does not poll each every 10 ms:
   :meth:`ProbePlan.rest`); past the window, the gaps grow gently up to a few
   round-trip times, so a late boot is still found within a few RTTs. Until
   the model has seen enough boots the window is wide (from a tenth of Orgo's
@@ -113,6 +115,9 @@ SHARP_SAMPLE: Final = 0.020
 # for a boot younger than the median, and for one older.
 LONG_EARLY_SHARE: Final = 0.97
 LONG_LATE_SHARE: Final = 0.7
+# ...and a fleet's long tail, all its boots in progress together, probed at most this many
+# times a second (64 computers polled every 10 ms): past 64, each one's period grows.
+LONG_TAIL_RATE: Final = 6400.0
 # Before any boot is seen (a session's first burst of hundreds), probes at most this far apart.
 PRIOR_SPACING: Final = 0.100
 # ...growing with the boots waited for past this many...
@@ -262,6 +267,11 @@ class BootModel:
         """A boot that started at ``t0`` is being waited for (see :meth:`done`)."""
         bisect.insort(self._running, t0)
 
+    @property
+    def in_progress(self) -> int:
+        """How many boots are being waited for."""
+        return len(self._running)
+
     def done(self, t0: float) -> None:
         """The boot that started at ``t0`` is no longer waited for."""
         i = bisect.bisect_left(self._running, t0)
@@ -301,7 +311,7 @@ class BootModel:
         """
         near = age is not None and self.default / 2 <= age <= self.default * 2
         base = PRIOR_NEAR_SPACING if near else PRIOR_FAR_SPACING
-        crowd = len(self._running) / PRIOR_DENSE_BOOTS
+        crowd = self.in_progress / PRIOR_DENSE_BOOTS
         return min(PRIOR_SPACING, base * max(1.0, crowd))
 
     def share(self, now: float, low: float, high: float = math.inf) -> float:
@@ -611,9 +621,11 @@ class ProbePlan:
     ) -> float:
         """How long to wait after an answer before the next probe.
 
-        Up to a 10 ms polling loop's pause (never more), by the larger of two
-        signals. *Queueing*: as the smoothed RTT rises above the smallest one
-        seen (beyond what this process's own busy loop explains:
+        Up to a 10 ms polling loop's pause, by the larger of two signals (and
+        across a long tail, at least what keeps all the boots in progress
+        probed no more than ``LONG_TAIL_RATE`` times a second, the rate of 64
+        computers polled every 10 ms). *Queueing*: as the smoothed RTT rises
+        above the smallest one seen (beyond what this process's own busy loop explains:
         :attr:`RttEstimator.queueing`), so that a queueing server is never
         probed harder than that loop would probe it: the boots in their dense
         window all together, against that loop over every boot in progress
@@ -648,7 +660,10 @@ class ProbePlan:
         srtt = self.rtt.srtt
         share = LONG_EARLY_SHARE if age < self.model.median(now) else LONG_LATE_SHARE
         paced = max(0.0, share * (MAX_DENSE_SPACING + srtt) - srtt)
-        return min(MAX_DENSE_SPACING, max(queueing, spread * paced))
+        rest = min(MAX_DENSE_SPACING, max(queueing, spread * paced))
+        # Hundreds of long boots must not each be polled every 10 ms: together, no
+        # more than LONG_TAIL_RATE probes a second (the period of each grows with them).
+        return max(rest, spread * (self.model.in_progress / LONG_TAIL_RATE - srtt))
 
     def sending(self, now: float) -> bool:
         """A probe goes out now; returns whether a status check should go with it."""

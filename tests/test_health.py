@@ -28,6 +28,7 @@ from orgo_async.health import (
     LATE_GAP_RTTS,
     LONG_EARLY_SHARE,
     LONG_LATE_SHARE,
+    LONG_TAIL_RATE,
     MAX_DENSE_SPACING,
     MIN_DENSE_SPACING,
     PRIOR_FAR_SPACING,
@@ -535,6 +536,25 @@ def test_the_pause_after_an_answer_follows_queueing_window_width_and_rtt() -> No
     assert ProbePlan(t0=0.0, model=learned(FIXED), rtt=queued, phase=0.0).rest(0.06) == (
         MAX_DENSE_SPACING
     )
+
+
+def test_a_fleet_long_tail_is_probed_no_faster_than_the_fleet_rate() -> None:
+    rtt = RttEstimator()
+    rtt.observe(0.001)
+    model = learned(FIXED)
+    plan = ProbePlan(t0=0.0, model=model, rtt=rtt, phase=0.0)
+    alone = plan.rest(0.2, age=0.1)
+    assert alone == pytest.approx(LONG_EARLY_SHARE * (MAX_DENSE_SPACING + 0.001) - 0.001)
+    for n in range(256):
+        model.running(n * 0.001)
+        # Up to 64 boots in progress, the polling loop's share paces them; past it, each
+        # one's period (pause and answer) is what keeps them all under the fleet's rate.
+        period = plan.rest(0.2, age=0.1) + 0.001
+        assert period == pytest.approx(max(alone + 0.001, (n + 1) / LONG_TAIL_RATE))
+    # A narrow window (boots that end together) is crossed at full speed, crowd or not.
+    assert plan.rest(0.06) == 0.0
+    # Half the long tail's pause for a window halfway between narrow and wide.
+    assert plan.rest(0.15, age=0.1) == pytest.approx(plan.rest(0.2, age=0.1) / 2)
 
 
 def test_the_server_clock_places_a_late_answered_boot_to_within_its_quickest_create() -> None:
