@@ -229,7 +229,13 @@ class BootModel:
         self._all = _Recent(keep)
         self._sharp = _Recent(keep)  # those known to within SHARP_SAMPLE
         self._running: list[float] = []  # the start instants of boots in progress, sorted
-        self._median_cache: tuple[tuple[float, int, int], float] = ((math.nan, 0, 0), 0.0)
+        # Goes up with every boot observed: what the caches below are keyed by.
+        self._learned = 0
+        self._median_cache: tuple[tuple[float, int, int], float] = ((math.nan, 0, -1), 0.0)
+        self._window_cache: tuple[tuple[object, ...], tuple[float, float, float, float]] = (
+            (),
+            (0.0, 0.0, 0.0, 0.0),
+        )
 
     def __repr__(self) -> str:
         start, end, spacing = self.window()
@@ -262,6 +268,7 @@ class BootModel:
         self._all.add(seconds)
         if spread <= SHARP_SAMPLE:
             self._sharp.add(seconds)
+        self._learned += 1
 
     def running(self, t0: float) -> None:
         """A boot that started at ``t0`` is being waited for (see :meth:`done`)."""
@@ -336,7 +343,7 @@ class BootModel:
         running = self._running
         if now is None or not running:
             return self.quantile(0.5)
-        key = (round(now, 3), len(running), self.samples)
+        key = (round(now, 3), len(running), self._learned)
         if self._median_cache[0] == key:
             return self._median_cache[1]
         data = self._sorted
@@ -371,6 +378,27 @@ class BootModel:
         ``now`` (the caller's clock, as the ``t0`` given to :meth:`running`) lets
         the boots in progress move the end out.
         """
+        start, end, spacing, pad = self._finished_window()
+        if now is not None and self._running:
+            # The k-th longest of all boots, finished or still running (a running
+            # one is at least as long as it has run so far). One straggler alone
+            # (or two) does not hold the window open for itself.
+            late = (1 - self.coverage) / 6
+            k = max(3, math.ceil(late * (len(self._sorted) + len(self._running))))
+            longest = sorted(self._sorted[-k:] + [now - t for t in self._running[:k]], reverse=True)
+            if len(longest) >= k:
+                end = max(end, longest[k - 1] + pad)
+        return start, end, spacing
+
+    def _finished_window(self) -> tuple[float, float, float, float]:
+        """``(start, end, spacing, pad)`` from the finished boots alone.
+
+        Every probe asks for the window, several times: it is worked out again
+        only when a boot has been observed since (or a setting was changed).
+        """
+        key = (self._learned, self.default, self.coverage, self.min_samples, self.window_probes)
+        if self._window_cache[0] == key:
+            return self._window_cache[1]
         n = len(self._sorted)
         early = (1 - self.coverage) * 5 / 6
         late = (1 - self.coverage) / 6
@@ -391,15 +419,8 @@ class BootModel:
             spacing = min(
                 MAX_DENSE_SPACING, max(MIN_DENSE_SPACING, (end - start) / self.window_probes)
             )
-        if now is not None and self._running:
-            # The k-th longest of all boots, finished or still running (a running
-            # one is at least as long as it has run so far). One straggler alone
-            # (or two) does not hold the window open for itself.
-            k = max(3, math.ceil(late * (n + len(self._running))))
-            longest = sorted(self._sorted[-k:] + [now - t for t in self._running[:k]], reverse=True)
-            if len(longest) >= k:
-                end = max(end, longest[k - 1] + pad)
-        return start, end, spacing
+        self._window_cache = (key, (start, end, spacing, pad))
+        return start, end, spacing, pad
 
 
 class ProbeBudget(Slots):

@@ -538,6 +538,27 @@ def test_the_pause_after_an_answer_follows_queueing_window_width_and_rtt() -> No
     )
 
 
+def test_the_window_and_median_follow_every_boot_and_setting_though_cached() -> None:
+    model = learned(FIXED)
+    start, end, spacing = model.window()
+    assert model.window() == (start, end, spacing)
+    for _ in range(20):
+        model.observe(0.9)  # late boots move the end out
+    assert model.window()[1] > end
+    widened = model.window()
+    model.coverage = 0.5  # a setting changed: the window is worked out again
+    assert model.window() != widened
+    # A full model (samples no longer grow) still hears each new boot, at the same
+    # instant and with the same boots in progress.
+    full = learned([0.3] * 12, keep=12)
+    full.running(100.0)
+    assert full.median(100.01) == 0.3 and full.samples == 12
+    for _ in range(12):
+        full.observe(0.5)
+    assert full.median(100.01) == 0.5 and full.samples == 12
+    assert full.window() != learned([0.3] * 12, keep=12).window()
+
+
 def test_a_fleet_long_tail_is_probed_no_faster_than_the_fleet_rate() -> None:
     rtt = RttEstimator()
     rtt.observe(0.001)
