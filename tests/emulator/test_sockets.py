@@ -539,8 +539,8 @@ def children(pid: int) -> list[str]:
 def in_foreground(pid: int, name: str) -> bool:
     """Whether a child of ``pid`` called ``name`` holds the terminal (its job is the foreground).
 
-    The shell hands the terminal to a new job around the job's exec, in either
-    process: a ^C typed before that reaches the shell, not the job.
+    Until the shell has handed the terminal to the job it is starting, a ^C
+    typed reaches the shell's process group, not the job.
     """
     with open(f"/proc/{pid}/task/{pid}/children") as f:
         kids = f.read().split()
