@@ -526,13 +526,18 @@ async def test_closing_the_socket_kills_the_shell_and_its_jobs(
     assert open_fds("/dev/ptmx") == ptys
 
 
+def child_pids(pid: int) -> list[str]:
+    """``pid``'s child processes."""
+    with open(f"/proc/{pid}/task/{pid}/children") as f:
+        return f.read().split()
+
+
 def children(pid: int) -> list[str]:
     """The names of ``pid``'s child processes."""
     names = []
-    with open(f"/proc/{pid}/task/{pid}/children") as f:
-        for child in f.read().split():
-            with open(f"/proc/{child}/comm") as comm:
-                names.append(comm.read().strip())
+    for child in child_pids(pid):
+        with open(f"/proc/{child}/comm") as comm:
+            names.append(comm.read().strip())
     return names
 
 
@@ -542,9 +547,7 @@ def in_foreground(pid: int, name: str) -> bool:
     Until the shell has handed the terminal to the job it is starting, a ^C
     typed reaches the shell's process group, not the job.
     """
-    with open(f"/proc/{pid}/task/{pid}/children") as f:
-        kids = f.read().split()
-    for child in kids:
+    for child in child_pids(pid):
         try:
             with open(f"/proc/{child}/comm") as comm, open(f"/proc/{child}/stat") as stat:
                 named = comm.read().strip() == name
