@@ -858,7 +858,9 @@ async def wait_ready(
     ready = answered
     assert ready is not None and plan.last_sent is not None
     if start is not None:
-        t0, t0_spread = _moved(plan, start())
+        # The sharpest reading of the boot's start, to learn from. Not through
+        # _moved(): the boot is no longer in progress, and must not be again.
+        t0, t0_spread = start()
     if not running:
         first_boot = model.samples == 0
         won_seen = plan.last_sent + rtt.one_way

@@ -641,6 +641,32 @@ async def test_answers_that_come_late_do_not_move_the_boots_start(
     assert orgo.boot_model.quantile(0.5) == pytest.approx(0.1, abs=0.015)
 
 
+async def test_a_boot_read_again_after_it_ended_is_no_longer_in_progress(
+    orgo: Orgo, workspace: Workspace, emulator: Emulator
+) -> None:
+    # Half the creates are answered 50 ms late: the server's clock sharpens while the
+    # boots run, and each boot's start is read again once its race is won.
+    emulator.config.boot = BootTime.fixed(0.1, jitter=0.02)
+    emulator.faults.add(
+        FaultRule(
+            kind="slow_answer",
+            delay=0.05,
+            method="POST",
+            path=r"^/api/computers$",
+            probability=0.5,
+        )
+    )
+    async with orgo.fleet(workspace.id, 40, concurrency=20) as fleet:
+        launched = [item async for item in fleet]
+    assert len(launched) == 40 and fleet.failures == []
+    model = orgo.boot_model
+    assert model.samples == 40
+    # Every race is over: none is counted as a boot still running (which would hold
+    # the dense window open and slow every later probe's fleet-wide pacing).
+    assert model.in_progress == 0
+    assert model.window(asyncio.get_running_loop().time()) == model.window()
+
+
 def _lognormal_boots(n: int, seed: int) -> list[float]:
     rng = random.Random(seed)  # Orgo-like long tail: median 300 ms, sigma 0.6, at most 5 s
     return [min(5.0, 0.3 * math.exp(rng.gauss(0.0, 0.6))) for _ in range(n)]
