@@ -12,23 +12,30 @@ adapts to a path:
   connection costs one RTO, not a whole probe timeout; the RTO doubles after
   each such timeout, so a congested server is not answered with more probes.
 * **Probes are placed where boots end.** :class:`BootModel` keeps the boot
-  durations this session has seen, and the boots still running (in a burst
-  the first boots seen are the fastest: the running ones move the window's
-  end out). Nothing is sent before the boot is likely to be over; across the
+  durations this session has seen, and the boots still running (in a burst the
+  first boots seen are the fastest: the running ones move the window's end
+  out). Nothing is sent before the boot is likely to be over; across the
   window where boots end (their 0.5th to 99.9th percentile, each side widened
   by its own spread while samples are few) probes go out densely, never
-  sparser than a 10 ms polling loop (a tenth of the window apart, 5-6 ms for
-  a 300 ± 20 ms boot), with a pause after each answer when the server queues
-  them; when the finished boots spread over a long tail, the pause makes
-  the probes' period a share of that loop's (all of it for a boot younger
-  than the median, less past it, where boots end most often; and never more
-  than 6,400 probes a second for all the boots in progress together, so a
-  fleet of hundreds of long boots does not poll each every 10 ms:
-  :meth:`ProbePlan.rest`); past the window, the gaps grow gently up to a few
-  round-trip times, so a late boot is still found within a few RTTs. Until
-  the model has seen enough boots the window is wide (from a tenth of Orgo's
-  published 300 ms to ten times it), probed 7 ms apart from half to twice
-  that time and 10 ms apart elsewhere, sparser still in a burst of hundreds
+  sparser than a 10 ms polling loop (a tenth of the window apart, 5-6 ms for a
+  300 ± 20 ms boot; a crowd of boots shares a fleet rate instead, below), with
+  a pause after each answer when the server queues them; when the finished
+  boots spread over a long tail, the pause makes the probes' period a share of
+  that loop's (all of it for a boot younger than the median, less past it,
+  where boots end most often; and never more than 6,400 probes a second for
+  all the boots in progress together, so a fleet of hundreds of long boots
+  does not poll each every 10 ms: :meth:`ProbePlan.rest`). A crowd of boots
+  ending together shares a fleet rate too: all together, no more than 12,800
+  probes a second (10 ms apart at 128 boots in progress, 20 ms at 256;
+  :meth:`ProbePlan.dense_spacing`). The window is learned from each boot's
+  bounds (it ended after the last "not ready" and before the winning probe):
+  its start from when boots ended at the latest, its end from when they ended
+  at the earliest, so that boots seen between sparse probes do not widen it by
+  their gaps. Past the window, the gaps grow gently up to a few round-trip
+  times, so a late boot is still found within a few RTTs. Until the model has
+  seen enough boots the window is wide (from a tenth of Orgo's published 300
+  ms to ten times it), probed 7 ms apart from half to twice that time and 10
+  ms apart elsewhere, sparser still in a burst of hundreds
   (:meth:`BootModel.prior_spacing`); the first boot a fleet sees wakes its
   sparse probes, and the computers of that age go dense at once.
 * **This process's own lag is not the server's queue.** A client driving
@@ -118,6 +125,9 @@ LONG_LATE_SHARE: Final = 0.7
 # ...and a fleet's long tail, all its boots in progress together, probed at most this many
 # times a second (64 computers polled every 10 ms): past 64, each one's period grows.
 LONG_TAIL_RATE: Final = 6400.0
+# A fleet's boots in their dense window, all together, are probed at most this many times a
+# second (64 computers every 5 ms): past that crowd, each one's spacing grows with it.
+DENSE_RATE: Final = 12800.0
 # Before any boot is seen (a session's first burst of hundreds), probes at most this far apart.
 PRIOR_SPACING: Final = 0.100
 # ...growing with the boots waited for past this many...
@@ -173,17 +183,35 @@ class ReadyInfo:
 
 
 class _Recent:
-    """The last ``keep`` values, in arrival order and sorted."""
+    """The last ``keep`` boots, in arrival order; sorted, and their bounds sorted too.
+
+    A boot known to within ``spread`` ended between ``value - spread / 2``
+    (``earliest``) and ``value + spread / 2`` (``latest``).
+    """
 
     def __init__(self, keep: int) -> None:
-        self.values: collections.deque[float] = collections.deque(maxlen=keep)
+        self.values: collections.deque[tuple[float, float]] = collections.deque(maxlen=keep)
         self.sorted: list[float] = []
+        self.earliest: list[float] = []
+        self.latest: list[float] = []
 
-    def add(self, value: float) -> None:
+    def add(self, value: float, spread: float) -> None:
         if len(self.values) == self.values.maxlen:
-            del self.sorted[bisect.bisect_left(self.sorted, self.values[0])]
-        self.values.append(value)
-        bisect.insort(self.sorted, value)
+            old, old_spread = self.values[0]
+            for data, bound in self._bounds(old, old_spread):
+                del data[bisect.bisect_left(data, bound)]
+        self.values.append((value, spread))
+        for data, bound in self._bounds(value, spread):
+            bisect.insort(data, bound)
+
+    def _bounds(self, value: float, spread: float) -> tuple[tuple[list[float], float], ...]:
+        half = spread / 2
+        return (self.sorted, value), (self.earliest, value - half), (self.latest, value + half)
+
+
+def _nearest(data: list[float], q: float) -> float:
+    """The ``q`` quantile of sorted ``data`` (nearest rank)."""
+    return data[min(len(data) - 1, max(0, math.ceil(q * len(data)) - 1))]
 
 
 class BootModel:
@@ -249,11 +277,15 @@ class BootModel:
         return len(self._all.values)
 
     @property
-    def _sorted(self) -> list[float]:
+    def _learned_from(self) -> _Recent:
         """The boots the window is learned from: the sharp ones once there are enough."""
         if len(self._sharp.values) >= self.min_samples:
-            return self._sharp.sorted
-        return self._all.sorted
+            return self._sharp
+        return self._all
+
+    @property
+    def _sorted(self) -> list[float]:
+        return self._learned_from.sorted
 
     def observe(self, seconds: float, spread: float = 0.0) -> None:
         """Record one boot's duration, known to within ``spread`` seconds.
@@ -265,9 +297,10 @@ class BootModel:
         """
         if not (math.isfinite(seconds) and seconds >= 0):
             return
-        self._all.add(seconds)
+        spread = max(0.0, spread)
+        self._all.add(seconds, spread)
         if spread <= SHARP_SAMPLE:
-            self._sharp.add(seconds)
+            self._sharp.add(seconds, spread)
         self._learned += 1
 
     def running(self, t0: float) -> None:
@@ -370,7 +403,7 @@ class BootModel:
         data = self._sorted
         if not data:
             return self.default
-        return data[min(len(data) - 1, max(0, math.ceil(q * len(data)) - 1))]
+        return _nearest(data, q)
 
     def window(self, now: float | None = None) -> tuple[float, float, float]:
         """``(start, end, spacing)`` of the dense window, in seconds after the boot start.
@@ -385,7 +418,8 @@ class BootModel:
             # (or two) does not hold the window open for itself.
             late = (1 - self.coverage) / 6
             k = max(3, math.ceil(late * (len(self._sorted) + len(self._running))))
-            longest = sorted(self._sorted[-k:] + [now - t for t in self._running[:k]], reverse=True)
+            ended = self._learned_from.earliest[-k:]  # at least this long
+            longest = sorted(ended + [now - t for t in self._running[:k]], reverse=True)
             if len(longest) >= k:
                 end = max(end, longest[k - 1] + pad)
         return start, end, spacing
@@ -406,7 +440,16 @@ class BootModel:
             start, end, spacing = self.default * 0.1, self.default * 10, MAX_DENSE_SPACING
             pad = MIN_DENSE_SPACING
         else:
-            low, mid, high = self.quantile(early), self.quantile(0.5), self.quantile(1 - late)
+            # Each side from the boots' bounds: the start from when boots ended at
+            # the latest, the end from when they ended at the earliest. A boot seen
+            # between probes 60 ms apart is not a boot that may end 30 ms sooner
+            # (or later) than it did: from the midpoints alone, a fleet whose probes
+            # are sparse would learn a window as wide as their gaps, and take its
+            # boots for a long tail.
+            recent = self._learned_from
+            mid = self.quantile(0.5)
+            low = min(mid, _nearest(recent.latest, early))
+            high = max(mid, _nearest(recent.earliest, 1 - late))
             # Few samples say little about the extremes: widen each side by a share
             # of its own spread that shrinks as they accumulate (a quarter of it at 12
             # samples). Each side its own: a long upper tail must not pull the start
@@ -579,6 +622,8 @@ class ProbePlan:
         if self.model.samples >= self.model.min_samples:
             finished_start, finished_end, _ = self.model.window()
             width = finished_end - finished_start
+        # A crowd of boots shares the fleet's dense rate (see dense_spacing()).
+        spacing = self.dense_spacing(spacing)
         if self.last_sent is None:
             due = self.t0 if self.immediate else window_start + (1 - self.phase) * spacing
         else:
@@ -598,7 +643,7 @@ class ProbePlan:
                 elif self.model.samples < self.model.min_samples:
                     # Past the age at which a boot of the burst ended, before the
                     # window is learned: as dense as the prior is near Orgo's time.
-                    self.gap = min(spacing, PRIOR_NEAR_SPACING)
+                    self.gap = self.dense_spacing(min(spacing, PRIOR_NEAR_SPACING))
                 elif width > WIDE_WINDOW:
                     # Boots spread over a long tail: the pause after each answer
                     # paces the probes (see rest()), not the window's spacing.
@@ -622,6 +667,18 @@ class ProbePlan:
             return due
         rest = self.rest(width, due + lead - self.t0, now, bounds=(start, end))
         return max(due, answered + rest)
+
+    def dense_spacing(self, spacing: float) -> float:
+        """``spacing``, or wider when the boots in progress together would probe too fast.
+
+        Probing every boot of a crowd of hundreds a few milliseconds apart
+        costs this process and the server more than it finds sooner: once the
+        boots in progress would together be probed more than ``DENSE_RATE``
+        times a second (12,800: past about 60 boots at a 300 ± 20 ms boot's
+        spacing), each one's spacing grows with them (10 ms at 128 boots in
+        progress, 20 ms at 256).
+        """
+        return max(spacing, self.model.in_progress / DENSE_RATE)
 
     def woken(self, now: float) -> None:
         """The fleet saw its first boot while this plan slept sparsely: go dense now.
@@ -870,7 +927,7 @@ async def wait_ready(
             # so that a window that starts too late moves earlier instead of
             # confirming its own lateness. Sent late (this loop was busy), it
             # says nothing of the window, and nothing is learned.
-            spacing = model.window()[2]
+            spacing = plan.dense_spacing(model.window()[2])
             if first_late <= spacing:
                 model.observe(max(0.0, won_seen - t0 - spacing), t0_spread + spacing)
         else:

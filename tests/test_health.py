@@ -24,6 +24,7 @@ from orgo_async import (
 from orgo_async._clocks import ServerClock, boot_start
 from orgo_async.emulator import BootTime, Emulator, FaultRule
 from orgo_async.health import (
+    DENSE_RATE,
     LATE_GAP_FLOOR,
     LATE_GAP_RTTS,
     LONG_EARLY_SHARE,
@@ -34,6 +35,7 @@ from orgo_async.health import (
     PRIOR_FAR_SPACING,
     PRIOR_NEAR_SPACING,
     PRIOR_SPACING,
+    WIDE_WINDOW,
     ProbeBudget,
     ProbePlan,
     RttEstimator,
@@ -403,7 +405,8 @@ def test_a_first_burst_probes_sparsely_until_its_first_boot_is_seen() -> None:
     assert model.first_boots() == pytest.approx(0.28)
     plan.last_sent = 0.285
     gap = plan.next_due(0.2855, 0.2856) - 0.285
-    assert gap == pytest.approx(PRIOR_NEAR_SPACING)  # as dense as the prior's densest
+    # As dense as the prior's densest, or as a crowd of 1,000 shares the fleet's rate.
+    assert gap == pytest.approx(max(PRIOR_NEAR_SPACING, 1000 / DENSE_RATE))
     for _ in range(11):
         model.observe(0.3)  # learned: the window places the probes from now on
     assert model.first_boots() == 0.0
@@ -413,10 +416,10 @@ async def test_a_fleets_first_boot_wakes_its_sparse_probes_each_at_its_phase() -
     model = BootModel()
     for _ in range(1000):
         model.running(0.0)
-    # The schedule, on a clock of its own: each computer probed 45 ms ago and sleeps
+    # The schedule, on a clock of its own: each computer probed 90 ms ago and sleeps
     # for its sparse spacing.
     now = 100.0
-    last = now - 0.045
+    last = now - 0.09
     plans = [
         ProbePlan(t0=now - 0.2, model=model, rtt=RttEstimator(), phase=n / 8, last_sent=last)
         for n in range(8)
@@ -430,8 +433,11 @@ async def test_a_fleets_first_boot_wakes_its_sparse_probes_each_at_its_phase() -
         plan.woken(woke)
     again = [plan.next_due(woke) - woke for plan in plans]
     # Their next probe is due at the first boot's age, now past: they go at once,
-    # spread over one dense spacing at their phases, not all in the same millisecond.
-    assert again == pytest.approx([MAX_DENSE_SPACING * n / 8 for n in range(8)], abs=1e-9)
+    # spread over one dense spacing at their phases, not all in the same millisecond
+    # (for 1,000 boots in progress, the spacing that keeps them under the fleet's rate).
+    dense = 1000 / DENSE_RATE
+    assert dense > MAX_DENSE_SPACING
+    assert again == pytest.approx([dense * n / 8 for n in range(8)], abs=1e-9)
 
     # The fleet's side: sparse sleepers are woken early (False: place again), others not.
     budget = ProbeBudget(256)
@@ -576,6 +582,44 @@ def test_a_fleet_long_tail_is_probed_no_faster_than_the_fleet_rate() -> None:
     assert plan.rest(0.06) == 0.0
     # Half the long tail's pause for a window halfway between narrow and wide.
     assert plan.rest(0.15, age=0.1) == pytest.approx(plan.rest(0.2, age=0.1) / 2)
+
+
+def test_boots_seen_between_sparse_probes_are_not_taken_for_a_long_tail() -> None:
+    # A fleet of hundreds sees its boots (280..320 ms) between probes 60 ms apart:
+    # each is known to within 60 ms (plus its start's 5 ms), anywhere in that gap.
+    rng = random.Random(11)
+    model = BootModel()
+    for _ in range(256):
+        boot = 0.28 + 0.04 * rng.random()
+        model.observe(boot + 0.065 * (rng.random() - 0.5), spread=0.065)
+    start, end, spacing = model.window()
+    # Where the boots end, not where their gaps reach: a narrow window (a long tail's
+    # pacing starts at WIDE_WINDOW), probed densely.
+    assert 0.26 <= start <= 0.285 and 0.315 <= end <= 0.34
+    assert end - start < WIDE_WINDOW and spacing < MAX_DENSE_SPACING
+    # The median is still the midpoints'.
+    assert model.quantile(0.5) == pytest.approx(0.3, abs=0.01)
+
+
+def test_a_crowd_of_boots_ending_together_shares_the_fleets_dense_rate() -> None:
+    model = learned(FIXED)
+    _, _, spacing = model.window()
+    assert MIN_DENSE_SPACING < spacing < MAX_DENSE_SPACING
+    for n in range(1, 513):
+        model.running(100.0 + n * 1e-4)
+        if n not in (1, 32, 64, 65, 128, 256, 512):
+            continue
+        # Each crowd's probes, send to send, across the window: the window's spacing
+        # while the boots in progress together stay under DENSE_RATE, wider past it.
+        plan = ProbePlan(t0=100.0, model=model, rtt=RttEstimator(), phase=0.5)
+        first = plan.next_due(100.0)
+        gap = max(spacing, n / DENSE_RATE)
+        assert first == pytest.approx(100.0 + model.window()[0] - plan.rtt.one_way + gap / 2)
+        plan.sending(first)
+        second = plan.next_due(first + 0.0005, first + 0.0005)
+        assert second - first == pytest.approx(gap)
+    # 128 boots: 10 ms apart; 256: 20 ms.
+    assert 256 / DENSE_RATE == pytest.approx(0.02)
 
 
 def test_the_server_clock_places_a_late_answered_boot_to_within_its_quickest_create() -> None:
@@ -727,7 +771,9 @@ def test_rough_boots_do_not_widen_a_window_learned_from_sharp_ones() -> None:
     for n in range(100):
         model.observe(0.2 + (n % 20) * 0.01, spread=0.05)  # 200..390 ms, each to within 50 ms
     start, end, _ = model.window()
-    assert start < 0.2 and end > 0.38  # nothing better known yet
+    # Nothing better known yet: from before the earliest boot surely ended (225 ms)
+    # to after the latest surely had not (365 ms).
+    assert start < 0.225 and end > 0.365
     for n in range(12):
         model.observe(0.3 + (n % 4) * 0.004, spread=0.004)
     start, end, spacing = model.window()
