@@ -300,7 +300,9 @@ class BootModel:
         spread = max(0.0, spread)
         self._all.add(seconds, spread)
         if spread <= SHARP_SAMPLE:
-            self._sharp.add(seconds, spread)
+            # Taken as exact: a sharp boot's bounds would only pull the window's
+            # start later, past the earliest boots of a long tail.
+            self._sharp.add(seconds, 0.0)
         self._learned += 1
 
     def running(self, t0: float) -> None:
@@ -629,7 +631,9 @@ class ProbePlan:
         else:
             # When the previous probe was seen by the server, relative to the boot.
             seen = self.last_sent + lead - self.t0
-            if seen < end:
+            # A long tail's window ends at the longest boots seen so far, short of
+            # where the tail ends: past it, boots are paced as inside it.
+            if seen < end or width > WIDE_WINDOW:
                 # Before a first burst's first boot, sparser; from it on, dense.
                 # Sparse while the next dense probe would still come before the age
                 # at which the first boot of a burst ended; never sparse past it.
