@@ -31,11 +31,13 @@ adapts to a path:
   bounds (it ended after the last "not ready" and before the winning probe):
   its start from when boots ended at the latest, its end from when they ended
   at the earliest, so that boots seen between sparse probes do not widen it by
-  their gaps. Past the window, the gaps grow gently up to a few round-trip
-  times, so a late boot is still found within a few RTTs. Until the model has
-  seen enough boots the window is wide (from a tenth of Orgo's published 300
-  ms to ten times it), probed 7 ms apart from half to twice that time and 10
-  ms apart elsewhere, sparser still in a burst of hundreds
+  their gaps (a boot known to within 20 ms is taken as exact). Past a narrow
+  window, the gaps grow gently up to a few round-trip times, so a late boot is
+  still found within a few RTTs; past a long tail's, whose end is only the
+  longest boot seen yet, the pace stays. Until the model has seen enough boots
+  the window is wide (from a tenth of Orgo's published 300 ms to ten times
+  it), probed 7 ms apart from half to twice that time and 10 ms apart
+  elsewhere, sparser still in a burst of hundreds
   (:meth:`BootModel.prior_spacing`); the first boot a fleet sees wakes its
   sparse probes, and the computers of that age go dense at once.
 * **This process's own lag is not the server's queue.** A client driving
@@ -125,8 +127,8 @@ LONG_LATE_SHARE: Final = 0.7
 # ...and a fleet's long tail, all its boots in progress together, probed at most this many
 # times a second (64 computers polled every 10 ms): past 64, each one's period grows.
 LONG_TAIL_RATE: Final = 6400.0
-# A fleet's boots in their dense window, all together, are probed at most this many times a
-# second (64 computers every 5 ms): past that crowd, each one's spacing grows with it.
+# A fleet's boots in progress, all together, are probed densely at most this many times a
+# second (64 computers every 5 ms): past that crowd, each one's dense spacing grows with it.
 DENSE_RATE: Final = 12800.0
 # Before any boot is seen (a session's first burst of hundreds), probes at most this far apart.
 PRIOR_SPACING: Final = 0.100
@@ -292,8 +294,9 @@ class BootModel:
 
         A boot whose start or end is known only roughly (more than 20 ms: one
         seen between sparse probes, or started while the server's clock was
-        still unknown) is kept, but the window is learned from the sharp ones
-        alone once there are ``min_samples`` of them.
+        still unknown) is kept, with its bounds (``seconds`` ± ``spread / 2``),
+        but the window is learned from the sharp ones alone, taken as exact,
+        once there are ``min_samples`` of them.
         """
         if not (math.isfinite(seconds) and seconds >= 0):
             return
@@ -443,11 +446,10 @@ class BootModel:
             pad = MIN_DENSE_SPACING
         else:
             # Each side from the boots' bounds: the start from when boots ended at
-            # the latest, the end from when they ended at the earliest. A boot seen
-            # between probes 60 ms apart is not a boot that may end 30 ms sooner
-            # (or later) than it did: from the midpoints alone, a fleet whose probes
-            # are sparse would learn a window as wide as their gaps, and take its
-            # boots for a long tail.
+            # the latest, the end from when they ended at the earliest. From the
+            # midpoints alone, boots seen between probes 60 ms apart would widen the
+            # window by up to 30 ms each side, and a fleet whose probes are sparse
+            # would take its boots for a long tail. (Sharp boots have no bounds.)
             recent = self._learned_from
             mid = self.quantile(0.5)
             low = min(mid, _nearest(recent.latest, early))
