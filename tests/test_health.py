@@ -704,7 +704,7 @@ async def test_a_boot_read_again_after_it_ended_is_no_longer_in_progress(
         launched = [item async for item in fleet]
     assert len(launched) == 40 and fleet.failures == []
     model = orgo.boot_model
-    assert model.samples == 40
+    assert 0 < model.samples <= 40  # (a first probe sent late teaches nothing)
     # Every race is over: none is counted as a boot still running (which would hold
     # the dense window open and slow every later probe's fleet-wide pacing).
     assert model.in_progress == 0
@@ -775,8 +775,8 @@ def test_rough_boots_do_not_widen_a_window_learned_from_sharp_ones() -> None:
     for n in range(100):
         model.observe(0.2 + (n % 20) * 0.01, spread=0.05)  # 200..390 ms, each to within 50 ms
     start, end, _ = model.window()
-    # Nothing better known yet: from before the earliest boot surely ended (225 ms)
-    # to after the latest surely had not (365 ms).
+    # Nothing better known yet: from before the earliest boot had surely ended (225 ms)
+    # to after the latest had surely not ended yet (365 ms).
     assert start < 0.225 and end > 0.365
     for n in range(12):
         model.observe(0.3 + (n % 4) * 0.004, spread=0.004)
