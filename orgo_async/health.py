@@ -188,16 +188,17 @@ class _Recent:
     """The last ``keep`` boots, in arrival order; sorted, and their bounds sorted too.
 
     A boot known to within ``spread`` ended between ``value - spread / 2``
-    (``earliest``) and ``value + spread / 2`` (``latest``).
+    (``earliest``) and ``value + spread / 2`` (``latest``). ``exact`` boots
+    have no spread: their bounds are ``sorted`` itself.
     """
 
-    def __init__(self, keep: int) -> None:
+    def __init__(self, keep: int, *, exact: bool = False) -> None:
         self.values: collections.deque[tuple[float, float]] = collections.deque(maxlen=keep)
         self.sorted: list[float] = []
-        self.earliest: list[float] = []
-        self.latest: list[float] = []
+        self.earliest: list[float] = self.sorted if exact else []
+        self.latest: list[float] = self.sorted if exact else []
 
-    def add(self, value: float, spread: float) -> None:
+    def add(self, value: float, spread: float = 0.0) -> None:
         if len(self.values) == self.values.maxlen:
             old, old_spread = self.values[0]
             for data, bound in self._bounds(old, old_spread):
@@ -207,6 +208,8 @@ class _Recent:
             bisect.insort(data, bound)
 
     def _bounds(self, value: float, spread: float) -> tuple[tuple[list[float], float], ...]:
+        if self.earliest is self.sorted:  # exact
+            return ((self.sorted, value),)
         half = spread / 2
         return (self.sorted, value), (self.earliest, value - half), (self.latest, value + half)
 
@@ -257,7 +260,8 @@ class BootModel:
         self.coverage = coverage
         self.window_probes = window_probes
         self._all = _Recent(keep)
-        self._sharp = _Recent(keep)  # those known to within SHARP_SAMPLE
+        # Known to within SHARP_SAMPLE, as exact (bounds would pull a long tail's start later).
+        self._sharp = _Recent(keep, exact=True)
         self._running: list[float] = []  # the start instants of boots in progress, sorted
         # Goes up with every boot observed: what the caches below are keyed by.
         self._learned = 0
@@ -303,9 +307,7 @@ class BootModel:
         spread = max(0.0, spread)
         self._all.add(seconds, spread)
         if spread <= SHARP_SAMPLE:
-            # Taken as exact: a sharp boot's bounds would only pull the window's
-            # start later, past the earliest boots of a long tail.
-            self._sharp.add(seconds, 0.0)
+            self._sharp.add(seconds)
         self._learned += 1
 
     def running(self, t0: float) -> None:
