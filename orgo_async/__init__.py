@@ -14,6 +14,7 @@ from ._lazy import LazyExports as _LazyExports
 from ._version import __version__ as __version__
 
 if TYPE_CHECKING:
+    from ._boot_model import BootModel
     from ._client import Orgo
     from ._config import DEFAULT_BASE_URL, RetryPolicy, Timeouts
     from .agents.replay import render_replay
@@ -73,7 +74,7 @@ if TYPE_CHECKING:
         FleetOptions,
         FleetResult,
     )
-    from .health import BootModel, ProbeBudget, ReadyInfo, RttEstimator
+    from .health import ProbeBudget, ReadyInfo, RttEstimator
     from .models import (
         AutoStop,
         BashResult,
@@ -286,7 +287,7 @@ _MODULE_OF: dict[str, str] = {
     "AuthenticationError": ".errors",
     "AutoStop": ".models",
     "BashResult": ".models",
-    "BootModel": ".health",
+    "BootModel": "._boot_model",
     "CapacityError": ".errors",
     "ClientClosedError": ".errors",
     "Clipboard": ".protocol.events",

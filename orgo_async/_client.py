@@ -8,6 +8,7 @@ from typing import TypeVar, Unpack
 
 import aiohttp
 
+from ._boot_model import BootModel
 from ._checks import check_count, check_seconds, optional
 from ._config import RetryPolicy, Timeouts, env_api_key, env_base_url
 from ._http import HttpTransport
@@ -18,7 +19,7 @@ from .connect import Connection, ReconnectPolicy
 from .errors import MissingAPIKeyError
 from .fanout import Outcome, for_each
 from .fleet import AdaptiveLimiter, Fleet, FleetOptions, FleetResult, collect, fleet_specs, reap
-from .health import BootModel, ReadyInfo
+from .health import ReadyInfo
 from .models import (
     BashResult,
     ComputeLimits,

@@ -19,6 +19,7 @@ from typing import Any, TypedDict, Unpack
 import aiohttp
 import attrs
 
+from ._boot_model import BootModel
 from ._clocks import RttEstimator, ServerClock
 from ._config import RetryPolicy, Timeouts
 from ._http import HttpTransport, Response, status_error
@@ -26,7 +27,7 @@ from ._observe import RetryObserver
 from ._probe import ProbeTransport
 from ._retry import is_retryable_error, next_delay
 from .errors import APIConnectionError, APIError, APITimeoutError, ClientClosedError, OrgoError
-from .health import BootModel, probe_timeouts
+from .health import probe_timeouts
 
 log = logging.getLogger("orgo_async")
 

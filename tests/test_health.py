@@ -21,6 +21,13 @@ from orgo_async import (
     ReadyTimeout,
     Workspace,
 )
+from orgo_async._boot_model import (
+    MAX_DENSE_SPACING,
+    MIN_DENSE_SPACING,
+    PRIOR_FAR_SPACING,
+    PRIOR_NEAR_SPACING,
+    PRIOR_SPACING,
+)
 from orgo_async._clocks import ServerClock, boot_start
 from orgo_async.emulator import BootTime, Emulator, FaultRule
 from orgo_async.health import (
@@ -30,11 +37,6 @@ from orgo_async.health import (
     LONG_EARLY_SHARE,
     LONG_LATE_SHARE,
     LONG_TAIL_RATE,
-    MAX_DENSE_SPACING,
-    MIN_DENSE_SPACING,
-    PRIOR_FAR_SPACING,
-    PRIOR_NEAR_SPACING,
-    PRIOR_SPACING,
     WIDE_WINDOW,
     ProbeBudget,
     ProbePlan,
