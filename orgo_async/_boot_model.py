@@ -32,6 +32,10 @@ PRIOR_DENSE_BOOTS: Final = 32
 # ...from these: near Orgo's published boot time, and elsewhere.
 PRIOR_NEAR_SPACING: Final = 0.007
 PRIOR_FAR_SPACING: Final = 0.010
+# Fewer boots than min_samples teach the window once this many all ended within this
+# much of each other (a small fleet of like computers learns from its first wave).
+FEW_SAMPLES: Final = 6
+NARROW_SPREAD: Final = 0.050
 
 
 class _Recent:
@@ -83,7 +87,11 @@ class BootModel:
         default: The boot time assumed before any is seen (Orgo's ~300 ms).
         keep: How many recent boots to keep.
         min_samples: Below this many, the window is the wide prior (from a tenth
-            of ``default`` to ten times it).
+            of ``default`` to ten times it); unless there are at least 6, all
+            ended within 50 ms of each other: a small fleet of like computers
+            (8 at a time) then learns from its first wave. Boots that spread
+            wider wait for ``min_samples`` (the first seen are the quickest: a
+            long tail's few would place the window too early).
         coverage: The share of boots the dense window covers. Of those it leaves
             out, five in six are the earliest and one in six the latest (its
             quantiles are 0.5 % and 99.9 % by default): an earlier start costs
@@ -135,9 +143,21 @@ class BootModel:
     @property
     def _learned_from(self) -> _Recent:
         """The boots the window is learned from: the sharp ones once there are enough."""
-        if len(self._sharp.values) >= self.min_samples:
+        if self._enough(self._sharp):
             return self._sharp
         return self._all
+
+    def _enough(self, recent: _Recent) -> bool:
+        """Whether these boots are enough to learn the window from (see ``min_samples``)."""
+        n = len(recent.values)
+        if n >= self.min_samples:
+            return True
+        return n >= FEW_SAMPLES and recent.latest[-1] - recent.earliest[0] <= NARROW_SPREAD
+
+    @property
+    def learned(self) -> bool:
+        """Whether the window is learned from the boots seen (else it is the wide prior)."""
+        return self._enough(self._learned_from)
 
     @property
     def _sorted(self) -> list[float]:
@@ -150,7 +170,7 @@ class BootModel:
         seen between sparse probes, or started while the server's clock was
         still unknown) is kept, with its bounds (``seconds`` ± ``spread / 2``),
         but the window is learned from the sharp ones alone, taken as exact,
-        once there are ``min_samples`` of them.
+        once there are enough of them (``min_samples``).
         """
         if not (math.isfinite(seconds) and seconds >= 0):
             return
@@ -183,7 +203,7 @@ class BootModel:
         the first one seen makes every computer of that age probe densely.
         With no boot seen yet, infinity.
         """
-        if len(self._sorted) >= self.min_samples:
+        if self.learned:
             return 0.0
         if not self._sorted:
             return math.inf
@@ -293,7 +313,7 @@ class BootModel:
         n = len(self._sorted)
         early = (1 - self.coverage) * 5 / 6
         late = (1 - self.coverage) / 6
-        if n < self.min_samples:
+        if not self.learned:
             start, end, spacing = self.default * 0.1, self.default * 10, MAX_DENSE_SPACING
             pad = MIN_DENSE_SPACING
         else:

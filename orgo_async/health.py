@@ -35,6 +35,7 @@ adapts to a path:
   window, the gaps grow gently up to a few round-trip times, so a late boot is
   still found within a few RTTs; past a long tail's, whose end is only the
   longest boot seen yet, the pace stays. Until the model has seen enough boots
+  (12, or 6 that ended within 50 ms of each other: a small fleet's first wave)
   the window is wide (from a tenth of Orgo's published 300 ms to ten times
   it), probed 7 ms apart from half to twice that time and 10 ms apart
   elsewhere, sparser still in a burst of hundreds
@@ -326,7 +327,7 @@ class ProbePlan:
         # running hold a learned window's end open: neither means that boots
         # spread widely. Only what the finished boots span paces the probes.
         width = 0.0
-        if self.model.samples >= self.model.min_samples:
+        if self.model.learned:
             finished_start, finished_end, _ = self.model.window()
             width = finished_end - finished_start
         # A crowd of boots shares the fleet's dense rate (see dense_spacing()).
@@ -349,7 +350,7 @@ class ProbePlan:
                     # seen are unlikely to be over, near Orgo's time or not.
                     prior = self.model.prior_spacing(None if math.isfinite(first) else seen)
                     self.gap = min(prior, max(spacing, first - seen))
-                elif self.model.samples < self.model.min_samples:
+                elif not self.model.learned:
                     # Past the age at which a boot of the burst ended, before the
                     # window is learned: as dense as the prior is near Orgo's time.
                     self.gap = self.dense_spacing(min(spacing, PRIOR_NEAR_SPACING))

@@ -275,10 +275,43 @@ def test_boot_model_learns_a_tight_window() -> None:
 
 
 def test_the_prior_is_wide_until_enough_boots_are_seen() -> None:
-    model = learned([0.3] * 11)
+    # Eleven boots spread over 250 ms are not enough (the first a burst sees are its
+    # quickest, so their spread says little yet); the twelfth is.
+    model = learned([0.1 + n * 0.025 for n in range(11)])
+    assert not model.learned
     assert model.window() == (pytest.approx(0.03), pytest.approx(3.0), MAX_DENSE_SPACING)
     model.observe(0.3)
-    assert model.window()[1] < 0.4
+    assert model.learned and model.window()[1] < 0.4
+
+
+def test_a_few_boots_that_end_together_teach_the_window() -> None:
+    # A small fleet of like computers (8 at a time): six boots within 50 ms of each
+    # other teach the window; five do not, nor eleven that spread wider.
+    narrow = [0.29, 0.295, 0.3, 0.305, 0.31, 0.32]
+    assert not learned(narrow[:5]).learned
+    model = learned(narrow)
+    assert model.learned and model.first_boots() == 0.0
+    start, end, _ = model.window()
+    assert 0.25 < start < 0.29 and 0.32 < end < 0.36
+    wide = learned([0.1, 0.15, 0.2, 0.25, 0.3, 0.35] + [0.3] * 5)
+    assert not wide.learned and wide.first_boots() == pytest.approx(0.09)
+    # Boots are judged by their bounds: six seen between probes 60 ms apart are not
+    # known to have ended together.
+    rough = BootModel()
+    for value in narrow:
+        rough.observe(value, spread=0.06)
+    assert not rough.learned
+
+
+def test_a_small_fleets_second_wave_is_probed_where_its_first_wave_ended() -> None:
+    # The first wave of 8 taught the window: the next computer's probes cross it,
+    # a handful each, not the prior's 7-10 ms from 30 ms on.
+    counts = []
+    for boot in FIXED[8:40]:
+        plan = ProbePlan(t0=5.0, model=learned(FIXED[:8]), rtt=RttEstimator(), phase=0.0)
+        _, probes = simulate(plan, boot, lambda _: 0.002)
+        counts.append(len(probes))
+    assert max(counts) <= 12 and sorted(counts)[len(counts) // 2] <= 7
 
 
 def test_boots_still_running_hold_the_window_open() -> None:
