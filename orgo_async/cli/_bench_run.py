@@ -109,6 +109,8 @@ class BenchConfig:
         stagger_ms: Gap between creates in the staggered mode.
         baseline_poll_ms: The baseline's health polling interval.
         rounds: SDK/baseline pairs per mode (per point).
+        seed: Where an emulator's boot time draws start over from (each round
+            and point from its own offset of it); ``None`` for a random one.
         ready_timeout: Seconds per computer, from its create's answer.
         emulator: Start the emulator in a child process (else use ``base_url``).
         base_url: The API root when not using a spawned emulator.
@@ -128,6 +130,7 @@ class BenchConfig:
     stagger_ms: float = 20.0
     baseline_poll_ms: float = 10.0
     rounds: int = 1
+    seed: int | None = None
     ready_timeout: float = 60.0
     emulator: bool = True
     base_url: str | None = None
@@ -717,7 +720,7 @@ async def _run_on(
         # Each round's two sides face the same boot times (the emulator's draws start
         # over from the round's seed), so that neither side's p99 or wall time is
         # decided by a slower boot drawn for it alone.
-        seed = secrets.randbits(31)
+        seed = secrets.randbits(31) if config.seed is None else config.seed
         try:
             emulator = await books.read() is not None
             for p, plan in enumerate(plans):

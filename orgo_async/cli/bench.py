@@ -146,6 +146,15 @@ def add_bench(parser: argparse.ArgumentParser) -> None:
     for flag, kind, default, help in _NUMBERS:
         parser.add_argument(flag, type=kind, default=default, help=help)
     parser.add_argument(
+        "--seed",
+        type=int_at_least(0, 2**31 - 1),
+        default=None,
+        metavar="N",
+        help="start the emulator's boot time draws over from N: two runs (two versions of the "
+        "SDK, two settings) with the same seed face the same boots, round by round (against an "
+        "emulator; default a random seed, reported as boot_seed)",
+    )
+    parser.add_argument(
         "--tls",
         action="store_true",
         default=None,
@@ -244,6 +253,7 @@ def config_from_args(
         stagger_ms=args.stagger_ms,
         baseline_poll_ms=args.baseline_poll_ms,
         rounds=args.rounds,
+        seed=args.seed,
         ready_timeout=args.ready_timeout,
         emulator=emulator,
         base_url=base_url,

@@ -227,6 +227,7 @@ def test_bench_sweep_prints_one_row_per_concurrency_and_plots_them(tmp_path: Pat
         (["--boot-max-ms", "900"], "--boot-max-ms needs --boot-dist uniform or long-tail"),
         (["--boot-sigma", "1"], "--boot-sigma needs --boot-dist long-tail"),
         (["--boot-dist", "long-tail", "--boot-max-ms", "100"], "must be >= --boot-ms (300)"),
+        (["--seed", "-1"], "--seed: must be a whole number from 0 to 2147483647; got '-1'"),
     ],
 )
 def test_sweep_and_boot_options_that_do_not_fit_are_usage_errors(

@@ -41,6 +41,34 @@ async def test_a_rounds_sdk_and_baseline_draw_the_same_boots(
     assert result["boot_seed"] == seeds[0]
 
 
+async def test_two_runs_with_one_seed_face_the_same_boots(
+    emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    emulator.config.boot = BootTime.long_tail(0.03, sigma=0.6, cap=0.2)
+    drawn: list[float] = []
+    create = emulator.state.create_computer
+
+    def recording(*args: object, **kwargs: object) -> object:
+        computer = create(*args, **kwargs)  # type: ignore[arg-type]
+        drawn.append(computer.boot_seconds)
+        return computer
+
+    monkeypatch.setattr(emulator.state, "create_computer", recording)
+    runs = []
+    for seed in (1234, 1234, 4321):
+        drawn.clear()
+        config = BenchConfig(count=5, sweep=(SweepPoint(5, 5),), rounds=2, seed=seed)
+        result = await _run_on(
+            config, emulator.base_url, emulator.api_key, spawned=False, context=None
+        )
+        assert result["boot_seed"] == seed and result["leftover"] == 0
+        runs.append(list(drawn))
+    # The same seed, the same boots round by round (each side's in its own order of
+    # creates, so compared as sets); another seed, others.
+    assert len(runs[0]) == 20 and sorted(runs[0]) == sorted(runs[1])
+    assert sorted(runs[0]) != sorted(runs[2])
+
+
 async def test_the_first_wave_is_reported_apart_from_the_later_ones(emulator: Emulator) -> None:
     emulator.config.boot = BootTime.long_tail(0.03, sigma=0.6, cap=0.2)
     config = BenchConfig(count=7, sweep=(SweepPoint(3, 7),), rounds=2)
