@@ -157,7 +157,7 @@ class BootModel:
     @property
     def learned(self) -> bool:
         """Whether the window is learned from the boots seen (else it is the wide prior)."""
-        return self._enough(self._learned_from)
+        return self._enough(self._sharp) or self._enough(self._all)
 
     @property
     def _sorted(self) -> list[float]:

@@ -327,7 +327,8 @@ class ProbePlan:
         # running hold a learned window's end open: neither means that boots
         # spread widely. Only what the finished boots span paces the probes.
         width = 0.0
-        if self.model.learned:
+        learned = self.model.learned
+        if learned:
             finished_start, finished_end, _ = self.model.window()
             width = finished_end - finished_start
         # A crowd of boots shares the fleet's dense rate (see dense_spacing()).
@@ -350,7 +351,7 @@ class ProbePlan:
                     # seen are unlikely to be over, near Orgo's time or not.
                     prior = self.model.prior_spacing(None if math.isfinite(first) else seen)
                     self.gap = min(prior, max(spacing, first - seen))
-                elif not self.model.learned:
+                elif not learned:
                     # Past the age at which a boot of the burst ended, before the
                     # window is learned: as dense as the prior is near Orgo's time.
                     self.gap = self.dense_spacing(min(spacing, PRIOR_NEAR_SPACING))
