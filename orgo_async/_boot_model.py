@@ -33,7 +33,9 @@ PRIOR_DENSE_BOOTS: Final = 32
 PRIOR_NEAR_SPACING: Final = 0.007
 PRIOR_FAR_SPACING: Final = 0.010
 # Fewer boots than min_samples teach the window once this many all ended within this
-# much of each other (a small fleet of like computers learns from its first wave).
+# much of each other, while fewer than min_samples boots are in progress (a small fleet
+# of like computers learns from its first wave; a wide one waits for min_samples, since
+# its first few boots are only its quickest).
 FEW_SAMPLES: Final = 6
 NARROW_SPREAD: Final = 0.050
 
@@ -88,10 +90,11 @@ class BootModel:
         keep: How many recent boots to keep.
         min_samples: Below this many, the window is the wide prior (from a tenth
             of ``default`` to ten times it); unless there are at least 6, all
-            ended within 50 ms of each other: a small fleet of like computers
-            (8 at a time) then learns from its first wave. Boots that spread
-            wider wait for ``min_samples`` (the first seen are the quickest: a
-            long tail's few would place the window too early).
+            ended within 50 ms of each other, and fewer than ``min_samples``
+            boots are in progress: a small fleet of like computers (8 at a
+            time) then learns from its first wave. Boots that spread wider, and
+            a wider fleet's first wave, wait for ``min_samples`` (the first seen
+            are the quickest: a few would place the window too early).
         coverage: The share of boots the dense window covers. Of those it leaves
             out, five in six are the earliest and one in six the latest (its
             quantiles are 0.5 % and 99.9 % by default): an earlier start costs
@@ -152,7 +155,15 @@ class BootModel:
         n = len(recent.values)
         if n >= self.min_samples:
             return True
-        return n >= FEW_SAMPLES and recent.latest[-1] - recent.earliest[0] <= NARROW_SPREAD
+        return (
+            n >= FEW_SAMPLES
+            and self._small()
+            and recent.latest[-1] - recent.earliest[0] <= NARROW_SPREAD
+        )
+
+    def _small(self) -> bool:
+        """Whether too few boots are in progress to show ``min_samples`` at once."""
+        return len(self._running) < self.min_samples
 
     @property
     def learned(self) -> bool:
@@ -305,9 +316,18 @@ class BootModel:
         """``(start, end, spacing, pad)`` from the finished boots alone.
 
         Every probe asks for the window, several times: it is worked out again
-        only when a boot has been observed since (or a setting was changed).
+        only when a boot has been observed since, a setting was changed, or the
+        boots in progress crossed ``min_samples`` (which may decide whether a
+        few boots are enough, see :meth:`_enough`).
         """
-        key = (self._learned, self.default, self.coverage, self.min_samples, self.window_probes)
+        key = (
+            self._learned,
+            self._small(),
+            self.default,
+            self.coverage,
+            self.min_samples,
+            self.window_probes,
+        )
         if self._window_cache[0] == key:
             return self._window_cache[1]
         n = len(self._sorted)

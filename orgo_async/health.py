@@ -35,7 +35,8 @@ adapts to a path:
   window, the gaps grow gently up to a few round-trip times, so a late boot is
   still found within a few RTTs; past a long tail's, whose end is only the
   longest boot seen yet, the pace stays. Until the model has seen enough boots
-  (12, or 6 that ended within 50 ms of each other: a small fleet's first wave)
+  (12; or 6 that ended within 50 ms of each other, while fewer than 12 are in
+  progress: a small fleet's first wave)
   the window is wide (from a tenth of Orgo's published 300 ms to ten times
   it), probed 7 ms apart from half to twice that time and 10 ms apart
   elsewhere, sparser still in a burst of hundreds

@@ -303,6 +303,34 @@ def test_a_few_boots_that_end_together_teach_the_window() -> None:
     assert not rough.learned
 
 
+def test_a_wide_first_wave_waits_for_twelve_boots() -> None:
+    # 128 boots at once: the six that ended first are only its quickest, so they do
+    # not teach the window while twelve or more are still in progress.
+    model = BootModel()
+    for _ in range(128):
+        model.running(0.0)
+    for value in [0.29, 0.295, 0.3, 0.305, 0.31, 0.32]:
+        model.done(0.0)
+        model.observe(value)
+    assert model.in_progress == 122 and not model.learned
+    prior = model.window()
+    assert model.first_boots() > 0
+    # Down to 11 in progress (no boot observed since): the same six now suffice,
+    # and the window, worked out before from the prior, is worked out again.
+    for _ in range(111):
+        model.done(0.0)
+    assert model.learned and model.first_boots() == 0.0
+    start, end, _ = model.window()
+    assert (start, end) != prior[:2] and 0.25 < start < 0.29 and 0.32 < end < 0.36
+    # Twelve boots teach it whatever the crowd.
+    for _ in range(200):
+        model.running(1.0)
+    assert not model.learned
+    for value in [0.3] * 6:
+        model.observe(value)
+    assert model.learned
+
+
 def test_a_small_fleets_second_wave_is_probed_where_its_first_wave_ended() -> None:
     # The first wave of 8 taught the window: the next computer's probes cross it,
     # a handful each, not the prior's 7-10 ms from 30 ms on.
