@@ -11,7 +11,8 @@ from __future__ import annotations
 import bisect
 import collections
 import math
-from typing import Final
+import weakref
+from typing import Final, Protocol
 
 from ._checks import check_seconds
 
@@ -32,6 +33,11 @@ PRIOR_DENSE_BOOTS: Final = 32
 # ...from these: near Orgo's published boot time, and elsewhere.
 PRIOR_NEAR_SPACING: Final = 0.007
 PRIOR_FAR_SPACING: Final = 0.010
+# In a fleet, before any boot is seen, only this many of the boots in progress (the
+# oldest) probe, at the prior's pace; the others hold until the first boot is seen...
+SCOUTS: Final = 32
+# ...or until they are this many times Orgo's published boot time old.
+HOLD_BOOTS: Final = 2.0
 # Fewer boots than min_samples teach the window once this many all ended within this
 # much of each other, while fewer than min_samples boots are in progress (a small fleet
 # of like computers learns from its first wave; a wide one waits for min_samples, since
@@ -68,6 +74,12 @@ class _Recent:
             return ((self.sorted, value),)
         half = spread / 2
         return (self.sorted, value), (self.earliest, value - half), (self.latest, value + half)
+
+
+class Sleeper(Protocol):
+    """What waits for a model's first boot (a fleet's :class:`~orgo_async.health.ProbeBudget`)."""
+
+    def wake_sparse(self) -> None: ...
 
 
 def _nearest(data: list[float], q: float) -> float:
@@ -124,6 +136,8 @@ class BootModel:
         # Known to within SHARP_SAMPLE, as exact (bounds would pull a long tail's start later).
         self._sharp = _Recent(keep, exact=True)
         self._running: list[float] = []  # the start instants of boots in progress, sorted
+        # The fleets whose probes wait for this model's first boot (see first_boot_seen).
+        self._sleepers: weakref.WeakSet[Sleeper] = weakref.WeakSet()
         # Goes up with every boot observed: what the caches below are keyed by.
         self._learned = 0
         self._median_cache: tuple[tuple[float, int, int], float] = ((math.nan, 0, -1), 0.0)
@@ -206,6 +220,37 @@ class BootModel:
         if i < len(self._running) and self._running[i] == t0:
             del self._running[i]
 
+    def scout(self, t0: float) -> bool:
+        """Whether the boot that started at ``t0`` is one of the ``SCOUTS`` oldest in progress.
+
+        Before a fleet has seen any boot, its scouts probe for the first one and
+        the others hold (:attr:`ProbePlan.scouting <orgo_async.health.ProbePlan.scouting>`):
+        the oldest boots are the likeliest to end first. As they end (or fail),
+        the next oldest take their place from their next probe on; a computer
+        that holds probes on its own once it is twice Orgo's boot time old.
+        """
+        return bisect.bisect_left(self._running, t0) < SCOUTS
+
+    def wake_on_first_boot(self, sleeper: Sleeper) -> None:
+        """Call ``sleeper.wake_sparse()`` when a boot is first seen (held weakly).
+
+        A fleet's held probes must wake when any fleet of this session sees
+        the first boot, not only their own.
+        """
+        if not self._all.values:
+            self._sleepers.add(sleeper)
+
+    def first_boot_seen(self) -> None:
+        """A boot was seen while the model had none: wake every fleet waiting for one.
+
+        They stay registered until a boot is learned (one seen late teaches
+        nothing: its fleets are woken again by the next).
+        """
+        for sleeper in list(self._sleepers):
+            sleeper.wake_sparse()
+        if self._all.values:
+            self._sleepers.clear()
+
     def first_boots(self) -> float:
         """How long after its start the earliest boot seen so far ended (0 once learned).
 
@@ -220,7 +265,7 @@ class BootModel:
             return math.inf
         return max(0.0, self._sorted[0] - MAX_DENSE_SPACING)
 
-    def prior_spacing(self, age: float | None = None) -> float:
+    def prior_spacing(self, age: float | None = None, *, probing: int | None = None) -> float:
         """The probes' spacing before any boot is seen, for a boot ``age`` seconds old.
 
         Orgo publishes its boot time (``default``): from half of it to twice it,
@@ -235,11 +280,14 @@ class BootModel:
         Together they still probe the burst densely (a probe every 0.2 ms
         near Orgo's time, every 0.3 ms elsewhere), so its first boot is seen
         within a millisecond, and in a fleet that wakes them all
-        (:meth:`ProbeBudget.wake_sparse`).
+        (:meth:`ProbeBudget.wake_sparse`). ``probing``: how many of the boots
+        in progress probe this way (all of them by default). A fleet's 32
+        scouts (:meth:`scout`) give 32: the others hold, so the scouts probe
+        at the pace the whole burst would have shared.
         """
         near = age is not None and self.default / 2 <= age <= self.default * 2
         base = PRIOR_NEAR_SPACING if near else PRIOR_FAR_SPACING
-        crowd = self.in_progress / PRIOR_DENSE_BOOTS
+        crowd = (self.in_progress if probing is None else probing) / PRIOR_DENSE_BOOTS
         return min(PRIOR_SPACING, base * max(1.0, crowd))
 
     def share(self, now: float, low: float, high: float = math.inf) -> float:

@@ -23,8 +23,9 @@ adapts to a path:
   boots spread over a long tail, the pause makes the probes' period a share of
   that loop's (all of it for a boot younger than the median, less past it,
   where boots end most often; and never more than 6,400 probes a second for
-  all the boots in progress together, so a fleet of hundreds of long boots
-  does not poll each every 10 ms: :meth:`ProbePlan.rest`). A crowd of boots
+  all the boots in progress together, past 64 of them a period 2 ms longer
+  for every 7 more, so a fleet of hundreds of long boots does not poll each
+  every 10 ms: :meth:`ProbePlan.rest`). A crowd of boots
   ending together shares a fleet rate too: all together, no more than 12,800
   probes a second (10 ms apart at 128 boots in progress, 20 ms at 256;
   :meth:`ProbePlan.dense_spacing`). The window is learned from each boot's
@@ -41,7 +42,10 @@ adapts to a path:
   it), probed 7 ms apart from half to twice that time and 10 ms apart
   elsewhere, sparser still in a burst of hundreds
   (:meth:`BootModel.prior_spacing`); the first boot a fleet sees wakes its
-  sparse probes, and the computers of that age go dense at once.
+  sparse probes, and the computers of that age go dense at once. In a
+  fleet, until that first boot, only its 32 oldest boots in progress probe
+  (its scouts); the others hold their first probe until it is seen, then
+  probe from the age at which it ended (:attr:`ProbePlan.scouting`).
 * **This process's own lag is not the server's queue.** A client driving
   hundreds of computers on one event loop reads its answers late, so their
   round trip rises while the server idles. How late the loop fires a due
@@ -83,9 +87,11 @@ from typing import TYPE_CHECKING, Final, Protocol
 import attrs
 
 from ._boot_model import (
+    HOLD_BOOTS,
     MAX_DENSE_SPACING,
     MIN_DENSE_SPACING,
     PRIOR_NEAR_SPACING,
+    SCOUTS,
     BootModel,
 )
 from ._checks import check_seconds, optional
@@ -123,8 +129,12 @@ WIDE_WINDOW: Final = 0.100
 LONG_EARLY_SHARE: Final = 0.97
 LONG_LATE_SHARE: Final = 0.7
 # ...and a fleet's long tail, all its boots in progress together, probed at most this many
-# times a second (64 computers polled every 10 ms): past 64, each one's period grows.
+# times a second (64 computers polled every 10 ms): past 64, each one's period grows...
 LONG_TAIL_RATE: Final = 6400.0
+LONG_TAIL_CROWD: Final = 64
+# ...by a second for this many more boots in progress (2 ms for every 7 more: 28 ms at 128
+# boots, 65 ms at 256), as a polling loop's period grows when one client drives that many.
+LONG_TAIL_MORE: Final = 3500.0
 # A fleet's boots in progress, all together, are probed densely at most this many times a
 # second (64 computers every 5 ms): past that crowd, each one's dense spacing grows with it.
 DENSE_RATE: Final = 12800.0
@@ -308,6 +318,24 @@ class ProbePlan:
     before the window: a probe ahead of it could find only the boots the window
     leaves out on purpose (its ``coverage``), and every computer would pay for it.
     """
+    scouting: bool = False
+    """Whether a fleet's first boot wakes this plan (a :class:`ProbeBudget` does).
+
+    Until the fleet sees any boot, only its oldest 32 boots in progress (its
+    scouts, :meth:`BootModel.scout`) probe, at the prior's pace for 32
+    computers; the others hold their first probe until the first boot is seen
+    (which wakes them, :meth:`woken`) or until they are twice Orgo's boot time
+    old. A burst of 256 then probes its first boot out at the rate it would
+    have spread over all of them, but each computer that holds is probed from
+    the age at which boots end, not every 56-80 ms from 30 ms on.
+    """
+    held: bool = False
+    """Whether the first probe held for the fleet's first boot (see ``scouting``)."""
+    after_first_boot: bool = False
+    """Whether the first probe was placed by the fleet's first boot, not by the window.
+
+    A first probe that wins then says nothing of where the window starts.
+    """
     sent: int = 0
     last_sent: float | None = None
     gap: float = 0.0
@@ -335,7 +363,23 @@ class ProbePlan:
         # A crowd of boots shares the fleet's dense rate (see dense_spacing()).
         spacing = self.dense_spacing(spacing)
         if self.last_sent is None:
-            due = self.t0 if self.immediate else window_start + (1 - self.phase) * spacing
+            # The age at which the fleet's first boot ended (0 once the window is
+            # learned; infinite before any boot is seen).
+            first = self.model.first_boots() if self.scouting else 0.0
+            # A computer that held for it is first probed at that age: woken all at
+            # once, those younger must not all probe in the same few milliseconds.
+            self.after_first_boot = (
+                self.held and math.isfinite(first) and self.t0 + first - lead > window_start
+            )
+            begin = self.t0 + first - lead if self.after_first_boot else window_start
+            due = self.t0 if self.immediate else begin + (1 - self.phase) * spacing
+            # Before it, only the fleet's scouts probe; the others hold until it wakes
+            # them, then go at their phase of one spacing (see woken()).
+            self.sparse = not self.immediate and math.isinf(first) and not self.model.scout(self.t0)
+            if self.sparse:
+                self.held = True
+                self.gap = spacing
+                due = max(due, self.t0 + HOLD_BOOTS * self.model.default - lead)
         else:
             # When the previous probe was seen by the server, relative to the boot.
             seen = self.last_sent + lead - self.t0
@@ -350,7 +394,12 @@ class ProbePlan:
                 if self.sparse:
                     # Once a boot has been seen, those younger than the earliest one
                     # seen are unlikely to be over, near Orgo's time or not.
-                    prior = self.model.prior_spacing(None if math.isfinite(first) else seen)
+                    # A fleet's scouts probe at the prior's pace for that many boots.
+                    scouts = self.scouting and not math.isfinite(first)
+                    prior = self.model.prior_spacing(
+                        None if math.isfinite(first) else seen,
+                        probing=SCOUTS if scouts and self.model.scout(self.t0) else None,
+                    )
                     self.gap = min(prior, max(spacing, first - seen))
                 elif not learned:
                     # Past the age at which a boot of the burst ended, before the
@@ -414,7 +463,8 @@ class ProbePlan:
         Up to a 10 ms polling loop's pause, by the larger of two signals (and
         across a long tail, at least what keeps all the boots in progress
         probed no more than ``LONG_TAIL_RATE`` times a second, the rate of 64
-        computers polled every 10 ms). *Queueing*: as the smoothed RTT rises
+        computers polled every 10 ms, and past 64 a period that grows by 2 ms
+        for every 7 more: :meth:`long_tail_period`). *Queueing*: as the smoothed RTT rises
         above the smallest one seen (beyond what this process's own busy loop explains:
         :attr:`RttEstimator.queueing`), so that a queueing server is never
         probed harder than that loop would probe it: the boots in their dense
@@ -451,9 +501,23 @@ class ProbePlan:
         share = LONG_EARLY_SHARE if age < self.model.median(now) else LONG_LATE_SHARE
         paced = max(0.0, share * (MAX_DENSE_SPACING + srtt) - srtt)
         rest = min(MAX_DENSE_SPACING, max(queueing, spread * paced))
-        # Hundreds of long boots must not each be polled every 10 ms: together, no
-        # more than LONG_TAIL_RATE probes a second (the period of each grows with them).
-        return max(rest, spread * (self.model.in_progress / LONG_TAIL_RATE - srtt))
+        # Hundreds of long boots must not each be polled every 10 ms.
+        return max(rest, spread * (self.long_tail_period() - srtt))
+
+    def long_tail_period(self) -> float:
+        """The shortest period (probe to probe) of each boot of a fleet's long tail.
+
+        Up to 64 boots in progress, what keeps them all together under
+        ``LONG_TAIL_RATE`` (6,400 probes a second: 10 ms at 64). Past 64, 2 ms
+        more for every 7 more boots (28 ms at 128, 65 ms at 256): a 10 ms
+        polling loop's period grows about so when one client drives that many
+        (measured against it, the race then still sees boots sooner at the p50
+        and p99, with fewer probes; at 6,400 a second it sent more than the loop).
+        """
+        n = self.model.in_progress
+        if n <= LONG_TAIL_CROWD:
+            return n / LONG_TAIL_RATE
+        return LONG_TAIL_CROWD / LONG_TAIL_RATE + (n - LONG_TAIL_CROWD) / LONG_TAIL_MORE
 
     def sending(self, now: float) -> bool:
         """A probe goes out now; returns whether a status check should go with it."""
@@ -549,9 +613,11 @@ async def wait_ready(
     ceiling = probe_timeout if probe_timeout is not None else session.timeouts.probe
     path = f"/desktops/{instance}/proxy/health"
     running = computer.status == ComputerStatus.RUNNING
-    plan = ProbePlan(t0=t0, model=model, rtt=rtt, immediate=running)
+    plan = ProbePlan(t0=t0, model=model, rtt=rtt, immediate=running, scouting=budget is not None)
 
     model.running(t0)
+    if budget is not None:
+        model.wake_on_first_boot(budget)
     checks = 0
     first_probe: float | None = None
     first_late = 0.0  # how long after it was due the first probe left
@@ -638,16 +704,17 @@ async def wait_ready(
             # it says the window starts too late: one spacing earlier is learned,
             # so that a window that starts too late moves earlier instead of
             # confirming its own lateness. Sent late (this loop was busy), it
-            # says nothing of the window, and nothing is learned.
+            # says nothing of the window, and nothing is learned; nor when it was
+            # placed by the fleet's first boot rather than by the window.
             spacing = plan.dense_spacing(model.window()[2])
-            if first_late <= spacing:
+            if first_late <= spacing and not plan.after_first_boot:
                 model.observe(max(0.0, won_seen - t0 - spacing), t0_spread + spacing)
         else:
             # The boot ended between the last "not ready" the server saw and the winner.
             ended = (last_miss_seen + won_seen) / 2 - t0
             model.observe(ended, t0_spread + won_seen - last_miss_seen)
-        if first_boot and budget is not None:
-            budget.wake_sparse()
+        if first_boot:
+            model.first_boot_seen()  # wakes every fleet's sparse probes, this one's too
     return ReadyInfo(
         since=t0, first_probe=first_probe, ready=ready, probes=plan.sent, status_checks=checks
     )

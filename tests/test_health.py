@@ -36,6 +36,7 @@ from orgo_async.health import (
     LATE_GAP_RTTS,
     LONG_EARLY_SHARE,
     LONG_LATE_SHARE,
+    LONG_TAIL_MORE,
     LONG_TAIL_RATE,
     WIDE_WINDOW,
     ProbeBudget,
@@ -638,9 +639,12 @@ def test_a_fleet_long_tail_is_probed_no_faster_than_the_fleet_rate() -> None:
     for n in range(256):
         model.running(n * 0.001)
         # Up to 64 boots in progress, the polling loop's share paces them; past it, each
-        # one's period (pause and answer) is what keeps them all under the fleet's rate.
+        # one's period (pause and answer) is what keeps them all under the fleet's rate,
+        # and past 64 boots it grows by 2 ms for every 7 more.
         period = plan.rest(0.2, age=0.1) + 0.001
-        assert period == pytest.approx(max(alone + 0.001, (n + 1) / LONG_TAIL_RATE))
+        fleet = (n + 1) / LONG_TAIL_RATE if n < 64 else 0.01 + (n + 1 - 64) / LONG_TAIL_MORE
+        assert period == pytest.approx(max(alone + 0.001, fleet))
+    assert plan.long_tail_period() == pytest.approx(0.010 + 192 / 3500)  # 256 in progress
     # A narrow window (boots that end together) is crossed at full speed, crowd or not.
     assert plan.rest(0.06) == 0.0
     # Half the long tail's pause for a window halfway between narrow and wide.
