@@ -117,8 +117,12 @@ class Api:
     async def health(self, key: str) -> Reply:
         return await self.call("GET", f"/api/desktops/{key}/proxy/health")
 
-    async def wait_running(self, computer: dict[str, Any], timeout: float = 5.0) -> int:
-        """Poll health until 200; returns the number of probes."""
+    async def wait_running(self, computer: dict[str, Any], timeout: float = 30.0) -> int:
+        """Poll health until 200; returns the number of probes.
+
+        ``timeout`` bounds a hang, not a boot time: a real sandboxed desktop (Xvnc,
+        openbox, xterm) took over 5 s to boot once in a full CI run on 2 cores.
+        """
         probes = 0
         async with asyncio.timeout(timeout):
             while True:
