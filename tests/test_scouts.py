@@ -75,20 +75,24 @@ def test_the_first_boot_wakes_the_held_boots_from_the_age_it_was_seen_at() -> No
         plan.next_due(plan.t0)
     model.observe(0.29)  # a scout's boot, seen at 290 ms
     first = model.first_boots()
-    now = 0.3
+    now = 0.36  # the held boots are 233 to 344 ms old: both sides of the first boot's age
     dense = BURST / DENSE_RATE  # the crowd's spacing, wider than the window's 10 ms
+    old, young = [], []
     for plan in fleet[SCOUTS:]:
         plan.woken(now)
         due = plan.next_due(now)
         if now - plan.t0 >= first + dense:
             # Old enough: at once, each at its phase of one spacing, not all together.
-            assert now <= due <= now + dense
+            assert due == pytest.approx(now + plan.phase * dense)
+            old.append(due)
         else:
             # Younger: its first probe waits for the age at which the first boot ended
             # (aimed half a round trip early).
             assert due - plan.t0 >= first - plan.rtt.one_way
+            young.append(due)
         # Placed by the first boot, not the window: if it wins, nothing is learned.
         assert plan.after_first_boot
+    assert old and young
     assert not fleet[0].after_first_boot  # a scout's first probe was placed by the window
 
 
