@@ -571,14 +571,16 @@ async def test_a_slow_server_is_probed_no_worse_than_by_a_plain_polling_loop(
     headers = {"Authorization": f"Bearer {emulator.api_key}"}
     async with aiohttp.ClientSession(headers=headers) as session:
         lags = await asyncio.gather(
-            *(plain(session, f"p{n}") for n in range(16)), *(race(f"r{n}") for n in range(16))
+            *(plain(session, f"p{n}") for n in range(48)), *(race(f"r{n}") for n in range(48))
         )
-    plain_lags, race_lags = lags[:16], lags[16:]
+    plain_lags, race_lags = lags[:48], lags[48:]
     assert min(race_lags) >= 0 and min(plain_lags) >= 0
     # Each lags about half its probing period: the race's 40 ms (an answer), the loop's
-    # 50 ms (an answer and its sleep), so about 20 and 25 ms. The 5 ms is scheduling
-    # noise on a loaded machine (both run on this one event loop).
-    assert statistics.median(race_lags) <= statistics.median(plain_lags) + 0.005
+    # 50 ms (an answer and its sleep), so about 20 and 25 ms. The means of 48 (not the
+    # medians of 16, which moved by 5 ms from run to run: 1 failure in about 15 runs)
+    # differed by 2-10 ms in 15 runs; the 5 ms allows for a loaded machine (both run
+    # on this one event loop).
+    assert statistics.mean(race_lags) <= statistics.mean(plain_lags) + 0.005
 
 
 def test_the_pause_after_an_answer_follows_queueing_window_width_and_rtt() -> None:
