@@ -576,10 +576,10 @@ async def test_a_slow_server_is_probed_no_worse_than_by_a_plain_polling_loop(
     plain_lags, race_lags = lags[:48], lags[48:]
     assert min(race_lags) >= 0 and min(plain_lags) >= 0
     # Each lags about half its probing period: the race's 40 ms (an answer), the loop's
-    # 50 ms (an answer and its sleep), so about 20 and 25 ms. The means of 48 (not the
-    # medians of 16, which moved by 5 ms from run to run: 1 failure in about 15 runs)
-    # differed by 2-10 ms in 15 runs; the 5 ms allows for a loaded machine (both run
-    # on this one event loop).
+    # 50 ms (an answer and its sleep), so about 20 and 25 ms. Means of 48 (medians of 16
+    # moved by about 5 ms from run to run, and failed CI once): in 15 runs the race's was
+    # 2-10 ms below the loop's. The 5 ms allows for a loaded machine (both run on this
+    # one event loop).
     assert statistics.mean(race_lags) <= statistics.mean(plain_lags) + 0.005
 
 
