@@ -511,8 +511,9 @@ class ProbePlan:
         ``LONG_TAIL_RATE`` (6,400 probes a second: 10 ms at 64). Past 64, 2 ms
         more for every 7 more boots (28 ms at 128, 65 ms at 256): a 10 ms
         polling loop's period grows about so when one client drives that many
-        (measured against it, the race then still sees boots sooner at the p50
-        and p99, with fewer probes; at 6,400 a second it sent more than the loop).
+        (measured against it at 128 and 256, the race then still saw boots sooner
+        at the p50 and p99, with fewer probes or, once, as many; at 6,400 a second
+        it sent more than the loop).
         """
         n = self.model.in_progress
         if n <= LONG_TAIL_CROWD:
