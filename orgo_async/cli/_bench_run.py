@@ -47,6 +47,7 @@ import os
 import platform
 import secrets
 import ssl
+import statistics
 import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -175,6 +176,8 @@ class _Run:
     """Its wall time, client CPU and full collections."""
     cleanup: float
     records: _Records | None = None
+    speed_gauge_ms: float | None = None
+    """The machine's :func:`speed_gauge` just before this run."""
 
 
 @attrs.frozen(kw_only=True)
@@ -573,6 +576,7 @@ def _figures(runs: Sequence[_Run], count: int, concurrency: int) -> dict[str, An
         "client_cpu_load": round(cpu / (wall * len(runs)), 3) if wall > 0 else None,
         "cleanup_ms": ms(sum(r.cleanup for r in runs) / len(runs)),
         "gc_full_collections": sum(r.window.full_collections for r in runs),
+        "speed_gauge_ms": _median_gauge(runs),
         "max_probes_in_flight_per_computer": _max_in_flight(runs),
         "emulator_loop_lag_ms": _loop_lag(runs),
         "emulator_cpu_load": _emulator_cpu_load(runs),
@@ -591,6 +595,11 @@ def _ratio(sdk: float, baseline: float) -> float | None:
     if baseline <= 0 or not math.isfinite(sdk / baseline):
         return None
     return round(sdk / baseline, 4)
+
+
+def _median_gauge(runs: Sequence[_Run]) -> float | None:
+    gauges = [r.speed_gauge_ms for r in runs if r.speed_gauge_ms is not None]
+    return round(statistics.median(gauges), 2) if gauges else None
 
 
 def _lag_p99(run: _Run) -> float | None:
@@ -620,15 +629,46 @@ def _summarize(
             "baseline_gc_full_collections": b.window.full_collections,
             "sdk_emulator_loop_lag_p99_ms": _lag_p99(s),
             "baseline_emulator_loop_lag_p99_ms": _lag_p99(b),
+            "sdk_speed_gauge_ms": s.speed_gauge_ms,
+            "baseline_speed_gauge_ms": b.speed_gauge_ms,
         }
         for n, (s, b) in enumerate(zip(sdk_runs, baseline_runs, strict=True))
     ]
     return summary
 
 
-def _machine(load: tuple[float, float, float]) -> dict[str, Any]:
+# The speed gauge's repeats before each run (about 15 ms each on the 2-core machine).
+GAUGE_REPEATS: Final = 3
+
+
+def speed_gauge(repeats: int = 5) -> float:
+    """Milliseconds this machine takes for a fixed piece of pure Python (median of ``repeats``).
+
+    Both launchers' figures move with how fast the machine runs Python, and on a
+    shared host that moves by itself (the same benchmark has taken twice the CPU
+    per probe on the same 2-core machine a day apart, with nothing else running
+    on it). The work is the interpreter's own (dicts, ints, a little formatting),
+    like a client's event loop, and its wall time is what counts: a host that
+    gives this process less of a core shows as a larger figure. Read two runs'
+    figures against each other only when their gauges are close.
+    """
+    timings = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        table: dict[int, int] = {}
+        total = 0
+        for i in range(40_000):
+            key = i & 255
+            table[key] = table.get(key, 0) + i
+            total += len(str(i))
+        timings.append(time.perf_counter() - start)
+    return round(statistics.median(timings) * 1000, 2)
+
+
+def _machine(load: tuple[float, float, float], gauge: tuple[float, float]) -> dict[str, Any]:
     return {
         "load_average_at_start": [round(x, 2) for x in load],
+        "speed_gauge_ms": {"start": gauge[0], "end": gauge[1]},
         "system": platform.system(),
         "release": platform.release(),
         "machine": platform.machine(),
@@ -707,6 +747,7 @@ async def _run_on(
     context: ssl.SSLContext | None,
 ) -> dict[str, Any]:
     load = os.getloadavg()
+    gauge = speed_gauge()
     plans = _plans(config)
     runs: list[tuple[_Plan, list[_Run], list[_Run], int]] = []
     async with (
@@ -733,7 +774,8 @@ async def _run_on(
                             await books.reset()
                             await books.reseed(seed + 1000 * p + n)
                         launch = _run_sdk if who == "sdk" else _run_baseline
-                        one = await launch(config, target, plan)
+                        gauge = speed_gauge(GAUGE_REPEATS)
+                        one = attrs.evolve(await launch(config, target, plan), speed_gauge_ms=gauge)
                         if emulator:
                             one = attrs.evolve(one, records=await books.read())
                         (sdk_runs if who == "sdk" else baseline_runs).append(one)
@@ -768,7 +810,7 @@ async def _run_on(
             "implementation": platform.python_implementation(),
             "executable": sys.executable,
         },
-        "machine": _machine(load),
+        "machine": _machine(load, (gauge, speed_gauge())),
         "versions": {"orgo_async": __version__, "aiohttp": aiohttp.__version__},
     }
     if config.sweep:

@@ -349,8 +349,13 @@ def _about(result: dict[str, Any]) -> str:
     return (
         f"target: {result['target']}{tls}; Python {py['version']} ({py['implementation']}) on "
         f"{machine['platform']}, {machine['cpus']} CPUs, {result.get('loop', 'asyncio')} "
-        "event loop; percentiles: nearest rank"
+        f"event loop; speed gauge {_gauges(machine)}; percentiles: nearest rank"
     )
+
+
+def _gauges(machine: dict[str, Any]) -> str:
+    gauge = machine.get("speed_gauge_ms") or {}
+    return f"{cell(gauge.get('start'))} ms at the start, {cell(gauge.get('end'))} at the end"
 
 
 def _footer(result: dict[str, Any]) -> list[str]:
@@ -431,6 +436,7 @@ def format_table(result: dict[str, Any]) -> str:
             ("emulator loop lag p99 ms", _lag_p99),
             ("emulator CPU load", lambda f: f["emulator_cpu_load"]),
             ("emulator full collections", lambda f: f["emulator_gc_full_collections"]),
+            ("speed gauge ms (median)", lambda f: f["speed_gauge_ms"]),
         ):
             lines.append(f"{label:31}{cell(value(m)):>36}  |{cell(value(b)):>36}")
         for example in m["failure_examples"] + b["failure_examples"]:
@@ -459,6 +465,7 @@ _SWEEP_HEADER: Final = (
     "in flight",
     "emu lag p99",
     "emu CPU load",
+    "speed ms",
     "failed",
     "left",
 )
@@ -480,6 +487,7 @@ def _sweep_row(point: dict[str, Any]) -> list[str]:
         _both(point["max_probes_in_flight_per_computer"], b["max_probes_in_flight_per_computer"]),
         _both(_lag_p99(point), _lag_p99(b)),
         _both(point["emulator_cpu_load"], b["emulator_cpu_load"]),
+        _both(point["speed_gauge_ms"], b["speed_gauge_ms"]),
         _both(point["failed"], b["failed"]),
         str(point["leftover"]),
     ]
@@ -496,7 +504,8 @@ def _sweep_table(result: dict[str, Any]) -> str:
         "CPU seconds per second (1 = one core busy); full GCs: the client's "
         "generation-2 collections; in flight: the most probes one computer had at once; "
         "emu lag: the emulator's event-loop lag; emu CPU load: the emulator's CPU seconds per "
-        "second",
+        "second; speed: the machine's speed gauge before each side's runs (median ms of a "
+        "fixed piece of Python; lower is faster)",
         "",
         table(_SWEEP_HEADER, [_sweep_row(point) for point in result["points"]]),
     ]

@@ -195,6 +195,12 @@ def test_bench_sweep_json_has_one_point_per_concurrency() -> None:
             cpu = sum(r[f"{side}_cpu_ms"] for r in point["per_round"])
             wall = sum(r[f"{side}_wall_ms"] for r in point["per_round"])
             assert figures["client_cpu_load"] == pytest.approx(cpu / wall, abs=0.002), where
+            # The machine's speed before each of the side's runs, and their median.
+            gauges = sorted(r[f"{side}_speed_gauge_ms"] for r in point["per_round"])
+            assert all(g > 0 for g in gauges), (where, gauges)
+            assert figures["speed_gauge_ms"] == pytest.approx(sum(gauges) / 2, abs=0.01), where
+    gauge = result["machine"]["speed_gauge_ms"]
+    assert gauge["start"] > 0 and gauge["end"] > 0, gauge
 
 
 def test_bench_sweep_prints_one_row_per_concurrency_and_plots_them(tmp_path: Path) -> None:
@@ -210,6 +216,12 @@ def test_bench_sweep_prints_one_row_per_concurrency_and_plots_them(tmp_path: Pat
     assert lines[header + 1].split()[:2] == ["2", "2"]
     assert lines[header + 2].split()[:2] == ["4", "4"]
     assert [line.split()[-2:] for line in lines[header + 1 : header + 3]] == [["0/0", "0"]] * 2
+    # The speed gauge: one SDK/baseline cell a row, and the run's start and end on top.
+    assert lines[header].split()[-4:] == ["speed", "ms", "failed", "left"], lines[header]
+    for line in lines[header + 1 : header + 3]:
+        sdk, baseline = (float(x) for x in line.split()[-3].split("/"))
+        assert sdk > 0 and baseline > 0, line
+    assert "speed gauge " in lines[1] and " at the end" in lines[1], lines[1]
     assert "leftover computers: 0" in done.stdout
     if plot:
         assert out.read_bytes().startswith(PNG_MAGIC)
