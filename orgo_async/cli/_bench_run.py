@@ -747,7 +747,7 @@ async def _run_on(
     context: ssl.SSLContext | None,
 ) -> dict[str, Any]:
     load = os.getloadavg()
-    gauge = speed_gauge()
+    gauge_at_start = speed_gauge()
     plans = _plans(config)
     runs: list[tuple[_Plan, list[_Run], list[_Run], int]] = []
     async with (
@@ -810,7 +810,7 @@ async def _run_on(
             "implementation": platform.python_implementation(),
             "executable": sys.executable,
         },
-        "machine": _machine(load, (gauge, speed_gauge())),
+        "machine": _machine(load, (gauge_at_start, speed_gauge())),
         "versions": {"orgo_async": __version__, "aiohttp": aiohttp.__version__},
     }
     if config.sweep:

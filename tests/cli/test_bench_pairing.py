@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from orgo_async.cli import _bench_run
 from orgo_async.cli._bench_run import BenchConfig, SweepPoint, _run_on
 from orgo_async.emulator import BootTime, Emulator
 
@@ -86,3 +87,21 @@ async def test_the_first_wave_is_reported_apart_from_the_later_ones(emulator: Em
         assert sum(p["n"] for p in parts) == len(lags)
         most = max(waves[w]["probes_per_computer"]["max"] for w in ("first", "later"))
         assert most == side["probes_per_computer"]["max"]
+
+
+async def test_each_run_carries_the_speed_gauge_read_just_before_it(
+    emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each reading is its own number (1, 2, 3...), so where each one lands is plain.
+    readings = iter(range(1, 100))
+    monkeypatch.setattr(_bench_run, "speed_gauge", lambda repeats=5: float(next(readings)))
+    emulator.config.boot = BootTime.fixed(0.02)
+    config = BenchConfig(count=2, sweep=(SweepPoint(2, 2),), rounds=3)
+    result = await _run_on(config, emulator.base_url, emulator.api_key, spawned=False, context=None)
+    # 1 at the start, one before each of the 6 runs (the SDK's first in rounds 0 and 2),
+    # 8 at the end.
+    assert result["machine"]["speed_gauge_ms"] == {"start": 1.0, "end": 8.0}
+    (point,) = result["points"]
+    rounds = [(r["sdk_speed_gauge_ms"], r["baseline_speed_gauge_ms"]) for r in point["per_round"]]
+    assert rounds == [(2.0, 3.0), (5.0, 4.0), (6.0, 7.0)]
+    assert (point["speed_gauge_ms"], point["baseline"]["speed_gauge_ms"]) == (5.0, 4.0)
