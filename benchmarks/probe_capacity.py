@@ -11,8 +11,10 @@ probe as soon as the previous one answers: the most a fleet could ask for) for
 ``asyncio.Semaphore``), through the lean probe transport (``Session.probe``)
 and through aiohttp (``Session.send``), one after the other in the same run.
 What is measured: probes answered a second, each computer's period (probe to
-probe), the round trip of a probe once sent (p50, p90) and its wait for a slot
-(p50), and the client's CPU load (``time.process_time()`` per wall second).
+probe), the round trip of a probe from its slot to its answer (p50, p90; the
+lean transport holds at most 64 connections, so past 64 in flight that
+includes waiting for one), its wait for a slot (p50), and the client's CPU
+load (``time.process_time()`` per wall second).
 
 Where the client is the limit, its rate is the same at every limit and only
 the round trip moves: the probes beyond what it can serve just queue, in the
