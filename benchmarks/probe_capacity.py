@@ -13,8 +13,9 @@ and through aiohttp (``Session.send``), one after the other in the same run.
 What is measured: probes answered a second, each computer's period (probe to
 probe), the round trip of a probe from its slot to its answer (p50, p90; the
 lean transport holds at most 64 connections, so past 64 in flight that
-includes waiting for one), its wait for a slot (p50), and the client's CPU
-load (``time.process_time()`` per wall second).
+includes waiting for one), its wait for a slot (p50), and the CPU load of the
+client (``time.process_time()`` per wall second) and of the emulator (its
+``process_cpu_seconds`` per ``seconds_since_reset``, reset before each row).
 
 Where the client is the limit, its rate is the same at every limit and only
 the round trip moves: the probes beyond what it can serve just queue, in the
@@ -32,6 +33,8 @@ from typing import Any
 
 from orgo_async import Orgo
 from orgo_async._session import Session
+from orgo_async.cli._bench_run import _Books
+from orgo_async.cli._format import cell
 from orgo_async.cli._spawn import emulator_process
 from orgo_async.health import probe_timeouts
 
@@ -43,7 +46,12 @@ def _ms(values: list[float], q: float) -> float:
 
 
 async def _measure(
-    session: Session, paths: list[str], transport: str, limit: int, seconds: float
+    session: Session,
+    books: _Books,
+    paths: list[str],
+    transport: str,
+    limit: int,
+    seconds: float,
 ) -> dict[str, Any]:
     loop = asyncio.get_running_loop()
     slots = asyncio.Semaphore(limit)
@@ -66,15 +74,19 @@ async def _measure(
             if status != 503:
                 raise SystemExit(f"{transport}: a probe answered {status}, not 503")
 
+    await books.reset()
     cpu0, wall0 = time.process_time(), time.perf_counter()
     await asyncio.gather(*(probe_until_stop(p) for p in paths))
     cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+    records = await books.read()
+    server = records.cpu if records is not None else None
     return {
         "probes_per_s": round(len(trips) / wall),
         "period_ms": round(len(paths) * wall / len(trips) * 1000, 2),
         "rtt_ms": {"p50": _ms(trips, 0.5), "p90": _ms(trips, 0.9)},
         "slot_wait_ms_p50": _ms(waits, 0.5),
         "client_cpu_load": round(cpu / wall, 3),
+        "emulator_cpu_load": None if server is None else round(server[0] / server[1], 3),
     }
 
 
@@ -84,6 +96,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     async with (
         emulator_process(boot_ms=3_600_000, boot_jitter_ms=0) as emu,
         Orgo(api_key=emu.api_key, base_url=emu.base_url) as orgo,
+        _Books(emu.base_url, emu.api_key, None) as books,
     ):
         session = orgo._session
         workspace = await orgo.workspaces.create("bench-capacity")
@@ -100,7 +113,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     row: dict[str, Any] = {"computers": count, "limit": limit}
                     for transport in ("probe", "aiohttp"):
                         row[transport] = await _measure(
-                            session, paths[:count], transport, limit, args.seconds
+                            session, books, paths[:count], transport, limit, args.seconds
                         )
                     rows.append(row)
         finally:
@@ -111,7 +124,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 def _table(result: dict[str, Any]) -> str:
     lines = [
         f"{'computers':>9} {'limit':>5}  {'transport':9} {'probes/s':>8} {'period ms':>9} "
-        f"{'rtt p50':>7} {'rtt p90':>7} {'wait p50':>8} {'CPU load':>8}"
+        f"{'rtt p50':>7} {'rtt p90':>7} {'wait p50':>8} {'CPU load':>8} {'emu load':>8}"
     ]
     for row in result["rows"]:
         for transport in ("probe", "aiohttp"):
@@ -119,7 +132,8 @@ def _table(result: dict[str, Any]) -> str:
             lines.append(
                 f"{row['computers']:>9} {row['limit']:>5}  {transport:9} {m['probes_per_s']:>8} "
                 f"{m['period_ms']:>9.1f} {m['rtt_ms']['p50']:>7.1f} {m['rtt_ms']['p90']:>7.1f} "
-                f"{m['slot_wait_ms_p50']:>8.1f} {m['client_cpu_load']:>8.2f}"
+                f"{m['slot_wait_ms_p50']:>8.1f} {m['client_cpu_load']:>8.2f} "
+                f"{cell(m['emulator_cpu_load']):>8}"
             )
     lines.append(f"each row: {result['seconds']:g} s of closed-loop probing; times in ms")
     return "\n".join(lines)

@@ -28,6 +28,8 @@ def test_probe_capacity_benchmark_measures_both_transports_at_each_limit() -> No
             assert m["probes_per_s"] > 0, (row, transport)
             assert 0 < m["rtt_ms"]["p50"] <= m["rtt_ms"]["p90"], (row, transport)
             assert m["client_cpu_load"] > 0, (row, transport)
+            # The emulator served every probe of the row, so it was busy some of it.
+            assert 0 < m["emulator_cpu_load"] <= 1.5, (row, transport)
             # One computer's period is the computers over the rate, in milliseconds.
             expected = row["computers"] / m["probes_per_s"] * 1000
             assert abs(m["period_ms"] - expected) <= 0.02 * expected + 0.01, (row, transport)
