@@ -770,11 +770,13 @@ async def _run_on(
                 for n in range(config.rounds):
                     for who in ("sdk", "baseline") if n % 2 == 0 else ("baseline", "sdk"):
                         log.info("bench: %s x%d, %s, round %d", plan.mode, plan.concurrency, who, n)
+                        # Before the emulator's counters start: its CPU load and loop lag
+                        # are the run's, not the gauge's idle milliseconds.
+                        gauge = speed_gauge(GAUGE_REPEATS)
                         if emulator:
                             await books.reset()
                             await books.reseed(seed + 1000 * p + n)
                         launch = _run_sdk if who == "sdk" else _run_baseline
-                        gauge = speed_gauge(GAUGE_REPEATS)
                         one = attrs.evolve(await launch(config, target, plan), speed_gauge_ms=gauge)
                         if emulator:
                             one = attrs.evolve(one, records=await books.read())
